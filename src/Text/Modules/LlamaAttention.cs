@@ -1,0 +1,65 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Text;
+
+/// <summary>
+/// Grouped-query self-attention with rotary embeddings (no biases). K/V heads are never repeated: the
+/// <c>n_rep</c> query heads that share a K/V head are folded into the query length so one
+/// <c>scaled_dot_product_attention</c> call serves them all.
+/// </summary>
+public sealed class LlamaAttention : nn.Module
+{
+    readonly int _heads, _kvHeads, _headDim;
+#pragma warning disable IDE1006 // checkpoint key names
+    /// <summary>Query projection [heads·head_dim, dim].</summary>
+    public readonly Linear q_proj;
+    /// <summary>Key projection [kv_heads·head_dim, dim].</summary>
+    public readonly Linear k_proj;
+    /// <summary>Value projection [kv_heads·head_dim, dim].</summary>
+    public readonly Linear v_proj;
+    /// <summary>Output projection [dim, heads·head_dim].</summary>
+    public readonly Linear o_proj;
+#pragma warning restore IDE1006
+
+    /// <summary>Creates the attention (weights uninitialised).</summary>
+    public LlamaAttention(LlamaConfig c, Device? device, ScalarType dtype) : base("LlamaAttention")
+    {
+        _heads = c.NumHeads; _kvHeads = c.NumKvHeads; _headDim = c.HeadDim;
+        q_proj = Layers.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, false, device, dtype);
+        k_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+        v_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+        o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>x [B, T, D] → [B, T, D].</summary>
+    public Tensor Forward(Tensor x, DecoderContext ctx, int layer)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);   // [B, H, T, hd]
+        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2); // [B, KV, T, hd]
+        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, ctx.Cos, ctx.Sin);
+        k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
+        if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(layer, k, v);
+        var o = Attend(q, k, v, ctx.Mask, _kvHeads);                                 // [B, H, T, hd]
+        var y = o_proj.forward(o.transpose(1, 2).reshape(b, t, _heads * _headDim));
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// GQA without repeating K/V: q [B, H, T, hd], k/v [B, KV, S, hd], mask [B|1, 1, n_rep·T, S] (bool, true = attend)
+    /// or null. Returns [B, H, T, hd].
+    /// </summary>
+    public static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, int kvHeads)
+    {
+        long b = q.shape[0], h = q.shape[1], t = q.shape[2], hd = q.shape[3];
+        long rep = h / kvHeads;
+        var qf = q.reshape(b, kvHeads, rep * t, hd);                                // heads kv·rep+r share kv head
+        var o = nn.functional.scaled_dot_product_attention(qf, k, v, mask);
+        return o.view(b, h, t, hd);
+    }
+}

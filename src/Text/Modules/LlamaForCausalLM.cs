@@ -1,0 +1,225 @@
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Text;
+
+/// <summary>
+/// A Llama 3 decoder with its output head (HF <c>LlamaForCausalLM</c>). Module names equal the Hugging Face checkpoint
+/// keys, so HF files load by name; Meta files load through <see cref="MetaLayout"/>.
+/// </summary>
+public sealed class LlamaForCausalLM : nn.Module
+{
+#pragma warning disable IDE1006
+    /// <summary>The decoder stack.</summary>
+    public readonly LlamaTextModel model;
+    /// <summary>Output projection [vocab, dim]; null when tied to the embedding.</summary>
+    public readonly Linear? lm_head;
+#pragma warning restore IDE1006
+
+    /// <summary>The configuration.</summary>
+    public LlamaConfig Config { get; }
+    /// <summary>Device holding the weights.</summary>
+    public Device Device { get; }
+    /// <summary>Weight dtype.</summary>
+    public ScalarType DType { get; }
+    /// <summary>Rotary tables.</summary>
+    public RotaryEmbedding Rotary { get; }
+
+    /// <summary>Assembles the model from a stack (for multimodal stacks with cross-attention blocks).</summary>
+    public LlamaForCausalLM(LlamaConfig config, LlamaTextModel stack, Device device, ScalarType dtype) : base("LlamaForCausalLM")
+    {
+        Config = config; Device = device; DType = dtype;
+        model = stack;
+        if (!config.TieWordEmbeddings) lm_head = Layers.Linear(config.HiddenSize, config.VocabSize, false, device, dtype);
+        Rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Builds a model with uninitialised weights on <paramref name="device"/> (use <c>meta</c> to count parameters
+    /// without allocating). Call <see cref="InitializeWeights"/> or load a checkpoint next.
+    /// </summary>
+    public static LlamaForCausalLM Create(LlamaConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32,
+        Func<int, DecoderBlock>? extraBlockAt = null, int totalBlocks = -1)
+    {
+        config.Validate();
+        device ??= CPU;
+        int n = totalBlocks < 0 ? config.NumLayers : totalBlocks;
+        var blocks = new List<DecoderBlock>();
+        for (int i = 0; i < n; i++)
+        {
+            DecoderBlock? extra = extraBlockAt?.Invoke(i);
+            blocks.Add(extra ?? LlamaDecoderLayer.Create(config, device, dtype));
+        }
+        var stack = new LlamaTextModel(new TokenEmbedding(config.EmbeddingRows, config.HiddenSize, device, dtype), blocks,
+            new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype));
+        return new LlamaForCausalLM(config, stack, device, dtype);
+    }
+
+    /// <summary>Initialises all weights deterministically from <paramref name="seed"/> (N(0, 0.02²), norms 1).</summary>
+    public LlamaForCausalLM InitializeWeights(long seed, double std = 0.02)
+    {
+        WeightInit.Apply(this, seed, std);
+        return this;
+    }
+
+    /// <summary>Total parameter count (works on the meta device).</summary>
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>Embeds token ids [B, T] → [B, T, D].</summary>
+    public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
+
+    /// <summary>Forward pass from token ids [B, T] (int64) to f32 logits [B, T, V] (or [B, 1, V] with <see cref="ForwardOptions.LastOnly"/>).</summary>
+    public Tensor Forward(Tensor ids, ForwardOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        var ids64 = ids.device == Device && ids.dtype == ScalarType.Int64 ? ids : ids.to(ScalarType.Int64, Device);
+        var emb = Embed(ids64);
+        return ForwardEmbeddings(emb, options).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Forward pass from input embeddings [B, T, D] (used by the speech splice) to f32 logits.</summary>
+    public Tensor ForwardEmbeddings(Tensor embeddings, ForwardOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        var h = Hidden(embeddings, options);
+        return Logits(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs the stack and returns final-normed hidden states [B, T, D] (or the last position only).</summary>
+    public Tensor Hidden(Tensor embeddings, ForwardOptions? options = null)
+    {
+        options ??= new ForwardOptions();
+        using var scope = NewDisposeScope();
+        long b = embeddings.shape[0], t = embeddings.shape[1];
+        var cache = options.Cache;
+        int offset = cache?.Length ?? 0;
+        Tensor positions = options.Positions?.to(Device)
+            ?? (options.DocumentIds is not null ? AttentionMask.DocumentPositions(options.DocumentIds).to(Device)
+                : torch.arange(offset, offset + t, dtype: ScalarType.Int64, device: Device).unsqueeze(0).expand(b, t));
+        int maxPos = t == 0 ? 0 : (int)positions.max().item<long>();
+        var (cos, sin) = Rotary.Tables(positions, maxPos);
+        var mask = AttentionMask.Build(b, t, offset, Config.NumHeads / Config.NumKvHeads, options.KeyValid, options.DocumentIds, Device);
+        var ctx = new DecoderContext { Cos = cos, Sin = sin, Mask = mask, Cache = cache, Media = options.Media };
+        var x = embeddings.dtype == DType ? embeddings : embeddings.to_type(DType);
+        var h = model.Forward(x, ctx);
+        cache?.Advance((int)t);
+        if (options.LastOnly) h = h.narrow(1, t - 1, 1);
+        return h.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Output projection of hidden states, returned as f32 logits.</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        Tensor logits = lm_head is not null
+            ? lm_head.forward(hidden)
+            : nn.functional.linear(hidden, model.embed_tokens.weight.narrow(0, 0, Config.VocabSize));
+        return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Allocates a KV cache for this model.</summary>
+    public KvCache NewCache(long batch, int capacity) =>
+        KvCache.For(Config, model.layers.Count, batch, Math.Min(capacity, Config.MaxPositionEmbeddings), DType, Device);
+
+    /// <summary>
+    /// Loads a checkpoint folder: HF layout (<c>config.json</c> + safetensors) or Meta layout (<c>params.json</c> +
+    /// safetensors with Meta key names), converting to <paramref name="dtype"/> on <paramref name="device"/> tensor by tensor.
+    /// </summary>
+    public static LlamaForCausalLM FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    {
+        device ??= CPU;
+        string hf = Path.Combine(directory, "config.json"), meta = Path.Combine(directory, "params.json");
+        if (File.Exists(hf))
+        {
+            var cfg = LlamaConfigJson.ReadHuggingFace(hf);
+            var m = Create(cfg, device, dtype);
+            using var reader = CheckpointReader.Open(directory);
+            StateLoader.Load(m, reader, progress: progress,
+                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+            return m;
+        }
+        if (File.Exists(meta))
+        {
+            var cfg = LlamaConfigJson.ReadMeta(meta);
+            using var reader = CheckpointReader.Open(directory);
+            if (reader.Contains("output.weight") && reader.Contains("tok_embeddings.weight"))
+            {
+                using var a = reader.Read("output.weight");
+                using var e = reader.Read("tok_embeddings.weight");
+                if (a.shape.SequenceEqual(e.shape) && a.equal(e).item<bool>()) cfg = cfg with { TieWordEmbeddings = true };
+            }
+            var m = Create(cfg, device, dtype);
+            StateLoader.Load(m, reader,
+                keyFor: n => MetaLayout.HfToMeta(n) ?? throw new CheckpointFormatException($"{directory}: no Meta key for parameter '{n}'."),
+                transform: (n, t) => MetaLayout.IsRotaryProjection(n)
+                    ? MetaLayout.MetaToHfRows(t, n.Contains(".q_proj.") ? cfg.NumHeads : cfg.NumKvHeads)
+                    : t,
+                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "output.weight",
+                progress: progress);
+            return m;
+        }
+        throw new CheckpointFormatException($"{directory}: neither config.json (Hugging Face layout) nor params.json (Meta layout) found.");
+    }
+
+    /// <summary>The tensors of this model under the keys of <paramref name="layout"/>, ready to write.</summary>
+    public IReadOnlyList<TensorToWrite> TensorsToWrite(CheckpointLayout layout, ScalarType? dtype = null)
+    {
+        var list = new List<TensorToWrite>();
+        foreach (var (name, p) in named_parameters())
+        {
+            var dt = dtype ?? p.dtype;
+            if (layout == CheckpointLayout.HuggingFace)
+            {
+                list.Add(new TensorToWrite(name, p.shape, dt, () => p.detach(), true));
+                continue;
+            }
+            string key = MetaLayout.HfToMeta(name) ?? throw new InvalidOperationException($"parameter '{name}' has no Meta key.");
+            if (MetaLayout.IsRotaryProjection(name))
+            {
+                long heads = name.Contains(".q_proj.") ? Config.NumHeads : Config.NumKvHeads;
+                list.Add(new TensorToWrite(key, p.shape, dt, () => MetaLayout.HfToMetaRows(p.detach(), heads)));
+            }
+            else list.Add(new TensorToWrite(key, p.shape, dt, () => p.detach()));
+        }
+        if (layout == CheckpointLayout.Meta && Config.TieWordEmbeddings)
+        {
+            var e = model.embed_tokens.weight;
+            list.Add(new TensorToWrite("output.weight", new long[] { Config.VocabSize, Config.HiddenSize }, dtype ?? e.dtype, () => e.detach().narrow(0, 0, Config.VocabSize)));
+        }
+        return list;
+    }
+
+    /// <summary>
+    /// Saves config and weights to <paramref name="directory"/> in <paramref name="layout"/> (HF: <c>config.json</c> +
+    /// <c>model.safetensors</c> or shards; Meta: <c>params.json</c> + <c>consolidated.safetensors</c>). Files are written
+    /// atomically.
+    /// </summary>
+    public void Save(string directory, CheckpointLayout layout = CheckpointLayout.HuggingFace, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
+    {
+        Directory.CreateDirectory(directory);
+        var opts = new JsonSerializerOptions { WriteIndented = true };
+        var tensors = TensorsToWrite(layout, dtype);
+        if (layout == CheckpointLayout.HuggingFace)
+        {
+            var cfg = LlamaConfigJson.ToHuggingFace(Config);
+            cfg["torch_dtype"] = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
+            SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
+            AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), cfg.ToJsonString(opts));
+        }
+        else
+        {
+            SafeTensorsWriter.Write(Path.Combine(directory, "consolidated.safetensors"), tensors);
+            AtomicFile.WriteAllText(Path.Combine(directory, "params.json"), LlamaConfigJson.ToMeta(Config).ToJsonString(opts));
+        }
+    }
+
+    /// <summary>Disposes weights and cached tables.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Rotary.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,42 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Text;
+
+/// <summary>The decoder stack (HF <c>model</c>): token embedding, blocks, final RMSNorm.</summary>
+public sealed class LlamaTextModel : nn.Module
+{
+#pragma warning disable IDE1006
+    /// <summary>Token embedding.</summary>
+    public readonly TokenEmbedding embed_tokens;
+    /// <summary>Decoder blocks (self-attention layers, and cross-attention blocks in multimodal models).</summary>
+    public readonly ModuleList<DecoderBlock> layers;
+    /// <summary>Final norm.</summary>
+    public readonly RmsNorm norm;
+#pragma warning restore IDE1006
+
+    /// <summary>Assembles the stack from blocks.</summary>
+    public LlamaTextModel(TokenEmbedding embedding, IEnumerable<DecoderBlock> blocks, RmsNorm finalNorm) : base("LlamaTextModel")
+    {
+        embed_tokens = embedding;
+        layers = new ModuleList<DecoderBlock>(blocks.ToArray());
+        for (int i = 0; i < layers.Count; i++) layers[i].LayerIndex = i;
+        norm = finalNorm;
+        RegisterComponents();
+    }
+
+    /// <summary>Runs the blocks and the final norm on embeddings [B, T, D].</summary>
+    public Tensor Forward(Tensor embeddings, DecoderContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        var h = embeddings;
+        foreach (var block in layers)
+        {
+            var next = block.Forward(h, ctx);
+            if (!ReferenceEquals(h, embeddings)) h.Dispose();
+            h = next;
+        }
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+}

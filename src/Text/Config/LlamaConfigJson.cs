@@ -240,7 +240,7 @@ public static class LlamaConfigJson
         if (!o.TryGetPropertyValue(key, out JsonNode? n) || n == null) return null;
         if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
         {
-            double d = v.GetValue<double>();
+            double d = NumberOf(v);
             if (d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue) return (int)d;
         }
         throw new ConfigException($"{source}: field '{key}' must be an integer, got {n.ToJsonString()}.");
@@ -252,11 +252,14 @@ public static class LlamaConfigJson
         if (!o.TryGetPropertyValue(key, out JsonNode? n) || n == null) return null;
         if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
         {
-            double d = v.GetValue<double>();
+            double d = NumberOf(v);
             if (double.IsFinite(d)) return d;
         }
         throw new ConfigException($"{source}: field '{key}' must be a finite number, got {n.ToJsonString()}.");
     }
+
+    static double NumberOf(JsonValue v) =>
+        double.Parse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Reads an optional boolean field.</summary>
     public static bool? Bool(JsonObject o, string key, string source)

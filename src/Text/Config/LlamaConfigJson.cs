@@ -47,11 +47,24 @@ public static class LlamaConfigJson
         try
         {
             JsonNode? n = JsonNode.Parse(text, documentOptions: DocumentOptions);
+            Materialise(n);
             return n as JsonObject ?? throw new ConfigException($"{source}: the top level must be a JSON object.");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
         {
+            // ArgumentException: a key given twice; InvalidOperationException: invalid text inside strings.
             throw new ConfigException($"{source}: invalid JSON ({e.Message}).", e);
+        }
+    }
+
+    // JsonNode builds objects lazily; walk the tree so duplicate keys and bad strings surface here, inside the try.
+    static void Materialise(JsonNode? n)
+    {
+        switch (n)
+        {
+            case JsonObject o: foreach (var kv in o) Materialise(kv.Value); break;
+            case JsonArray a: foreach (var x in a) Materialise(x); break;
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String: _ = v.GetValue<string>(); break;
         }
     }
 

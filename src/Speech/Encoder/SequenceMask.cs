@@ -12,5 +12,5 @@ internal static class SequenceMask
 
     /// <summary>⌈lengths / factor⌉ (int64).</summary>
     public static Tensor CeilDiv(Tensor lengths, long factor) =>
-        torch.div(lengths.to(ScalarType.Int64) + (factor - 1), factor, RoundingMode.floor);
+        torch.div(lengths.to(ScalarType.Int64) + (factor - 1), factor, RoundingMode.floor).to(ScalarType.Int64);
 }

@@ -7,7 +7,7 @@ public class MediaErrorTests
     {
         string path = Clips.PathOf("does-not-exist.mp4");
         var e = Assert.Throws<MediaDecodeException>(() => VideoFrameReader.Read(path));
-        Assert.Equal(path, e.FilePath);
+        Assert.Equal(path, e.MediaPath);
         Assert.Contains("not found", e.Message);
         Assert.StartsWith(path, e.Message);
     }

@@ -165,7 +165,7 @@ public static class TextCommands
             {
                 io.Out.Write("> ");
                 io.Out.Flush();
-                string? line = Console.In.ReadLine();
+                string? line = io.In.ReadLine();
                 if (line is null || line.Trim() is "" or "/exit") break;
                 if (line.Trim() == "/reset") { dialog.RemoveAll(d => d.Role != "system"); continue; }
                 dialog.Add(new ChatMessage("user", line));

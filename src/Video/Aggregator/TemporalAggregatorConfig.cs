@@ -1,0 +1,60 @@
+using Llama3.Multimodal.Text;
+
+namespace Llama3.Multimodal.Video;
+
+/// <summary>
+/// Shape of the temporal aggregator, a Flamingo-style perceiver resampler (SPEC Video). The paper publishes neither the
+/// number of latents nor the depth; the defaults below are the SPEC's: one latent per token position of a frame (so an
+/// aggregated frame keeps a frame's shape), 2 layers, time embeddings for groups of up to 32 frames; heads, head width
+/// and the FFN factor are open_flamingo's (8 × 64, 4×).
+/// </summary>
+public sealed record TemporalAggregatorConfig
+{
+    /// <summary>Width of the frame features read and of the aggregated features written (the image projector's output = text hidden size).</summary>
+    public required int Dim { get; init; }
+    /// <summary>Tokens per frame from the image path (tiles × tokens per tile, e.g. 4 × 1601 = 6404 for 560-px tiles).</summary>
+    public required int TokensPerFrame { get; init; }
+    /// <summary>Learned latent queries = tokens per aggregated frame; null = <see cref="TokensPerFrame"/>.</summary>
+    public int? NumLatents { get; init; }
+    /// <summary>Perceiver layers (attention + FFN), default 2.</summary>
+    public int NumLayers { get; init; } = 2;
+    /// <summary>Attention heads (8).</summary>
+    public int NumHeads { get; init; } = 8;
+    /// <summary>Width per head (64).</summary>
+    public int HeadDim { get; init; } = 64;
+    /// <summary>FFN hidden width = Dim × this (4).</summary>
+    public int FfnMultiplier { get; init; } = 4;
+    /// <summary>Consecutive frames merged into one aggregated frame: 32 (SFT: 64 frames → 2); 16 in video pretraining.</summary>
+    public int FramesPerGroup { get; init; } = 32;
+    /// <summary>Rows of the learned time embedding = the largest group (32).</summary>
+    public int MaxFramesPerGroup { get; init; } = 32;
+    /// <summary>LayerNorm epsilon (1e-5).</summary>
+    public double LayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>Number of latents actually used.</summary>
+    public int Latents => NumLatents ?? TokensPerFrame;
+
+    /// <summary>Aggregated frames produced from <paramref name="frames"/> frames: ceil(frames / group).</summary>
+    public int GroupsFor(int frames) => (frames + FramesPerGroup - 1) / FramesPerGroup;
+
+    /// <summary>Checks ranges; throws <see cref="ConfigException"/> naming the field.</summary>
+    public TemporalAggregatorConfig Validate(string source = "video aggregator config")
+    {
+        void Range(string name, long v, long lo, long hi)
+        {
+            if (v < lo || v > hi) throw new ConfigException($"{source}: {name} = {v} is out of range ({lo}..{hi}).");
+        }
+        Range("dim", Dim, 1, 1 << 17);
+        Range("tokens_per_frame", TokensPerFrame, 1, 1 << 20);
+        Range("num_latents", Latents, 1, 1 << 20);
+        Range("num_layers", NumLayers, 1, 256);
+        Range("num_heads", NumHeads, 1, 1024);
+        Range("head_dim", HeadDim, 1, 4096);
+        Range("ffn_multiplier", FfnMultiplier, 1, 64);
+        Range("max_frames_per_group", MaxFramesPerGroup, 1, 4096);
+        Range("frames_per_group", FramesPerGroup, 1, MaxFramesPerGroup);
+        if (!double.IsFinite(LayerNormEps) || LayerNormEps <= 0 || LayerNormEps > 1)
+            throw new ConfigException($"{source}: layer_norm_eps = {LayerNormEps} must be in (0, 1].");
+        return this;
+    }
+}

@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Video;
+
+/// <summary>
+/// Samples N frames uniformly over a clip and decodes exactly those frames to RGB with one ffmpeg process: a
+/// <c>select</c> filter keeps the chosen decoded frames, which are scaled and piped out as raw rgb24 (no temporary
+/// files). Frame numbers count decoded frames, so variable-frame-rate clips sample evenly by frame; ffmpeg applies the
+/// display-matrix rotation of phone videos before scaling.
+/// </summary>
+public static class VideoFrameReader
+{
+    /// <summary>
+    /// Reads <see cref="FrameSamplingOptions.NumFrames"/> frames of <paramref name="path"/> as RGB uint8
+    /// [N, H, W, 3]. Throws <see cref="MediaDecodeException"/> naming the file when it is missing, empty, unreadable,
+    /// has no video stream, or ffmpeg is not installed.
+    /// </summary>
+    public static VideoFrames Read(string path, FrameSamplingOptions? options = null)
+    {
+        options = (options ?? new FrameSamplingOptions()).Validate();
+        VideoProbe.CheckFile(path);
+        var tools = FfmpegTools.Locate(options.FfmpegDirectory, path);
+        var info = VideoProbe.Probe(path, tools, countDecodedFrames: false);
+        var frames = TryRead(path, tools, info, options);
+        if (frames is not null) return frames;
+        // Packets and decoded frames differ (edit lists, hidden frames): count decoded frames and sample again.
+        var exact = VideoProbe.Probe(path, tools, countDecodedFrames: true);
+        return TryRead(path, tools, exact, options)
+            ?? throw new MediaDecodeException(path, $"ffmpeg decoded fewer frames than the {exact.FrameCount} it counted; the stream may be damaged.");
+    }
+
+    /// <summary>Decodes the sampled frames, or returns null when the decoder produced fewer frames than probed.</summary>
+    static VideoFrames? TryRead(string path, FfmpegTools tools, VideoInfo info, FrameSamplingOptions o)
+    {
+        int[] indices = FrameSampler.UniformIndices(info.FrameCount, o.NumFrames);
+        int[] unique = indices.Distinct().OrderBy(i => i).ToArray();
+        int w = o.Width ?? info.DisplayWidth, h = o.Height ?? info.DisplayHeight;
+        long frameBytes = (long)w * h * 3;
+        var buffer = new byte[checked(unique.Length * frameBytes)];
+        int got = 0;
+        var args = new List<string>
+        {
+            "-v", "error", "-nostdin", "-i", path, "-map", $"0:{info.StreamIndex}", "-an", "-sn", "-dn",
+            "-vf", Filter(unique, w, h, o.Width.HasValue ? o.Resize : FrameResize.Stretch),
+            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+        };
+        var (code, err) = FfmpegTools.RunBinary(tools.FfmpegPath, args, path, stdout =>
+        {
+            long filled = 0;
+            while (filled < buffer.Length)
+            {
+                int n = stdout.Read(buffer, (int)filled, (int)Math.Min(buffer.Length - filled, 1 << 20));
+                if (n == 0) break;
+                filled += n;
+            }
+            got = (int)(filled / frameBytes);
+        });
+        if (code != 0 && got < unique.Length) throw new MediaDecodeException(path, $"ffmpeg failed to decode the video: {FfmpegTools.LastLine(err)}");
+        if (got < unique.Length) return null;
+
+        var pixels = torch.empty(new long[] { indices.Length, h, w, 3 }, ScalarType.Byte);
+        var dst = pixels.bytes;
+        var slot = new Dictionary<int, int>();
+        for (int u = 0; u < unique.Length; u++) slot[unique[u]] = u;
+        for (int i = 0; i < indices.Length; i++)
+            buffer.AsSpan((int)(slot[indices[i]] * frameBytes), (int)frameBytes).CopyTo(dst.Slice((int)(i * frameBytes), (int)frameBytes));
+        return new VideoFrames(pixels, indices, info);
+    }
+
+    /// <summary>The filter chain: keep the chosen frame numbers, scale (bilinear, antialiased when shrinking), to rgb24.</summary>
+    internal static string Filter(IReadOnlyList<int> frames, int w, int h, FrameResize resize)
+    {
+        var sb = new StringBuilder("select='");
+        for (int i = 0; i < frames.Count; i++)
+        {
+            if (i > 0) sb.Append('+');
+            sb.Append("eq(n,").Append(frames[i].ToString(CultureInfo.InvariantCulture)).Append(')');
+        }
+        sb.Append("',");
+        string size = $"{w}:{h}";
+        const string flags = "flags=bilinear+accurate_rnd+full_chroma_int";
+        sb.Append(resize == FrameResize.FitPad
+            ? $"scale={size}:force_original_aspect_ratio=decrease:{flags},pad={size}:0:0:black"
+            : $"scale={size}:{flags}");
+        sb.Append(",format=rgb24");
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,62 @@
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Vision;
+
+/// <summary>
+/// Grouped-query cross-attention from text to image states (HF <c>MllamaTextCrossAttention</c>): no biases, no rotary,
+/// RMSNorm per head on queries and keys.
+/// </summary>
+public sealed class CrossAttention : nn.Module
+{
+    readonly int _heads, _kvHeads, _headDim;
+#pragma warning disable IDE1006
+    /// <summary>Query projection [heads·hd, D].</summary>
+    public readonly Linear q_proj;
+    /// <summary>Key projection [kv·hd, D].</summary>
+    public readonly Linear k_proj;
+    /// <summary>Value projection [kv·hd, D].</summary>
+    public readonly Linear v_proj;
+    /// <summary>Output projection [D, heads·hd].</summary>
+    public readonly Linear o_proj;
+    /// <summary>Per-head query norm [hd].</summary>
+    public readonly RmsNorm q_norm;
+    /// <summary>Per-head key norm [hd].</summary>
+    public readonly RmsNorm k_norm;
+#pragma warning restore IDE1006
+
+    /// <summary>Creates the attention (weights uninitialised; norms 1).</summary>
+    public CrossAttention(LlamaConfig c, Device? device, ScalarType dtype) : base("CrossAttention")
+    {
+        _heads = c.NumHeads; _kvHeads = c.NumKvHeads; _headDim = c.HeadDim;
+        q_proj = Layers.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, false, device, dtype);
+        k_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+        v_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+        o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
+        q_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, device, dtype);
+        k_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, device, dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>Keys and values of image states [B, S, D] → ([B, kv, S, hd] normed keys, [B, kv, S, hd] values).</summary>
+    public (Tensor K, Tensor V) KeyValues(Tensor vision)
+    {
+        using var scope = NewDisposeScope();
+        long b = vision.shape[0], s = vision.shape[1];
+        var k = k_norm.forward(k_proj.forward(vision).view(b, s, _kvHeads, _headDim).transpose(1, 2));
+        var v = v_proj.forward(vision).view(b, s, _kvHeads, _headDim).transpose(1, 2).contiguous();
+        return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>x [B, T, D] attends to k/v [B, kv, S, hd] under the folded mask [B, 1, n_rep·T, S] → [B, T, D].</summary>
+    public Tensor Forward(Tensor x, Tensor k, Tensor v, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_norm.forward(q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2));  // [B, H, T, hd]
+        var o = LlamaAttention.Attend(q, k, v, mask, _kvHeads);
+        return o_proj.forward(o.transpose(1, 2).reshape(b, t, _heads * _headDim)).MoveToOuterDisposeScope();
+    }
+}

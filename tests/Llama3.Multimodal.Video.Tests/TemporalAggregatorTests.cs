@@ -1,0 +1,138 @@
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Video.Tests;
+
+public class TemporalAggregatorTests
+{
+    static TemporalAggregatorConfig Tiny(int group = 32, int layers = 2) => new()
+    {
+        Dim = 32, TokensPerFrame = 6, NumLatents = 6, NumLayers = layers, NumHeads = 2, HeadDim = 8, FfnMultiplier = 2,
+        FramesPerGroup = group, MaxFramesPerGroup = 32,
+    };
+
+    [Theory]
+    [InlineData(16, 32, 1)]
+    [InlineData(32, 32, 1)]
+    [InlineData(64, 32, 2)]
+    [InlineData(16, 16, 1)]
+    [InlineData(32, 16, 2)]
+    [InlineData(64, 16, 4)]
+    [InlineData(40, 32, 2)]
+    public void OutputKeepsAFramesShapePerGroup(int frames, int group, int groups)
+    {
+        using var agg = new TemporalAggregator(Tiny(group)).InitializeWeights(1);
+        using var x = torch.randn(2, frames, 6, 32, generator: new Generator(3));
+        using var y = agg.Forward(x);
+        Assert.Equal(new long[] { 2, groups, 6, 32 }, y.shape);
+        Assert.Equal(groups, agg.Config.GroupsFor(frames));
+        Assert.True(y.isfinite().all().item<bool>());
+    }
+
+    [Fact]
+    public void LatentCountIsConfigurable()
+    {
+        using var agg = new TemporalAggregator(Tiny() with { NumLatents = 3 }).InitializeWeights(1);
+        using var x = torch.randn(1, 64, 6, 32);
+        using var y = agg.Forward(x, framesPerGroup: 16);
+        Assert.Equal(new long[] { 1, 4, 3, 32 }, y.shape);
+    }
+
+    [Fact]
+    public void GroupsAreAggregatedIndependently()
+    {
+        using var agg = new TemporalAggregator(Tiny()).InitializeWeights(2);
+        using var x = torch.randn(1, 64, 6, 32, generator: new Generator(4));
+        using var all = agg.Forward(x);
+        using var second = agg.Forward(x.narrow(1, 32, 32));
+        Assert.True(all.select(1, 1).allclose(second.select(1, 0), rtol: 1e-4, atol: 1e-5));
+        Assert.False(all.select(1, 0).allclose(all.select(1, 1), rtol: 1e-2, atol: 1e-3));
+    }
+
+    [Fact]
+    public void TimeEmbeddingsMakeFrameOrderMatter()
+    {
+        using var agg = new TemporalAggregator(Tiny()).InitializeWeights(5);
+        using var x = torch.randn(1, 4, 6, 32, generator: new Generator(6));
+        using var reversed = x.flip(1);
+        using var a = agg.Forward(x);
+        using var b = agg.Forward(reversed);
+        Assert.False(a.allclose(b, rtol: 1e-3, atol: 1e-4));
+    }
+
+    [Fact]
+    public void MatchesAPlainTensorReferenceOfThePerceiver()
+    {
+        var cfg = Tiny(group: 3);
+        using var agg = new TemporalAggregator(cfg).InitializeWeights(7);
+        using var x = torch.randn(1, 3, 6, 32, generator: new Generator(8));
+        using var y = agg.Forward(x);
+
+        using var scope = NewDisposeScope();
+        Tensor Ln(Tensor t, PerceiverLayerNorm n)
+        {
+            var mu = t.mean(new long[] { -1 }, keepdim: true);
+            var var_ = (t - mu).pow(2).mean(new long[] { -1 }, keepdim: true);
+            return (t - mu) / (var_ + 1e-5).sqrt() * n.weight + n.bias;
+        }
+        Tensor Heads(Tensor t) => t.view(-1, 2, 8).transpose(0, 1);                                // [H, N, hd]
+        var media = (x[0] + agg.time_embedding.narrow(0, 0, 3).unsqueeze(1)).reshape(18, 32);
+        var lat = agg.latents.clone();
+        foreach (var layer in agg.layers)
+        {
+            var a = layer.attn;
+            var nl = Ln(lat, a.norm_latents);
+            var kvIn = torch.cat(new[] { Ln(media, a.norm_media), nl }, 0);
+            var q = Heads(nl.matmul(a.q_proj.weight.t()));
+            var k = Heads(kvIn.matmul(a.k_proj.weight.t()));
+            var v = Heads(kvIn.matmul(a.v_proj.weight.t()));
+            var att = (q.matmul(k.transpose(1, 2)) / Math.Sqrt(8)).softmax(-1).matmul(v);      // [H, L, hd]
+            lat = lat + att.transpose(0, 1).reshape(6, 16).matmul(a.o_proj.weight.t());
+            var f = layer.ffn;
+            var hidden = Ln(lat, f.norm).matmul(f.fc1.weight.t());
+            var gelu = hidden * 0.5 * (1 + torch.special.erf(hidden / Math.Sqrt(2)));
+            lat = lat + gelu.matmul(f.fc2.weight.t());
+        }
+        var expected = Ln(lat, agg.norm);
+        Assert.True(y[0, 0].allclose(expected, rtol: 1e-4, atol: 1e-5), $"max diff {(y[0, 0] - expected).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void GroupLargerThanTheTimeEmbeddingIsRejected()
+    {
+        Assert.Throws<ConfigException>(() => new TemporalAggregator(Tiny() with { FramesPerGroup = 33 }));
+        using var agg = new TemporalAggregator(Tiny()).InitializeWeights(1);
+        using var x = torch.randn(1, 64, 6, 32);
+        Assert.Throws<ArgumentException>(() => agg.Forward(x, framesPerGroup: 64));
+        using var wrong = torch.randn(1, 4, 6, 31);
+        Assert.Throws<ArgumentException>(() => agg.Forward(wrong));
+    }
+
+    [Fact]
+    public void ParameterNamesAreTheCheckpointKeys()
+    {
+        using var agg = new TemporalAggregator(Tiny(layers: 1), torch.device(DeviceType.META));
+        var names = agg.named_parameters().Select(p => p.name).ToArray();
+        Assert.Equal(new[]
+        {
+            "latents", "time_embedding",
+            "layers.0.attn.norm_media.weight", "layers.0.attn.norm_media.bias",
+            "layers.0.attn.norm_latents.weight", "layers.0.attn.norm_latents.bias",
+            "layers.0.attn.q_proj.weight", "layers.0.attn.k_proj.weight", "layers.0.attn.v_proj.weight", "layers.0.attn.o_proj.weight",
+            "layers.0.ffn.norm.weight", "layers.0.ffn.norm.bias", "layers.0.ffn.fc1.weight", "layers.0.ffn.fc2.weight",
+            "norm.weight", "norm.bias",
+        }, names);
+    }
+
+    [Fact]
+    public void FullSizeAggregatorBuildsOnTheMetaDevice()
+    {
+        var cfg = VideoPresets.Get("llama3.2-11b-video").Aggregator;
+        using var agg = new TemporalAggregator(cfg, torch.device(DeviceType.META));
+        long d = 4096, inner = 8 * 64, latents = 4 * 1601;
+        long perLayer = 2 * 2 * d + 4 * d * inner + 2 * d + 2 * d * 4 * d;
+        Assert.Equal(latents * d + 32 * d + 2 * perLayer + 2 * d, agg.ParameterCount());
+        Assert.Equal(6404, cfg.Latents);
+    }
+}

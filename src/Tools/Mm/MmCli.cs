@@ -12,6 +12,7 @@ public static class MmCli
         var root = new RootCommand("mm — run, inspect and convert multimodal Llama 3 models (text, image, video, speech).");
         var io = new CliIO(stdout, stderr, stdin ?? Console.In);
         foreach (var c in TextCommands.All(io)) root.Subcommands.Add(c);
+        foreach (var c in SpeechCommands.All(io)) root.Subcommands.Add(c);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try
         {

@@ -154,3 +154,29 @@ public class TrainerTests
         Assert.Contains(b, e.Message);
     }
 }
+
+public class MixedPrecisionTests
+{
+    [Fact]
+    public void Bf16ComputeCopiesFollowF32MasterWeights()
+    {
+        string dir = TestRuns.TempDir();
+        var cfg = TestRuns.Config("text-pretrain", "train.dtype=bf16", "optim.total_steps=4", "optim.warmup_steps=1", "optim.lr=0.01", "train.save_every=0");
+        using var t = new Trainer(new TextPretrainRecipe(), cfg, dir, TestRuns.Quiet);
+        var before = t.Recipe.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.to_type(ScalarType.Float32).clone());
+        var r = t.Run();
+        Assert.All(r.History, h => Assert.True(double.IsFinite(h.Loss)));
+        Assert.True(r.History[^1].Loss < r.History[0].Loss);
+        var moments = t.Optimizer.StateTensors().ToList();
+        Assert.All(moments, kv => Assert.Equal(ScalarType.Float32, kv.Value.dtype));
+        using var master = SafeTensorsFile.Open(Path.Combine(r.LastCheckpoint!, "master.safetensors"));
+        foreach (var (name, p) in t.Recipe.Model.named_parameters())
+        {
+            Assert.Equal(ScalarType.BFloat16, p.dtype);
+            using var m = master.Read(name);
+            Assert.Equal(ScalarType.Float32, m.dtype);
+            Assert.True(p.eq(m.to_type(ScalarType.BFloat16)).all().item<bool>(), $"{name}: compute copy is not the rounded master");
+            Assert.False(before[name].eq(m).all().item<bool>(), $"{name}: master did not change");
+        }
+    }
+}

@@ -274,6 +274,10 @@ public sealed class VideoLanguageModel : nn.Module
 
     // ---- checkpoints ------------------------------------------------------------------------------------------
 
+    /// <summary>True when <paramref name="directory"/> holds a video-language model (a <c>video_config.json</c> beside <c>config.json</c>).</summary>
+    public static bool IsVideoModelDirectory(string directory) =>
+        File.Exists(Path.Combine(directory, VideoConfigJson.FileName)) && File.Exists(Path.Combine(directory, "config.json"));
+
     /// <summary>
     /// Loads a video-language folder written by <see cref="Save"/>: the base model's <c>config.json</c>,
     /// <c>video_config.json</c> and safetensors holding every key (strict).

@@ -111,7 +111,7 @@ public sealed class TextGenerator
                 using var scope = NewDisposeScope();
                 var stepIds = new long[b];
                 var stepPos = new long[b];
-                for (int r = 0; r < b; r++) { stepIds[r] = done[r] ? next[r] : next[r]; stepPos[r] = nextPos[r]++; }
+                for (int r = 0; r < b; r++) { stepIds[r] = next[r]; stepPos[r] = nextPos[r]++; }
                 var fo = new ForwardOptions
                 {
                     Positions = torch.tensor(stepPos, new long[] { b, 1 }).to(dev),

@@ -114,4 +114,27 @@ public class BestRqTests
         Assert.True(c.Same(f.narrow(0, start, 6000)));
         Assert.Equal(new long[] { 300, 2 }, BestRqObjective.RandomCrop(f.narrow(0, 0, 300)).shape);
     }
+
+    [Fact]
+    public void PretrainingStateRoundTripsAndSeedsTheSpeechModel()
+    {
+        using var _ = NewDisposeScope();
+        var cfg = SpeechPresets.Get("tiny-speech");
+        var enc = new ConformerEncoder(cfg.Encoder).InitializeWeights(21);
+        using (torch.no_grad()) enc.feature_norm.mean.fill_(0.5);
+        var obj = new BestRqObjective(enc, new BestRqConfig { NumCodebooks = 2, CodebookSize = 64 }, seed: 3);
+        string dir = TestAudio.TempDir();
+        obj.Save(dir);
+        var enc2 = new ConformerEncoder(cfg.Encoder).InitializeWeights(99);
+        var obj2 = new BestRqObjective(enc2, new BestRqConfig { NumCodebooks = 2, CodebookSize = 64, QuantizerSeed = 7 }, seed: 4);
+        obj2.Load(dir);
+        foreach (var ((n1, p1), (_, p2)) in enc.named_parameters().Zip(enc2.named_parameters())) Assert.True(p1.Same(p2), n1);
+        foreach (var ((n1, p1), (_, p2)) in obj.named_parameters().Zip(obj2.named_parameters())) Assert.True(p1.Same(p2), n1);
+        using var m = SpeechLanguageModel.Create(cfg, seed: 1);
+        m.LoadEncoder(dir);
+        Assert.True(m.speech_model.encoder.input_proj.weight.Same(enc.input_proj.weight));
+        Assert.Equal(0.5f, m.speech_model.encoder.feature_norm.mean[0].item<float>());
+        var wrong = new BestRqObjective(new ConformerEncoder(cfg.Encoder with { NumLayers = 3 }).InitializeWeights(1), new BestRqConfig { NumCodebooks = 2, CodebookSize = 64 });
+        Assert.Contains("layers.2", Assert.Throws<Llama3.Multimodal.Text.CheckpointFormatException>(() => wrong.Load(dir)).Message);
+    }
 }

@@ -13,6 +13,7 @@ public static class MmCli
         var io = new CliIO(stdout, stderr, stdin ?? Console.In);
         foreach (var c in TextCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in SpeechCommands.All(io)) root.Subcommands.Add(c);
+        foreach (var c in VisionCommands.All(io)) root.Subcommands.Add(c);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try
         {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the solution on a fresh machine: installs the system tools some tests need (ffmpeg, espeak-ng,
-# sox) when missing, restores, builds (the TorchSharp native fix runs inside the build), tests, and ends with the line
+# sox, Open MPI) when missing, restores, builds (the TorchSharp native fix runs inside the build), tests, and ends with the line
 # "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+command -v mpirun >/dev/null 2>&1 || need+=(openmpi-bin libopenmpi-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing: ${need[*]}"

@@ -101,4 +101,17 @@ public class BestRqTests
         var std = all.std(0);
         Assert.True(std.sub(1).abs().max().item<float>() < 0.02, $"std range {std.min().item<float>()}…{std.max().item<float>()}");
     }
+
+    [Fact]
+    public void LongUtterancesAreCroppedToSixThousandFrames()
+    {
+        using var _ = NewDisposeScope();
+        var f = torch.arange(7000 * 2, dtype: ScalarType.Float32).view(7000, 2);
+        var c = BestRqObjective.RandomCrop(f, 6000, new Generator(5));
+        Assert.Equal(new long[] { 6000, 2 }, c.shape);
+        long start = (long)c[0, 0].item<float>() / 2;
+        Assert.InRange(start, 0, 1000);
+        Assert.True(c.Same(f.narrow(0, start, 6000)));
+        Assert.Equal(new long[] { 300, 2 }, BestRqObjective.RandomCrop(f.narrow(0, 0, 300)).shape);
+    }
 }

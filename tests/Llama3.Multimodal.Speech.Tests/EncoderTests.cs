@@ -60,20 +60,29 @@ public class EncoderTests
     }
 
     [Fact]
-    public void RotaryAttentionDependsOnRelativeNotAbsolutePosition()
+    public void RotaryAttentionSeesRelativePositionsOnly()
     {
-        // Bidirectional rotary attention: shifting the whole input by stacked frames changes the output (positions
-        // matter), while the same utterance always gives the same output (positions start at 0 per utterance).
         using var _ = NewDisposeScope();
-        using var enc = new ConformerEncoder(Small).InitializeWeights(5, 0.2);
+        using var attn = new RotarySelfAttention(48, 4, CPU, ScalarType.Float32);
+        WeightInit.Apply(attn, 3, 0.3);
+        using var rope = new RotaryEmbedding(12, 10000, null, 4096);
         using var noGrad = torch.no_grad();
-        var x = torch.randn(1, 40, 80);
-        var (a, _) = enc.Forward(x, torch.tensor(new long[] { 40 }));
-        var (b, _) = enc.Forward(x.clone(), torch.tensor(new long[] { 40 }));
-        Assert.True(a.Same(b));
-        var rev = x.flip(1);
-        var (c, _) = enc.Forward(rev, torch.tensor(new long[] { 40 }));
-        Assert.False(c.flip(1).allclose(a, atol: 1e-3));
+        var x = torch.randn(1, 20, 48);
+        (Tensor, Tensor) At(long from) => rope.Tables(torch.arange(from, from + 20, dtype: ScalarType.Int64).unsqueeze(0), (int)from + 19);
+        var (c0, s0) = At(0); var (c9, s9) = At(900);
+        var y0 = attn.Forward(x, c0, s0, null);
+        // Shifting every position by the same offset changes nothing (scores depend on i − j only)…
+        Assert.True(y0.allclose(attn.Forward(x, c9, s9, null), rtol: 1e-4, atol: 1e-4));
+        // …but reordering the frames is not a plain permutation of the output, as it would be without rotary.
+        var perm = torch.randperm(20, generator: new Generator(3));
+        var yp = attn.Forward(x.index_select(1, perm), c0, s0, null);
+        Assert.False(yp.allclose(y0.index_select(1, perm), rtol: 1e-3, atol: 1e-3));
+        // Masked keys are ignored: garbage in padded frames does not reach the real ones.
+        var valid = torch.arange(20).lt(12).view(1, 1, 1, 20);
+        var x2 = torch.cat(new[] { x.narrow(1, 0, 12), torch.randn(1, 8, 48) * 10 }, 1);
+        var a = attn.Forward(x, c0, s0, valid).narrow(1, 0, 12);
+        var b = attn.Forward(x2, c0, s0, valid).narrow(1, 0, 12);
+        Assert.True(a.allclose(b, rtol: 1e-5, atol: 1e-5));
     }
 
     [Fact]

@@ -19,13 +19,19 @@ public class FfmpegDecodeTests
             Assert.InRange(y.Length / 16000.0, reference.Length / 16000.0 - 0.1, reference.Length / 16000.0 + 0.15);
             Assert.InRange(Rms(y), Rms(reference) * 0.85, Rms(reference) * 1.15);
         }
-        // A stereo 44.1 kHz file made by ffmpeg goes through the same downmix and resampler.
-        var st = AudioLoader.Decode(TestAudio.Convert(wav, Path.Combine(dir, "st.m4a")) is var m4a ? m4a : "");
-        Assert.True(st.SampleRate > 0);
-        string stereo = Path.Combine(dir, "stereo.flac");
-        TestAudio.Convert(wav, stereo.Replace(".flac", ".tmp.wav"));
-        var clip = AudioLoader.Decode(TestAudio.Convert(TestAudio.WriteWav(dir, "tone.wav", TestAudio.Tone(1000, 44100, 0.5), 44100), Path.Combine(dir, "tone.ogg")));
+        // A stereo 44.1 kHz FLAC goes through ffmpeg at its own rate, then our downmix and resampler.
+        var left = TestAudio.Tone(1000, 44100, 0.5, 0.5).Select(v => (double)v).ToArray();
+        var right = TestAudio.Tone(1000, 44100, 0.5, 0.3).Select(v => (double)v).ToArray();
+        string stWav = Path.Combine(dir, "stereo.wav");
+        File.WriteAllBytes(stWav, TestAudio.Wav(new[] { left, right }, 44100, 16, false));
+        string stFlac = TestAudio.Convert(stWav, Path.Combine(dir, "stereo.flac"));
+        var clip = AudioLoader.Decode(stFlac);
         Assert.Equal(44100, clip.SampleRate);
+        Assert.Equal(2, clip.Channels);
+        var mono = AudioLoader.Load(stFlac);
+        Assert.Equal(8000, mono.Length);
+        var ideal = TestAudio.Tone(1000, 16000, 0.5, 0.4);
+        for (int i = 400; i < 7600; i++) Assert.True(Math.Abs(mono[i] - ideal[i]) < 2e-3, $"sample {i}");
     }
 
     [Fact]

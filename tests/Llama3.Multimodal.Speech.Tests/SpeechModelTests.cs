@@ -107,4 +107,18 @@ public class SpeechModelTests
         var bad = c with { Adapter = c.Adapter with { OutputDim = 65 } };
         Assert.Contains("output_dim 65", Assert.Throws<ConfigException>(() => bad.Validate()).Message);
     }
+
+    [Fact]
+    public void Bf16ModelEncodesSpeech()
+    {
+        using var _ = NewDisposeScope();
+        using var m = SpeechLanguageModel.Create("tiny-speech", CPU, ScalarType.BFloat16, seed: 5);
+        Assert.Equal(ScalarType.Float32, m.speech_model.encoder.feature_norm.mean.dtype);
+        var e = m.EncodeSpeech(AudioLoader.Load(TestAudio.SharedSpeech)[..16000]);
+        Assert.Equal(ScalarType.BFloat16, e.dtype);
+        Assert.Equal(new long[] { 1, 13, 64 }, e.shape);                 // 100 frames → 25 → 13
+        Assert.True(e.to(ScalarType.Float32).isfinite().all().item<bool>());
+        var f32 = Tiny.Value.EncodeSpeech(AudioLoader.Load(TestAudio.SharedSpeech)[..16000]);
+        Assert.True(e.to(ScalarType.Float32).allclose(f32, rtol: 0.1, atol: 0.1));
+    }
 }

@@ -41,6 +41,25 @@ public class DecoderInvariantTests
     }
 
     [Fact]
+    public void SplittingTheStackOverDevicesKeepsTheLogits()
+    {
+        var cfg = TestModels.Small(layers: 4);
+        using var m = TestModels.Model(cfg, 5);
+        string dir = TestModels.TempDir();
+        m.Save(dir);
+        // The placement path on this machine: every range on the CPU (on a GPU box, cuda:0, cuda:1, …).
+        using var split = LlamaForCausalLM.FromPretrained(dir, devices: new[] { CPU, CPU, CPU });
+        Assert.All(split.model.layers, b => Assert.NotNull(b.PlacedOn));
+        var ids = TestModels.Ids(1, 8, 512, 2);
+        using var _ = no_grad();
+        Assert.True(MaxAbs(m.Forward(ids), split.Forward(ids)) < 1e-6f);
+        using var cache = split.NewCache(1, 16);
+        split.Forward(ids.narrow(1, 0, 7), new ForwardOptions { Cache = cache });
+        var last = split.Forward(ids.narrow(1, 7, 1), new ForwardOptions { Cache = cache });
+        Assert.True(MaxAbs(m.Forward(ids).narrow(1, 7, 1), last) < 1e-5f);
+    }
+
+    [Fact]
     public void GqaEqualsMhaWithRepeatedKv()
     {
         var gqaCfg = TestModels.Small(kv: 2);

@@ -84,6 +84,29 @@ public class MmCliTests
     }
 
     [Fact]
+    public void ChatKeepsTheDialogAndAnswersEachTurn()
+    {
+        string dir = TinyModel();
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = MmCli.Run(new[] { "chat", "--model", dir, "--max-new-tokens", "4", "--system", "Be brief." }, o, e,
+            new StringReader("Hello\nHow are you?\n/exit\n"));
+        Assert.True(code == 0, e.ToString());
+        // Two prompts, two answers, then the exit prompt.
+        Assert.Equal(3, o.ToString().Split("> ").Length - 1);
+        // The second answer is the greedy answer to the whole dialog, as the library gives it.
+        using var m = LlamaForCausalLM.FromPretrained(dir);
+        var tok = Llama3Tokenizer.Default;
+        var g = new TextGenerator(m, tok);
+        var opts = new GenerationOptions { MaxNewTokens = 4 };
+        var first = g.Generate(new ChatFormat(tok).EncodeDialog(new[] { new ChatMessage("system", "Be brief."), new ChatMessage("user", "Hello") }), opts);
+        var second = g.Generate(new ChatFormat(tok).EncodeDialog(new[] { new ChatMessage("system", "Be brief."), new ChatMessage("user", "Hello"),
+            new ChatMessage("assistant", first.Text), new ChatMessage("user", "How are you?") }), opts);
+        Assert.Contains(first.Text, o.ToString());
+        Assert.Contains(second.Text, o.ToString());
+    }
+
+    [Fact]
     public void TokenizePrintsIds()
     {
         var r = Mm("tokenize", "--text", "Hello world!");

@@ -1,3 +1,5 @@
+using Llama3.Multimodal.Vision;
+
 namespace Llama3.Multimodal.Video.Tests;
 
 public class MediaErrorTests

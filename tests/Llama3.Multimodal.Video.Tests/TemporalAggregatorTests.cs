@@ -128,7 +128,7 @@ public class TemporalAggregatorTests
     [Fact]
     public void FullSizeAggregatorBuildsOnTheMetaDevice()
     {
-        var cfg = VideoPresets.Get("llama3.2-11b-video").Aggregator;
+        var cfg = VideoPresets.Get("llama3.2-11b-video").Video.Aggregator;
         using var agg = new TemporalAggregator(cfg, torch.device(DeviceType.META));
         long d = 4096, inner = 8 * 64, latents = 4 * 1601;
         long perLayer = 2 * 2 * d + 4 * d * inner + 2 * d + 2 * d * 4 * d;

@@ -94,6 +94,22 @@ public class VideoFrameReaderTests
     }
 
     [Fact]
+    public void ClipWithMorePacketsThanFramesIsSampledOverTheDecodedFrames()
+    {
+        // Cutting at 1 s without re-encoding keeps the packets from the keyframe on and writes an edit list: 60 packets,
+        // 50 shown frames (source frames 10…59). The packet count misleads, so the reader counts decoded frames.
+        string plain = Clips.MovingSquare("square60.mp4", 60, "-c:v", "libx264", "-pix_fmt", "yuv420p");
+        string cut = Clips.Render("editlist.mp4", "-ss", "1.0", "-i", plain, "-c", "copy");
+        Assert.Equal(60, VideoProbe.Probe(cut).FrameCount);
+        Assert.Equal(50, VideoProbe.Probe(cut, countDecodedFrames: true).FrameCount);
+        using var frames = VideoFrameReader.Read(cut, new FrameSamplingOptions { NumFrames = 5 });
+        Assert.Equal(50, frames.Info.FrameCount);
+        Assert.Equal(new[] { 0, 12, 25, 37, 49 }, frames.FrameIndices);
+        for (int i = 0; i < frames.Count; i++)
+            Assert.Equal(10 + frames.FrameIndices[i], Clips.FrameNumberFromX(Clips.RedCentroid(frames.Pixels, i)!.Value.X));
+    }
+
+    [Fact]
     public void RotatedPhoneVideoIsTurnedUpright()
     {
         string plain = Clips.MovingSquare("square20.mp4", 20, "-c:v", "libx264", "-pix_fmt", "yuv420p");

@@ -69,9 +69,11 @@ public sealed class SpeechAdapter : nn.Module
         var len2 = SequenceMask.CeilDiv(lengths, Config.ConvStride);
         var validBool = SequenceMask.Valid(len2, t2, device);
         var (cos, sin) = _rotary.Tables(torch.arange(t2, dtype: ScalarType.Int64, device: device).unsqueeze(0), (int)Math.Max(0, t2 - 1));
-        x = x + self_attn.Forward(self_attn_norm.forward(x), cos, sin, validBool.view(b, 1, 1, t2));
+        bool padded = len2.min().item<long>() < t2;
+        x = x + self_attn.Forward(self_attn_norm.forward(x), cos, sin, padded ? validBool.view(b, 1, 1, t2) : null);
         x = x + ffn.forward(ffn_norm.forward(x));
-        var y = output_proj.forward(norm.forward(x)) * validBool.unsqueeze(-1).to(dtype);
+        var y = output_proj.forward(norm.forward(x));
+        if (padded) y = y * validBool.unsqueeze(-1).to(dtype);
         return (y.MoveToOuterDisposeScope(), len2.MoveToOuterDisposeScope());
     }
 

@@ -48,6 +48,19 @@ public sealed class BestRqObjective : nn.Module
         Encoder.parameters().Concat(heads.parameters()).Where(p => p.requires_grad);
 
     /// <summary>
+    /// Llama 3's handling of long utterances: a random window of at most <paramref name="maxFrames"/> (6000 = 60 s)
+    /// frames of one utterance's features [T, bins]; shorter inputs are returned whole.
+    /// </summary>
+    public static Tensor RandomCrop(Tensor features, long maxFrames = 6000, Generator? generator = null)
+    {
+        long t = features.shape[0];
+        if (t <= maxFrames) return features.alias();
+        using var scope = NewDisposeScope();
+        long start = torch.randint(0, t - maxFrames + 1, new long[] { 1 }, generator: generator).item<long>();
+        return features.narrow(0, start, maxFrames).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Computes the loss for log-mel features [B, T, 80] with frame counts [B]. Masks and noise are drawn from
     /// <paramref name="generator"/> (CPU generator; null = the global one).
     /// </summary>

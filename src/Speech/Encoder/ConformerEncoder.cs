@@ -78,10 +78,12 @@ public sealed class ConformerEncoder : nn.Module
         var len4 = SequenceMask.CeilDiv(lengths, Config.StackFrames);
         var validBool = SequenceMask.Valid(len4, t4, device);                  // [B, T4]
         var valid = validBool.unsqueeze(-1).to(dtype);                         // [B, T4, 1]
-        var keyValid = validBool.view(b, 1, 1, t4);
+        // Without padding the masks change nothing; leaving them out lets attention take its fastest kernel.
+        bool padded = len4.min().item<long>() < t4;
+        var keyValid = padded ? validBool.view(b, 1, 1, t4) : null;
         var (cos, sin) = _rotary.Tables(torch.arange(t4, dtype: ScalarType.Int64, device: device).unsqueeze(0), (int)Math.Max(0, t4 - 1));
-        foreach (var layer in layers) x = layer.Forward(x, cos, sin, keyValid, valid);
-        return ((x * valid).MoveToOuterDisposeScope(), len4.MoveToOuterDisposeScope());
+        foreach (var layer in layers) x = layer.Forward(x, cos, sin, keyValid, padded ? valid : null);
+        return ((padded ? x * valid : x).MoveToOuterDisposeScope(), len4.MoveToOuterDisposeScope());
     }
 
     /// <summary>Disposes weights and rotary tables.</summary>

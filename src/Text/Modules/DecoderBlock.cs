@@ -15,6 +15,9 @@ public abstract class DecoderBlock : nn.Module
     /// <summary>Index of this block in the stack (its KV-cache slot).</summary>
     public int LayerIndex { get; internal set; }
 
+    /// <summary>Device holding this block's weights when a model is split over several devices (null: the model's device).</summary>
+    public Device? PlacedOn { get; internal set; }
+
     /// <summary>Transforms hidden states [B, T, D].</summary>
     public abstract Tensor Forward(Tensor hidden, DecoderContext context);
 }

@@ -21,4 +21,23 @@ public sealed class DecoderContext
     public KvCache? Cache { get; init; }
     /// <summary>Media states for cross-attention blocks (set by multimodal models), keyed by modality.</summary>
     public IReadOnlyDictionary<string, object>? Media { get; init; }
+
+    Dictionary<string, DecoderContext>? _onDevice;
+
+    /// <summary>
+    /// This context with its tables and mask on <paramref name="device"/> (for models split over several devices);
+    /// copies are made once per device and disposed with the caller's dispose scope.
+    /// </summary>
+    public DecoderContext On(Device device)
+    {
+        if (Cos.device_type == device.type && Cos.device_index == device.index) return this;
+        _onDevice ??= new();
+        string key = device.ToString();
+        if (!_onDevice.TryGetValue(key, out var c))
+        {
+            c = new DecoderContext { Cos = Cos.to(device), Sin = Sin.to(device), Mask = Mask?.to(device), Cache = Cache, Media = Media };
+            _onDevice[key] = c;
+        }
+        return c;
+    }
 }

@@ -13,7 +13,6 @@ public sealed class KvCache : IDisposable
     readonly Tensor?[] _staticK, _staticV;
     readonly long _batch, _kvHeads, _headDim;
     readonly ScalarType _dtype;
-    readonly Device _device;
 
     /// <summary>Tokens held so far (the position of the next write).</summary>
     public int Length { get; private set; }
@@ -27,7 +26,7 @@ public sealed class KvCache : IDisposable
     {
         _k = new Tensor?[layers]; _v = new Tensor?[layers];
         _staticK = new Tensor?[layers]; _staticV = new Tensor?[layers];
-        _batch = batch; _kvHeads = kvHeads; _headDim = headDim; _dtype = dtype; _device = device;
+        _batch = batch; _kvHeads = kvHeads; _headDim = headDim; _dtype = dtype;
         Capacity = capacity;
     }
 
@@ -46,8 +45,9 @@ public sealed class KvCache : IDisposable
             throw new InvalidOperationException($"KV cache full: {Length} + {t} tokens exceed its capacity of {Capacity}.");
         if (_k[layer] is null)
         {
-            _k[layer] = torch.zeros(new[] { _batch, _kvHeads, Capacity, _headDim }, dtype: _dtype, device: _device).DetachFromDisposeScope();
-            _v[layer] = torch.zeros(new[] { _batch, _kvHeads, Capacity, _headDim }, dtype: _dtype, device: _device).DetachFromDisposeScope();
+            // Allocated where the layer lives (a model may be split over several devices).
+            _k[layer] = torch.zeros(new[] { _batch, _kvHeads, Capacity, _headDim }, dtype: _dtype, device: k.device).DetachFromDisposeScope();
+            _v[layer] = torch.zeros(new[] { _batch, _kvHeads, Capacity, _headDim }, dtype: _dtype, device: k.device).DetachFromDisposeScope();
         }
         using (torch.no_grad())
         {

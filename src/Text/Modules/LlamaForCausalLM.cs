@@ -28,11 +28,11 @@ public sealed class LlamaForCausalLM : nn.Module
     public RotaryEmbedding Rotary { get; }
 
     /// <summary>Assembles the model from a stack (for multimodal stacks with cross-attention blocks).</summary>
-    public LlamaForCausalLM(LlamaConfig config, LlamaTextModel stack, Device device, ScalarType dtype) : base("LlamaForCausalLM")
+    public LlamaForCausalLM(LlamaConfig config, LlamaTextModel stack, Device device, ScalarType dtype, Device? headDevice = null) : base("LlamaForCausalLM")
     {
         Config = config; Device = device; DType = dtype;
         model = stack;
-        if (!config.TieWordEmbeddings) lm_head = Layers.Linear(config.HiddenSize, config.VocabSize, false, device, dtype);
+        if (!config.TieWordEmbeddings) lm_head = Layers.Linear(config.HiddenSize, config.VocabSize, false, headDevice ?? device, dtype);
         Rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings);
         RegisterComponents();
     }
@@ -41,21 +41,35 @@ public sealed class LlamaForCausalLM : nn.Module
     /// Builds a model with uninitialised weights on <paramref name="device"/> (use <c>meta</c> to count parameters
     /// without allocating). Call <see cref="InitializeWeights"/> or load a checkpoint next.
     /// </summary>
+    /// <param name="config">Shapes.</param>
+    /// <param name="device">Device of the whole model, or of the embedding when <paramref name="devices"/> splits it.</param>
+    /// <param name="dtype">Weight dtype.</param>
+    /// <param name="extraBlockAt">Returns a block of its own (e.g. cross-attention) for a stack index, or null for a text layer.</param>
+    /// <param name="totalBlocks">Stack length when it differs from <see cref="LlamaConfig.NumLayers"/>.</param>
+    /// <param name="devices">
+    /// Split the stack over several devices (pipeline placement for models larger than one device): contiguous, equal
+    /// ranges of blocks per device, the embedding on the first and the final norm and output head on the last.
+    /// Activations move between devices; the KV cache of each block lives on its device.
+    /// </param>
     public static LlamaForCausalLM Create(LlamaConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32,
-        Func<int, DecoderBlock>? extraBlockAt = null, int totalBlocks = -1)
+        Func<int, DecoderBlock>? extraBlockAt = null, int totalBlocks = -1, IReadOnlyList<Device>? devices = null)
     {
         config.Validate();
+        if (devices is { Count: > 0 }) device = devices[0];
         device ??= CPU;
         int n = totalBlocks < 0 ? config.NumLayers : totalBlocks;
+        Device BlockDevice(int i) => devices is { Count: > 0 } ? devices[(int)((long)i * devices.Count / n)] : device;
         var blocks = new List<DecoderBlock>();
         for (int i = 0; i < n; i++)
         {
-            DecoderBlock? extra = extraBlockAt?.Invoke(i);
-            blocks.Add(extra ?? LlamaDecoderLayer.Create(config, device, dtype));
+            DecoderBlock block = extraBlockAt?.Invoke(i) ?? LlamaDecoderLayer.Create(config, BlockDevice(i), dtype);
+            if (devices is { Count: > 0 }) block.PlacedOn = BlockDevice(i);
+            blocks.Add(block);
         }
+        var last = devices is { Count: > 0 } ? devices[^1] : device;
         var stack = new LlamaTextModel(new TokenEmbedding(config.EmbeddingRows, config.HiddenSize, device, dtype), blocks,
-            new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype));
-        return new LlamaForCausalLM(config, stack, device, dtype);
+            new RmsNorm(config.HiddenSize, config.RmsNormEps, last, dtype));
+        return new LlamaForCausalLM(config, stack, device, dtype, last);
     }
 
     /// <summary>Initialises all weights deterministically from <paramref name="seed"/> (N(0, 0.02²), norms 1).</summary>
@@ -114,9 +128,19 @@ public sealed class LlamaForCausalLM : nn.Module
     public Tensor Logits(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        Tensor logits = lm_head is not null
-            ? lm_head.forward(hidden)
-            : nn.functional.linear(hidden, model.embed_tokens.weight.narrow(0, 0, Config.VocabSize));
+        Tensor logits;
+        if (lm_head is not null)
+        {
+            var d = lm_head.weight.device;
+            logits = lm_head.forward(hidden.device_type == d.type && hidden.device_index == d.index ? hidden : hidden.to(d));
+        }
+        else
+        {
+            // Tied: the head reads the embedding (on the first device).
+            var w = model.embed_tokens.weight;
+            logits = nn.functional.linear(hidden.device_type == w.device_type && hidden.device_index == w.device_index ? hidden : hidden.to(w.device),
+                w.narrow(0, 0, Config.VocabSize));
+        }
         return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
@@ -128,14 +152,15 @@ public sealed class LlamaForCausalLM : nn.Module
     /// Loads a checkpoint folder: HF layout (<c>config.json</c> + safetensors) or Meta layout (<c>params.json</c> +
     /// safetensors with Meta key names), converting to <paramref name="dtype"/> on <paramref name="device"/> tensor by tensor.
     /// </summary>
-    public static LlamaForCausalLM FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    public static LlamaForCausalLM FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null,
+        IReadOnlyList<Device>? devices = null)
     {
         device ??= CPU;
         string hf = Path.Combine(directory, "config.json"), meta = Path.Combine(directory, "params.json");
         if (File.Exists(hf))
         {
             var cfg = LlamaConfigJson.ReadHuggingFace(hf);
-            var m = Create(cfg, device, dtype);
+            var m = Create(cfg, device, dtype, devices: devices);
             using var reader = CheckpointReader.Open(directory);
             StateLoader.Load(m, reader, progress: progress,
                 ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
@@ -151,7 +176,7 @@ public sealed class LlamaForCausalLM : nn.Module
                 using var e = reader.Read("tok_embeddings.weight");
                 if (a.shape.SequenceEqual(e.shape) && a.equal(e).all().item<bool>()) cfg = cfg with { TieWordEmbeddings = true };
             }
-            var m = Create(cfg, device, dtype);
+            var m = Create(cfg, device, dtype, devices: devices);
             StateLoader.Load(m, reader,
                 keyFor: n => MetaLayout.HfToMeta(n) ?? throw new CheckpointFormatException($"{directory}: no Meta key for parameter '{n}'."),
                 transform: (n, t) => MetaLayout.IsRotaryProjection(n)

@@ -33,10 +33,21 @@ public sealed class LlamaTextModel : nn.Module
         var h = embeddings;
         foreach (var block in layers)
         {
-            var next = block.Forward(h, ctx);
+            var c = ctx;
+            if (block.PlacedOn is { } dev && (h.device_type != dev.type || h.device_index != dev.index))
+            {
+                var moved = h.to(dev);
+                if (!ReferenceEquals(h, embeddings)) h.Dispose();
+                h = moved;
+                c = ctx.On(dev);
+            }
+            else if (block.PlacedOn is { } same) c = ctx.On(same);
+            var next = block.Forward(h, c);
             if (!ReferenceEquals(h, embeddings)) h.Dispose();
             h = next;
         }
+        var nd = norm.weight.device;
+        if (h.device_type != nd.type || h.device_index != nd.index) h = h.to(nd);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }

@@ -7,11 +7,13 @@ namespace Llama3.Multimodal.Tools.Mm;
 public static class MmCli
 {
     /// <summary>Parses <paramref name="args"/> and runs the command; returns the exit code.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin = null)
     {
         var root = new RootCommand("mm — run, inspect and convert multimodal Llama 3 models (text, image, video, speech).");
-        var io = new CliIO(stdout, stderr);
+        var io = new CliIO(stdout, stderr, stdin ?? Console.In);
         foreach (var c in TextCommands.All(io)) root.Subcommands.Add(c);
+        foreach (var c in SpeechCommands.All(io)) root.Subcommands.Add(c);
+        foreach (var c in VisionCommands.All(io)) root.Subcommands.Add(c);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try
         {

@@ -65,6 +65,6 @@ public abstract class Recipe : IDisposable
     /// <summary>Frees models.</summary>
     public void Dispose() { Dispose(true); GC.SuppressFinalize(this); }
 
-    /// <summary>Frees models.</summary>
-    protected virtual void Dispose(bool disposing) { if (disposing) Model.Dispose(); }
+    /// <summary>Frees models (recipes own what they built in <see cref="Setup"/>).</summary>
+    protected virtual void Dispose(bool disposing) { }
 }

@@ -63,6 +63,13 @@ public abstract class TextRecipe : Recipe
         StateLoader.Load(Lm, reader);
     }
 
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _lm?.Dispose();
+        base.Dispose(disposing);
+    }
+
     /// <summary>Right-pads rows to a common length (≤ <paramref name="maxLen"/>, truncating longer ones) into [B, T] int64.</summary>
     internal static Tensor Pad(IReadOnlyList<long[]> rows, long pad, int maxLen, out int len)
     {

@@ -11,7 +11,8 @@ namespace Llama3.Multimodal.Training;
 /// The loop shared by every recipe: gradient accumulation to the global batch (with the batch ramp), global-norm
 /// clipping, AdamW with no decay on norms/biases/gates/embeddings, the lr schedule, evaluation every N steps, atomic
 /// checkpoints (weights, moments, step, data position, RNG) with exact resume, metrics (JSONL, TensorBoard, PNG curves)
-/// and live progress. Output folder: <c>config.json</c>, <c>metrics.jsonl</c>, <c>tensorboard/</c>, <c>curves.png</c>,
+/// and live progress. With <c>train.dtype = bf16</c> the model computes in bf16 while AdamW updates f32 master weights from
+/// f32-accumulated gradients (explicit casts: TorchSharp has no autocast). Output folder: <c>config.json</c>, <c>metrics.jsonl</c>, <c>tensorboard/</c>, <c>curves.png</c>,
 /// <c>checkpoints/step-N/</c>, optionally <c>averaged/</c>.
 /// </summary>
 public sealed class Trainer : IDisposable
@@ -22,6 +23,8 @@ public sealed class Trainer : IDisposable
     readonly LrSchedule _schedule;
     readonly CheckpointStore _store;
     readonly List<(string Name, Tensor Param)> _trainable;
+    // bf16 mode: f32 master copies of the trainable parameters (what AdamW updates) and f32 gradient accumulators.
+    readonly List<Tensor>? _master;
     long _tokens, _samples;
     DataCursor _cursor = DataCursor.Start;
 
@@ -41,13 +44,19 @@ public sealed class Trainer : IDisposable
         Recipe = recipe;
         if (config.Recipe.Length > 0 && RecipeRegistry.Names.Contains(config.Recipe) && config.Recipe != recipe.Name)
             throw new ConfigException($"config is for recipe '{config.Recipe}', not '{recipe.Name}'.");
-        if (config.Train.Dtype != "f32")
-            throw new ConfigException($"train.dtype = {config.Train.Dtype}: this build trains in f32 (bf16 compute copies are not implemented yet).");
         var device = DeviceSpec.Parse(config.Train.Device);
+        bool mixed = config.Train.Dtype == "bf16";
         torch.manual_seed(config.Seed);
-        recipe.Setup(config, device, ScalarType.Float32);
+        recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);
         _trainable = SelectTrainable();
-        Optimizer = new AdamW(_trainable.Select(t => (t.Name, t.Param, AdamW.DecaysByName(t.Name, t.Param))),
+        if (mixed)
+        {
+            // The model computes in bf16; AdamW updates f32 masters whose values are copied back after each step.
+            using var noGrad = torch.no_grad();
+            _master = _trainable.Select(t => t.Param.detach().to_type(ScalarType.Float32).clone().requires_grad_(true)).ToList();
+        }
+        var updated = _master is null ? _trainable : _trainable.Select((t, i) => (t.Name, _master[i])).ToList();
+        Optimizer = new AdamW(updated.Select(t => (t.Item1, t.Item2, AdamW.DecaysByName(t.Item1, t.Item2))),
             config.Optim.Beta1, config.Optim.Beta2, config.Optim.Eps, config.Optim.WeightDecay);
         _schedule = LrSchedule.From(config.Optim);
         Directory.CreateDirectory(_out);
@@ -117,6 +126,7 @@ public sealed class Trainer : IDisposable
             var (loss, gradNorm, extra, tokens) = TrainStep(source, k, seqLen);
             double lr = _schedule.At(Step);
             Optimizer.Step(lr);
+            if (_master is not null) CopyMastersToModel();
             Step++;
             history.Add((Step, loss, lr)); plotHistory.Add((Step, loss, lr));
             double secs = clock.Elapsed.TotalSeconds;
@@ -170,6 +180,7 @@ public sealed class Trainer : IDisposable
             double total = Math.Max(1, batches.Sum(b => b.LossElements));
             Recipe.Model.zero_grad();
             Recipe.Model.train();
+            var acc = _master?.Select(m => torch.zeros(m.shape, ScalarType.Float32, m.device)).ToList();
             double lossSum = 0;
             var extra = new Dictionary<string, double>();
             foreach (var b in batches)
@@ -177,16 +188,36 @@ public sealed class Trainer : IDisposable
                 using var scope = NewDisposeScope();
                 var o = Recipe.Loss(b);
                 (o.Sum / total).backward();
+                if (acc is not null) AccumulateInF32(acc);
                 lossSum += o.Sum.item<float>();
                 foreach (var (key, v) in o.Metrics ?? new Dictionary<string, double>()) extra[key] = extra.GetValueOrDefault(key) + v;
             }
-            double norm = GradientClipping.ClipGlobalNorm(_trainable.Select(t => t.Param), _cfg.Optim.GradClip);
+            if (acc is not null) for (int i = 0; i < acc.Count; i++) { _master![i].grad?.Dispose(); _master[i].grad = acc[i]; }
+            double norm = GradientClipping.ClipGlobalNorm(_master ?? _trainable.Select(t => t.Param), _cfg.Optim.GradClip);
             _cursor = batches[^1].End;
             long tokens = batches.Sum(b => b.Tokens);
             _tokens += tokens; _samples += batches.Sum(b => b.Samples);
             return (lossSum / total, norm, extra.ToDictionary(kv => kv.Key, kv => kv.Value / total), tokens);
         }
         finally { foreach (var b in batches) b.Dispose(); }
+    }
+
+    void AccumulateInF32(List<Tensor> acc)
+    {
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < acc.Count; i++)
+        {
+            var g = _trainable[i].Param.grad;
+            if (g is null) continue;
+            acc[i].add_(g.to_type(ScalarType.Float32));
+            g.zero_();
+        }
+    }
+
+    void CopyMastersToModel()
+    {
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < _master!.Count; i++) _trainable[i].Param.copy_(_master[i]);
     }
 
     /// <summary>Mean loss over <c>train.eval_batches</c> micro-batches of the evaluation manifest (from its start, unshuffled).</summary>
@@ -211,6 +242,8 @@ public sealed class Trainer : IDisposable
     {
         Recipe.SaveModel(dir);
         SafeTensorsWriter.Save(Path.Combine(dir, "optimizer.safetensors"), Optimizer.StateTensors());
+        if (_master is not null)
+            SafeTensorsWriter.Save(Path.Combine(dir, "master.safetensors"), _trainable.Select((t, i) => new KeyValuePair<string, Tensor>(t.Name, _master[i])));
         using var rng = torch.get_rng_state();
         var state = new JsonObject
         {
@@ -236,6 +269,17 @@ public sealed class Trainer : IDisposable
         var steps = (s["optimizer_steps"] as JsonObject ?? new JsonObject()).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<long>());
         using (var opt = SafeTensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
             Optimizer.LoadState(name => opt.Entries.ContainsKey(name) ? opt.Read(name) : null, steps);
+        if (_master is not null)
+        {
+            string mp = Path.Combine(dir, "master.safetensors");
+            using var noGrad = torch.no_grad();
+            using var mf = File.Exists(mp) ? SafeTensorsFile.Open(mp) : null;
+            for (int i = 0; i < _master.Count; i++)
+            {
+                if (mf is not null && mf.Entries.ContainsKey(_trainable[i].Name)) { using var t = mf.Read(_trainable[i].Name); _master[i].copy_(t); }
+                else _master[i].copy_(_trainable[i].Param);
+            }
+        }
         Step = s["step"]!.GetValue<long>();
         _tokens = s["tokens_seen"]!.GetValue<long>();
         _samples = s["samples_seen"]!.GetValue<long>();
@@ -268,6 +312,7 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         Optimizer.Dispose();
+        foreach (var m in _master ?? new List<Tensor>()) m.Dispose();
         Recipe.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;
+using Llama3.Multimodal.Vision;
 
 namespace Llama3.Multimodal.Video;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Llama3.Multimodal.Vision;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Llama3.Multimodal.Vision;
 
 namespace Llama3.Multimodal.Video;
 

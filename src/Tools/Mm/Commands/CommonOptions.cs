@@ -12,6 +12,17 @@ public static class CommonOptions
     public static Option<string> Device() => new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
     /// <summary>--dtype.</summary>
     public static Option<string?> DType() => new("--dtype") { Description = "f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA)" };
+    /// <summary>--devices: split the layers over several devices.</summary>
+    public static Option<string?> Devices() => new("--devices") { Description = "split the layers over several devices, e.g. cuda:0,cuda:1 (contiguous equal ranges)" };
+
+    /// <summary>Parses a comma-separated device list, or null.</summary>
+    public static IReadOnlyList<Device>? ParseDevices(string? list)
+    {
+        if (string.IsNullOrWhiteSpace(list)) return null;
+        try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DeviceSpec.Parse).ToList(); }
+        catch (ArgumentException e) { throw new CliException(e.Message); }
+    }
+
     /// <summary>--model.</summary>
     public static Option<string> Model() => new("--model") { Description = "model folder (HF config.json or Meta params.json + safetensors)", Required = true };
 

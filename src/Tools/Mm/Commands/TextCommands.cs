@@ -102,8 +102,9 @@ public static class TextCommands
         var stats = new Option<bool>("--stats") { Description = "print prefill/decode tokens/s and peak memory as one JSON line on stderr" };
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var devices = CommonOptions.Devices();
         var gen = GenOpts.Create();
-        var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout.") { model, prompt, chat, stats, device, dtype };
+        var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout.") { model, prompt, chat, stats, device, dtype, devices };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -111,7 +112,7 @@ public static class TextCommands
             var options = gen.Read(p);
             string dir = p.GetValue(model)!;
             var loadSw = Stopwatch.StartNew();
-            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt);
+            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices)));
             double loadS = loadSw.Elapsed.TotalSeconds;
             var tok = TokenizerFor(dir, m.Config.VocabSize);
             string text = p.GetValue(prompt)!;
@@ -147,14 +148,15 @@ public static class TextCommands
         var system = new Option<string?>("--system") { Description = "system prompt" };
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var devices = CommonOptions.Devices();
         var gen = GenOpts.Create();
-        var cmd = new Command("chat", "Interactive chat on stdin/stdout (empty line or /exit ends; /reset clears the dialog).") { model, system, device, dtype };
+        var cmd = new Command("chat", "Interactive chat on stdin/stdout (empty line or /exit ends; /reset clears the dialog).") { model, system, device, dtype, devices };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             string dir = p.GetValue(model)!;
-            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt);
+            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices)));
             var tok = TokenizerFor(dir, m.Config.VocabSize);
             var fmt = new ChatFormat(tok);
             var g = new TextGenerator(m, tok);
@@ -165,7 +167,7 @@ public static class TextCommands
             {
                 io.Out.Write("> ");
                 io.Out.Flush();
-                string? line = Console.In.ReadLine();
+                string? line = io.In.ReadLine();
                 if (line is null || line.Trim() is "" or "/exit") break;
                 if (line.Trim() == "/reset") { dialog.RemoveAll(d => d.Role != "system"); continue; }
                 dialog.Add(new ChatMessage("user", line));

@@ -1,0 +1,115 @@
+using System.CommandLine;
+using System.Globalization;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Training;
+
+namespace Llama3.Multimodal.Tools.MmTrain;
+
+/// <summary>Entry point of <c>mm-train</c>: argument parsing and printing only; behaviour lives in Llama3.Multimodal.Training.</summary>
+public static class Program
+{
+    /// <summary>Runs the command line.</summary>
+    public static int Main(string[] args)
+    {
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        var root = new RootCommand("mm-train: staged training recipes of the multimodal Llama 3 family.\n" +
+            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data text` makes a demo corpus with configs.");
+        foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
+        root.Subcommands.Add(AverageCommand());
+        root.Subcommands.Add(MakeDataCommand());
+        return root.Parse(args).Invoke();
+    }
+
+    static string Defaults(TrainConfig c) =>
+        $"Defaults: lr {c.Optim.Lr:G3} ({c.Optim.Schedule}, warm-up {c.Optim.WarmupSteps}, {c.Optim.TotalSteps} steps, floor {c.Optim.MinLr:G3}), " +
+        $"AdamW β=({c.Optim.Beta1}, {c.Optim.Beta2}) wd {c.Optim.WeightDecay}, clip {c.Optim.GradClip}, " +
+        $"global batch {c.Batch.Global} {c.Batch.Unit}, seq {c.Data.SeqLen}" +
+        (c.Batch.Ramp.Count > 0 ? ", ramp " + string.Join(" → ", c.Batch.Ramp.Select(r => $"{r.Global} at {r.SeqLen} after {r.AfterTokens} tokens")) : "") +
+        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") + ".";
+
+    static Command RecipeCommand(string name)
+    {
+        using var recipe = RecipeRegistry.Create(name);
+        var defaults = recipe.DefaultConfig();
+        var cmd = new Command(name, recipe.Description + "\n" + Defaults(defaults));
+        const string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
+            "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
+            "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,dtype}, " +
+            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}.";
+        var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
+        var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/.", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue exactly from the newest checkpoint in OUT/checkpoints." };
+        var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps (the schedule still spans optim.total_steps)." };
+        var device = new Option<string?>("--device") { Description = "cpu or cuda (default: train.device, cpu)." };
+        var dtype = new Option<string?>("--dtype") { Description = "f32 (default: train.dtype, f32)." };
+        var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed manifest records instead of stopping at the first." };
+        var print = new Option<bool>("--print-config") { Description = "Print the resolved config as JSON and exit." };
+        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, skipBad, print }) cmd.Options.Add(o);
+        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
+        {
+            var sets = (r.GetValue(set) ?? Array.Empty<string>()).ToList();
+            if (r.GetValue(maxSteps) is long n) sets.Add($"train.max_steps={n}");
+            if (r.GetValue(device) is { } d) sets.Add($"train.device=\"{d}\"");
+            if (r.GetValue(dtype) is { } t) sets.Add($"train.dtype=\"{t}\"");
+            if (r.GetValue(skipBad)) sets.Add("data.skip_bad_records=true");
+            using var rec = RecipeRegistry.Create(name);
+            var cfg = ConfigLoader.Load(rec.DefaultConfig(), r.GetValue(config)?.FullName, sets);
+            if (r.GetValue(print)) { Console.WriteLine(ConfigLoader.ToJson(cfg)); return 0; }
+            Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}");
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, r.GetValue(outDir)!.FullName);
+            var res = trainer.Run(r.GetValue(resume), ct);
+            Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
+            return 0;
+        })));
+        return cmd;
+    }
+
+    static Command AverageCommand()
+    {
+        var cmd = new Command("average", "Uniform average of K checkpoints (Llama 3 averages the annealing checkpoints and each post-training stage).");
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for the averaged model.safetensors (+ config.json of the first).", Required = true };
+        var ckpts = new Argument<DirectoryInfo[]>("checkpoints") { Description = "Checkpoint folders (same keys and shapes).", Arity = ArgumentArity.OneOrMore };
+        cmd.Options.Add(outDir); cmd.Arguments.Add(ckpts);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var dirs = r.GetValue(ckpts)!.Select(d => d.FullName).ToList();
+            CheckpointAverager.Average(dirs, r.GetValue(outDir)!.FullName);
+            Console.WriteLine($"averaged {dirs.Count} checkpoints into {r.GetValue(outDir)!.FullName}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command MakeDataCommand()
+    {
+        var cmd = new Command("make-data", "Synthetic training data for tests and the demo.");
+        var text = new Command("text", "A small text corpus (text.jsonl, text-eval.jsonl), chat dialogs (chat.jsonl), preference pairs (pairs.jsonl) " +
+            "from the grammar in GRAMMAR.md, and a demo config per text recipe (byte tokenizer, tiny decoder).");
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Generator seed.", DefaultValueFactory = _ => 1234 };
+        var docs = new Option<int>("--documents") { Description = "Pretraining documents.", DefaultValueFactory = _ => 2000 };
+        var dialogs = new Option<int>("--dialogs") { Description = "SFT dialogs.", DefaultValueFactory = _ => 400 };
+        var pairs = new Option<int>("--pairs") { Description = "Preference pairs.", DefaultValueFactory = _ => 400 };
+        foreach (var o in new Option[] { outDir, seed, docs, dialogs, pairs }) text.Options.Add(o);
+        text.SetAction(r => Guard(() =>
+        {
+            string dir = r.GetValue(outDir)!.FullName;
+            SyntheticText.Write(dir, r.GetValue(seed), r.GetValue(docs), r.GetValue(dialogs), r.GetValue(pairs));
+            Console.WriteLine($"wrote the synthetic corpus and demo configs to {dir}; try: mm-train text-pretrain --config {Path.Combine(dir, "text-pretrain.json")} --out runs/text-pretrain");
+            return 0;
+        }));
+        cmd.Subcommands.Add(text);
+        return cmd;
+    }
+
+    static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}

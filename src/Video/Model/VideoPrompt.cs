@@ -1,0 +1,32 @@
+using Llama3.Multimodal.Text;
+
+namespace Llama3.Multimodal.Video;
+
+/// <summary>Prompt encoding for video questions: the Instruct chat format with a <c>&lt;|video|&gt;</c> placeholder.</summary>
+public static class VideoPrompt
+{
+    /// <summary>Placeholder text of the video in prompts.</summary>
+    public const string VideoPlaceholder = "<|video|>";
+
+    /// <summary>
+    /// Encodes a one-turn user prompt in the Instruct chat format, ending with the assistant header. Without a
+    /// <c>&lt;|video|&gt;</c> placeholder in <paramref name="prompt"/>, one is put before the text; more than one is an error
+    /// (one video per prompt).
+    /// </summary>
+    public static List<int> EncodeInstruct(Llama3Tokenizer tokenizer, string prompt, int videoTokenId = VideoConfig.DefaultVideoTokenId)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        int given = Count(prompt);
+        if (given == 0) prompt = VideoPlaceholder + prompt;
+        else if (given > 1) throw new ArgumentException($"the prompt holds {given} {VideoPlaceholder} placeholders; one video per prompt is supported.");
+        var specials = new Dictionary<string, int> { [VideoPlaceholder] = videoTokenId };
+        return new ChatFormat(tokenizer).EncodeDialog(new[] { new ChatMessage("user", prompt) }, true, specials);
+    }
+
+    static int Count(string s)
+    {
+        int n = 0, i = 0;
+        while ((i = s.IndexOf(VideoPlaceholder, i, StringComparison.Ordinal)) >= 0) { n++; i += VideoPlaceholder.Length; }
+        return n;
+    }
+}

@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Training.Distributed;
+using TorchSharp;
+
+namespace Llama3.Multimodal.Training.Tests.Distributed;
+
+/// <summary>Data-parallel training over MPI with two local ranks (loopback), using Open MPI's mpirun.</summary>
+public class MpiTests
+{
+    static string Worker => Path.Combine(AppContext.BaseDirectory, "Llama3.Multimodal.Training.MpiWorker.dll");
+
+    internal static (int Code, string Out) Run(string file, string args, int timeoutSeconds = 120, bool mpi = true)
+    {
+        if (mpi && !File.Exists("/usr/bin/mpirun") && !File.Exists("/usr/local/bin/mpirun"))
+            Assert.Fail("mpirun not found: install Open MPI (apt-get install openmpi-bin libopenmpi-dev); build/test.sh does this on a fresh machine.");
+        var psi = new ProcessStartInfo(mpi ? "mpirun" : "dotnet", mpi ? $"--oversubscribe -np 2 dotnet {file} {args}" : $"{file} {args}")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        // mpirun refuses root unless told; the tests run as root in CI containers.
+        psi.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+        psi.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        psi.Environment["OMPI_MCA_btl"] = "self,vader,tcp";
+        psi.Environment["OMPI_MCA_btl_tcp_if_include"] = "lo";
+        psi.Environment["OMPI_MCA_oob_tcp_if_include"] = "lo";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeoutSeconds * 1000))
+        {
+            p.Kill(true);
+            Assert.Fail($"{psi.FileName} {psi.Arguments} did not finish within {timeoutSeconds} s");
+        }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    static string Temp() => Directory.CreateTempSubdirectory("l3mm-mpi").FullName;
+
+    [Fact]
+    public void AllReduceOfKnownTensorsGivesKnownSums()
+    {
+        string outFile = Path.Combine(Temp(), "ar.json");
+        var (code, log) = Run(Worker, $"allreduce {outFile}");
+        Assert.True(code == 0, log);
+        using var doc = JsonDocument.Parse(File.ReadAllText(outFile));
+        Assert.Equal(2, doc.RootElement.GetProperty("world").GetInt32());
+        Assert.Equal(3f, doc.RootElement.GetProperty("first").GetSingle());
+        Assert.Equal(3f, doc.RootElement.GetProperty("last").GetSingle());
+        Assert.Equal(3.0, doc.RootElement.GetProperty("scalar").GetDouble());
+        Assert.Equal(new float[] { 0, 1, 2, 3, 4 }, doc.RootElement.GetProperty("bcast").EnumerateArray().Select(e => e.GetSingle()));
+    }
+
+    [Fact]
+    public void TwoRanksWithBatchBEqualOneProcessWithBatch2B()
+    {
+        string two = Temp(), one = Temp();
+        var r2 = Run(Worker, $"train {two} 6 4");
+        Assert.True(r2.Code == 0, r2.Out);
+        var r1 = Run(Worker, $"train {one} 6 4", mpi: false);
+        Assert.True(r1.Code == 0, r1.Out);
+        using var a = LlamaForCausalLM.FromPretrained(one);
+        using var b = LlamaForCausalLM.FromPretrained(two);
+        var pb = b.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in a.named_parameters())
+        {
+            float diff = (p - pb[name]).abs().max().item<float>();
+            Assert.True(diff < 1e-4f, $"{name}: {diff}");
+        }
+        // And training really moved the weights away from the broadcast start.
+        using var start = LlamaForCausalLM.Create(a.Config).InitializeWeights(100);
+        Assert.True((start.model.norm.weight - a.model.norm.weight).abs().max().item<float>() > 1e-3f);
+    }
+
+    [Fact]
+    public void ARankThatDiesEndsTheJobInsteadOfHanging()
+    {
+        var sw = Stopwatch.StartNew();
+        var (code, log) = Run(Worker, "die", timeoutSeconds: 90);
+        Assert.NotEqual(0, code);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"took {sw.Elapsed}");
+        Assert.Contains("exit", log, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void ShardsAreDisjointAndCoverEverything()
+    {
+        var s0 = DataParallel.Shard(10, 0, 3).ToList();
+        var s1 = DataParallel.Shard(10, 1, 3).ToList();
+        var s2 = DataParallel.Shard(10, 2, 3).ToList();
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), s0.Concat(s1).Concat(s2).OrderBy(x => x));
+        Assert.Empty(s0.Intersect(s1));
+        Assert.Equal(1, Collectives.LaunchedWorldSize() == 1 ? 1 : 0);
+    }
+}

@@ -1,0 +1,40 @@
+using Llama3.Multimodal.Training;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training.Tests;
+
+/// <summary>Synthetic data (SyntheticText grammar, fixed seed) and small configs shared by the tests.</summary>
+internal static class TestRuns
+{
+    static readonly Lazy<string> Data = new(() =>
+    {
+        string d = TempDir();
+        SyntheticText.Write(d, 7, documents: 300, dialogs: 64, pairs: 64);
+        return d;
+    });
+
+    public static string DataDir => Data.Value;
+
+    public static string TempDir()
+    {
+        string d = Path.Combine(Path.GetTempPath(), "l3mm-train-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(d);
+        return d;
+    }
+
+    /// <summary>The recipe's demo config over the shared data, shrunk further (dim 32, seq 32), then <paramref name="sets"/>.</summary>
+    public static TrainConfig Config(string recipe, params string[] sets)
+    {
+        using var r = RecipeRegistry.Create(recipe);
+        var baseSets = new List<string> { "model.hidden_size=32", "model.intermediate_size=64", "model.max_position_embeddings=256", "train.log_every=1000" };
+        if (recipe == "text-pretrain") baseSets.AddRange(new[] { "data.seq_len=32", "batch.micro=2", "batch.global=64" });
+        else baseSets.AddRange(new[] { "data.seq_len=64", "batch.micro=2", "batch.global=4" });
+        baseSets.AddRange(sets);
+        return ConfigLoader.Load(r.DemoConfig(), Path.Combine(DataDir, recipe + ".json"), baseSets);
+    }
+
+    public static TrainerOptions Quiet => new() { Log = null, Live = false, Plot = false, TensorBoard = false };
+
+    public static Dictionary<string, float[]> Weights(TorchSharp.torch.nn.Module m) =>
+        m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());
+}

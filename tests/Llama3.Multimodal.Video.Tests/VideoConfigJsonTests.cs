@@ -1,0 +1,42 @@
+using System.Text.Json.Nodes;
+using Llama3.Multimodal.Text;
+
+namespace Llama3.Multimodal.Video.Tests;
+
+public class VideoConfigJsonTests
+{
+    [Fact]
+    public void RoundTripKeepsEveryField()
+    {
+        var c = VideoPresets.Get("tiny-video").Video;
+        var text = VideoConfigJson.ToJson(c).ToJsonString();                       // as written to and read from disk
+        var back = VideoConfigJson.Parse(LlamaConfigJson.ParseObject(text, "video_config.json"), "video_config.json");
+        Assert.Equal(c.Aggregator with { NumLatents = c.Aggregator.Latents }, back.Aggregator);
+        Assert.Equal(c.NumFrames, back.NumFrames);
+        Assert.Equal(c.VideoTokenId, back.VideoTokenId);
+        Assert.Equal(c.BeforeImageCrossAttention, back.BeforeImageCrossAttention);
+    }
+
+    [Fact]
+    public void UnknownFieldIsNamed()
+    {
+        var o = VideoConfigJson.ToJson(VideoPresets.Get("tiny-video").Video);
+        ((JsonObject)o["aggregator"]!)["num_latent"] = 4;
+        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "dir/video_config.json"));
+        Assert.Contains("dir/video_config.json aggregator", e.Message);
+        Assert.Contains("'num_latent'", e.Message);
+    }
+
+    [Fact]
+    public void PlacementOutsideTheImageLayersIsRejected()
+    {
+        var cfg = VideoPresets.Get("tiny-video");
+        var bad = cfg with { Video = cfg.Video with { BeforeImageCrossAttention = new[] { 3 } } };
+        var e = Assert.Throws<ConfigException>(() => bad.Validate());
+        Assert.Contains("ordinal 3", e.Message);
+        var wrongTokens = cfg with { Video = cfg.Video with { Aggregator = cfg.Video.Aggregator with { TokensPerFrame = 65 } } };
+        Assert.Contains("tokens_per_frame 65", Assert.Throws<ConfigException>(() => wrongTokens.Validate()).Message);
+        var clash = cfg with { Video = cfg.Video with { VideoTokenId = 128256 } };
+        Assert.Contains("video_token_id 128256", Assert.Throws<ConfigException>(() => clash.Validate()).Message);
+    }
+}

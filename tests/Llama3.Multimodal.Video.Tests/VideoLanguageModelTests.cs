@@ -1,0 +1,211 @@
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Video.Tests;
+
+/// <summary>One tiny image-text model (tiny-vision, seed 11) saved once, and a clip rendered by ffmpeg, shared by the tests.</summary>
+public sealed class TinyModels : IDisposable
+{
+    public string BaseDir { get; } = Path.Combine(Path.GetTempPath(), "llama3mm-video-base-" + Guid.NewGuid().ToString("N"));
+    public VisionLanguageModel Base { get; }
+    public string Clip { get; } = Clips.MovingSquare("square40.mp4", 40, "-c:v", "libx264", "-pix_fmt", "yuv420p");
+
+    public TinyModels()
+    {
+        Base = VisionLanguageModel.Create(VisionPresets.Get("tiny-vision")).InitializeWeights(11);
+        Base.Save(BaseDir);
+    }
+
+    public VideoLanguageModel NewVideoModel(long seed = 5) =>
+        VideoLanguageModel.FromImageModel(BaseDir, VideoPresets.Get("tiny-video").Video, seed);
+
+    public void Dispose()
+    {
+        Base.Dispose();
+        try { Directory.Delete(BaseDir, true); } catch (IOException) { }
+    }
+}
+
+public class VideoLanguageModelTests : IClassFixture<TinyModels>
+{
+    readonly TinyModels _m;
+    public VideoLanguageModelTests(TinyModels m) => _m = m;
+
+    static readonly int Video = VideoConfig.DefaultVideoTokenId, Image = 128256;
+
+    // <|begin_of_text|> <|image|> "a" "b" <|video|> "c" "d" "e"   (plain token ids below 128000 stand for text)
+    static Tensor Ids() => torch.tensor(new long[] { 128000, Image, 64, 65, Video, 66, 67, 68 }, new long[] { 1, 8 });
+
+    static ImageBatch OneImage(VideoLanguageModel m, VideoFrames frames)
+    {
+        using var px = frames.Pixels[3].contiguous();
+        var img = new RgbImage(frames.Width, frames.Height, px.bytes.ToArray());
+        return m.Preprocessor.Batch(new[] { (IReadOnlyList<RgbImage>)new[] { img } });
+    }
+
+    static void SetVideoGates(VideoLanguageModel m, double value)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in m.named_parameters())
+            if (m.IsVideoParameter(name) && name.Contains("_gate")) p.fill_(value);
+    }
+
+    [Fact]
+    public void StackPlanPutsVideoLayersBeforeEveryFourthImageLayer()
+    {
+        var plan = VideoPresets.Get("llama3.2-11b-video").Plan();
+        Assert.Equal(42, plan.Count);
+        Assert.Equal(new[] { 18, 39 }, plan.VideoBlockIndices);
+        Assert.Equal(18, plan.Blocks[19]);            // the 4th image layer (base index 18) follows its video layer
+        Assert.Equal(38, plan.Blocks[40]);
+        Assert.Equal(39, plan.Blocks[41]);
+        var big = VideoPresets.Get("llama3.2-90b-video").Plan();
+        Assert.Equal(5, big.VideoBlockIndices.Count);
+        Assert.Equal(105, big.Count);
+        var tiny = VideoPresets.Get("tiny-video").Plan();
+        Assert.Equal(new[] { 0, 1, 2, 3, -1, 4, 5 }, tiny.Blocks);
+    }
+
+    [Fact]
+    public void FullSizePresetsBuildOnTheMetaDevice()
+    {
+        var cfg = VideoPresets.Get("llama3.2-11b-video");
+        using var m = VideoLanguageModel.Create(cfg, torch.device(DeviceType.META));
+        long d = 4096, kv = 1024, ffn = 14336;
+        long layer = 2 * d * d + 2 * d * kv + 2 * 128 + 2 * d + 3 * d * ffn + 2;     // q,o + k,v + q/k norms + 2 norms + MLP + 2 gates
+        long agg = new TemporalAggregator(cfg.Video.Aggregator, torch.device(DeviceType.META)).ParameterCount();
+        Assert.Equal(2 * layer + agg, m.VideoParameterCount());
+        Assert.InRange(m.VideoParameterCount(), 0.6e9, 0.8e9);                         // paper: 0.6B for the 8B model
+        using var vlm = VisionLanguageModel.Create(cfg.Base, torch.device(DeviceType.META));
+        Assert.Equal(vlm.ParameterCount() + m.VideoParameterCount(), m.ParameterCount());
+    }
+
+    [Fact]
+    public void ZeroVideoGatesLeaveTheImageTextLogitsUnchanged()
+    {
+        using var m = _m.NewVideoModel();
+        using var frames = m.ReadFrames(_m.Clip);
+        Assert.Equal(new long[] { 8, 224, 224, 3 }, frames.Pixels.shape);
+        using var ids = Ids();
+        using var images = OneImage(m, frames);
+        using var noGrad = torch.no_grad();
+        using var video = m.EncodeVideo(frames);
+        Assert.Equal(new long[] { 1, 2 * 16, 64 }, video.shape);                        // 8 frames / 4 per group × 16 latents
+        using var expected = _m.Base.Forward(ids, images);
+        using var got = m.Forward(ids, images, video);
+        Assert.True(got.allclose(expected, rtol: 1e-5, atol: 1e-5), $"max diff {(got - expected).abs().max().item<float>()}");
+
+        // the same model with open gates: rows before <|video|> (0..3) unchanged, rows from it on changed
+        SetVideoGates(m, 0.5);
+        using var open = m.Forward(ids, images, video);
+        Assert.True(open.narrow(1, 0, 4).allclose(expected.narrow(1, 0, 4), rtol: 1e-5, atol: 1e-5));
+        for (int t = 4; t < 8; t++)
+            Assert.False(open.select(1, t).allclose(expected.select(1, t), rtol: 1e-4, atol: 1e-4), $"row {t} ignores the video");
+    }
+
+    [Fact]
+    public void DifferentClipsGiveDifferentLogitsOnceGatesOpen()
+    {
+        using var m = _m.NewVideoModel(seed: 9);
+        SetVideoGates(m, 1.0);
+        using var frames = m.ReadFrames(_m.Clip);
+        using var noGrad = torch.no_grad();
+        using var video = m.EncodeVideo(frames);
+        string colourful = Clips.Render("testsrc.mp4", "-f", "lavfi", "-i", "testsrc=size=256x64:rate=10:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p");
+        using var otherFrames = m.ReadFrames(colourful);
+        using var other = m.EncodeVideo(otherFrames);
+        using var ids = torch.tensor(new long[] { 128000, Video, 64, 65 }, new long[] { 1, 4 });
+        using var a = m.Forward(ids, null, video);
+        using var b = m.Forward(ids, null, other);
+        double diff = (a.select(1, 3) - b.select(1, 3)).abs().max().item<float>();
+        Assert.True(diff > 1e-4, $"max logit difference {diff}");
+        Assert.True(a.narrow(1, 0, 1).allclose(b.narrow(1, 0, 1)));                     // the row before <|video|> cannot see it
+    }
+
+    [Fact]
+    public void CachedGenerationMatchesFullForwardDecoding()
+    {
+        using var m = _m.NewVideoModel(seed: 3);
+        SetVideoGates(m, 0.8);
+        var prompt = VideoPrompt.EncodeInstruct(m.Tokenizer, "What moves?");
+        Assert.Single(prompt, Video);
+        using var frames = m.ReadFrames(_m.Clip);
+        var result = m.Generate(prompt, frames, new GenerationOptions { MaxNewTokens = 4, StopTokens = Array.Empty<int>() });
+        Assert.Equal(4, result.Tokens.Count);
+
+        using var noGrad = torch.no_grad();
+        using var video = m.EncodeVideo(frames);
+        var seq = prompt.ToList();
+        for (int i = 0; i < 4; i++)
+        {
+            using var ids = torch.tensor(seq.Select(x => (long)x).ToArray(), new long[] { 1, seq.Count });
+            using var logits = m.Forward(ids, null, video);
+            seq.Add((int)logits[0, -1].argmax().item<long>());
+        }
+        Assert.Equal(seq.Skip(prompt.Count), result.Tokens);
+    }
+
+    [Fact]
+    public void GenerateFromAVideoFileRunsTheWholePipeline()
+    {
+        using var m = _m.NewVideoModel();
+        var r = m.Generate(_m.Clip, "Describe the video.", new GenerationOptions { MaxNewTokens = 3, StopTokens = Array.Empty<int>() });
+        Assert.Equal(3, r.Tokens.Count);
+        Assert.True(r.PromptTokens > 5);
+        Assert.Throws<MediaDecodeException>(() => m.Generate(Clips.PathOf("missing.mp4"), "Describe the video."));
+    }
+
+    [Fact]
+    public void SaveAndLoadKeepTheBaseNumberingAndTheLogits()
+    {
+        using var m = _m.NewVideoModel(seed: 4);
+        SetVideoGates(m, 0.3);
+        string dir = Path.Combine(Path.GetTempPath(), "llama3mm-video-save-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            m.Save(dir);
+            using (var reader = CheckpointReader.Open(dir))
+            {
+                Assert.Contains("video_model.cross_attention_layers.0.cross_attn.q_proj.weight", reader.Keys);
+                Assert.Contains("video_model.cross_attention_layers.0.cross_attn_attn_gate", reader.Keys);
+                Assert.Contains("video_model.aggregator.layers.0.attn.q_proj.weight", reader.Keys);
+                Assert.Contains("video_model.aggregator.time_embedding", reader.Keys);
+                Assert.Contains("language_model.model.layers.4.cross_attn.q_proj.weight", reader.Keys);   // 2nd image layer, base index
+                Assert.DoesNotContain(reader.Keys, k => k.StartsWith("language_model.model.layers.6.", StringComparison.Ordinal));
+            }
+            using var loaded = VideoLanguageModel.FromPretrained(dir);
+            using var frames = m.ReadFrames(_m.Clip);
+            using var noGrad = torch.no_grad();
+            using var ids = torch.tensor(new long[] { 128000, Video, 64, 65 }, new long[] { 1, 4 });
+            using var v1 = m.EncodeVideo(frames);
+            using var v2 = loaded.EncodeVideo(frames);
+            using var a = m.Forward(ids, null, v1);
+            using var b = loaded.Forward(ids, null, v2);
+            Assert.True(a.allclose(b, rtol: 1e-6, atol: 1e-6));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void VideoTokenAndVideoMustComeTogether()
+    {
+        using var m = _m.NewVideoModel();
+        using var ids = torch.tensor(new long[] { 128000, Video, 64 }, new long[] { 1, 3 });
+        Assert.Throws<ArgumentException>(() => m.Forward(ids));
+        Assert.Throws<ArgumentException>(() => VideoPrompt.EncodeInstruct(m.Tokenizer, "<|video|>a<|video|>b"));
+        using var text = torch.tensor(new long[] { 128000, 64, 65 }, new long[] { 1, 3 });
+        using var expected = _m.Base.Forward(text, null);
+        using var got = m.Forward(text);
+        Assert.True(got.allclose(expected, rtol: 1e-5, atol: 1e-5));
+    }
+
+    [Fact]
+    public void ImageModelFolderWithoutTheExpectedKeysIsRejected()
+    {
+        var e = Assert.Throws<CheckpointFormatException>(() =>
+            VideoLanguageModel.FromPretrained(_m.BaseDir));
+        Assert.Contains("video_config.json", e.Message);
+    }
+}

@@ -38,7 +38,7 @@ public static class Program
             "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}.";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
         var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
-        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/.", Required = true };
+        var outDir = new Option<DirectoryInfo?>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/ (required unless --print-config)." };
         var resume = new Option<bool>("--resume") { Description = "Continue exactly from the newest checkpoint in OUT/checkpoints." };
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps (the schedule still spans optim.total_steps)." };
         var device = new Option<string?>("--device") { Description = "cpu or cuda (default: train.device, cpu)." };
@@ -56,8 +56,9 @@ public static class Program
             using var rec = RecipeRegistry.Create(name);
             var cfg = ConfigLoader.Load(rec.DefaultConfig(), r.GetValue(config)?.FullName, sets);
             if (r.GetValue(print)) { Console.WriteLine(ConfigLoader.ToJson(cfg)); return 0; }
+            if (r.GetValue(outDir) is not { } od) { Console.Error.WriteLine("error: --out DIR is required."); return 2; }
             Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}");
-            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, r.GetValue(outDir)!.FullName);
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName);
             var res = trainer.Run(r.GetValue(resume), ct);
             Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
             return 0;

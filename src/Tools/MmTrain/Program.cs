@@ -16,6 +16,7 @@ public static class Program
             "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data text` makes a demo corpus with configs.");
         foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
         root.Subcommands.Add(AverageCommand());
+        root.Subcommands.Add(RejectionSampleCommand());
         root.Subcommands.Add(MakeDataCommand());
         return root.Parse(args).Invoke();
     }
@@ -77,6 +78,32 @@ public static class Program
             var dirs = r.GetValue(ckpts)!.Select(d => d.FullName).ToList();
             CheckpointAverager.Average(dirs, r.GetValue(outDir)!.FullName);
             Console.WriteLine($"averaged {dirs.Count} checkpoints into {r.GetValue(outDir)!.FullName}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command RejectionSampleCommand()
+    {
+        var cmd = new Command("rejection-sample", "Rejection sampling: K responses per prompt from the policy, scored by a reward model; the best of each is written as an SFT dialog manifest.");
+        var policy = new Option<DirectoryInfo>("--policy") { Description = "Policy checkpoint folder (HF layout, e.g. OUT/checkpoints/step-N of sft).", Required = true };
+        var reward = new Option<DirectoryInfo>("--reward") { Description = "Reward-model checkpoint folder (from the reward-model recipe).", Required = true };
+        var prompts = new Option<FileInfo>("--prompts") { Description = "JSONL with a \"prompt\" per line (string or message list).", Required = true };
+        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Output dialog manifest (JSONL) for the sft recipe.", Required = true };
+        var k = new Option<int>("--k") { Description = "Samples per prompt (Llama 3: 10–30).", DefaultValueFactory = _ => 10 };
+        var temp = new Option<double>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0.8 };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest response in tokens.", DefaultValueFactory = _ => 256 };
+        var seed = new Option<long>("--seed") { Description = "Sampling seed (prompt i uses seed + i).", DefaultValueFactory = _ => 1234 };
+        var tok = new Option<string>("--tokenizer") { Description = "llama3, bytes, or a tokenizer.model path.", DefaultValueFactory = _ => "llama3" };
+        var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed prompt records." };
+        foreach (var o in new Option[] { policy, reward, prompts, outFile, k, temp, maxNew, seed, tok, skipBad }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            using var p = LlamaForCausalLM.FromPretrained(r.GetValue(policy)!.FullName);
+            using var rm = RewardModel.FromPretrained(r.GetValue(reward)!.FullName);
+            var sampler = new RejectionSampler(p, rm, Llama3TrainingTokenizer.Resolve(r.GetValue(tok)!));
+            int n = sampler.Run(r.GetValue(prompts)!.FullName, r.GetValue(outFile)!.FullName, r.GetValue(k), r.GetValue(temp), r.GetValue(maxNew), r.GetValue(seed), r.GetValue(skipBad));
+            Console.WriteLine($"wrote {n} dialogs to {r.GetValue(outFile)!.FullName}.");
             return 0;
         }));
         return cmd;

@@ -45,3 +45,22 @@ public class ShippedConfigTests
         Assert.Equal(1e-5, sft.DefaultConfig().Optim.Lr);
     }
 }
+
+public class PhaseConfigTests
+{
+    [Theory]
+    [InlineData("text-pretrain-long-context.json", 16384, "constant")]
+    [InlineData("text-pretrain-anneal.json", 131072, "linear")]
+    public void PretrainingPhaseConfigsLoadOverTheDefaults(string file, int seqLen, string schedule)
+    {
+        string root = AppContext.BaseDirectory;
+        while (!Directory.Exists(Path.Combine(root, "configs", "training"))) root = Path.GetDirectoryName(root)!;
+        using var r = new TextPretrainRecipe();
+        var c = ConfigLoader.Load(r.DefaultConfig(), Path.Combine(root, "configs", "training", file));
+        Assert.Equal(seqLen, c.Data.SeqLen);
+        Assert.Equal(schedule, c.Optim.Schedule);
+        Assert.Equal(0.95, c.Optim.Beta2);           // untouched defaults stay
+        if (schedule == "linear") Assert.Equal(0, new LrSchedule(c.Optim.Schedule, c.Optim.Lr, c.Optim.MinLr, c.Optim.WarmupSteps, c.Optim.TotalSteps).At(c.Optim.TotalSteps));
+        else Assert.Equal(131072, BatchPlan.At(c, 700_000_000_000).SeqLen);
+    }
+}

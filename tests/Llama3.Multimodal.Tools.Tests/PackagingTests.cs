@@ -90,7 +90,7 @@ public class PackagingTests
               <ItemGroup>
                 <PackageReference Include="Llama3.Multimodal.Vision" Version="{version}" />
                 <PackageReference Include="TorchSharp-cpu" Version="0.107.0" />
-                <PackageReference Include="SkiaSharp.NativeAssets.Linux.NoDependencies" Version="2.88.9" />
+                <PackageReference Include="SkiaSharp.NativeAssets.Linux.NoDependencies" Version="3.119.4" />
               </ItemGroup>
             </Project>
             """);

@@ -60,10 +60,14 @@ public static class Program
             if (r.GetValue(print)) { Console.WriteLine(ConfigLoader.ToJson(cfg)); return 0; }
             if (r.GetValue(outDir) is not { } od) { Console.Error.WriteLine("error: --out DIR is required."); return 2; }
             if (r.GetValue(threads) is int nt) TorchSharp.torch.set_num_threads(Math.Max(1, nt));
-            Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}");
-            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName);
+            // Under mpirun/srun: one rank per process, data-parallel (see README, "Training on several processes").
+            using var coll = Llama3.Multimodal.Training.Distributed.Collectives.FromEnvironment();
+            if (coll.Rank == 0) Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}; {coll.Name}, {coll.WorldSize} rank(s)");
+            if (coll.WorldSize > 1 && cfg.Train.Device.StartsWith("cuda", StringComparison.Ordinal) && !cfg.Train.Device.Contains(':'))
+                cfg = cfg with { Train = cfg.Train with { Device = $"cuda:{coll.LocalRank}" } };
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions { Collectives = coll });
             var res = trainer.Run(r.GetValue(resume), ct);
-            Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
+            if (coll.Rank == 0) Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
             return 0;
         })));
         return cmd;

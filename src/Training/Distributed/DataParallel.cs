@@ -21,7 +21,17 @@ public static class DataParallel
     /// Replaces each gradient by its mean over ranks. Gradients are packed into f32 buckets of about
     /// <paramref name="bucketBytes"/> so each collective moves a large contiguous buffer. A missing gradient counts as zero.
     /// </summary>
-    public static void AverageGradients(IReadOnlyList<Tensor> parameters, ICollectives c, long bucketBytes = 25L << 20)
+    public static void AverageGradients(IReadOnlyList<Tensor> parameters, ICollectives c, long bucketBytes = 25L << 20) =>
+        Reduce(parameters, c, bucketBytes, average: true);
+
+    /// <summary>
+    /// Replaces each gradient by its sum over ranks (for losses already divided by the global element count), in
+    /// f32 buckets of about <paramref name="bucketBytes"/>.
+    /// </summary>
+    public static void SumGradients(IReadOnlyList<Tensor> parameters, ICollectives c, long bucketBytes = 25L << 20) =>
+        Reduce(parameters, c, bucketBytes, average: false);
+
+    static void Reduce(IReadOnlyList<Tensor> parameters, ICollectives c, long bucketBytes, bool average)
     {
         if (c.WorldSize == 1) return;
         using var noGrad = torch.no_grad();
@@ -40,7 +50,7 @@ public static class DataParallel
             using var scope = NewDisposeScope();
             var flat = torch.cat(group.Select(p => (p.grad is { } g ? g : torch.zeros_like(p)).to_type(ScalarType.Float32).reshape(-1)).ToArray());
             c.AllReduceSum(flat);
-            flat.div_(c.WorldSize);
+            if (average) flat.div_(c.WorldSize);
             long off = 0;
             foreach (var p in group)
             {

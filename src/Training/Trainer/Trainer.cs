@@ -25,6 +25,7 @@ public sealed class Trainer : IDisposable
     readonly List<(string Name, Tensor Param)> _trainable;
     // bf16 mode: f32 master copies of the trainable parameters (what AdamW updates) and f32 gradient accumulators.
     readonly List<Tensor>? _master;
+    readonly Distributed.ICollectives _coll;
     long _tokens, _samples;
     DataCursor _cursor = DataCursor.Start;
 
@@ -41,6 +42,9 @@ public sealed class Trainer : IDisposable
     public Trainer(Recipe recipe, TrainConfig config, string outDir, TrainerOptions? options = null)
     {
         _cfg = config; _out = Path.GetFullPath(outDir); _opt = options ?? new TrainerOptions();
+        _coll = _opt.Collectives ?? new Distributed.SingleProcess();
+        // Only rank 0 reports and writes.
+        if (_coll.Rank != 0) _opt = _opt with { Log = null, Live = false, TensorBoard = false, Plot = false };
         Recipe = recipe;
         if (config.Recipe.Length > 0 && RecipeRegistry.Names.Contains(config.Recipe) && config.Recipe != recipe.Name)
             throw new ConfigException($"config is for recipe '{config.Recipe}', not '{recipe.Name}'.");
@@ -49,6 +53,8 @@ public sealed class Trainer : IDisposable
         torch.manual_seed(config.Seed);
         recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);
         _trainable = SelectTrainable();
+        // Every rank starts from rank 0's weights (random inits may differ by rank).
+        Distributed.DataParallel.BroadcastParameters(recipe.Model.parameters(), _coll);
         if (mixed)
         {
             // The model computes in bf16; AdamW updates f32 masters whose values are copied back after each step.
@@ -59,9 +65,8 @@ public sealed class Trainer : IDisposable
         Optimizer = new AdamW(updated.Select(t => (t.Item1, t.Item2, AdamW.DecaysByName(t.Item1, t.Item2))),
             config.Optim.Beta1, config.Optim.Beta2, config.Optim.Eps, config.Optim.WeightDecay);
         _schedule = LrSchedule.From(config.Optim);
-        Directory.CreateDirectory(_out);
         _store = new CheckpointStore(Path.Combine(_out, "checkpoints"), config.Train.KeepLast);
-        AtomicFile.WriteAllText(Path.Combine(_out, "config.json"), ConfigLoader.ToJson(config));
+        if (_coll.Rank == 0) AtomicFile.WriteAllText(Path.Combine(_out, "config.json"), ConfigLoader.ToJson(config));
     }
 
     List<(string, Tensor)> SelectTrainable()
@@ -110,7 +115,7 @@ public sealed class Trainer : IDisposable
         var history = new List<(long, double, double)>();
         var evals = new List<(long, double)>();
         var plotHistory = ReadPlotHistory();
-        using var metrics = new MetricsLog(Path.Combine(_out, "metrics.jsonl"));
+        using var metrics = _coll.Rank == 0 ? new MetricsLog(Path.Combine(_out, "metrics.jsonl")) : null;
         using var tb = _opt.TensorBoard ? new TensorBoardWriter(Path.Combine(_out, "tensorboard")) : null;
         using var progress = new ProgressDisplay(maxSteps, Step, _opt.Log, _opt.Live && _opt.Log is not null);
         if (resume) progress.Message(last is null ? $"no checkpoint in {_store.Root}; starting fresh." : $"resumed from {last} at step {Step}.");
@@ -135,7 +140,7 @@ public sealed class Trainer : IDisposable
             var line = new JsonObject { ["step"] = Step, ["loss"] = loss, ["lr"] = lr, ["grad_norm"] = gradNorm, ["tokens"] = _tokens,
                 ["samples"] = _samples, ["micro_batches"] = k, ["seq_len"] = seqLen, ["tokens_per_s"] = tps, ["elapsed_s"] = secs };
             foreach (var (key, v) in extra) line[key] = v;
-            metrics.Write(line);
+            metrics?.Write(line);
             if (tb is not null)
             {
                 tb.AddScalar("train/loss", loss, Step); tb.AddScalar("train/lr", lr, Step); tb.AddScalar("train/grad_norm", gradNorm, Step);
@@ -143,11 +148,11 @@ public sealed class Trainer : IDisposable
                 foreach (var (key, v) in extra) tb.AddScalar("train/" + key, v, Step);
             }
             progress.Update(Step, maxSteps, loss, lr, tps, eta, Step % Math.Max(1, _cfg.Train.LogEvery) == 0 || Step == maxSteps);
-            if (_cfg.Train.EvalEvery > 0 && Step % _cfg.Train.EvalEvery == 0 && !string.IsNullOrEmpty(_cfg.Data.Eval))
+            if (_cfg.Train.EvalEvery > 0 && Step % _cfg.Train.EvalEvery == 0 && !string.IsNullOrEmpty(_cfg.Data.Eval) && _coll.Rank == 0)
             {
                 double ev = Evaluate(seqLen);
                 evals.Add((Step, ev));
-                metrics.Write(new JsonObject { ["step"] = Step, ["eval_loss"] = ev });
+                metrics?.Write(new JsonObject { ["step"] = Step, ["eval_loss"] = ev });
                 tb?.AddScalar("eval/loss", ev, Step);
                 progress.Message($"step {Step}: eval loss {ev:F4}");
             }
@@ -161,7 +166,7 @@ public sealed class Trainer : IDisposable
         }
         if (!savedAtEnd && Step > startStep) last = SaveCheckpoint();
         if (_opt.Plot && plotHistory.Count > 0) CurvePlot.Write(Path.Combine(_out, "curves.png"), plotHistory, evals, $"{Recipe.Name}");
-        if (_cfg.Train.AverageLast > 1)
+        if (_cfg.Train.AverageLast > 1 && _coll.Rank == 0)
         {
             var ckpts = _store.List().TakeLast(_cfg.Train.AverageLast).ToList();
             CheckpointAverager.Average(ckpts, Path.Combine(_out, "averaged"));
@@ -173,17 +178,20 @@ public sealed class Trainer : IDisposable
     /// <summary>One optimizer step's forward/backward over <paramref name="k"/> micro-batches (gradients left in place).</summary>
     internal (double Loss, double GradNorm, Dictionary<string, double> Metrics, long Tokens) TrainStep(IBatchSource source, int k, int seqLen)
     {
+        // Every rank reads the same seeded stream (so the data position is global and resume works for any world size)
+        // and trains micro-batch i when i mod world = rank: disjoint shards of each global batch.
         var batches = new List<MicroBatch>(k);
         for (int i = 0; i < k; i++) batches.Add(source.Next(seqLen));
         try
         {
             double total = Math.Max(1, batches.Sum(b => b.LossElements));
+            var mine = batches.Where((_, i) => i % _coll.WorldSize == _coll.Rank).ToList();
             Recipe.Model.zero_grad();
             Recipe.Model.train();
             var acc = _master?.Select(m => torch.zeros(m.shape, ScalarType.Float32, m.device)).ToList();
             double lossSum = 0;
             var extra = new Dictionary<string, double>();
-            foreach (var b in batches)
+            foreach (var b in mine)
             {
                 using var scope = NewDisposeScope();
                 var o = Recipe.Loss(b);
@@ -193,6 +201,12 @@ public sealed class Trainer : IDisposable
                 foreach (var (key, v) in o.Metrics ?? new Dictionary<string, double>()) extra[key] = extra.GetValueOrDefault(key) + v;
             }
             if (acc is not null) for (int i = 0; i < acc.Count; i++) { _master![i].grad?.Dispose(); _master[i].grad = acc[i]; }
+            if (_coll.WorldSize > 1)
+            {
+                // Each rank's loss was divided by the global element count, so the sum over ranks is the full-batch gradient.
+                Distributed.DataParallel.SumGradients((_master ?? _trainable.Select(t => t.Param)).ToList(), _coll);
+                lossSum = _coll.AllReduceSum(lossSum);
+            }
             double norm = GradientClipping.ClipGlobalNorm(_master ?? _trainable.Select(t => t.Param), _cfg.Optim.GradClip);
             _cursor = batches[^1].End;
             long tokens = batches.Sum(b => b.Tokens);
@@ -238,7 +252,15 @@ public sealed class Trainer : IDisposable
         return sum / Math.Max(1, n);
     }
 
-    string SaveCheckpoint() => _store.Save(Step, dir =>
+    string SaveCheckpoint()
+    {
+        // Rank 0 writes; the others wait so that nobody reads a checkpoint before it is complete.
+        string path = _coll.Rank == 0 ? WriteCheckpoint() : Path.Combine(_store.Root, CheckpointStore.NameOf(Step));
+        _coll.Barrier();
+        return path;
+    }
+
+    string WriteCheckpoint() => _store.Save(Step, dir =>
     {
         Recipe.SaveModel(dir);
         SafeTensorsWriter.Save(Path.Combine(dir, "optimizer.safetensors"), Optimizer.StateTensors());

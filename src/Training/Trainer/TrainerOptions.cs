@@ -11,6 +11,12 @@ public sealed record TrainerOptions
     public bool TensorBoard { get; init; } = true;
     /// <summary>Write <c>OUT/curves.png</c> at each checkpoint and at the end.</summary>
     public bool Plot { get; init; } = true;
+    /// <summary>
+    /// Data-parallel collectives (default: a single process). With more than one rank, rank 0's weights are broadcast
+    /// at start, micro-batch i of each step is trained by rank i mod world, gradients are summed across ranks before
+    /// clipping, and only rank 0 writes checkpoints, metrics and progress.
+    /// </summary>
+    public Distributed.ICollectives? Collectives { get; init; }
     /// <summary>Test hook: runs inside the temporary checkpoint folder just before it is committed by rename.</summary>
     internal Action<string>? BeforeCheckpointCommit { get; init; }
 }

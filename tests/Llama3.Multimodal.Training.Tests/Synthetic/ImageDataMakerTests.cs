@@ -29,6 +29,9 @@ public class ImageDataMakerTests
             Assert.Equal(recs[i].Caption, SyntheticTestFiles.Str(labels[i], "caption"));
             Assert.Equal(2 * 64, SKBitmap.Decode(recs[i].Image).Width * 2);
         }
+        var typed = SyntheticLabels.ReadImages(ma.LabelsPath!);
+        Assert.Equal(recs.Select(r => r.Image), typed.Select(t => t.Image));
+        Assert.All(typed, t => Assert.Equal(t.Attributes.Captioned().ToList(), ImageCaptionGrammar.Parse(t.Caption).Captioned().ToList()));
         Assert.Equal(112, SKBitmap.Decode(ImageDataMaker.Make(o with { Count = 1, Size = 112 }, c).ManifestPath.Replace("manifest.jsonl", "images/000000.png")).Width);
     }
 
@@ -127,6 +130,16 @@ public class ImageDataMakerTests
             }
         }
         Assert.True(counted > 0 && printed > 0);
+    }
+
+    [Fact]
+    public void BadLabelRecordNamesFileAndLine()
+    {
+        string dir = SyntheticTestFiles.NewDir("lbl"), p = Path.Combine(dir, "labels.jsonl");
+        File.WriteAllText(p, "{\"image\":\"missing.png\",\"caption\":\"the word CAT\",\"kind\":\"word\",\"background\":\"white\"}\n");
+        var e = Assert.Throws<DataFormatException>(() => SyntheticLabels.ReadImages(p));
+        Assert.Contains("labels.jsonl:1", e.Message);
+        Assert.Contains("missing.png", e.Message);
     }
 
     [Fact]

@@ -37,6 +37,9 @@ public class SpeechDataMakerTests
         var recs = JsonlManifest.ReadAudioTexts(a.ManifestPath, skipBad: false, out _);
         Assert.Equal(6, recs.Count);
         var labels = SyntheticTestFiles.ReadJsonl(a.LabelsPath!);
+        var typed = SyntheticLabels.ReadSpeech(a.LabelsPath!);
+        Assert.Equal(recs.Select(r => r.Text), typed.Select(t => t.Text));
+        Assert.All(typed, t => Assert.Contains(t.Speed, SpeechMakerOptions.DefaultSpeeds));
         for (int i = 0; i < recs.Count; i++)
         {
             Assert.Equal(File.ReadAllBytes(recs[i].Audio), File.ReadAllBytes(Path.Combine(b.Directory, SyntheticTestFiles.Str(labels[i], "audio")!)));

@@ -12,6 +12,7 @@ public class VideoDataMakerTests
         Assert.Equal(File.ReadAllBytes(a.ManifestPath), File.ReadAllBytes(b.ManifestPath));
         var recs = JsonlManifest.ReadVideoCaptions(a.ManifestPath, skipBad: false, out _);
         Assert.Equal(8, recs.Count);
+        Assert.All(SyntheticLabels.ReadVideos(a.LabelsPath!), l => Assert.Equal((16, 8), (l.Frames, l.Fps)));
         int moves = 0, appears = 0, turns = 0;
         foreach (var r in recs)
         {

@@ -31,14 +31,7 @@ public class VideoDataMakerTests
                 case "moves":
                     moves++;
                     Assert.NotNull(first); Assert.NotNull(mid);
-                    double dx = mid!.Value.X - first!.Value.X, dy = mid.Value.Y - first.Value.Y;
-                    switch (events[0].Argument)
-                    {
-                        case "left": Assert.True(dx < -0.15 && Math.Abs(dy) < 0.05, $"{r.Caption}: d=({dx},{dy})"); break;
-                        case "right": Assert.True(dx > 0.15 && Math.Abs(dy) < 0.05, $"{r.Caption}: d=({dx},{dy})"); break;
-                        case "up": Assert.True(dy < -0.15 && Math.Abs(dx) < 0.05, $"{r.Caption}: d=({dx},{dy})"); break;
-                        default: Assert.True(dy > 0.15 && Math.Abs(dx) < 0.05, $"{r.Caption}: d=({dx},{dy})"); break;
-                    }
+                    AssertMoved(r.Caption, first!.Value, mid!.Value, events[0].Argument!);
                     break;
                 case "appears":
                     appears++;
@@ -53,6 +46,29 @@ public class VideoDataMakerTests
                     Assert.NotNull(SyntheticTestFiles.Centroid(frames[7], size, (n.Red, n.Green, n.Blue)));
                     break;
             }
+            // The second half: the first shape (in its colour after event 1) does event 2.
+            var now = events[0].Verb == "turns" ? ShapeScenes.Colour(events[0].Argument!) : c;
+            var nowCol = (now.Red, now.Green, now.Blue);
+            var s8 = SyntheticTestFiles.Centroid(frames[8], size, nowCol);
+            var s15 = SyntheticTestFiles.Centroid(frames[15], size, nowCol);
+            if (events[1].Subject == "it")
+            {
+                Assert.NotNull(s8);
+                switch (events[1].Verb)
+                {
+                    case "moves":
+                        AssertMoved(r.Caption, s8!.Value, s15!.Value, events[1].Argument!);
+                        break;
+                    case "turns":
+                        Assert.Null(s15);
+                        var t = ShapeScenes.Colour(events[1].Argument!);
+                        Assert.NotNull(SyntheticTestFiles.Centroid(frames[15], size, (t.Red, t.Green, t.Blue)));
+                        break;
+                    case "disappears":
+                        Assert.Null(s15);
+                        break;
+                }
+            }
             if (events[1].Verb == "appears" && events[1].Subject != "it")
             {
                 var bc = ShapeScenes.Colour(events[1].Subject.Split(' ')[1]);
@@ -61,6 +77,19 @@ public class VideoDataMakerTests
             }
         }
         Assert.True(moves > 0 && appears > 0 && turns > 0, $"seed should cover moves/appears/turns ({moves}/{appears}/{turns})");
+    }
+
+    static void AssertMoved(string caption, (double X, double Y) from, (double X, double Y) to, string direction)
+    {
+        double dx = to.X - from.X, dy = to.Y - from.Y;
+        bool ok = direction switch
+        {
+            "left" => dx < -0.15 && Math.Abs(dy) < 0.05,
+            "right" => dx > 0.15 && Math.Abs(dy) < 0.05,
+            "up" => dy < -0.15 && Math.Abs(dx) < 0.05,
+            _ => dy > 0.15 && Math.Abs(dx) < 0.05,
+        };
+        Assert.True(ok, $"{caption}: moved ({dx:F3}, {dy:F3}), expected {direction}");
     }
 
     static int Count(byte[] rgb, int size, (int R, int G, int B) c)

@@ -83,6 +83,58 @@ public class MpiTests
         Assert.Contains("exit", log, StringComparison.OrdinalIgnoreCase);
     }
 
+    static string MmTrain => Path.Combine(AppContext.BaseDirectory, "mm-train.dll");
+
+    static string DemoData()
+    {
+        string dir = Temp();
+        var (code, log) = Run(MmTrain, $"make-data text --out {dir} --seed 1", mpi: false);
+        Assert.True(code == 0, log);
+        return dir;
+    }
+
+    static string Train(string data, string outDir, int steps, bool mpi, bool resume = false)
+    {
+        var (code, log) = Run(MmTrain, $"text-pretrain --config {Path.Combine(data, "text-pretrain.json")} --out {outDir} --max-steps {steps} --threads 1 --set train.eval_every=0 --set train.save_every=2" + (resume ? " --resume" : ""), mpi: mpi);
+        Assert.True(code == 0, log);
+        return log;
+    }
+
+    static void AssertSameWeights(string a, string b)
+    {
+        using var ra = CheckpointReader.Open(a);
+        using var rb = CheckpointReader.Open(b);
+        Assert.Equal(ra.Keys.OrderBy(k => k), rb.Keys.OrderBy(k => k));
+        foreach (var k in ra.Keys)
+        {
+            using var x = ra.Read(k);
+            using var y = rb.Read(k);
+            float diff = (x - y).abs().max().item<float>();
+            Assert.True(diff < 1e-5f, $"{k}: {diff}");
+        }
+    }
+
+    [Fact]
+    public void MmTrainWithTwoRanksEqualsOneProcessAndResumesAcrossWorldSizes()
+    {
+        string data = DemoData();
+        string one = Temp(), two = Temp(), twoThenOne = Temp(), oneThenTwo = Temp();
+        Train(data, one, 4, mpi: false);
+        string log = Train(data, two, 4, mpi: true);
+        Assert.Contains("2 rank(s)", log);
+        string step4 = Path.Combine("checkpoints", "step-00000004");
+        AssertSameWeights(Path.Combine(one, step4), Path.Combine(two, step4));
+        // Only rank 0 writes: one metrics line per step.
+        Assert.Equal(4, File.ReadLines(Path.Combine(two, "metrics.jsonl")).Count(l => l.Contains("\"loss\"")));
+
+        Train(data, twoThenOne, 2, mpi: true);
+        Assert.Contains("resumed from", Train(data, twoThenOne, 4, mpi: false, resume: true));
+        AssertSameWeights(Path.Combine(one, step4), Path.Combine(twoThenOne, step4));
+        Train(data, oneThenTwo, 2, mpi: false);
+        Assert.Contains("resumed from", Train(data, oneThenTwo, 4, mpi: true, resume: true));
+        AssertSameWeights(Path.Combine(one, step4), Path.Combine(oneThenTwo, step4));
+    }
+
     [Fact]
     public void ShardsAreDisjointAndCoverEverything()
     {

@@ -107,6 +107,33 @@ public class MmCliTests
     }
 
     [Fact]
+    public void InitAndGenerateRouteToTheModalityOfThePresetOrModel()
+    {
+        Assert.Equal("vision-init", MmCli.Route(new[] { "init", "--config", "tiny-vision", "--out", "x" })[0]);
+        Assert.Equal(new[] { "speech-init", "--preset", "tiny-speech", "--out", "x" }, MmCli.Route(new[] { "init", "--config", "tiny-speech", "--out", "x" }));
+        Assert.Equal("init", MmCli.Route(new[] { "init", "--config", "tiny", "--out", "x" })[0]);
+        Assert.Equal("vision-generate", MmCli.Route(new[] { "generate", "--model", "m", "--image", "a.png", "--prompt", "p" })[0]);
+        Assert.Equal("generate", MmCli.Route(new[] { "generate", "--model", "m", "--prompt", "p" })[0]);
+
+        string dir = Temp();
+        var r = Mm("init", "--config", "tiny-vision", "--seed", "2", "--out", dir);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("\"mllama\"", File.ReadAllText(Path.Combine(dir, "config.json")));
+        Assert.Equal("vision-generate", MmCli.Route(new[] { "generate", "--model", dir, "--prompt", "p" })[0]);
+        string png = Path.Combine(Temp(), "x.png");
+        using (var bmp = new SkiaSharp.SKBitmap(40, 30))
+        {
+            bmp.Erase(SkiaSharp.SKColors.Green);
+            using var img = SkiaSharp.SKImage.FromBitmap(bmp);
+            File.WriteAllBytes(png, img.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100).ToArray());
+        }
+        r = Mm("generate", "--model", dir, "--image", png, "--prompt", "What colour?", "--max-new-tokens", "3");
+        Assert.True(r.Code == 0, r.Err);
+        using var vlm = Vision.VisionLanguageModel.FromPretrained(dir);
+        Assert.Equal(vlm.Generate(new[] { png }, "What colour?", new GenerationOptions { MaxNewTokens = 3 }).Text, r.Out.TrimEnd('\n'));
+    }
+
+    [Fact]
     public void TokenizePrintsIds()
     {
         var r = Mm("tokenize", "--text", "Hello world!");

@@ -6,6 +6,45 @@ namespace Llama3.Multimodal.Tools.Mm;
 /// <summary>Entry point of the <c>mm</c> tool, callable in-process (tests pass their own writers).</summary>
 public static class MmCli
 {
+    /// <summary>
+    /// <c>init</c> and <c>generate</c> cover every modality: <c>init --config tiny-vision</c> (a vision preset or an
+    /// Mllama config.json) runs <c>vision-init</c>, a speech preset runs <c>speech-init</c>; <c>generate --image …</c>
+    /// (or a model folder holding a vision model) runs <c>vision-generate</c>. Everything else passes through.
+    /// </summary>
+    public static string[] Route(string[] args)
+    {
+        if (args.Length == 0) return args;
+        string? Value(string name)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+        }
+        var a = (string[])args.Clone();
+        if (a[0] == "init" && Value("--config") is string cfg)
+        {
+            if (Vision.VisionPresets.Names.Contains(cfg) || IsModelType(cfg, "mllama")) a[0] = "vision-init";
+            else if (Speech.SpeechPresets.Names.Contains(cfg))
+            {
+                a[0] = "speech-init";
+                a[Array.IndexOf(a, "--config")] = "--preset";
+            }
+        }
+        else if (a[0] == "generate" && (a.Contains("--image") || Value("--model") is string m && IsModelType(Path.Combine(m, "config.json"), "mllama")))
+            a[0] = "vision-generate";
+        return a;
+    }
+
+    static bool IsModelType(string configPath, string type)
+    {
+        try
+        {
+            if (!File.Exists(configPath) || new FileInfo(configPath).Length > Text.LlamaConfigJson.MaxFileBytes) return false;
+            var o = Text.LlamaConfigJson.ReadObject(configPath);
+            return o["model_type"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out string? s) && s == type;
+        }
+        catch (Text.ConfigException) { return false; }
+    }
+
     /// <summary>Parses <paramref name="args"/> and runs the command; returns the exit code.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin = null)
     {
@@ -17,7 +56,7 @@ public static class MmCli
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try
         {
-            return root.Parse(args).Invoke(config);
+            return root.Parse(Route(args)).Invoke(config);
         }
         catch (CliException e)
         {

@@ -46,8 +46,9 @@ public static class Program
         var dtype = new Option<string?>("--dtype") { Description = "f32 (default: train.dtype, f32)." };
         var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed manifest records instead of stopping at the first." };
         var print = new Option<bool>("--print-config") { Description = "Print the resolved config as JSON and exit." };
+        var zero1 = new Option<bool>("--zero1") { Description = "With several MPI ranks: shard the AdamW moments over the ranks (ZeRO stage 1)." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: libtorch's choice; 1 is faster on a busy shared CPU)." };
-        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, skipBad, print, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, skipBad, print, threads, zero1 }) cmd.Options.Add(o);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
         {
             var sets = (r.GetValue(set) ?? Array.Empty<string>()).ToList();
@@ -65,7 +66,7 @@ public static class Program
             if (coll.Rank == 0) Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}; {coll.Name}, {coll.WorldSize} rank(s)");
             if (coll.WorldSize > 1 && cfg.Train.Device.StartsWith("cuda", StringComparison.Ordinal) && !cfg.Train.Device.Contains(':'))
                 cfg = cfg with { Train = cfg.Train with { Device = $"cuda:{coll.LocalRank}" } };
-            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions { Collectives = coll });
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions { Collectives = coll, ShardOptimizerState = r.GetValue(zero1) });
             var res = trainer.Run(r.GetValue(resume), ct);
             if (coll.Rank == 0) Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
             return 0;

@@ -48,12 +48,23 @@ public sealed class AdamW : IDisposable
     /// <summary>Names that currently hold optimizer state (moments).</summary>
     public IReadOnlyCollection<string> StateNames => _slots.Where(s => s.M is not null).Select(s => s.Name).ToList();
 
-    /// <summary>Applies one update with learning rate <paramref name="lr"/> to every parameter that has a gradient.</summary>
+    /// <summary>
+    /// Optimizer-state sharding (ZeRO stage 1): when set, only the parameters at the slot indices it accepts are
+    /// updated here and hold moments; the caller broadcasts each updated parameter from its owner.
+    /// </summary>
+    public Func<int, bool>? Owns { get; set; }
+
+    /// <summary>The updated parameters in slot order (the order <see cref="Owns"/> indexes).</summary>
+    public IReadOnlyList<Tensor> Parameters => _slots.Select(s => s.Param).ToList();
+
+    /// <summary>Applies one update with learning rate <paramref name="lr"/> to every (owned) parameter that has a gradient.</summary>
     public void Step(double lr)
     {
         using var noGrad = torch.no_grad();
-        foreach (var s in _slots)
+        for (int i = 0; i < _slots.Count; i++)
         {
+            var s = _slots[i];
+            if (Owns is not null && !Owns(i)) continue;
             var g = s.Param.grad;
             if (g is null) continue;
             using var scope = NewDisposeScope();
@@ -99,6 +110,37 @@ public sealed class AdamW : IDisposable
             if (!ReferenceEquals(s.V, v)) v.Dispose();
             s.Step = step;
         }
+    }
+
+    /// <summary>
+    /// Gives every rank the full state of a sharded optimizer (before a checkpoint is written): each slot's moments and
+    /// step count come from the rank that owns it.
+    /// </summary>
+    public void GatherSharded(Distributed.ICollectives c, Func<int, int> ownerOf)
+    {
+        for (int i = 0; i < _slots.Count; i++)
+        {
+            var s = _slots[i];
+            int owner = ownerOf(i);
+            bool mine = owner == c.Rank;
+            if (c.AllReduceSum(mine && s.M is not null ? 1 : 0) == 0) continue;
+            if (!mine)
+            {
+                s.M ??= torch.zeros(s.Param.shape, ScalarType.Float32, s.Param.device);
+                s.V ??= torch.zeros(s.Param.shape, ScalarType.Float32, s.Param.device);
+            }
+            c.Broadcast(s.M!, owner);
+            c.Broadcast(s.V!, owner);
+            s.Step = (long)c.AllReduceSum(mine ? s.Step : 0);
+        }
+    }
+
+    /// <summary>Frees the moments of slots this rank does not own (after a gather or a full load).</summary>
+    public void DropUnowned()
+    {
+        if (Owns is null) return;
+        for (int i = 0; i < _slots.Count; i++)
+            if (!Owns(i)) { _slots[i].M?.Dispose(); _slots[i].V?.Dispose(); _slots[i].M = _slots[i].V = null; }
     }
 
     /// <summary>Frees the moments.</summary>

@@ -64,6 +64,7 @@ public sealed class Trainer : IDisposable
         var updated = _master is null ? _trainable : _trainable.Select((t, i) => (t.Name, _master[i])).ToList();
         Optimizer = new AdamW(updated.Select(t => (t.Item1, t.Item2, AdamW.DecaysByName(t.Item1, t.Item2))),
             config.Optim.Beta1, config.Optim.Beta2, config.Optim.Eps, config.Optim.WeightDecay);
+        if (_opt.ShardOptimizerState && _coll.WorldSize > 1) Optimizer.Owns = i => i % _coll.WorldSize == _coll.Rank;
         _schedule = LrSchedule.From(config.Optim);
         _store = new CheckpointStore(Path.Combine(_out, "checkpoints"), config.Train.KeepLast);
         if (_coll.Rank == 0) AtomicFile.WriteAllText(Path.Combine(_out, "config.json"), ConfigLoader.ToJson(config));
@@ -118,6 +119,11 @@ public sealed class Trainer : IDisposable
         using var metrics = _coll.Rank == 0 ? new MetricsLog(Path.Combine(_out, "metrics.jsonl")) : null;
         using var tb = _opt.TensorBoard ? new TensorBoardWriter(Path.Combine(_out, "tensorboard")) : null;
         using var progress = new ProgressDisplay(maxSteps, Step, _opt.Log, _opt.Live && _opt.Log is not null);
+        if (Optimizer.Owns is not null)
+        {
+            int owned = Enumerable.Range(0, Optimizer.Parameters.Count).Count(Optimizer.Owns);
+            progress.Message($"ZeRO-1: rank 0 keeps AdamW moments for {owned} of {Optimizer.Parameters.Count} parameter tensors.");
+        }
         if (resume) progress.Message(last is null ? $"no checkpoint in {_store.Root}; starting fresh." : $"resumed from {last} at step {Step}.");
         using var source = Recipe.OpenData(false, _cursor);
         if (Recipe.SkippedRecords > 0) progress.Message($"skipped {Recipe.SkippedRecords} bad records.");
@@ -131,6 +137,13 @@ public sealed class Trainer : IDisposable
             var (loss, gradNorm, extra, tokens) = TrainStep(source, k, seqLen);
             double lr = _schedule.At(Step);
             Optimizer.Step(lr);
+            if (Optimizer.Owns is not null)
+            {
+                // ZeRO-1: each parameter was updated by its owner only; share the result.
+                var updated = Optimizer.Parameters;
+                using var noGrad = torch.no_grad();
+                for (int i = 0; i < updated.Count; i++) _coll.Broadcast(updated[i], i % _coll.WorldSize);
+            }
             if (_master is not null) CopyMastersToModel();
             Step++;
             history.Add((Step, loss, lr)); plotHistory.Add((Step, loss, lr));
@@ -254,9 +267,12 @@ public sealed class Trainer : IDisposable
 
     string SaveCheckpoint()
     {
+        // A sharded optimizer is gathered first, so checkpoints always hold the full state (resumable at any world size).
+        if (Optimizer.Owns is not null) Optimizer.GatherSharded(_coll, i => i % _coll.WorldSize);
         // Rank 0 writes; the others wait so that nobody reads a checkpoint before it is complete.
         string path = _coll.Rank == 0 ? WriteCheckpoint() : Path.Combine(_store.Root, CheckpointStore.NameOf(Step));
         _coll.Barrier();
+        Optimizer.DropUnowned();
         return path;
     }
 
@@ -302,6 +318,7 @@ public sealed class Trainer : IDisposable
                 else _master[i].copy_(_trainable[i].Param);
             }
         }
+        Optimizer.DropUnowned();
         Step = s["step"]!.GetValue<long>();
         _tokens = s["tokens_seen"]!.GetValue<long>();
         _samples = s["samples_seen"]!.GetValue<long>();

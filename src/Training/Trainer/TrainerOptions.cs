@@ -17,6 +17,11 @@ public sealed record TrainerOptions
     /// clipping, and only rank 0 writes checkpoints, metrics and progress.
     /// </summary>
     public Distributed.ICollectives? Collectives { get; init; }
+    /// <summary>
+    /// ZeRO stage 1 with several ranks: each rank keeps AdamW moments only for its share of the parameters (slot i
+    /// belongs to rank i mod world), updates those and broadcasts them; checkpoints still hold the full state.
+    /// </summary>
+    public bool ShardOptimizerState { get; init; }
     /// <summary>Test hook: runs inside the temporary checkpoint folder just before it is committed by rename.</summary>
     internal Action<string>? BeforeCheckpointCommit { get; init; }
 }

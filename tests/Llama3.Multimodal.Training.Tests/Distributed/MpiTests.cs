@@ -93,9 +93,9 @@ public class MpiTests
         return dir;
     }
 
-    static string Train(string data, string outDir, int steps, bool mpi, bool resume = false)
+    static string Train(string data, string outDir, int steps, bool mpi, bool resume = false, bool zero1 = false)
     {
-        var (code, log) = Run(MmTrain, $"text-pretrain --config {Path.Combine(data, "text-pretrain.json")} --out {outDir} --max-steps {steps} --threads 1 --set train.eval_every=0 --set train.save_every=2" + (resume ? " --resume" : ""), mpi: mpi);
+        var (code, log) = Run(MmTrain, $"text-pretrain --config {Path.Combine(data, "text-pretrain.json")} --out {outDir} --max-steps {steps} --threads 1 --set train.eval_every=0 --set train.save_every=2" + (resume ? " --resume" : "") + (zero1 ? " --zero1" : ""), mpi: mpi);
         Assert.True(code == 0, log);
         return log;
     }
@@ -133,6 +133,34 @@ public class MpiTests
         Train(data, oneThenTwo, 2, mpi: false);
         Assert.Contains("resumed from", Train(data, oneThenTwo, 4, mpi: true, resume: true));
         AssertSameWeights(Path.Combine(one, step4), Path.Combine(oneThenTwo, step4));
+    }
+
+    [Fact]
+    public void Zero1ShardsTheOptimizerStateWithoutChangingTheResult()
+    {
+        string data = DemoData();
+        string one = Temp(), sharded = Temp(), resumed = Temp();
+        Train(data, one, 4, mpi: false);
+        string log = Train(data, sharded, 4, mpi: true, zero1: true);
+        Assert.Matches(@"ZeRO-1: rank 0 keeps AdamW moments for \d+ of \d+", log);
+        string step4 = Path.Combine("checkpoints", "step-00000004");
+        AssertSameWeights(Path.Combine(one, step4), Path.Combine(sharded, step4));
+        // The checkpoint still holds the full optimizer state, equal to the unsharded run's.
+        using (var a = SafeTensorsFile.Open(Path.Combine(one, step4, "optimizer.safetensors")))
+        using (var b = SafeTensorsFile.Open(Path.Combine(sharded, step4, "optimizer.safetensors")))
+        {
+            Assert.Equal(a.Entries.Keys.OrderBy(k => k), b.Entries.Keys.OrderBy(k => k));
+            foreach (var k in a.Entries.Keys)
+            {
+                using var x = a.Read(k);
+                using var y = b.Read(k);
+                Assert.True((x - y).abs().max().item<float>() < 1e-6f, k);
+            }
+        }
+        // A sharded run's checkpoint resumes in one process.
+        Train(data, resumed, 2, mpi: true, zero1: true);
+        Train(data, resumed, 4, mpi: false, resume: true);
+        AssertSameWeights(Path.Combine(one, step4), Path.Combine(resumed, step4));
     }
 
     [Fact]

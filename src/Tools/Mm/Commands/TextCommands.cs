@@ -31,7 +31,7 @@ public static class TextCommands
         var outDir = new Option<string>("--out") { Description = "output folder", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer.model or tokenizer.json to copy into the folder (default: the built-in Llama 3 vocabulary when the vocabulary size is 128256)" };
         var dtype = new Option<string>("--dtype") { Description = "stored dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
-        var cmd = new Command("init", "Write a random-weight checkpoint (HF layout: config.json, model.safetensors, tokenizer) from a preset or a config file.")
+        var cmd = new Command("init", "Write a random-weight checkpoint (HF layout: config.json, model.safetensors, tokenizer) from a preset or a config file. Vision presets (tiny-vision, …) and speech presets (tiny-speech, …) are accepted too.")
         { config, seed, outDir, tokenizer, dtype };
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -104,7 +104,7 @@ public static class TextCommands
         var dtype = CommonOptions.DType();
         var devices = CommonOptions.Devices();
         var gen = GenOpts.Create();
-        var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout.") { model, prompt, chat, stats, device, dtype, devices };
+        var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout. With --image (or a vision model) this runs vision-generate; see its --help.") { model, prompt, chat, stats, device, dtype, devices };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using System.Text;
 
 namespace Llama3.Multimodal.Speech.Tests;

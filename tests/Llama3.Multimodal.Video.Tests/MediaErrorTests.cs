@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Vision;
 
 namespace Llama3.Multimodal.Video.Tests;

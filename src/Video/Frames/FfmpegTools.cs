@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using System.ComponentModel;
 using System.Diagnostics;
 using System.Text;

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;

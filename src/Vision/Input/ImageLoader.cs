@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using SkiaSharp;
 
 namespace Llama3.Multimodal.Vision;

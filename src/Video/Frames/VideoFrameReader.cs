@@ -46,7 +46,8 @@ public static class VideoFrameReader
         {
             "-v", "error", "-nostdin", "-i", path, "-map", $"0:{info.StreamIndex}", "-an", "-sn", "-dn",
             "-vf", Filter(unique, w, h, o.Width.HasValue ? o.Resize : FrameResize.Stretch),
-            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+            // -vsync rather than -fps_mode: ffmpeg 4.x (still common) knows only -vsync; 5.x+ accept it (deprecated)
+            "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
         };
         var (code, err) = FfmpegTools.RunBinary(tools.FfmpegPath, args, path, stdout =>
         {

@@ -24,6 +24,23 @@ public class DecoderInvariantTests
     }
 
     [Fact]
+    public void FusedInferenceProjectionsEqualTheSeparateOnes()
+    {
+        using var m = TestModels.Model(TestModels.Small());
+        var ids = TestModels.Ids(2, 6, 512, 8);
+        Tensor fused;
+        using (no_grad()) fused = m.Forward(ids);
+        var separate = m.Forward(ids).detach();      // grad enabled: the three/two parameter path
+        Assert.True(MaxAbs(fused, separate) < 1e-5f);
+        // Writing a parameter is seen by the fused path (they share memory).
+        using (no_grad()) m.model.layers[0].named_parameters().First(p => p.name.EndsWith("k_proj.weight")).parameter.mul_(2);
+        Tensor fused2;
+        using (no_grad()) fused2 = m.Forward(ids);
+        Assert.True(MaxAbs(fused2, m.Forward(ids).detach()) < 1e-5f);
+        Assert.True(MaxAbs(fused2, fused) > 1e-4f);
+    }
+
+    [Fact]
     public void GqaEqualsMhaWithRepeatedKv()
     {
         var gqaCfg = TestModels.Small(kv: 2);

@@ -9,7 +9,7 @@ internal static class TestModels
     public static LlamaConfig Small(int vocab = 512, int kv = 2, bool tied = false, int layers = 2) => new()
     {
         HiddenSize = 64, NumLayers = layers, NumHeads = 4, NumKvHeads = kv, IntermediateSize = 160, VocabSize = vocab,
-        TieWordEmbeddings = tied, RopeTheta = 500000, RopeScaling = new RopeScaling(8, 1, 4, 64), MaxPositionEmbeddings = 512,
+        TieWordEmbeddings = tied, RopeTheta = 500000, RopeScaling = new RopeScaling(8, 1, 4, 8192), MaxPositionEmbeddings = 512,
     };
 
     public static LlamaForCausalLM Model(LlamaConfig c, long seed = 1) =>

@@ -75,7 +75,12 @@ public sealed class SafeTensorsFile : IDisposable
         JsonDocument doc;
         try
         {
+            _ = new UTF8Encoding(false, true).GetCharCount(header);
             doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 8 });
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new CheckpointFormatException($"{path}: header is not valid UTF-8.", e);
         }
         catch (JsonException e)
         {

@@ -47,11 +47,24 @@ public static class LlamaConfigJson
         try
         {
             JsonNode? n = JsonNode.Parse(text, documentOptions: DocumentOptions);
+            Materialise(n);
             return n as JsonObject ?? throw new ConfigException($"{source}: the top level must be a JSON object.");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
         {
+            // ArgumentException: a key given twice; InvalidOperationException: invalid text inside strings.
             throw new ConfigException($"{source}: invalid JSON ({e.Message}).", e);
+        }
+    }
+
+    // JsonNode builds objects lazily; walk the tree so duplicate keys and bad strings surface here, inside the try.
+    static void Materialise(JsonNode? n)
+    {
+        switch (n)
+        {
+            case JsonObject o: foreach (var kv in o) Materialise(kv.Value); break;
+            case JsonArray a: foreach (var x in a) Materialise(x); break;
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String: _ = v.GetValue<string>(); break;
         }
     }
 
@@ -240,7 +253,7 @@ public static class LlamaConfigJson
         if (!o.TryGetPropertyValue(key, out JsonNode? n) || n == null) return null;
         if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
         {
-            double d = v.GetValue<double>();
+            double d = NumberOf(v);
             if (d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue) return (int)d;
         }
         throw new ConfigException($"{source}: field '{key}' must be an integer, got {n.ToJsonString()}.");
@@ -252,11 +265,14 @@ public static class LlamaConfigJson
         if (!o.TryGetPropertyValue(key, out JsonNode? n) || n == null) return null;
         if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
         {
-            double d = v.GetValue<double>();
+            double d = NumberOf(v);
             if (double.IsFinite(d)) return d;
         }
         throw new ConfigException($"{source}: field '{key}' must be a finite number, got {n.ToJsonString()}.");
     }
+
+    static double NumberOf(JsonValue v) =>
+        double.Parse(v.ToJsonString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Reads an optional boolean field.</summary>
     public static bool? Bool(JsonObject o, string key, string source)

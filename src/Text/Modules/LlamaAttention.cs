@@ -12,6 +12,9 @@ namespace Llama3.Multimodal.Text;
 public sealed class LlamaAttention : nn.Module
 {
     readonly int _heads, _kvHeads, _headDim;
+    // q/k/v weights are row ranges of one [(H + 2·KV)·hd, D] tensor, so inference runs one fused projection; training
+    // (grad enabled) uses the three parameters, which alias the same memory.
+    readonly Tensor _qkv;
 #pragma warning disable IDE1006 // checkpoint key names
     /// <summary>Query projection [heads·head_dim, dim].</summary>
     public readonly Linear q_proj;
@@ -27,9 +30,11 @@ public sealed class LlamaAttention : nn.Module
     public LlamaAttention(LlamaConfig c, Device? device, ScalarType dtype) : base("LlamaAttention")
     {
         _heads = c.NumHeads; _kvHeads = c.NumKvHeads; _headDim = c.HeadDim;
-        q_proj = Layers.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, false, device, dtype);
-        k_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
-        v_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+        long q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim;
+        _qkv = torch.empty(new[] { q + 2 * kv, c.HiddenSize }, dtype: dtype, device: device).DetachFromDisposeScope();
+        q_proj = nn.Linear(new Parameter(_qkv.narrow(0, 0, q)));
+        k_proj = nn.Linear(new Parameter(_qkv.narrow(0, q, kv)));
+        v_proj = nn.Linear(new Parameter(_qkv.narrow(0, q + kv, kv)));
         o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
         RegisterComponents();
     }
@@ -39,15 +44,34 @@ public sealed class LlamaAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);   // [B, H, T, hd]
-        var k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2); // [B, KV, T, hd]
-        var v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        Tensor q, k, v;
+        if (Fused.Usable(_qkv, q_proj.weight))
+        {
+            var qkv = nn.functional.linear(x, _qkv);                                   // [B, T, (H+2KV)·hd]
+            long nq = _heads * _headDim, nkv = _kvHeads * _headDim;
+            q = qkv.narrow(-1, 0, nq).view(b, t, _heads, _headDim).transpose(1, 2);
+            k = qkv.narrow(-1, nq, nkv).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+            v = qkv.narrow(-1, nq + nkv, nkv).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        }
+        else
+        {
+            q = q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2);       // [B, H, T, hd]
+            k = k_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);     // [B, KV, T, hd]
+            v = v_proj.forward(x).view(b, t, _kvHeads, _headDim).transpose(1, 2);
+        }
         q = RotaryEmbedding.Apply(q, ctx.Cos, ctx.Sin);
         k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(layer, k, v);
         var o = Attend(q, k, v, ctx.Mask, _kvHeads);                                 // [B, H, T, hd]
         var y = o_proj.forward(o.transpose(1, 2).reshape(b, t, _heads * _headDim));
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _qkv.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <summary>

@@ -149,7 +149,7 @@ public sealed class LlamaForCausalLM : nn.Module
             {
                 using var a = reader.Read("output.weight");
                 using var e = reader.Read("tok_embeddings.weight");
-                if (a.shape.SequenceEqual(e.shape) && a.equal(e).item<bool>()) cfg = cfg with { TieWordEmbeddings = true };
+                if (a.shape.SequenceEqual(e.shape) && a.equal(e).all().item<bool>()) cfg = cfg with { TieWordEmbeddings = true };
             }
             var m = Create(cfg, device, dtype);
             StateLoader.Load(m, reader,

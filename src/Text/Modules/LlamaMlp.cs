@@ -16,11 +16,17 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     public readonly Linear down_proj;
 #pragma warning restore IDE1006
 
+    // gate and up weights are the two halves of one [2·hidden, dim] tensor (one fused projection at inference).
+    readonly Tensor _gateUp;
+    readonly long _hidden;
+
     /// <summary>Creates the MLP (weights uninitialised).</summary>
     public LlamaMlp(long dim, long hidden, Device? device, ScalarType dtype) : base("LlamaMlp")
     {
-        gate_proj = Layers.Linear(dim, hidden, false, device, dtype);
-        up_proj = Layers.Linear(dim, hidden, false, device, dtype);
+        _hidden = hidden;
+        _gateUp = torch.empty(new[] { 2 * hidden, dim }, dtype: dtype, device: device).DetachFromDisposeScope();
+        gate_proj = nn.Linear(new TorchSharp.Modules.Parameter(_gateUp.narrow(0, 0, hidden)));
+        up_proj = nn.Linear(new TorchSharp.Modules.Parameter(_gateUp.narrow(0, hidden, hidden)));
         down_proj = Layers.Linear(hidden, dim, false, device, dtype);
         RegisterComponents();
     }
@@ -29,8 +35,24 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var g = nn.functional.silu(gate_proj.forward(x));
-        g.mul_(up_proj.forward(x));
+        Tensor g;
+        if (Fused.Usable(_gateUp, gate_proj.weight))
+        {
+            var gu = nn.functional.linear(x, _gateUp);
+            g = nn.functional.silu(gu.narrow(-1, 0, _hidden)).mul_(gu.narrow(-1, _hidden, _hidden));
+        }
+        else
+        {
+            g = nn.functional.silu(gate_proj.forward(x));
+            g = g.mul_(up_proj.forward(x));
+        }
         return down_proj.forward(g).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _gateUp.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -42,6 +42,8 @@ public static class VisionLanguageConfigJson
     /// <summary>Builds the config from a parsed <c>config.json</c> object; <paramref name="source"/> names it in errors.</summary>
     public static VisionLanguageConfig Parse(JsonObject o, string source)
     {
+        // Re-read from text so values built in memory (JsonValue<int> etc.) behave like parsed JSON elements.
+        o = LlamaConfigJson.ParseObject(o.ToJsonString(), source);
         foreach (var kv in o)
             if (!TopKnown.Contains(kv.Key) && !Generic.Contains(kv.Key)) throw new ConfigException($"{source}: unknown field '{kv.Key}'.");
         if (LlamaConfigJson.Str(o, "model_type", source) is string mt && mt != "mllama")
@@ -133,7 +135,7 @@ public static class VisionLanguageConfigJson
         text.Remove("mlp_bias");
         text["model_type"] = "mllama_text_model";
         text["cross_attention_layers"] = new JsonArray(c.CrossAttentionLayers.Select(i => (JsonNode)JsonValue.Create(i)).ToArray());
-        text["dropout"] = 0;
+        text["dropout"] = 0.0;
         text["torch_dtype"] = torchDtype;
         var v = c.Vision;
         var vision = new JsonObject

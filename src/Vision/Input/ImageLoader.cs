@@ -61,7 +61,7 @@ public static class ImageLoader
             byte r = rgba[4 * i], g = rgba[4 * i + 1], b = rgba[4 * i + 2], a = rgba[4 * i + 3];
             if (alpha == AlphaHandling.CompositeOnWhite && a != 255)
             {
-                // PIL alpha_composite over opaque white, rounded as PIL does: (c·a + 255·(255 − a)) / 255.
+                // Pillow Image.alpha_composite(white, image) in its 7-bit fixed point (AlphaComposite.c).
                 r = Blend(r, a); g = Blend(g, a); b = Blend(b, a);
             }
             rgb[3 * i] = r; rgb[3 * i + 1] = g; rgb[3 * i + 2] = b;
@@ -69,9 +69,10 @@ public static class ImageLoader
         return new RgbImage(size.Width, size.Height, rgb);
     }
 
-    static byte Blend(byte c, byte a)
+    internal static byte Blend(byte c, byte a)
     {
-        int v = c * a + 255 * (255 - a);
-        return (byte)((v + 127) / 255);
+        int coef1 = a * 128, coef2 = 255 * 128 - coef1;
+        int tmp = c * coef1 + 255 * coef2 + (0x80 << 7);
+        return (byte)((((tmp >> 8) + tmp) >> 8) >> 7);
     }
 }

@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Speech;
+
+/// <summary>
+/// Llama 3 with speech input (SPEC "Speech"): the decoder (<c>language_model</c>, a <see cref="LlamaForCausalLM"/>),
+/// the Conformer encoder and the adapter (<c>speech_model</c>). The adapter's outputs are spliced into the prompt's
+/// embedding sequence between the speech start and end tokens, in the user turn; the system prompt selects the task:
+/// <c>Repeat after me in {language}:</c> (ASR) or <c>Translate the following sentence into {language}:</c> (AST).
+/// </summary>
+public sealed class SpeechLanguageModel : nn.Module
+{
+#pragma warning disable IDE1006 // checkpoint key names
+    /// <summary>The text decoder (keys <c>language_model.model.…</c>, <c>language_model.lm_head.…</c>).</summary>
+    public readonly LlamaForCausalLM language_model;
+    /// <summary>The speech encoder and adapter (keys <c>speech_model.encoder.…</c>, <c>speech_model.adapter.…</c>).</summary>
+    public readonly SpeechModel speech_model;
+#pragma warning restore IDE1006
+
+    LogMelSpectrogram? _logMel;
+
+    /// <summary>The configuration.</summary>
+    public SpeechModelConfig Config { get; }
+    /// <summary>The tokenizer.</summary>
+    public Llama3Tokenizer Tokenizer { get; }
+    /// <summary>Device of the weights.</summary>
+    public Device Device { get; }
+    /// <summary>Dtype of the weights (feature statistics and quantizer stay f32).</summary>
+    public ScalarType DType { get; }
+    /// <summary>Id of the token that opens the speech span.</summary>
+    public int SpeechStartId { get; }
+    /// <summary>Id of the token that closes the speech span.</summary>
+    public int SpeechEndId { get; }
+
+    SpeechLanguageModel(SpeechModelConfig config, Llama3Tokenizer tokenizer, Device device, ScalarType dtype) : base("SpeechLanguageModel")
+    {
+        Config = config.Validate();
+        Tokenizer = tokenizer;
+        Device = device; DType = dtype;
+        SpeechStartId = SpecialId(tokenizer, config.SpeechStartToken);
+        SpeechEndId = SpecialId(tokenizer, config.SpeechEndToken);
+        foreach (int id in new[] { SpeechStartId, SpeechEndId })
+            if (id >= config.Text.EmbeddingRows)
+                throw new ConfigException($"speech token id {id} is outside the decoder's embedding ({config.Text.EmbeddingRows} rows).");
+        language_model = LlamaForCausalLM.Create(config.Text, device, dtype);
+        speech_model = new SpeechModel(config.Encoder, config.Adapter, device, dtype);
+        RegisterComponents();
+    }
+
+    static int SpecialId(Llama3Tokenizer tok, string name)
+    {
+        try { return tok.SpecialId(name); }
+        catch (ArgumentException e) { throw new ConfigException($"speech token '{name}' is not a special token of the tokenizer.", e); }
+    }
+
+    /// <summary>The ASR system prompt for <paramref name="language"/> (e.g. "English").</summary>
+    public static string AsrPrompt(string language) => $"Repeat after me in {language}:";
+
+    /// <summary>The AST system prompt for the target <paramref name="language"/>.</summary>
+    public static string AstPrompt(string language) => $"Translate the following sentence into {language}:";
+
+    /// <summary>
+    /// A model with random weights (seeded) for the preset <paramref name="preset"/> (see <see cref="SpeechPresets"/>);
+    /// on the meta device nothing is allocated, so parameter counts of the full sizes can be checked.
+    /// </summary>
+    public static SpeechLanguageModel Create(string preset, Device? device = null, ScalarType dtype = ScalarType.Float32, long seed = 0,
+        Llama3Tokenizer? tokenizer = null) =>
+        Create(SpeechPresets.Get(preset), device, dtype, seed, tokenizer);
+
+    /// <summary>A model with random weights (seeded) for <paramref name="config"/>.</summary>
+    public static SpeechLanguageModel Create(SpeechModelConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32, long seed = 0,
+        Llama3Tokenizer? tokenizer = null)
+    {
+        var m = new SpeechLanguageModel(config, tokenizer ?? Llama3Tokenizer.Default, device ?? CPU, dtype);
+        if ((device ?? CPU).type != DeviceType.META)
+        {
+            m.language_model.InitializeWeights(seed);
+            m.speech_model.encoder.InitializeWeights(seed + 1);
+            WeightInit.Apply(m.speech_model.adapter, seed + 2);
+        }
+        return m;
+    }
+
+    /// <summary>
+    /// Loads a folder written by <see cref="Save"/>: <c>config.json</c> (<see cref="SpeechConfigJson"/>), safetensors
+    /// (single file or sharded with an index), and <c>tokenizer.model</c>/<c>tokenizer.json</c> when present (else the
+    /// built-in Llama 3 tokenizer). Loading is strict: every key must match.
+    /// </summary>
+    public static SpeechLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        string cfgPath = Path.Combine(directory, "config.json");
+        if (!File.Exists(cfgPath)) throw new CheckpointFormatException($"{directory}: no config.json (a speech model folder needs one).");
+        var config = SpeechConfigJson.Read(cfgPath);
+        var tok = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
+        var m = new SpeechLanguageModel(config, tok, device ?? CPU, dtype);
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(m, reader, ignoreUnexpected: k => config.Text.TieWordEmbeddings && k == "language_model.lm_head.weight");
+        return m;
+    }
+
+    /// <summary>
+    /// Writes <c>config.json</c> and the weights (safetensors, sharded above 5 GiB) to <paramref name="directory"/>
+    /// atomically; <paramref name="dtype"/> converts the weights (feature statistics stay f32).
+    /// </summary>
+    public void Save(string directory, ScalarType? dtype = null)
+    {
+        Directory.CreateDirectory(directory);
+        var tensors = new List<TensorToWrite>();
+        foreach (var (name, p) in named_parameters())
+        {
+            var dt = name.Contains(".feature_norm.", StringComparison.Ordinal) ? p.dtype : dtype ?? p.dtype;
+            tensors.Add(new TensorToWrite(name, p.shape, dt, () => p.detach(), true));
+        }
+        SafeTensorsWriter.WriteSharded(directory, tensors, 5L << 30);
+        string dtName = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"),
+            SpeechConfigJson.ToJson(Config, dtName).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Total parameter count (works on the meta device).</summary>
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// The chat prompt for one utterance of <paramref name="speechFrames"/> adapter frames: system message
+    /// <paramref name="systemPrompt"/>, a user message holding <c>start · speech · end</c>, then the assistant header.
+    /// </summary>
+    public SpeechPrompt BuildPrompt(string systemPrompt, int speechFrames)
+    {
+        if (speechFrames < 1) throw new ArgumentOutOfRangeException(nameof(speechFrames), $"speech span of {speechFrames} frames; need at least 1.");
+        var chat = new ChatFormat(Tokenizer);
+        var placeholder = Config.SpeechStartToken;
+        var ids = chat.EncodeDialog(new[] { new ChatMessage("system", systemPrompt), new ChatMessage("user", placeholder) },
+            addAssistantHeader: true, allowedSpecials: new Dictionary<string, int> { [placeholder] = SpeechStartId });
+        int at = ids.IndexOf(SpeechStartId);
+        var filler = Enumerable.Repeat(Tokenizer.PadId, speechFrames).Append(SpeechEndId);
+        ids.InsertRange(at + 1, filler);
+        return new SpeechPrompt(ids, at + 1, speechFrames);
+    }
+
+    /// <summary>
+    /// The prompt's input embeddings [1, L, D] with <paramref name="speech"/> [1, N, D] (adapter outputs, N =
+    /// <see cref="SpeechPrompt.SpeechLength"/>) in place of the filler positions.
+    /// </summary>
+    public Tensor SpliceSpeech(SpeechPrompt prompt, Tensor speech)
+    {
+        if (speech.dim() != 3 || speech.shape[0] != 1 || speech.shape[1] != prompt.SpeechLength || speech.shape[2] != Config.Text.HiddenSize)
+            throw new ArgumentException($"speech embeddings must be [1, {prompt.SpeechLength}, {Config.Text.HiddenSize}], got [{string.Join(", ", speech.shape)}].");
+        using var scope = NewDisposeScope();
+        var ids = torch.tensor(prompt.Ids.Select(i => (long)i).ToArray(), new long[] { 1, prompt.Ids.Count }).to(Device);
+        var emb = language_model.Embed(ids);                                          // [1, L, D]
+        long l = prompt.Ids.Count;
+        var parts = new[]
+        {
+            emb.narrow(1, 0, prompt.SpeechOffset),
+            speech.to(emb.dtype, Device),
+            emb.narrow(1, prompt.SpeechOffset + prompt.SpeechLength, l - prompt.SpeechOffset - prompt.SpeechLength),
+        };
+        return torch.cat(parts, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Adapter outputs [1, N, D] for 16 kHz mono samples (one segment, ≤ 60 s recommended).</summary>
+    public Tensor EncodeSpeech(float[] samples)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var feats = LogMel.Compute(samples).unsqueeze(0);                               // [1, T, 80]
+        var len = torch.tensor(new long[] { feats.shape[1] }, device: Device);
+        var (e, _) = speech_model.Forward(feats, len);
+        return e.MoveToOuterDisposeScope();
+    }
+
+    LogMelSpectrogram LogMel => _logMel ??= new LogMelSpectrogram(Device);
+
+    /// <summary>Transcribes the audio file at <paramref name="path"/> (ASR prompt in <paramref name="language"/>).</summary>
+    public SpeechResult Transcribe(string path, string language = "English", GenerationOptions? options = null) =>
+        Run(path, AsrPrompt(language), options);
+
+    /// <summary>Translates the speech at <paramref name="path"/> into <paramref name="targetLanguage"/> (AST prompt).</summary>
+    public SpeechResult Translate(string path, string targetLanguage, GenerationOptions? options = null) =>
+        Run(path, AstPrompt(targetLanguage), options);
+
+    /// <summary>Runs the model on an audio file with any system prompt; long audio goes in ≤ 60 s segments.</summary>
+    public SpeechResult Run(string path, string systemPrompt, GenerationOptions? options = null)
+    {
+        var total = Stopwatch.StartNew();
+        var samples = AudioLoader.Load(path);
+        double load = total.Elapsed.TotalSeconds;
+        var r = Run(samples, systemPrompt, options);
+        return r with { LoadSeconds = load, TotalSeconds = total.Elapsed.TotalSeconds };
+    }
+
+    /// <summary>Runs the model on 16 kHz mono samples with any system prompt; long audio goes in ≤ 60 s segments.</summary>
+    public SpeechResult Run(float[] samples, string systemPrompt, GenerationOptions? options = null)
+    {
+        if (samples.Length < LogMelSpectrogram.Hop)
+            throw new ArgumentException($"audio of {samples.Length} samples is shorter than one 10 ms frame.");
+        var total = Stopwatch.StartNew();
+        var gen = new TextGenerator(language_model, Tokenizer);
+        var texts = new List<string>();
+        double feat = 0, enc = 0, prefill = 0, decode = 0;
+        int tokens = 0;
+        foreach (var seg in AudioLoader.Segments(samples))
+        {
+            if (seg.Length < LogMelSpectrogram.Hop) continue;
+            using var scope = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            Tensor speech;
+            using (torch.no_grad())
+            {
+                var feats = LogMel.Compute(seg).unsqueeze(0);
+                feat += sw.Elapsed.TotalSeconds; sw.Restart();
+                var (e, _) = speech_model.Forward(feats, torch.tensor(new long[] { feats.shape[1] }, device: Device));
+                speech = e;
+                enc += sw.Elapsed.TotalSeconds;
+            }
+            var prompt = BuildPrompt(systemPrompt, (int)speech.shape[1]);
+            var emb = SpliceSpeech(prompt, speech);
+            var res = gen.Generate(prompt.Ids, options, promptEmbeddings: emb);
+            prefill += res.PrefillSeconds; decode += res.DecodeSeconds; tokens += res.Tokens.Count;
+            texts.Add(res.Text.Trim());
+        }
+        return new SpeechResult
+        {
+            Text = string.Join(" ", texts.Where(t => t.Length > 0)),
+            Segments = texts,
+            AudioSeconds = samples.Length / (double)AudioLoader.SampleRate,
+            FeatureSeconds = feat, EncoderSeconds = enc, PrefillSeconds = prefill, DecodeSeconds = decode,
+            GeneratedTokens = tokens,
+            TotalSeconds = total.Elapsed.TotalSeconds,
+        };
+    }
+
+    /// <summary>Disposes weights and the feature extractor.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _logMel?.Dispose();
+        base.Dispose(disposing);
+    }
+}

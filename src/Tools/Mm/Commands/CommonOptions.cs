@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Tools.Mm.Commands;
+
+/// <summary>Options shared by several commands and the code that turns them into objects.</summary>
+public static class CommonOptions
+{
+    /// <summary>--device.</summary>
+    public static Option<string> Device() => new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+    /// <summary>--dtype.</summary>
+    public static Option<string?> DType() => new("--dtype") { Description = "f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA)" };
+    /// <summary>--model.</summary>
+    public static Option<string> Model() => new("--model") { Description = "model folder (HF config.json or Meta params.json + safetensors)", Required = true };
+
+    /// <summary>Parses device and dtype, failing with a clear message.</summary>
+    public static (Device, ScalarType) DeviceAndDType(string device, string? dtype)
+    {
+        try
+        {
+            var d = DeviceSpec.Parse(device);
+            return (d, dtype is null ? DeviceSpec.DefaultDType(d) : SafeTensorDType.ParseUser(dtype));
+        }
+        catch (ArgumentException e) { throw new CliException(e.Message); }
+    }
+
+    /// <summary>Runs <paramref name="body"/>, turning library errors about user input into one-line messages.</summary>
+    public static int Guard(CliIO io, Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is ConfigException or CheckpointFormatException or TokenizerFormatException or ArgumentException or CliException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException || IsMediaError(e))
+        {
+            io.Err.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    static bool IsMediaError(Exception e) => e.GetType().Name.EndsWith("DecodeException", StringComparison.Ordinal);
+
+    /// <summary>Peak resident memory of this process in bytes (Linux VmHWM), or 0 when unknown.</summary>
+    public static long PeakRssBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException) { }
+        return 0;
+    }
+}

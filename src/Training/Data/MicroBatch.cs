@@ -1,0 +1,22 @@
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>One micro-batch: named tensors (CPU) plus the counts the trainer needs.</summary>
+public sealed class MicroBatch : IDisposable
+{
+    /// <summary>Named tensors, e.g. <c>input_ids</c> [B, T], <c>labels</c> [B, T], <c>document_ids</c> [B, T].</summary>
+    public Dictionary<string, Tensor> Tensors { get; } = new(StringComparer.Ordinal);
+    /// <summary>Tokens in the micro-batch (for throughput and the batch ramp).</summary>
+    public long Tokens { get; init; }
+    /// <summary>Samples (sequences, pairs, clips) in the micro-batch.</summary>
+    public long Samples { get; init; }
+    /// <summary>Elements the loss is averaged over (labelled tokens or pairs); the step's loss is Σ loss sums / Σ elements.</summary>
+    public long LossElements { get; init; }
+    /// <summary>Stream position after this micro-batch.</summary>
+    public required DataCursor End { get; init; }
+    /// <summary>The tensor named <paramref name="name"/>.</summary>
+    public Tensor this[string name] => Tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"micro-batch has no tensor '{name}'.");
+    /// <summary>Disposes the tensors.</summary>
+    public void Dispose() { foreach (var t in Tensors.Values) t.Dispose(); Tensors.Clear(); }
+}

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// Endless epochs over a record list in a seeded order (a fresh Fisher–Yates permutation per epoch from (seed, epoch)),
+/// with each record prepared (e.g. tokenised) ahead on a background thread. Starting at a cursor reproduces the exact
+/// stream from there, which is what resuming needs.
+/// </summary>
+internal sealed class RecordStream<TRecord, TItem> : IDisposable
+{
+    readonly IReadOnlyList<TRecord> _records;
+    readonly Func<TRecord, TItem> _prepare;
+    readonly long _seed;
+    readonly bool _shuffle;
+    readonly BlockingCollection<(long Epoch, long Index, TItem? Item, Exception? Error)> _queue;
+    readonly CancellationTokenSource _cts = new();
+    readonly Task _worker;
+
+    public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index)
+    {
+        _records = records; _prepare = prepare; _seed = seed; _shuffle = shuffle;
+        _queue = new(prefetch);
+        _worker = Task.Factory.StartNew(() => Produce(epoch, index), TaskCreationOptions.LongRunning);
+    }
+
+    public static long[] Order(int n, long seed, long epoch, bool shuffle)
+    {
+        var order = new long[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        if (!shuffle) return order;
+        ulong state = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)(epoch + 1) * 0xBF58476D1CE4E5B9UL;
+        for (int i = n - 1; i > 0; i--)
+        {
+            int j = (int)(SplitMix(ref state) % (ulong)(i + 1));
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        return order;
+    }
+
+    static ulong SplitMix(ref ulong s)
+    {
+        ulong z = s += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    void Produce(long epoch, long index)
+    {
+        try
+        {
+            while (!_cts.IsCancellationRequested)
+            {
+                var order = Order(_records.Count, _seed, epoch, _shuffle);
+                for (long i = index; i < order.Length; i++)
+                {
+                    TItem item;
+                    try { item = _prepare(_records[(int)order[i]]); }
+                    catch (Exception e) { _queue.Add((epoch, i, default, e), _cts.Token); return; }
+                    _queue.Add((epoch, i, item, null), _cts.Token);
+                }
+                epoch++; index = 0;
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    /// <summary>Next prepared record with its (epoch, index).</summary>
+    public (long Epoch, long Index, TItem Item) Next()
+    {
+        var (e, i, item, err) = _queue.Take();
+        if (err is not null) throw new DataFormatException($"preparing record {i} of epoch {e}: {err.Message}", err);
+        return (e, i, item!);
+    }
+
+    public void Dispose()
+    {
+        _cts.Cancel();
+        try { _worker.Wait(); } catch (AggregateException) { }
+        _queue.Dispose();
+        _cts.Dispose();
+    }
+}

@@ -1,0 +1,109 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// AdamW (Loshchilov &amp; Hutter; PyTorch's update order): <c>p ← p·(1 − lr·wd)</c> for decayed parameters, then
+/// <c>m ← β1·m + (1−β1)·g</c>, <c>v ← β2·v + (1−β2)·g²</c>,
+/// <c>p ← p − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε)</c>. Moments are f32 and kept per parameter name; a parameter
+/// without a gradient in a step is left alone and its step count does not advance (as in PyTorch).
+/// </summary>
+public sealed class AdamW : IDisposable
+{
+    sealed class Slot
+    {
+        public required string Name;
+        public required Tensor Param;
+        public required bool Decay;
+        public Tensor? M, V;
+        public long Step;
+    }
+
+    readonly List<Slot> _slots;
+    readonly double _b1, _b2, _eps, _wd;
+
+    /// <summary>Creates the optimizer over (name, parameter, decay?) entries.</summary>
+    public AdamW(IEnumerable<(string Name, Tensor Param, bool Decay)> parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
+    {
+        _slots = parameters.Select(p => new Slot { Name = p.Name, Param = p.Param, Decay = p.Decay }).ToList();
+        _b1 = beta1; _b2 = beta2; _eps = eps; _wd = weightDecay;
+    }
+
+    /// <summary>
+    /// The parameter groups of the Llama recipes: weight decay on matrices only — not on norms, biases, tanh gates or
+    /// embeddings (any 1-D parameter is treated as a norm/bias/gate).
+    /// </summary>
+    public static bool DecaysByName(string name, Tensor p)
+    {
+        if (p.dim() <= 1) return false;
+        string lower = name.ToLowerInvariant();
+        return !(lower.Contains("norm") || lower.EndsWith(".bias", StringComparison.Ordinal) || lower.Contains("gate") && !lower.Contains("gate_proj")
+                 || lower.Contains("embed"));
+    }
+
+    /// <summary>Names of the parameters this optimizer updates, with whether each is decayed.</summary>
+    public IReadOnlyList<(string Name, bool Decay)> Groups => _slots.Select(s => (s.Name, s.Decay)).ToList();
+
+    /// <summary>Names that currently hold optimizer state (moments).</summary>
+    public IReadOnlyCollection<string> StateNames => _slots.Where(s => s.M is not null).Select(s => s.Name).ToList();
+
+    /// <summary>Applies one update with learning rate <paramref name="lr"/> to every parameter that has a gradient.</summary>
+    public void Step(double lr)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var s in _slots)
+        {
+            var g = s.Param.grad;
+            if (g is null) continue;
+            using var scope = NewDisposeScope();
+            s.M ??= torch.zeros(s.Param.shape, ScalarType.Float32, s.Param.device).MoveToOuterDisposeScope();
+            s.V ??= torch.zeros(s.Param.shape, ScalarType.Float32, s.Param.device).MoveToOuterDisposeScope();
+            s.Step++;
+            var g32 = g.dtype == ScalarType.Float32 ? g : g.to_type(ScalarType.Float32);
+            if (s.Decay && _wd != 0) s.Param.mul_(1 - lr * _wd);
+            s.M.mul_(_b1).add_(g32, alpha: 1 - _b1);
+            s.V.mul_(_b2).addcmul_(g32, g32, value: 1 - _b2);
+            double bc1 = 1 - Math.Pow(_b1, s.Step), bc2 = 1 - Math.Pow(_b2, s.Step);
+            var denom = s.V.sqrt().div_(Math.Sqrt(bc2)).add_(_eps);
+            if (s.Param.dtype == ScalarType.Float32) s.Param.addcdiv_(s.M, denom, value: -lr / bc1);
+            else s.Param.copy_(s.Param.to_type(ScalarType.Float32).addcdiv_(s.M, denom, value: -lr / bc1));
+        }
+    }
+
+    /// <summary>Moments as tensors named <c>{param}.exp_avg</c> / <c>{param}.exp_avg_sq</c> (only parameters with state).</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> StateTensors()
+    {
+        foreach (var s in _slots.Where(s => s.M is not null))
+        {
+            yield return new(s.Name + ".exp_avg", s.M!);
+            yield return new(s.Name + ".exp_avg_sq", s.V!);
+        }
+    }
+
+    /// <summary>Per-parameter step counts (for checkpoints).</summary>
+    public Dictionary<string, long> StepCounts() => _slots.Where(s => s.M is not null).ToDictionary(s => s.Name, s => s.Step);
+
+    /// <summary>Restores moments and step counts written by <see cref="StateTensors"/>/<see cref="StepCounts"/>.</summary>
+    public void LoadState(Func<string, Tensor?> read, IReadOnlyDictionary<string, long> steps)
+    {
+        foreach (var s in _slots)
+        {
+            if (!steps.TryGetValue(s.Name, out long step)) continue;
+            var m = read(s.Name + ".exp_avg") ?? throw new Text.CheckpointFormatException($"optimizer state: '{s.Name}.exp_avg' missing.");
+            var v = read(s.Name + ".exp_avg_sq") ?? throw new Text.CheckpointFormatException($"optimizer state: '{s.Name}.exp_avg_sq' missing.");
+            s.M?.Dispose(); s.V?.Dispose();
+            s.M = m.to(ScalarType.Float32, s.Param.device);
+            s.V = v.to(ScalarType.Float32, s.Param.device);
+            if (!ReferenceEquals(s.M, m)) m.Dispose();
+            if (!ReferenceEquals(s.V, v)) v.Dispose();
+            s.Step = step;
+        }
+    }
+
+    /// <summary>Frees the moments.</summary>
+    public void Dispose()
+    {
+        foreach (var s in _slots) { s.M?.Dispose(); s.V?.Dispose(); s.M = s.V = null; }
+    }
+}

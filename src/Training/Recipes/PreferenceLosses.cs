@@ -1,0 +1,52 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>The post-training losses (Llama 3 §4.1) and the token log-likelihood they are built from.</summary>
+public static class PreferenceLosses
+{
+    /// <summary>
+    /// DPO per pair: <c>−log σ(β·((π_c − ref_c) − (π_r − ref_r)))</c> from sequence log-probabilities [N]. Equals log 2
+    /// when policy and reference agree.
+    /// </summary>
+    public static Tensor Dpo(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected, double beta)
+    {
+        using var scope = NewDisposeScope();
+        var z = ((policyChosen - refChosen) - (policyRejected - refRejected)) * beta;
+        return (-nn.functional.logsigmoid(z)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Pairwise ranking loss of a reward model, no margin: <c>−log σ(r_better − r_worse)</c> per pair [N].</summary>
+    public static Tensor PairwiseRanking(Tensor better, Tensor worse)
+    {
+        using var scope = NewDisposeScope();
+        return (-nn.functional.logsigmoid(better - worse)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per-token log-probabilities of <paramref name="labels"/> [B, T] under <paramref name="logits"/> [B, T, V]; 0 where the label is −100.</summary>
+    public static Tensor TokenLogProbs(Tensor logits, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var mask = labels.ne(-100);
+        var safe = labels.masked_fill(mask.logical_not(), 0);
+        var lp = logits.to_type(ScalarType.Float32).log_softmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1);
+        return lp.masked_fill(mask.logical_not(), 0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Σ of the next-token cross-entropy over labelled positions (label −100 = ignored).</summary>
+    public static Tensor CrossEntropySum(Tensor logits, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        long v = logits.shape[^1];
+        return nn.functional.cross_entropy(logits.reshape(-1, v), labels.reshape(-1), ignore_index: -100, reduction: nn.Reduction.Sum).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Labels for next-token prediction: <c>labels[t] = ids[t+1]</c> where <c>train[t+1]</c>, else −100.</summary>
+    internal static long[] ShiftedLabels(IReadOnlyList<int> ids, IReadOnlyList<bool> train, int len)
+    {
+        var labels = new long[len];
+        for (int t = 0; t < len; t++) labels[t] = t + 1 < ids.Count && t + 1 < len && train[t + 1] ? ids[t + 1] : -100;
+        return labels;
+    }
+}

@@ -1,0 +1,75 @@
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>Shared setup of the text-only recipes: tokenizer, a <see cref="LlamaForCausalLM"/>, HF-layout checkpoints.</summary>
+public abstract class TextRecipe : Recipe
+{
+    LlamaForCausalLM? _lm;
+
+    /// <summary>The tokenizer of the run.</summary>
+    public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
+    /// <summary>Device of the run.</summary>
+    protected Device Device { get; private set; } = CPU;
+    /// <summary>The decoder being trained.</summary>
+    public LlamaForCausalLM Lm => _lm ?? throw new InvalidOperationException("call Setup first.");
+    /// <inheritdoc/>
+    public override nn.Module Model => Lm;
+
+    /// <inheritdoc/>
+    public override void Setup(TrainConfig config, Device device, ScalarType dtype)
+    {
+        Config = config; Device = device;
+        Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
+        _lm = BuildDecoder(config, Tokenizer, device, dtype);
+    }
+
+    /// <summary>A decoder per <paramref name="config"/>: loaded from <c>model.init_from</c>, else the preset with overrides and the tokenizer's vocabulary, freshly initialised from the seed.</summary>
+    public static LlamaForCausalLM BuildDecoder(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
+    {
+        var m = config.Model;
+        if (!string.IsNullOrEmpty(m.InitFrom)) return LlamaForCausalLM.FromPretrained(m.InitFrom, device, dtype);
+        var c = TextPresets.Get(m.Preset);
+        c = c with
+        {
+            HiddenSize = m.HiddenSize ?? c.HiddenSize, NumLayers = m.NumLayers ?? c.NumLayers, NumHeads = m.NumHeads ?? c.NumHeads,
+            NumKvHeads = m.NumKvHeads ?? c.NumKvHeads, IntermediateSize = m.IntermediateSize ?? c.IntermediateSize,
+            MaxPositionEmbeddings = m.MaxPositionEmbeddings ?? c.MaxPositionEmbeddings, TieWordEmbeddings = m.TieWordEmbeddings ?? c.TieWordEmbeddings,
+            VocabSize = tok.VocabSize, BosTokenId = tok.BosId, EosTokenIds = new[] { tok.EosId, tok.EotId }, PadTokenId = tok.PadId,
+        };
+        c.Validate($"{config.Recipe} model");
+        return LlamaForCausalLM.Create(c, device, dtype).InitializeWeights(config.Seed, m.InitStd);
+    }
+
+    /// <summary>Reads the manifest of the split, validating every record.</summary>
+    protected List<T> ReadManifest<T>(bool eval, Func<string, bool, (List<T>, int)> read)
+    {
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        var (list, skipped) = read(path, Config.Data.SkipBadRecords);
+        if (!eval) SkippedRecords = skipped;
+        return list;
+    }
+
+    /// <summary>Saves in the Hugging Face layout (config.json + model.safetensors), loadable by <see cref="LlamaForCausalLM.FromPretrained"/>.</summary>
+    public override void SaveModel(string directory) => Lm.Save(directory);
+
+    /// <inheritdoc/>
+    public override void LoadModel(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Lm, reader);
+    }
+
+    /// <summary>Right-pads rows to a common length (≤ <paramref name="maxLen"/>, truncating longer ones) into [B, T] int64.</summary>
+    internal static Tensor Pad(IReadOnlyList<long[]> rows, long pad, int maxLen, out int len)
+    {
+        len = Math.Min(maxLen, rows.Max(r => r.Length));
+        var a = new long[rows.Count * len];
+        for (int r = 0; r < rows.Count; r++)
+            for (int t = 0; t < len; t++) a[r * len + t] = t < rows[r].Length ? rows[r][t] : pad;
+        return torch.tensor(a, new long[] { rows.Count, len });
+    }
+}

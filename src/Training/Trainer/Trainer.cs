@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// The loop shared by every recipe: gradient accumulation to the global batch (with the batch ramp), global-norm
+/// clipping, AdamW with no decay on norms/biases/gates/embeddings, the lr schedule, evaluation every N steps, atomic
+/// checkpoints (weights, moments, step, data position, RNG) with exact resume, metrics (JSONL, TensorBoard, PNG curves)
+/// and live progress. Output folder: <c>config.json</c>, <c>metrics.jsonl</c>, <c>tensorboard/</c>, <c>curves.png</c>,
+/// <c>checkpoints/step-N/</c>, optionally <c>averaged/</c>.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly TrainConfig _cfg;
+    readonly string _out;
+    readonly TrainerOptions _opt;
+    readonly LrSchedule _schedule;
+    readonly CheckpointStore _store;
+    readonly List<(string Name, Tensor Param)> _trainable;
+    long _tokens, _samples;
+    DataCursor _cursor = DataCursor.Start;
+
+    /// <summary>The recipe being run (its model holds the weights).</summary>
+    public Recipe Recipe { get; }
+    /// <summary>The optimizer.</summary>
+    public AdamW Optimizer { get; }
+    /// <summary>Optimizer steps done.</summary>
+    public long Step { get; private set; }
+    /// <summary>Names of the trained parameters.</summary>
+    public IReadOnlyList<string> TrainableNames => _trainable.Select(t => t.Name).ToList();
+
+    /// <summary>Sets up <paramref name="recipe"/> with <paramref name="config"/> (seeded) and the optimizer; writes <c>OUT/config.json</c>.</summary>
+    public Trainer(Recipe recipe, TrainConfig config, string outDir, TrainerOptions? options = null)
+    {
+        _cfg = config; _out = Path.GetFullPath(outDir); _opt = options ?? new TrainerOptions();
+        Recipe = recipe;
+        if (config.Recipe.Length > 0 && RecipeRegistry.Names.Contains(config.Recipe) && config.Recipe != recipe.Name)
+            throw new ConfigException($"config is for recipe '{config.Recipe}', not '{recipe.Name}'.");
+        if (config.Train.Dtype != "f32")
+            throw new ConfigException($"train.dtype = {config.Train.Dtype}: this build trains in f32 (bf16 compute copies are not implemented yet).");
+        var device = DeviceSpec.Parse(config.Train.Device);
+        torch.manual_seed(config.Seed);
+        recipe.Setup(config, device, ScalarType.Float32);
+        _trainable = SelectTrainable();
+        Optimizer = new AdamW(_trainable.Select(t => (t.Name, t.Param, AdamW.DecaysByName(t.Name, t.Param))),
+            config.Optim.Beta1, config.Optim.Beta2, config.Optim.Eps, config.Optim.WeightDecay);
+        _schedule = LrSchedule.From(config.Optim);
+        Directory.CreateDirectory(_out);
+        _store = new CheckpointStore(Path.Combine(_out, "checkpoints"), config.Train.KeepLast);
+        AtomicFile.WriteAllText(Path.Combine(_out, "config.json"), ConfigLoader.ToJson(config));
+    }
+
+    List<(string, Tensor)> SelectTrainable()
+    {
+        var names = Recipe.Model.named_parameters().Select(p => p.name).ToList();
+        List<string> Resolve(IEnumerable<string> entries, string key)
+        {
+            var prefixes = new List<string>();
+            foreach (var e in entries)
+            {
+                var ps = Recipe.Components.TryGetValue(e, out var c) ? c : new[] { e };
+                foreach (var p in ps)
+                {
+                    if (!names.Any(n => Matches(n, p)))
+                        throw new ConfigException($"train.{key}: '{e}' matches no parameter (components: {string.Join(", ", Recipe.Components.Keys)}; or a parameter-name prefix such as 'model.layers.0').");
+                    prefixes.Add(p);
+                }
+            }
+            return prefixes;
+        }
+        var only = _cfg.Train.Trainable.Count > 0 ? Resolve(_cfg.Train.Trainable, "trainable")
+            : Recipe.DefaultTrainable.Count > 0 ? Resolve(Recipe.DefaultTrainable, "trainable") : null;
+        var frozen = Resolve(_cfg.Train.Freeze, "freeze");
+        var list = new List<(string, Tensor)>();
+        foreach (var (name, p) in Recipe.Model.named_parameters())
+        {
+            bool train = (only is null || only.Any(o => Matches(name, o))) && !frozen.Any(f => Matches(name, f));
+            p.requires_grad_(train);
+            if (train) list.Add((name, p));
+        }
+        if (list.Count == 0) throw new ConfigException("train.trainable/freeze leave no parameter to train.");
+        return list;
+    }
+
+    static bool Matches(string name, string prefix) => name == prefix || name.StartsWith(prefix + ".", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Trains until <c>train.max_steps</c> (or <c>optim.total_steps</c>). With <paramref name="resume"/>, continues from
+    /// the newest checkpoint in <c>OUT/checkpoints</c> exactly where it stopped.
+    /// </summary>
+    public TrainResult Run(bool resume = false, CancellationToken cancel = default)
+    {
+        string? last = null;
+        if (resume) { last = _store.Latest(); if (last is not null) LoadCheckpoint(last); }
+        long maxSteps = Math.Min(_cfg.Train.MaxSteps ?? _cfg.Optim.TotalSteps, _cfg.Optim.TotalSteps);
+        var history = new List<(long, double, double)>();
+        var evals = new List<(long, double)>();
+        var plotHistory = ReadPlotHistory();
+        using var metrics = new MetricsLog(Path.Combine(_out, "metrics.jsonl"));
+        using var tb = _opt.TensorBoard ? new TensorBoardWriter(Path.Combine(_out, "tensorboard")) : null;
+        using var progress = new ProgressDisplay(maxSteps, Step, _opt.Log, _opt.Live && _opt.Log is not null);
+        if (resume) progress.Message(last is null ? $"no checkpoint in {_store.Root}; starting fresh." : $"resumed from {last} at step {Step}.");
+        using var source = Recipe.OpenData(false, _cursor);
+        if (Recipe.SkippedRecords > 0) progress.Message($"skipped {Recipe.SkippedRecords} bad records.");
+        var clock = Stopwatch.StartNew();
+        long startStep = Step, startTokens = _tokens;
+        bool savedAtEnd = false;
+        while (Step < maxSteps && !cancel.IsCancellationRequested)
+        {
+            var (global, seqLen) = BatchPlan.At(_cfg, _tokens);
+            int k = BatchPlan.Accumulation(_cfg, global, seqLen);
+            var (loss, gradNorm, extra, tokens) = TrainStep(source, k, seqLen);
+            double lr = _schedule.At(Step);
+            Optimizer.Step(lr);
+            Step++;
+            history.Add((Step, loss, lr)); plotHistory.Add((Step, loss, lr));
+            double secs = clock.Elapsed.TotalSeconds;
+            double tps = (_tokens - startTokens) / Math.Max(secs, 1e-9);
+            var eta = TimeSpan.FromSeconds(Math.Min(secs / (Step - startStep) * (maxSteps - Step), TimeSpan.MaxValue.TotalSeconds / 2));
+            var line = new JsonObject { ["step"] = Step, ["loss"] = loss, ["lr"] = lr, ["grad_norm"] = gradNorm, ["tokens"] = _tokens,
+                ["samples"] = _samples, ["micro_batches"] = k, ["seq_len"] = seqLen, ["tokens_per_s"] = tps, ["elapsed_s"] = secs };
+            foreach (var (key, v) in extra) line[key] = v;
+            metrics.Write(line);
+            if (tb is not null)
+            {
+                tb.AddScalar("train/loss", loss, Step); tb.AddScalar("train/lr", lr, Step); tb.AddScalar("train/grad_norm", gradNorm, Step);
+                tb.AddScalar("train/tokens_per_s", tps, Step);
+                foreach (var (key, v) in extra) tb.AddScalar("train/" + key, v, Step);
+            }
+            progress.Update(Step, maxSteps, loss, lr, tps, eta, Step % Math.Max(1, _cfg.Train.LogEvery) == 0 || Step == maxSteps);
+            if (_cfg.Train.EvalEvery > 0 && Step % _cfg.Train.EvalEvery == 0 && !string.IsNullOrEmpty(_cfg.Data.Eval))
+            {
+                double ev = Evaluate(seqLen);
+                evals.Add((Step, ev));
+                metrics.Write(new JsonObject { ["step"] = Step, ["eval_loss"] = ev });
+                tb?.AddScalar("eval/loss", ev, Step);
+                progress.Message($"step {Step}: eval loss {ev:F4}");
+            }
+            if (_cfg.Train.SaveEvery > 0 && Step % _cfg.Train.SaveEvery == 0 || Step == maxSteps)
+            {
+                last = SaveCheckpoint();
+                savedAtEnd = Step == maxSteps;
+                tb?.Flush();
+                if (_opt.Plot) CurvePlot.Write(Path.Combine(_out, "curves.png"), plotHistory, evals, $"{Recipe.Name}");
+            }
+        }
+        if (!savedAtEnd && Step > startStep) last = SaveCheckpoint();
+        if (_opt.Plot && plotHistory.Count > 0) CurvePlot.Write(Path.Combine(_out, "curves.png"), plotHistory, evals, $"{Recipe.Name}");
+        if (_cfg.Train.AverageLast > 1)
+        {
+            var ckpts = _store.List().TakeLast(_cfg.Train.AverageLast).ToList();
+            CheckpointAverager.Average(ckpts, Path.Combine(_out, "averaged"));
+            progress.Message($"averaged {ckpts.Count} checkpoints into {Path.Combine(_out, "averaged")}.");
+        }
+        return new TrainResult(Step, history, evals, last, _tokens);
+    }
+
+    /// <summary>One optimizer step's forward/backward over <paramref name="k"/> micro-batches (gradients left in place).</summary>
+    internal (double Loss, double GradNorm, Dictionary<string, double> Metrics, long Tokens) TrainStep(IBatchSource source, int k, int seqLen)
+    {
+        var batches = new List<MicroBatch>(k);
+        for (int i = 0; i < k; i++) batches.Add(source.Next(seqLen));
+        try
+        {
+            double total = Math.Max(1, batches.Sum(b => b.LossElements));
+            Recipe.Model.zero_grad();
+            Recipe.Model.train();
+            double lossSum = 0;
+            var extra = new Dictionary<string, double>();
+            foreach (var b in batches)
+            {
+                using var scope = NewDisposeScope();
+                var o = Recipe.Loss(b);
+                (o.Sum / total).backward();
+                lossSum += o.Sum.item<float>();
+                foreach (var (key, v) in o.Metrics ?? new Dictionary<string, double>()) extra[key] = extra.GetValueOrDefault(key) + v;
+            }
+            double norm = GradientClipping.ClipGlobalNorm(_trainable.Select(t => t.Param), _cfg.Optim.GradClip);
+            _cursor = batches[^1].End;
+            long tokens = batches.Sum(b => b.Tokens);
+            _tokens += tokens; _samples += batches.Sum(b => b.Samples);
+            return (lossSum / total, norm, extra.ToDictionary(kv => kv.Key, kv => kv.Value / total), tokens);
+        }
+        finally { foreach (var b in batches) b.Dispose(); }
+    }
+
+    /// <summary>Mean loss over <c>train.eval_batches</c> micro-batches of the evaluation manifest (from its start, unshuffled).</summary>
+    public double Evaluate(int? seqLen = null)
+    {
+        using var source = Recipe.OpenData(true, DataCursor.Start);
+        using var noGrad = torch.no_grad();
+        Recipe.Model.eval();
+        double sum = 0, n = 0;
+        for (int i = 0; i < Math.Max(1, _cfg.Train.EvalBatches); i++)
+        {
+            using var b = source.Next(seqLen ?? _cfg.Data.SeqLen);
+            using var scope = NewDisposeScope();
+            sum += Recipe.Loss(b).Sum.item<float>();
+            n += b.LossElements;
+        }
+        Recipe.Model.train();
+        return sum / Math.Max(1, n);
+    }
+
+    string SaveCheckpoint() => _store.Save(Step, dir =>
+    {
+        Recipe.SaveModel(dir);
+        SafeTensorsWriter.Save(Path.Combine(dir, "optimizer.safetensors"), Optimizer.StateTensors());
+        using var rng = torch.get_rng_state();
+        var state = new JsonObject
+        {
+            ["recipe"] = Recipe.Name,
+            ["step"] = Step,
+            ["tokens_seen"] = _tokens,
+            ["samples_seen"] = _samples,
+            ["data_cursor"] = new JsonObject { ["epoch"] = _cursor.Epoch, ["index"] = _cursor.Index, ["offset"] = _cursor.Offset },
+            ["optimizer_steps"] = new JsonObject(Optimizer.StepCounts().Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
+            ["torch_rng_state"] = Convert.ToBase64String(rng.bytes.ToArray()),
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }, _opt.BeforeCheckpointCommit);
+
+    void LoadCheckpoint(string dir)
+    {
+        string statePath = Path.Combine(dir, "trainer_state.json");
+        JsonObject s;
+        try { s = LlamaConfigJson.ReadObject(statePath); }
+        catch (ConfigException e) { throw new CheckpointFormatException(e.Message, e); }
+        if (s["recipe"]?.GetValue<string>() is { } r && r != Recipe.Name) throw new CheckpointFormatException($"{statePath}: checkpoint of recipe '{r}', not '{Recipe.Name}'.");
+        Recipe.LoadModel(dir);
+        var steps = (s["optimizer_steps"] as JsonObject ?? new JsonObject()).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<long>());
+        using (var opt = SafeTensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
+            Optimizer.LoadState(name => opt.Entries.ContainsKey(name) ? opt.Read(name) : null, steps);
+        Step = s["step"]!.GetValue<long>();
+        _tokens = s["tokens_seen"]!.GetValue<long>();
+        _samples = s["samples_seen"]!.GetValue<long>();
+        var c = s["data_cursor"]!.AsObject();
+        _cursor = new DataCursor(c["epoch"]!.GetValue<long>(), c["index"]!.GetValue<long>(), c["offset"]!.GetValue<long>());
+        byte[] rng = Convert.FromBase64String(s["torch_rng_state"]!.GetValue<string>());
+        using var rt = torch.tensor(rng, ScalarType.Byte);
+        torch.set_rng_state(rt);
+    }
+
+    List<(long, double, double)> ReadPlotHistory()
+    {
+        // The curve covers the whole run, also across resumes: earlier steps come from metrics.jsonl.
+        var list = new List<(long, double, double)>();
+        string path = Path.Combine(_out, "metrics.jsonl");
+        if (!File.Exists(path)) return list;
+        foreach (var line in File.ReadLines(path))
+        {
+            try
+            {
+                if (JsonNode.Parse(line) is JsonObject o && o["loss"] is not null && o["step"]!.GetValue<long>() <= Step)
+                    list.Add((o["step"]!.GetValue<long>(), o["loss"]!.GetValue<double>(), o["lr"]!.GetValue<double>()));
+            }
+            catch (JsonException) { }
+        }
+        return list;
+    }
+
+    /// <summary>Frees the optimizer state and the recipe's models.</summary>
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Recipe.Dispose();
+    }
+}

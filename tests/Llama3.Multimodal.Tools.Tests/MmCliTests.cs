@@ -1,0 +1,121 @@
+using System.Text.Json;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Tools.Mm;
+
+namespace Llama3.Multimodal.Tools.Tests;
+
+public class MmCliTests
+{
+    static (int Code, string Out, string Err) Mm(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = MmCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    static string Temp()
+    {
+        string d = Path.Combine(Path.GetTempPath(), "l3mm-cli", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(d);
+        return d;
+    }
+
+    static string TinyModel(long seed = 1)
+    {
+        string dir = Temp();
+        var r = Mm("init", "--config", "tiny", "--seed", seed.ToString(), "--out", dir);
+        Assert.True(r.Code == 0, r.Err);
+        return dir;
+    }
+
+    [Fact]
+    public void InitWritesAnHfCheckpointThatLoads()
+    {
+        string dir = TinyModel();
+        foreach (var f in new[] { "config.json", "model.safetensors", "tokenizer.model", "generation_config.json" })
+            Assert.True(File.Exists(Path.Combine(dir, f)), f);
+        using var m = LlamaForCausalLM.FromPretrained(dir);
+        Assert.Equal(TextPresets.Get("tiny").HiddenSize, m.Config.HiddenSize);
+        // Same seed, same bytes.
+        string again = TinyModel();
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "model.safetensors")), File.ReadAllBytes(Path.Combine(again, "model.safetensors")));
+    }
+
+    [Fact]
+    public void GenerateIsDeterministicAndPrintsStats()
+    {
+        string dir = TinyModel();
+        var a = Mm("generate", "--model", dir, "--prompt", "Hello", "--max-new-tokens", "5", "--stats");
+        var b = Mm("generate", "--model", dir, "--prompt", "Hello", "--max-new-tokens", "5");
+        Assert.Equal(0, a.Code);
+        Assert.Equal(a.Out, b.Out);
+        using var stats = JsonDocument.Parse(a.Err.Trim());
+        Assert.True(stats.RootElement.GetProperty("decode_tokens_per_s").GetDouble() > 0);
+        Assert.True(stats.RootElement.GetProperty("peak_rss_mb").GetDouble() > 0);
+        Assert.Equal(2, stats.RootElement.GetProperty("prompt_tokens").GetInt32());
+    }
+
+    [Fact]
+    public void LogitsMatchTheLibraryAndSurviveConversionToMeta()
+    {
+        string dir = TinyModel(3);
+        var hf = Mm("logits", "--model", dir, "--ids", "128000,9906,1917", "--positions", "all");
+        Assert.Equal(0, hf.Code);
+        using var doc = JsonDocument.Parse(hf.Out);
+        var rows = doc.RootElement.GetProperty("logits");
+        Assert.Equal(3, rows.GetArrayLength());
+        Assert.Equal(128256, rows[0].GetArrayLength());
+        string meta = Temp();
+        Assert.Equal(0, Mm("convert", "--from", "hf", "--to", "meta", "--model", dir, "--out", meta).Code);
+        Assert.True(File.Exists(Path.Combine(meta, "params.json")));
+        var m = Mm("logits", "--model", meta, "--ids", "128000,9906,1917", "--positions", "all");
+        Assert.Equal(hf.Out, m.Out);
+        string back = Temp();
+        Assert.Equal(0, Mm("convert", "--from", "meta", "--to", "hf", "--model", meta, "--out", back).Code);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "model.safetensors")), File.ReadAllBytes(Path.Combine(back, "model.safetensors")));
+        var last = Mm("logits", "--model", dir, "--ids", "128000,9906,1917", "--positions", "last");
+        using var ldoc = JsonDocument.Parse(last.Out);
+        // Same values up to GEMM rounding (a 1-row and a 3-row product may round differently).
+        var lastRow = ldoc.RootElement.GetProperty("logits")[0].EnumerateArray().Select(x => x.GetSingle()).ToArray();
+        var fullRow = rows[2].EnumerateArray().Select(x => x.GetSingle()).ToArray();
+        Assert.Equal(fullRow.Length, lastRow.Length);
+        Assert.True(fullRow.Zip(lastRow).Max(p => Math.Abs(p.First - p.Second)) < 1e-5f);
+    }
+
+    [Fact]
+    public void TokenizePrintsIds()
+    {
+        var r = Mm("tokenize", "--text", "Hello world!");
+        Assert.Equal("[9906,1917,0]", r.Out.Trim());
+        string f = Path.Combine(Temp(), "in.json");
+        File.WriteAllText(f, "[\"Hello world!\", \"I'll\"]");
+        Assert.Equal("[[9906,1917,0],[40,3358]]", Mm("tokenize", "--file", f).Out.Trim());
+    }
+
+    [Fact]
+    public void UserErrorsAreOneLineMessagesWithExitCode2()
+    {
+        string dir = TinyModel();
+        var r = Mm("generate", "--model", Path.Combine(dir, "nope"), "--prompt", "x");
+        Assert.Equal(2, r.Code);
+        Assert.Contains("nope", r.Err);
+        r = Mm("logits", "--model", dir, "--ids", "1,x");
+        Assert.Equal(2, r.Code);
+        r = Mm("logits", "--model", dir, "--ids", "999999999");
+        Assert.Equal(2, r.Code);
+        Assert.Contains("outside", r.Err);
+        r = Mm("generate", "--model", dir, "--prompt", "x", "--device", "tpu");
+        Assert.Equal(2, r.Code);
+        r = Mm("convert", "--from", "meta", "--to", "hf", "--model", dir, "--out", Temp());
+        Assert.Equal(2, r.Code);
+        Assert.Contains("params.json", r.Err);
+        r = Mm("init", "--config", "huge-9000", "--out", Temp());
+        Assert.Equal(2, r.Code);
+        Assert.Contains("unknown text preset", r.Err);
+        File.WriteAllText(Path.Combine(dir, "config.json"), "{\"hidden_size\": 64, \"bogus\": 1}");
+        r = Mm("generate", "--model", dir, "--prompt", "x");
+        Assert.Equal(2, r.Code);
+        Assert.Contains("bogus", r.Err);
+    }
+}

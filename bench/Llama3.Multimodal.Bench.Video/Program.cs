@@ -1,6 +1,6 @@
 // Video benchmarks: sampling + decoding 64 frames from a 1-minute 720p clip (rendered here by ffmpeg), the tiny
 // temporal aggregator, and a whole tiny-video prompt (frames → image encoder → aggregator → generation).
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Video -- [all|decode|aggregator|prompt]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Video -- [all|params|decode|aggregator|prompt]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Llama3.Multimodal.Text;
@@ -16,11 +16,27 @@ string dir = Path.Combine(Path.GetTempPath(), "llama3mm-bench-video");
 Directory.CreateDirectory(dir);
 try
 {
+    if (mode is "all" or "params") Params();
     if (mode is "all" or "decode") Decode(dir);
     if (mode is "all" or "aggregator") Aggregator();
     if (mode is "all" or "prompt") Prompt(dir);
 }
 finally { Directory.Delete(dir, true); }
+
+static void Params()
+{
+    var meta = torch.device(DeviceType.META);
+    foreach (string name in VideoPresets.Names)
+    {
+        var cfg = VideoPresets.Get(name);
+        using var m = VideoLanguageModel.Create(cfg, meta);
+        long agg = m.video_model.aggregator.ParameterCount(), video = m.VideoParameterCount();
+        Console.WriteLine($"{name}: total {m.ParameterCount():N0}, video adapter {video:N0} = aggregator {agg:N0} " +
+            $"+ {m.Plan.VideoBlockIndices.Count} video cross-attention layers at stack [{string.Join(", ", m.Plan.VideoBlockIndices)}] of {m.Plan.Count} " +
+            $"({video - agg:N0}); {cfg.Video.NumFrames} frames, groups of {cfg.Video.Aggregator.FramesPerGroup}, " +
+            $"{cfg.Video.Aggregator.Latents} latents × {cfg.Video.Aggregator.NumLayers} layers");
+    }
+}
 
 static double Median(List<double> xs) { xs.Sort(); return xs[xs.Count / 2]; }
 
@@ -93,10 +109,15 @@ static void Aggregator()
         Console.WriteLine($"tiny aggregator ({cfg.NumLayers} layer, {cfg.Latents} latents, dim {cfg.Dim}, {cfg.TokensPerFrame} tokens/frame, groups of {cfg.FramesPerGroup}): " +
             $"{frames} frames → {cfg.GroupsFor(frames)} aggregated, median {Median(times):F2} ms");
     }
-    long before = RssMb();
+    var rss = new List<long> { RssMb() };
+    long live = torch.Tensor.TotalCount;
     using (var x = torch.randn(1, 64, cfg.TokensPerFrame, cfg.Dim))
-        for (int i = 0; i < 200; i++) agg.Forward(x).Dispose();
-    Console.WriteLine($"RSS over 200 more aggregator calls: {before} MB → {RssMb()} MB");
+        for (int round = 0; round < 5; round++)
+        {
+            for (int i = 0; i < 200; i++) agg.Forward(x).Dispose();
+            rss.Add(RssMb());
+        }
+    Console.WriteLine($"RSS every 200 aggregator calls (64 frames): {string.Join(" → ", rss)} MB; live tensors {live} → {torch.Tensor.TotalCount}");
 }
 
 static void Prompt(string dir)

@@ -114,6 +114,8 @@ public class MmCliTests
         Assert.Equal("init", MmCli.Route(new[] { "init", "--config", "tiny", "--out", "x" })[0]);
         Assert.Equal("vision-generate", MmCli.Route(new[] { "generate", "--model", "m", "--image", "a.png", "--prompt", "p" })[0]);
         Assert.Equal("generate", MmCli.Route(new[] { "generate", "--model", "m", "--prompt", "p" })[0]);
+        Assert.Equal("video-init", MmCli.Route(new[] { "init", "--config", "tiny-video", "--out", "x" })[0]);
+        Assert.Equal("video-generate", MmCli.Route(new[] { "generate", "--model", "m", "--video", "c.mp4", "--prompt", "p" })[0]);
 
         string dir = Temp();
         var r = Mm("init", "--config", "tiny-vision", "--seed", "2", "--out", dir);
@@ -131,6 +133,25 @@ public class MmCliTests
         Assert.True(r.Code == 0, r.Err);
         using var vlm = Vision.VisionLanguageModel.FromPretrained(dir);
         Assert.Equal(vlm.Generate(new[] { png }, "What colour?", new GenerationOptions { MaxNewTokens = 3 }).Text, r.Out.TrimEnd('\n'));
+    }
+
+    [Fact]
+    public void VideoInitAndGenerateRunOnAClipMadeByFfmpeg()
+    {
+        if (!File.Exists("/usr/bin/ffmpeg")) Assert.Fail("ffmpeg not found: apt-get install ffmpeg (build/test.sh installs it).");
+        string dir = Temp();
+        var r = Mm("init", "--config", "tiny-video", "--seed", "4", "--out", dir);
+        Assert.True(r.Code == 0, r.Err);
+        string clip = Path.Combine(Temp(), "clip.mp4");
+        var psi = new System.Diagnostics.ProcessStartInfo("ffmpeg", $"-v error -f lavfi -i testsrc=size=64x64:rate=8:duration=2 -pix_fmt yuv420p -y {clip}") { RedirectStandardError = true };
+        using (var p = System.Diagnostics.Process.Start(psi)!) { p.WaitForExit(60_000); Assert.Equal(0, p.ExitCode); }
+        r = Mm("generate", "--model", dir, "--video", clip, "--prompt", "What happens?", "--max-new-tokens", "3");
+        Assert.True(r.Code == 0, r.Err);
+        using var m = Video.VideoLanguageModel.FromPretrained(dir);
+        Assert.Equal(m.Generate(clip, "What happens?", new GenerationOptions { MaxNewTokens = 3 }).Text, r.Out.TrimEnd('\n'));
+        r = Mm("generate", "--model", dir, "--video", Path.Combine(dir, "config.json"), "--prompt", "x");
+        Assert.Equal(2, r.Code);
+        Assert.Contains("config.json", r.Err);
     }
 
     [Fact]

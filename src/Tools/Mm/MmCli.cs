@@ -8,8 +8,9 @@ public static class MmCli
 {
     /// <summary>
     /// <c>init</c> and <c>generate</c> cover every modality: <c>init --config tiny-vision</c> (a vision preset or an
-    /// Mllama config.json) runs <c>vision-init</c>, a speech preset runs <c>speech-init</c>; <c>generate --image …</c>
-    /// (or a model folder holding a vision model) runs <c>vision-generate</c>. Everything else passes through.
+    /// Mllama config.json) runs <c>vision-init</c>, a video preset <c>video-init</c>, a speech preset <c>speech-init</c>;
+    /// <c>generate --image …</c> (or a model folder holding a vision model) runs <c>vision-generate</c>, and
+    /// <c>generate --video …</c> runs <c>video-generate</c>. Everything else passes through.
     /// </summary>
     public static string[] Route(string[] args)
     {
@@ -22,13 +23,15 @@ public static class MmCli
         var a = (string[])args.Clone();
         if (a[0] == "init" && Value("--config") is string cfg)
         {
-            if (Vision.VisionPresets.Names.Contains(cfg) || IsModelType(cfg, "mllama")) a[0] = "vision-init";
+            if (Video.VideoPresets.Names.Contains(cfg)) a[0] = "video-init";
+            else if (Vision.VisionPresets.Names.Contains(cfg) || IsModelType(cfg, "mllama")) a[0] = "vision-init";
             else if (Speech.SpeechPresets.Names.Contains(cfg))
             {
                 a[0] = "speech-init";
                 a[Array.IndexOf(a, "--config")] = "--preset";
             }
         }
+        else if (a[0] == "generate" && a.Contains("--video")) a[0] = "video-generate";
         else if (a[0] == "generate" && (a.Contains("--image") || Value("--model") is string m && IsModelType(Path.Combine(m, "config.json"), "mllama")))
             a[0] = "vision-generate";
         return a;
@@ -53,6 +56,7 @@ public static class MmCli
         foreach (var c in TextCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in SpeechCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in VisionCommands.All(io)) root.Subcommands.Add(c);
+        foreach (var c in VideoCommands.All(io)) root.Subcommands.Add(c);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try
         {

@@ -60,6 +60,27 @@ public class DecoderInvariantTests
     }
 
     [Fact]
+    public void SplitGemvEqualsOneLinear()
+    {
+        var g = new Generator(12, CPU);
+        var w = randn(new long[] { 1001, 96 }, generator: g);
+        var x = randn(new long[] { 1, 1, 96 }, generator: g);
+        long saved = SplitGemv.MinBytes;
+        try
+        {
+            SplitGemv.MinBytes = 0;
+            using var _ = no_grad();
+            var split = SplitGemv.Linear(x, w);
+            Assert.Equal(new long[] { 1, 1, 1001 }, split.shape);
+            Assert.True(MaxAbs(split, nn.functional.linear(x, w)) < 1e-5f);
+            // Several rows, or gradients wanted: the plain path.
+            var x3 = randn(new long[] { 1, 3, 96 }, generator: g);
+            Assert.True(MaxAbs(SplitGemv.Linear(x3, w), nn.functional.linear(x3, w)) == 0f);
+        }
+        finally { SplitGemv.MinBytes = saved; }
+    }
+
+    [Fact]
     public void GqaEqualsMhaWithRepeatedKv()
     {
         var gqaCfg = TestModels.Small(kv: 2);

@@ -132,13 +132,13 @@ public sealed class LlamaForCausalLM : nn.Module
         if (lm_head is not null)
         {
             var d = lm_head.weight.device;
-            logits = lm_head.forward(hidden.device_type == d.type && hidden.device_index == d.index ? hidden : hidden.to(d));
+            logits = SplitGemv.Linear(hidden.device_type == d.type && hidden.device_index == d.index ? hidden : hidden.to(d), lm_head.weight);
         }
         else
         {
             // Tied: the head reads the embedding (on the first device).
             var w = model.embed_tokens.weight;
-            logits = nn.functional.linear(hidden.device_type == w.device_type && hidden.device_index == w.device_index ? hidden : hidden.to(w.device),
+            logits = SplitGemv.Linear(hidden.device_type == w.device_type && hidden.device_index == w.device_index ? hidden : hidden.to(w.device),
                 w.narrow(0, 0, Config.VocabSize));
         }
         return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();

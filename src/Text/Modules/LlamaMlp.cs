@@ -38,7 +38,7 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
         Tensor g;
         if (Fused.Usable(_gateUp, gate_proj.weight))
         {
-            var gu = nn.functional.linear(x, _gateUp);
+            var gu = SplitGemv.Linear(x, _gateUp);
             g = nn.functional.silu(gu.narrow(-1, 0, _hidden)).mul_(gu.narrow(-1, _hidden, _hidden));
         }
         else
@@ -46,7 +46,7 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
             g = nn.functional.silu(gate_proj.forward(x));
             g = g.mul_(up_proj.forward(x));
         }
-        return down_proj.forward(g).MoveToOuterDisposeScope();
+        return (Fused.Usable(_gateUp, gate_proj.weight) ? SplitGemv.Linear(g, down_proj.weight) : down_proj.forward(g)).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

@@ -1,6 +1,6 @@
 // Text decoder benchmarks: memory bandwidth, prefill/decode tokens/s for `tiny` and the Llama 3.2 1B shape (random
 // weights, f32, CPU), op overhead, and peak RAM while loading a 1B checkpoint.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|1b|load DIR]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|1b|save DIR|load DIR]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -12,6 +12,14 @@ string mode = args.Length > 0 ? args[0] : "all";
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {DeviceSpec.Backend()}, {RuntimeInformation.OSDescription}");
 
 if (mode == "load") { LoadPeak(args[1]); return; }
+if (mode == "save")
+{
+    // Writes a random-weight Llama 3.2 1B-shaped checkpoint (f32) for the load measurement.
+    using var big = LlamaForCausalLM.Create(TextPresets.Get("llama3.2-1b")).InitializeWeights(1);
+    big.Save(args[1]);
+    Console.WriteLine($"wrote {args[1]}");
+    return;
+}
 double bw = 0;
 if (mode is "all" or "bandwidth" or "1b") bw = Bandwidth();
 if (mode is "all" or "tiny") Tiny();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using Llama3.Multimodal.Text;
 using TorchSharp;
@@ -12,60 +11,8 @@ namespace Llama3.Multimodal.Text.Tests;
 /// </summary>
 public class FuzzTests
 {
-    static byte[] Mutate(byte[] src, Random rng)
-    {
-        var b = (byte[])src.Clone();
-        switch (rng.Next(6))
-        {
-            case 0: // flip bits
-                for (int i = 0, n = rng.Next(1, 8); i < n; i++) b[rng.Next(b.Length)] ^= (byte)(1 << rng.Next(8));
-                return b;
-            case 1: // truncate
-                return b[..rng.Next(b.Length)];
-            case 2: // overwrite with random bytes
-                for (int i = 0, n = rng.Next(1, 16); i < n; i++) b[rng.Next(b.Length)] = (byte)rng.Next(256);
-                return b;
-            case 3: // replace a digit (sizes, offsets, ranks)
-                {
-                    var digits = Enumerable.Range(0, b.Length).Where(i => b[i] >= '0' && b[i] <= '9').ToArray();
-                    if (digits.Length > 0) b[digits[rng.Next(digits.Length)]] = (byte)('0' + rng.Next(10));
-                    return b;
-                }
-            case 4: // duplicate a slice
-                {
-                    int s = rng.Next(b.Length), len = rng.Next(1, Math.Min(64, b.Length - s + 1));
-                    return b[..s].Concat(b.Skip(s).Take(len)).Concat(b[s..]).ToArray();
-                }
-            default: // insert structural characters
-                {
-                    int s = rng.Next(b.Length);
-                    byte[] ins = Encoding.ASCII.GetBytes(new[] { "{", "}", "[", "]", "\"", ",", ":", "-1", "1e999", "NaN", "null" }[rng.Next(11)]);
-                    return b[..s].Concat(ins).Concat(b[s..]).ToArray();
-                }
-        }
-    }
-
-    static void Run(byte[] seed, int count, int rngSeed, string ext, Action<string> parse, Type expected)
-    {
-        string dir = TestModels.TempDir();
-        var rng = new Random(rngSeed);
-        long worst = 0;
-        for (int i = 0; i < count; i++)
-        {
-            string path = Path.Combine(dir, $"f{i % 8}{ext}");
-            byte[] input = Mutate(seed, rng);
-            File.WriteAllBytes(path, input);
-            var sw = Stopwatch.StartNew();
-            try { parse(path); }
-            catch (Exception e) when (e.GetType() == expected) { }
-            catch (Exception e)
-            {
-                Assert.Fail($"input {i} (seed {rngSeed}) raised {e.GetType().Name}: {e.Message}");
-            }
-            worst = Math.Max(worst, sw.ElapsedMilliseconds);
-        }
-        Assert.True(worst < 5000, $"slowest input took {worst} ms");
-    }
+    static void Run(byte[] seed, int count, int rngSeed, string ext, Action<string> parse, Type expected) =>
+        Llama3.Multimodal.Tests.Shared.Fuzz.Run(seed, count, rngSeed, ext, parse, expected);
 
     [Fact]
     public void MutatedSafetensorsFilesFailCleanly()

@@ -57,8 +57,11 @@ public static class LlamaConfigJson
         }
     }
 
-    // JsonNode builds objects lazily; walk the tree so duplicate keys and bad strings surface here, inside the try.
-    static void Materialise(JsonNode? n)
+    /// <summary>
+    /// Walks a parsed tree so that problems <see cref="JsonNode"/> reports lazily (duplicate keys, invalid strings)
+    /// surface now, inside the caller's error handling (as ArgumentException / InvalidOperationException).
+    /// </summary>
+    public static void Materialise(JsonNode? n)
     {
         switch (n)
         {

@@ -24,8 +24,16 @@ public static class JsonlManifest
             try
             {
                 JsonNode? n;
-                try { n = JsonNode.Parse(line); }
-                catch (JsonException e) { throw new FormatException($"invalid JSON: {e.Message}"); }
+                try
+                {
+                    n = JsonNode.Parse(line, documentOptions: Text.LlamaConfigJson.DocumentOptions);
+                    // JsonNode builds objects lazily: a duplicate key surfaces on first access, so access it here.
+                    Text.LlamaConfigJson.Materialise(n);
+                }
+                catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
+                {
+                    throw new FormatException($"invalid JSON: {e.Message}");
+                }
                 if (n is not JsonObject o) throw new FormatException("a record must be a JSON object.");
                 list.Add(parse(o, dir));
             }

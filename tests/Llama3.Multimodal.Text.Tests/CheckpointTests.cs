@@ -155,6 +155,17 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void AbsurdDimensionsAreRefusedBeforeAllocating()
+    {
+        var huge = TextPresets.Get("llama3.1-405b");
+        var e = Assert.Throws<ConfigException>(() => LlamaForCausalLM.Create(huge, CPU));
+        Assert.Contains("GB", e.Message);
+        // On the meta device nothing is allocated, so the shape still builds (to count parameters).
+        using var meta = LlamaForCausalLM.Create(TextPresets.Get("llama3.1-8b"), torch.device(DeviceType.META));
+        Assert.Equal(8_030_261_248L, meta.ParameterCount());
+    }
+
+    [Fact]
     public void MetaParamsUseTheFfnRule()
     {
         string p = Path.Combine(TestModels.TempDir(), "params.json");

@@ -57,6 +57,7 @@ public sealed class LlamaForCausalLM : nn.Module
         config.Validate();
         if (devices is { Count: > 0 }) device = devices[0];
         device ??= CPU;
+        EnsureFits(config, device, dtype);
         int n = totalBlocks < 0 ? config.NumLayers : totalBlocks;
         Device BlockDevice(int i) => devices is { Count: > 0 } ? devices[(int)((long)i * devices.Count / n)] : device;
         var blocks = new List<DecoderBlock>();
@@ -70,6 +71,19 @@ public sealed class LlamaForCausalLM : nn.Module
         var stack = new LlamaTextModel(new TokenEmbedding(config.EmbeddingRows, config.HiddenSize, device, dtype), blocks,
             new RmsNorm(config.HiddenSize, config.RmsNormEps, last, dtype));
         return new LlamaForCausalLM(config, stack, device, dtype, last);
+    }
+
+    /// <summary>
+    /// Refuses, before allocating anything, a CPU model whose weights cannot fit in this machine's memory (an absurd
+    /// config would otherwise end the process when the allocation fails).
+    /// </summary>
+    public static void EnsureFits(LlamaConfig config, Device device, ScalarType dtype)
+    {
+        if (device.type != DeviceType.CPU) return;
+        double need = (double)config.ParameterCount() * SafeTensorDType.Size(dtype);
+        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (have > 0 && need > have)
+            throw new ConfigException($"the model needs {need / 1e9:F1} GB for its {config.ParameterCount():N0} weights ({dtype}) but this machine has {have / 1e9:F1} GB of memory.");
     }
 
     /// <summary>Initialises all weights deterministically from <paramref name="seed"/> (N(0, 0.02²), norms 1).</summary>

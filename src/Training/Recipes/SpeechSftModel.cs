@@ -39,8 +39,15 @@ public sealed class SpeechSftModel : nn.Module
     public Tensor Splice(Tensor ids, Tensor features, Tensor lengths, IReadOnlyList<int> offsets, IReadOnlyList<int> spans)
     {
         using var scope = NewDisposeScope();
-        var emb = language_model.Embed(ids);                                                  // [B, L, D]
         var (speech, _) = speech_model.Forward(features, lengths);                            // [B, N, D]
+        return SpliceEmbeddings(ids, speech, offsets, spans).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>As <see cref="Splice"/> with already computed adapter outputs <paramref name="speech"/> [B, N, D].</summary>
+    public Tensor SpliceEmbeddings(Tensor ids, Tensor speech, IReadOnlyList<int> offsets, IReadOnlyList<int> spans)
+    {
+        using var scope = NewDisposeScope();
+        var emb = language_model.Embed(ids);                                                  // [B, L, D]
         speech = speech.to(emb.dtype);
         long l = ids.shape[1];
         var rows = new List<Tensor>();

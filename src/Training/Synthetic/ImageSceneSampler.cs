@@ -90,9 +90,17 @@ internal sealed class ImageSceneSampler
             {
                 // In Only mode the front or the back shape (chosen at random) is a held-out pair.
                 bool frontHeld = only && _rng.Next(2) == 0, backHeld = only && !frontHeld;
-                var front = PickPair(frontHeld);
-                ColourShape back;
-                do back = PickPair(backHeld); while (back.Colour == front.Colour);
+                ColourShape front, back;
+                if (backHeld)
+                {
+                    back = PickPair(true);
+                    do front = PickPair(false); while (front.Colour == back.Colour);
+                }
+                else
+                {
+                    front = PickPair(frontHeld);
+                    do back = PickPair(false); while (back.Colour == front.Colour);
+                }
                 float bx = 0.5f + U(-0.06, 0.06), by = 0.5f + U(-0.06, 0.06);
                 double ang = _rng.NextDouble() * 2 * Math.PI;
                 float d = U(0.12, 0.18);

@@ -6,9 +6,24 @@ namespace Llama3.Multimodal.Training.Synthetic.Tests;
 /// <summary>Temporary folders, JSONL reading and media decoding shared by the synthetic data tests.</summary>
 internal static class SyntheticTestFiles
 {
+    // All folders of one test run live under one root, removed when the test process exits.
+    static readonly string Root = CreateRoot();
+
+    static string CreateRoot()
+    {
+        // The test host is not always given a clean exit, so also sweep roots of earlier runs older than two hours.
+        foreach (var old in Directory.GetDirectories(Path.GetTempPath(), "mm-synth-tests-*"))
+            if (Directory.GetLastWriteTimeUtc(old) < DateTime.UtcNow.AddHours(-2))
+                try { Directory.Delete(old, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        string r = Path.Combine(Path.GetTempPath(), "mm-synth-tests-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(r);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(r, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { } };
+        return r;
+    }
+
     public static string NewDir(string tag)
     {
-        string d = Path.Combine(Path.GetTempPath(), "mm-synth-" + tag + "-" + Guid.NewGuid().ToString("N")[..8]);
+        string d = Path.Combine(Root, tag + "-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(d);
         return d;
     }

@@ -1,6 +1,6 @@
 // Video benchmarks: sampling + decoding 64 frames from a 1-minute 720p clip (rendered here by ffmpeg), the tiny
 // temporal aggregator, and a whole tiny-video prompt (frames → image encoder → aggregator → generation).
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Video -- [all|decode|aggregator|prompt]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Video -- [all|params|decode|aggregator|prompt]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Llama3.Multimodal.Text;
@@ -16,11 +16,27 @@ string dir = Path.Combine(Path.GetTempPath(), "llama3mm-bench-video");
 Directory.CreateDirectory(dir);
 try
 {
+    if (mode is "all" or "params") Params();
     if (mode is "all" or "decode") Decode(dir);
     if (mode is "all" or "aggregator") Aggregator();
     if (mode is "all" or "prompt") Prompt(dir);
 }
 finally { Directory.Delete(dir, true); }
+
+static void Params()
+{
+    var meta = torch.device(DeviceType.META);
+    foreach (string name in VideoPresets.Names)
+    {
+        var cfg = VideoPresets.Get(name);
+        using var m = VideoLanguageModel.Create(cfg, meta);
+        long agg = m.video_model.aggregator.ParameterCount(), video = m.VideoParameterCount();
+        Console.WriteLine($"{name}: total {m.ParameterCount():N0}, video adapter {video:N0} = aggregator {agg:N0} " +
+            $"+ {m.Plan.VideoBlockIndices.Count} video cross-attention layers at stack [{string.Join(", ", m.Plan.VideoBlockIndices)}] of {m.Plan.Count} " +
+            $"({video - agg:N0}); {cfg.Video.NumFrames} frames, groups of {cfg.Video.Aggregator.FramesPerGroup}, " +
+            $"{cfg.Video.Aggregator.Latents} latents × {cfg.Video.Aggregator.NumLayers} layers");
+    }
+}
 
 static double Median(List<double> xs) { xs.Sort(); return xs[xs.Count / 2]; }
 

@@ -72,9 +72,15 @@ internal sealed class FfmpegTools
             consume(stdout);
             stdout.CopyTo(Stream.Null);
         }
+        catch
+        {
+            // nobody drains the pipe any more: stop the tool instead of waiting on it
+            try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            throw;
+        }
         finally
         {
-            if (!p.HasExited) p.WaitForExit();
+            p.WaitForExit();
         }
         return (p.ExitCode, err.Result);
     }

@@ -39,36 +39,54 @@ public static class VideoFrameReader
         int[] indices = FrameSampler.UniformIndices(info.FrameCount, o.NumFrames);
         int[] unique = indices.Distinct().OrderBy(i => i).ToArray();
         int w = o.Width ?? info.DisplayWidth, h = o.Height ?? info.DisplayHeight;
-        long frameBytes = (long)w * h * 3;
-        var buffer = new byte[checked(unique.Length * frameBytes)];
+        int frameBytes = checked(w * h * 3);
+        // Frames are read straight into the tensor's memory, one frame at a time: no second copy of the clip.
+        var decoded = torch.empty(new long[] { unique.Length, h, w, 3 }, ScalarType.Byte);
         int got = 0;
         var args = new List<string>
         {
             "-v", "error", "-nostdin", "-i", path, "-map", $"0:{info.StreamIndex}", "-an", "-sn", "-dn",
             "-vf", Filter(unique, w, h, o.Width.HasValue ? o.Resize : FrameResize.Stretch),
-            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+            // -vsync rather than -fps_mode: ffmpeg 4.x (still common) knows only -vsync; 5.x+ accept it (deprecated)
+            "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
         };
-        var (code, err) = FfmpegTools.RunBinary(tools.FfmpegPath, args, path, stdout =>
+        (int code, string err) result;
+        try
         {
-            long filled = 0;
-            while (filled < buffer.Length)
+            result = FfmpegTools.RunBinary(tools.FfmpegPath, args, path, stdout =>
             {
-                int n = stdout.Read(buffer, (int)filled, (int)Math.Min(buffer.Length - filled, 1 << 20));
-                if (n == 0) break;
-                filled += n;
-            }
-            got = (int)(filled / frameBytes);
-        });
-        if (code != 0 && got < unique.Length) throw new MediaDecodeException(path, $"ffmpeg failed to decode the video: {FfmpegTools.LastLine(err)}");
-        if (got < unique.Length) return null;
-
-        var pixels = torch.empty(new long[] { indices.Length, h, w, 3 }, ScalarType.Byte);
-        var dst = pixels.bytes;
+                while (got < unique.Length)
+                {
+                    using var frame = decoded[got];
+                    var span = frame.bytes;
+                    int filled = 0;
+                    while (filled < frameBytes)
+                    {
+                        int n = stdout.Read(span[filled..]);
+                        if (n == 0) return;
+                        filled += n;
+                    }
+                    got++;
+                }
+            });
+        }
+        catch
+        {
+            decoded.Dispose();
+            throw;
+        }
+        if (got < unique.Length)
+        {
+            decoded.Dispose();
+            if (result.code != 0) throw new MediaDecodeException(path, $"ffmpeg failed to decode the video: {FfmpegTools.LastLine(result.err)}");
+            return null;
+        }
+        if (unique.Length == indices.Length) return new VideoFrames(decoded, indices, info);
+        // short clip: repeat decoded frames in sampling order
         var slot = new Dictionary<int, int>();
         for (int u = 0; u < unique.Length; u++) slot[unique[u]] = u;
-        for (int i = 0; i < indices.Length; i++)
-            buffer.AsSpan((int)(slot[indices[i]] * frameBytes), (int)frameBytes).CopyTo(dst.Slice((int)(i * frameBytes), (int)frameBytes));
-        return new VideoFrames(pixels, indices, info);
+        using var map = torch.tensor(indices.Select(i => (long)slot[i]).ToArray());
+        using (decoded) return new VideoFrames(decoded.index_select(0, map), indices, info);
     }
 
     /// <summary>The filter chain: keep the chosen frame numbers, scale (bilinear, antialiased when shrinking), to rgb24.</summary>

@@ -65,7 +65,10 @@ public sealed class VisionModel : nn.Module
         var dev = class_embedding.device;
         var dtype = class_embedding.dtype;
         long b = pixelValues.shape[0], n = pixelValues.shape[1], tiles = pixelValues.shape[2];
+        if (pixelValues.dim() != 6) throw new ArgumentException($"pixel values must be [B, N, tiles, C, T, T], got [{string.Join(", ", pixelValues.shape)}].");
         if (tiles != c.MaxNumTiles) throw new ArgumentException($"pixel values have {tiles} tile slots; the encoder expects {c.MaxNumTiles}.");
+        if (pixelValues.shape[3] != c.NumChannels || pixelValues.shape[4] != c.ImageSize || pixelValues.shape[5] != c.ImageSize)
+            throw new ArgumentException($"pixel tiles are [{pixelValues.shape[3]}, {pixelValues.shape[4]}, {pixelValues.shape[5]}]; the encoder expects [{c.NumChannels}, {c.ImageSize}, {c.ImageSize}] (preprocess with the model's tile size).");
         long m = b * n, d = c.HiddenSize;
         int tok = c.TokensPerTile, padded = c.PaddedTokensPerTile;
         var ids = aspectRatioIds.to(ScalarType.Int64, dev).reshape(m);

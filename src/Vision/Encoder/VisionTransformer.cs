@@ -32,7 +32,7 @@ public sealed class VisionTransformer : nn.Module
             if (keep != null)
                 for (int k = 0; k < keep.Count; k++) if (keep[k] == i) kept[k] = h;
             var next = layers[i].Forward(h, mask);
-            if (!ReferenceEquals(h, x) && !kept.Contains(h)) h.Dispose();
+            if (!ReferenceEquals(h, x) && !kept.Any(k => ReferenceEquals(k, h))) h.Dispose();
             h = next;
         }
         return (h, kept.Select(t => t!).ToList());

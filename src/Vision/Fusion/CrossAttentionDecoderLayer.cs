@@ -47,10 +47,11 @@ public sealed class CrossAttentionDecoderLayer : DecoderBlock
         if (ctx.Media is null || !ctx.Media.TryGetValue(CrossAttentionInputs.MediaKey, out var o) || o is not CrossAttentionInputs media)
             return x.alias();
         using var scope = NewDisposeScope();
+        var dev = x.device;   // a model split over several devices runs this block where its weights are
         Tensor k, v;
         if (media.VisionStates is not null)
         {
-            (k, v) = cross_attn.KeyValues(media.VisionStates.to_type(x.dtype));
+            (k, v) = cross_attn.KeyValues(media.VisionStates.to(x.dtype, dev));
             ctx.Cache?.SetStatic(LayerIndex, k, v);
         }
         else
@@ -59,8 +60,8 @@ public sealed class CrossAttentionDecoderLayer : DecoderBlock
             if (ck is null || cv is null) return x.alias();
             k = ck; v = cv;
         }
-        var r = media.RowMask.to_type(x.dtype);                                                   // [B, T, 1]
-        var a = cross_attn.Forward(input_layernorm.forward(x), k, v, media.Mask);
+        var r = media.RowMask.to(x.dtype, dev);                                                   // [B, T, 1]
+        var a = cross_attn.Forward(input_layernorm.forward(x), k, v, media.Mask.to(dev));
         if (!media.HfCompatible) a = a * r;
         var h = x + cross_attn_attn_gate.tanh() * a;
         var f = mlp.forward(post_attention_layernorm.forward(h)) * r;

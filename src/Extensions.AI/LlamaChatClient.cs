@@ -1,0 +1,190 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Llama3.Multimodal.Speech;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
+using Microsoft.Extensions.AI;
+using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
+using LlamaChatMessage = Llama3.Multimodal.Text.ChatMessage;
+
+namespace Llama3.Multimodal.Extensions.AI;
+
+/// <summary>
+/// <see cref="IChatClient"/> over local Llama 3 models. Text-only conversations run on the text decoder; messages that
+/// carry images (<see cref="DataContent"/> with an <c>image/*</c> media type) run on the vision model with one
+/// <c>&lt;|image|&gt;</c> per image in the Llama 3.2 Vision chat format; messages that carry audio (<c>audio/*</c>) run on
+/// the speech model, with the message text as the task prompt (default: transcription). Options map to
+/// <see cref="GenerationOptions"/>: temperature, top-p, top-k, max output tokens, seed and stop sequences.
+/// </summary>
+public sealed class LlamaChatClient : IChatClient
+{
+    readonly LlamaForCausalLM? _text;
+    readonly Llama3Tokenizer _tokenizer;
+    readonly VisionLanguageModel? _vision;
+    readonly SpeechLanguageModel? _speech;
+    readonly string _modelId;
+    readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>Creates a client; give the models you have (at least one). The text decoder defaults to the vision or speech model's.</summary>
+    public LlamaChatClient(LlamaForCausalLM? text = null, Llama3Tokenizer? tokenizer = null, VisionLanguageModel? vision = null,
+        SpeechLanguageModel? speech = null, string modelId = "llama3-multimodal")
+    {
+        if (text is null && vision is null && speech is null) throw new ArgumentException("give at least one model (text, vision or speech).");
+        _text = text ?? vision?.language_model ?? speech!.language_model;
+        _tokenizer = tokenizer ?? vision?.Tokenizer ?? speech?.Tokenizer ?? Llama3Tokenizer.Default;
+        _vision = vision;
+        _speech = speech;
+        _modelId = modelId;
+    }
+
+    /// <summary>Maps MEAI options to ours (null fields keep our defaults: greedy, 256 new tokens).</summary>
+    public static GenerationOptions MapOptions(ChatOptions? o) => new GenerationOptions
+    {
+        MaxNewTokens = o?.MaxOutputTokens ?? 256,
+        Temperature = o?.Temperature ?? 0,
+        TopP = o?.TopP ?? 1.0,
+        TopK = o?.TopK ?? 0,
+        Seed = o?.Seed ?? 0,
+    }.Validate();
+
+    sealed record Request(List<LlamaChatMessage> Dialog, List<RgbImage> Images, List<float[]> Audio, string AudioPrompt);
+
+    Request Convert(IEnumerable<AIChatMessage> messages)
+    {
+        var dialog = new List<LlamaChatMessage>();
+        var images = new List<RgbImage>();
+        var audio = new List<float[]>();
+        string audioPrompt = SpeechLanguageModel.AsrPrompt("English");
+        foreach (var m in messages)
+        {
+            string role = m.Role.Value switch { "system" => "system", "user" => "user", "assistant" => "assistant", "tool" => "ipython", var r => throw new ArgumentException($"chat role '{r}' is not supported.") };
+            var text = new System.Text.StringBuilder();
+            bool hasAudio = false;
+            foreach (var c in m.Contents)
+            {
+                switch (c)
+                {
+                    case TextContent t: text.Append(t.Text); break;
+                    case DataContent d when d.HasTopLevelMediaType("image"):
+                        if (_vision is null) throw new NotSupportedException("this client has no vision model; images cannot be used.");
+                        images.Add(ImageLoader.Decode(d.Data.ToArray(), d.Name ?? $"{d.MediaType} content"));
+                        text.Append("<|image|>");
+                        break;
+                    case DataContent d when d.HasTopLevelMediaType("audio"):
+                        if (_speech is null) throw new NotSupportedException("this client has no speech model; audio cannot be used.");
+                        audio.Add(AudioBytes.Decode(d.Data.ToArray(), d.MediaType, d.Name));
+                        hasAudio = true;
+                        break;
+                    case DataContent d:
+                        throw new NotSupportedException($"content of media type '{d.MediaType}' is not supported (images and audio are).");
+                    default:
+                        break;
+                }
+            }
+            if (hasAudio && text.Length > 0) audioPrompt = text.ToString().Trim();
+            dialog.Add(new LlamaChatMessage(role, text.ToString()));
+        }
+        if (audio.Count > 0 && images.Count > 0) throw new NotSupportedException("one request may carry images or audio, not both.");
+        return new Request(dialog, images, audio, audioPrompt);
+    }
+
+    (string Text, int PromptTokens, int OutputTokens, string Finish) Run(Request req, ChatOptions? options, Action<string>? onText, CancellationToken cancel)
+    {
+        var gopts = MapOptions(options);
+        var stops = options?.StopSequences?.Where(s => !string.IsNullOrEmpty(s)).ToList() ?? new List<string>();
+        if (req.Audio.Count > 0)
+        {
+            var texts = req.Audio.Select(a => _speech!.Run(a, req.AudioPrompt, gopts).Text).ToList();
+            string joined = string.Join("\n", texts);
+            onText?.Invoke(joined);
+            return (joined, 0, 0, "stop");
+        }
+        var allowed = req.Images.Count > 0 ? new Dictionary<string, int> { ["<|image|>"] = _vision!.Config.ImageTokenIndex } : null;
+        var ids = new ChatFormat(_tokenizer).EncodeDialog(req.Dialog, true, allowed);
+        using var stopSource = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var dec = _tokenizer.NewStreamingDecoder();
+        var sb = new System.Text.StringBuilder();
+        int emitted = 0;
+        bool stoppedByText = false;
+        void OnToken(int id)
+        {
+            if (stoppedByText) return;
+            sb.Append(dec.Push(id));
+            string s = sb.ToString();
+            int cut = stops.Select(x => s.IndexOf(x, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(-1).Min();
+            // Hold back text that could still become a stop sequence.
+            int safe = cut >= 0 ? cut : Math.Max(emitted, s.Length - (stops.Count == 0 ? 0 : stops.Max(x => x.Length) - 1));
+            if (safe > emitted) { onText?.Invoke(s[emitted..safe]); emitted = safe; }
+            if (cut >= 0) { stoppedByText = true; stopSource.Cancel(); }
+        }
+        GenerationResult r = req.Images.Count > 0
+            ? _vision!.GenerateBatch(new[] { (IReadOnlyList<int>)ids }, new[] { (IReadOnlyList<RgbImage>)req.Images }, gopts, (_, id) => OnToken(id), stopSource.Token)[0]
+            : new TextGenerator(_text!, _tokenizer).Generate(ids, gopts, OnToken, cancel: stopSource.Token);
+        string all = sb.Append(dec.Flush()).ToString();
+        int end = stops.Select(x => all.IndexOf(x, StringComparison.Ordinal)).Where(i => i >= 0).DefaultIfEmpty(all.Length).Min();
+        if (end > emitted) onText?.Invoke(all[emitted..end]);
+        cancel.ThrowIfCancellationRequested();
+        return (all[..end], ids.Count, r.Tokens.Count, stoppedByText ? "stop" : r.FinishReason);
+    }
+
+    static ChatFinishReason Finish(string f) => f == "length" ? ChatFinishReason.Length : ChatFinishReason.Stop;
+
+    /// <inheritdoc/>
+    public async Task<ChatResponse> GetResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var req = Convert(messages);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var (text, prompt, output, finish) = await Task.Run(() => Run(req, options, null, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return new ChatResponse(new AIChatMessage(ChatRole.Assistant, text))
+            {
+                ModelId = _modelId,
+                FinishReason = Finish(finish),
+                Usage = new UsageDetails { InputTokenCount = prompt, OutputTokenCount = output, TotalTokenCount = prompt + output },
+                CreatedAt = DateTimeOffset.UtcNow,
+            };
+        }
+        finally { _gate.Release(); }
+    }
+
+    /// <inheritdoc/>
+    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var req = Convert(messages);
+        var channel = Channel.CreateUnbounded<string>();
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        string finish = "stop";
+        var task = Task.Run(() =>
+        {
+            try
+            {
+                finish = Run(req, options, s => channel.Writer.TryWrite(s), cancellationToken).Finish;
+                channel.Writer.Complete();
+            }
+            catch (Exception e) { channel.Writer.Complete(e); }
+            finally { _gate.Release(); }
+        }, CancellationToken.None);
+        string id = Guid.NewGuid().ToString("N");
+        await foreach (var piece in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = _modelId, ResponseId = id };
+        await task.ConfigureAwait(false);
+        yield return new ChatResponseUpdate(ChatRole.Assistant, (string?)null) { ModelId = _modelId, ResponseId = id, FinishReason = Finish(finish) };
+    }
+
+    /// <inheritdoc/>
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(ChatClientMetadata)) return new ChatClientMetadata("Llama3.Multimodal", null, _modelId);
+        if (serviceType.IsInstanceOfType(this)) return this;
+        if (_vision is not null && serviceType.IsInstanceOfType(_vision)) return _vision;
+        if (_speech is not null && serviceType.IsInstanceOfType(_speech)) return _speech;
+        if (_text is not null && serviceType.IsInstanceOfType(_text)) return _text;
+        return null;
+    }
+
+    /// <summary>Releases the client's lock; the models stay owned by the caller.</summary>
+    public void Dispose() => _gate.Dispose();
+}

@@ -1,0 +1,75 @@
+using System.Runtime.CompilerServices;
+using Llama3.Multimodal.Speech;
+using Microsoft.Extensions.AI;
+
+namespace Llama3.Multimodal.Extensions.AI;
+
+/// <summary>
+/// <see cref="ISpeechToTextClient"/> (experimental in Microsoft.Extensions.AI) over a <see cref="SpeechLanguageModel"/>:
+/// the audio stream (WAV, or any format ffmpeg reads) is transcribed with the ASR prompt in
+/// <see cref="SpeechToTextOptions.SpeechLanguage"/> (default English).
+/// </summary>
+public sealed class LlamaSpeechToTextClient : ISpeechToTextClient
+{
+    readonly SpeechLanguageModel _model;
+    readonly string _modelId;
+    readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>Creates the client over <paramref name="model"/> (owned by the caller).</summary>
+    public LlamaSpeechToTextClient(SpeechLanguageModel model, string modelId = "llama3-multimodal-speech")
+    {
+        _model = model;
+        _modelId = modelId;
+    }
+
+    async Task<SpeechResult> RunAsync(Stream audio, SpeechToTextOptions? options, CancellationToken cancel)
+    {
+        using var ms = new MemoryStream();
+        await audio.CopyToAsync(ms, cancel).ConfigureAwait(false);
+        var samples = AudioBytes.Decode(ms.ToArray(), "audio/unknown", "audio stream");
+        string language = string.IsNullOrWhiteSpace(options?.SpeechLanguage) ? "English" : LanguageName(options!.SpeechLanguage!);
+        await _gate.WaitAsync(cancel).ConfigureAwait(false);
+        try { return await Task.Run(() => _model.Run(samples, SpeechLanguageModel.AsrPrompt(language)), cancel).ConfigureAwait(false); }
+        finally { _gate.Release(); }
+    }
+
+    // "en" / "en-US" → English; a full name passes through.
+    static string LanguageName(string code)
+    {
+        try
+        {
+            var c = System.Globalization.CultureInfo.GetCultureInfo(code);
+            return c.TwoLetterISOLanguageName == "iv" ? code : c.Parent.EnglishName is { Length: > 0 } p && c.Parent != System.Globalization.CultureInfo.InvariantCulture ? p : c.EnglishName;
+        }
+        catch (System.Globalization.CultureNotFoundException) { return code; }
+    }
+
+    /// <inheritdoc/>
+    public async Task<SpeechToTextResponse> GetTextAsync(Stream audioSpeechStream, SpeechToTextOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var r = await RunAsync(audioSpeechStream, options, cancellationToken).ConfigureAwait(false);
+        return new SpeechToTextResponse(r.Text) { ModelId = _modelId, StartTime = TimeSpan.Zero, EndTime = TimeSpan.FromSeconds(r.AudioSeconds) };
+    }
+
+    /// <inheritdoc/>
+    public async IAsyncEnumerable<SpeechToTextResponseUpdate> GetStreamingTextAsync(Stream audioSpeechStream, SpeechToTextOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var r = await RunAsync(audioSpeechStream, options, cancellationToken).ConfigureAwait(false);
+        // One update per ≤ 60 s segment, in order.
+        foreach (var s in r.Segments)
+            yield return new SpeechToTextResponseUpdate(s) { ModelId = _modelId };
+    }
+
+    /// <inheritdoc/>
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(SpeechToTextClientMetadata)) return new SpeechToTextClientMetadata("Llama3.Multimodal", null, _modelId);
+        if (serviceType.IsInstanceOfType(this)) return this;
+        return serviceType.IsInstanceOfType(_model) ? _model : null;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _gate.Dispose();
+}

@@ -29,7 +29,8 @@ public static class AudioLoader
             throw new MediaDecodeException($"{path}: cannot read the file ({e.Message}).", e);
         }
         if (length == 0) throw new MediaDecodeException($"{path}: the file is empty.");
-        return head.AsSpan().StartsWith("RIFF"u8) ? WavReader.Read(path) : FfmpegDecoder.Decode(path);
+        // RIFF/WAVE is ours; everything else (RF64, AVI, mp3, flac, ogg, m4a …) goes to ffmpeg.
+        return WavReader.LooksLikeWav(head) ? WavReader.Read(path) : FfmpegDecoder.Decode(path);
     }
 
     /// <summary>Decodes <paramref name="path"/> to 16 kHz mono samples in [-1, 1].</summary>

@@ -47,9 +47,9 @@ public static class FfmpegDecoder
         int frameBytes = 4 * channels;
         if (pcm.Length % frameBytes != 0)
             throw new MediaDecodeException($"{path}: ffmpeg returned {pcm.Length} bytes, not a whole number of {channels}-channel float frames.");
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("f32le PCM needs a little-endian host.");
         var samples = new float[pcm.Length / 4];
         Buffer.BlockCopy(pcm, 0, samples, 0, pcm.Length);
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported.");
         return new AudioClip(samples, rate, channels);
     }
 

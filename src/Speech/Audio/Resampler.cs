@@ -83,10 +83,8 @@ public sealed class Resampler
                 int p = (int)(t % _up);
                 long first = k0 - _left;
                 int jFrom = (int)Math.Max(0, -first), jTo = (int)Math.Min(_taps, src.LongLength - first);
-                double acc = 0;
                 int row = p * _taps;
-                for (int j = jFrom; j < jTo; j++) acc += _table[row + j] * src[first + j];
-                output[o] = (float)acc;
+                output[o] = Dot(_table.AsSpan(row + jFrom, jTo - jFrom), src.AsSpan((int)(first + jFrom), jTo - jFrom));
             }
         });
         return output;
@@ -95,6 +93,16 @@ public sealed class Resampler
     /// <summary>Resamples <paramref name="input"/> from <paramref name="inputRate"/> to <paramref name="outputRate"/>.</summary>
     public static float[] Resample(ReadOnlySpan<float> input, int inputRate, int outputRate) =>
         inputRate == outputRate ? input.ToArray() : new Resampler(inputRate, outputRate).Process(input);
+
+    static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var acc = System.Numerics.Vector<float>.Zero;
+        int w = System.Numerics.Vector<float>.Count, i = 0;
+        for (; i <= a.Length - w; i += w) acc += new System.Numerics.Vector<float>(a[i..]) * new System.Numerics.Vector<float>(b[i..]);
+        float sum = System.Numerics.Vector.Sum(acc);
+        for (; i < a.Length; i++) sum += a[i] * b[i];
+        return sum;
+    }
 
     static double Sinc(double x) => x == 0 ? 1 : Math.Sin(Math.PI * x) / (Math.PI * x);
 

@@ -43,6 +43,30 @@ public sealed class BestRqObjective : nn.Module
     /// <summary>Checkpoint key of one of this objective's parameters (<c>speech_model.best_rq.</c> + name).</summary>
     public static string KeyFor(string name) => "speech_model.best_rq." + name;
 
+    /// <summary>Checkpoint key prefix of the encoder's parameters.</summary>
+    public const string EncoderPrefix = "speech_model.encoder.";
+
+    /// <summary>
+    /// Writes the pretraining state (encoder under <c>speech_model.encoder.</c>, quantizer and heads under
+    /// <c>speech_model.best_rq.</c>) as safetensors into <paramref name="directory"/>, atomically.
+    /// </summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var tensors = Encoder.named_parameters().Select(kv => new TensorToWrite(EncoderPrefix + kv.name, kv.parameter.shape, kv.parameter.dtype, () => kv.parameter.detach()))
+            .Concat(named_parameters().Select(kv => new TensorToWrite(KeyFor(kv.name), kv.parameter.shape, kv.parameter.dtype, () => kv.parameter.detach())))
+            .ToList();
+        SafeTensorsWriter.WriteSharded(directory, tensors, 5L << 30);
+    }
+
+    /// <summary>Loads a folder written by <see cref="Save"/> (strict: every key must match).</summary>
+    public void Load(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Encoder, reader, keyFor: n => EncoderPrefix + n, ignoreUnexpected: k => k.StartsWith("speech_model.best_rq.", StringComparison.Ordinal));
+        StateLoader.Load(this, reader, keyFor: KeyFor, ignoreUnexpected: k => k.StartsWith(EncoderPrefix, StringComparison.Ordinal));
+    }
+
     /// <summary>Parameters that training updates: the encoder's (except its frozen statistics) and the heads.</summary>
     public IEnumerable<Parameter> TrainableParameters() =>
         Encoder.parameters().Concat(heads.parameters()).Where(p => p.requires_grad);

@@ -121,6 +121,18 @@ public sealed class SpeechLanguageModel : nn.Module
             SpeechConfigJson.ToJson(Config, dtName).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
+    /// <summary>
+    /// Loads only the speech encoder from a checkpoint folder that holds <c>speech_model.encoder.…</c> keys (e.g. a
+    /// BEST-RQ pretraining checkpoint, <see cref="BestRqObjective.Save"/>) — the start of speech SFT. Other keys are ignored;
+    /// every encoder key must be present.
+    /// </summary>
+    public void LoadEncoder(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(speech_model.encoder, reader, keyFor: n => BestRqObjective.EncoderPrefix + n,
+            ignoreUnexpected: k => !k.StartsWith(BestRqObjective.EncoderPrefix, StringComparison.Ordinal));
+    }
+
     /// <summary>Total parameter count (works on the meta device).</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 

@@ -7,10 +7,12 @@ using static TorchSharp.torch;
 
 // Training throughput of the text recipes at the tiny preset (CPU, f32), with model-FLOPs utilisation against the
 // f32 GEMM peak measured in the same process, and peak memory.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads]]
 int steps = args.Length > 0 ? int.Parse(args[0]) : 12;
+if (args.Length > 1) torch.set_num_threads(int.Parse(args[1]));   // on a shared, oversubscribed CPU 1 thread is far faster
 Console.WriteLine($"Llama3.Multimodal training bench — {DeviceSpec.Backend()}, {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}");
-Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training -- {steps}");
+Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training -- {string.Join(' ', args)}");
+Console.WriteLine($"load average at start: {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a")}");
 
 double peak = GemmPeak();
 Console.WriteLine($"f32 GEMM peak (1024³ matmul, best of 5): {peak / 1e9:F1} GFLOP/s");

@@ -111,3 +111,31 @@ public class RecipeTests
         Assert.True(last < ratio * first, $"{recipe}: loss {first:F4} → {last:F4}");
     }
 }
+
+public class RejectionSamplingTests
+{
+    [Fact]
+    public void KeepsTheHighestRewardOfKSamplesAsAnSftDialog()
+    {
+        using var policyRecipe = new SftRecipe();
+        policyRecipe.Setup(TestRuns.Config("sft"), CPU, ScalarType.Float32);
+        using var rmRecipe = new RewardModelRecipe();
+        rmRecipe.Setup(TestRuns.Config("reward-model"), CPU, ScalarType.Float32);
+        string dir = TestRuns.TempDir();
+        rmRecipe.SaveModel(Path.Combine(dir, "rm"));
+        using var rm = RewardModel.FromPretrained(Path.Combine(dir, "rm"));
+        var sampler = new RejectionSampler(policyRecipe.Lm, rm, policyRecipe.Tokenizer);
+        string prompts = Path.Combine(dir, "prompts.jsonl"), outPath = Path.Combine(dir, "best.jsonl");
+        File.WriteAllLines(prompts, new[] { """{"prompt":"what color is the cat?"}""", """{"prompt":[{"role":"user","content":"what color is the owl?"}],"chosen":"x"}""" });
+        Assert.Equal(2, sampler.Run(prompts, outPath, 4, 1.0, 12, 99));
+        var dialogs = JsonlManifest.ReadDialogs(outPath, false, out _);
+        Assert.Equal(2, dialogs.Count);
+        var again = sampler.Sample(new[] { new ChatMessage("user", "what color is the cat?") }, 4, 1.0, 12, 99);
+        Assert.Equal(4, again.Count);
+        Assert.True(again.Select(c => c.Text).Distinct().Count() > 1, "temperature sampling should give different candidates");
+        var best = again.MaxBy(c => c.Reward)!;
+        Assert.Equal(best.Text, dialogs[0].Messages[^1].Content);
+        Assert.Equal("assistant", dialogs[0].Messages[^1].Role);
+        Assert.Equal("what color is the owl?", dialogs[1].Messages[0].Content);
+    }
+}

@@ -55,6 +55,8 @@ public class TrainerTests
             Assert.Equal(mFull.Count, m.Count);
             foreach (var (k, v) in mFull) Assert.True(v.AsSpan().SequenceEqual(m[k]), $"moment {k} differs after resume");
         }
+        Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i),
+            File.ReadLines(Path.Combine(split, "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["step"]!.GetValue<long>()));
     }
 
     [Fact]

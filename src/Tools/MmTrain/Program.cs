@@ -16,6 +16,7 @@ public static class Program
             "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data text` makes a demo corpus with configs.");
         foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
         root.Subcommands.Add(AverageCommand());
+        root.Subcommands.Add(RejectionSampleCommand());
         root.Subcommands.Add(MakeDataCommand());
         return root.Parse(args).Invoke();
     }
@@ -38,14 +39,15 @@ public static class Program
             "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}.";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
         var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
-        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/.", Required = true };
+        var outDir = new Option<DirectoryInfo?>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/ (required unless --print-config)." };
         var resume = new Option<bool>("--resume") { Description = "Continue exactly from the newest checkpoint in OUT/checkpoints." };
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps (the schedule still spans optim.total_steps)." };
         var device = new Option<string?>("--device") { Description = "cpu or cuda (default: train.device, cpu)." };
         var dtype = new Option<string?>("--dtype") { Description = "f32 (default: train.dtype, f32)." };
         var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed manifest records instead of stopping at the first." };
         var print = new Option<bool>("--print-config") { Description = "Print the resolved config as JSON and exit." };
-        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, skipBad, print }) cmd.Options.Add(o);
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: libtorch's choice; 1 is faster on a busy shared CPU)." };
+        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, skipBad, print, threads }) cmd.Options.Add(o);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
         {
             var sets = (r.GetValue(set) ?? Array.Empty<string>()).ToList();
@@ -56,8 +58,10 @@ public static class Program
             using var rec = RecipeRegistry.Create(name);
             var cfg = ConfigLoader.Load(rec.DefaultConfig(), r.GetValue(config)?.FullName, sets);
             if (r.GetValue(print)) { Console.WriteLine(ConfigLoader.ToJson(cfg)); return 0; }
+            if (r.GetValue(outDir) is not { } od) { Console.Error.WriteLine("error: --out DIR is required."); return 2; }
+            if (r.GetValue(threads) is int nt) TorchSharp.torch.set_num_threads(Math.Max(1, nt));
             Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}");
-            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, r.GetValue(outDir)!.FullName);
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName);
             var res = trainer.Run(r.GetValue(resume), ct);
             Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
             return 0;
@@ -76,6 +80,32 @@ public static class Program
             var dirs = r.GetValue(ckpts)!.Select(d => d.FullName).ToList();
             CheckpointAverager.Average(dirs, r.GetValue(outDir)!.FullName);
             Console.WriteLine($"averaged {dirs.Count} checkpoints into {r.GetValue(outDir)!.FullName}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command RejectionSampleCommand()
+    {
+        var cmd = new Command("rejection-sample", "Rejection sampling: K responses per prompt from the policy, scored by a reward model; the best of each is written as an SFT dialog manifest.");
+        var policy = new Option<DirectoryInfo>("--policy") { Description = "Policy checkpoint folder (HF layout, e.g. OUT/checkpoints/step-N of sft).", Required = true };
+        var reward = new Option<DirectoryInfo>("--reward") { Description = "Reward-model checkpoint folder (from the reward-model recipe).", Required = true };
+        var prompts = new Option<FileInfo>("--prompts") { Description = "JSONL with a \"prompt\" per line (string or message list).", Required = true };
+        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Output dialog manifest (JSONL) for the sft recipe.", Required = true };
+        var k = new Option<int>("--k") { Description = "Samples per prompt (Llama 3: 10–30).", DefaultValueFactory = _ => 10 };
+        var temp = new Option<double>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0.8 };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest response in tokens.", DefaultValueFactory = _ => 256 };
+        var seed = new Option<long>("--seed") { Description = "Sampling seed (prompt i uses seed + i).", DefaultValueFactory = _ => 1234 };
+        var tok = new Option<string>("--tokenizer") { Description = "llama3, bytes, or a tokenizer.model path.", DefaultValueFactory = _ => "llama3" };
+        var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed prompt records." };
+        foreach (var o in new Option[] { policy, reward, prompts, outFile, k, temp, maxNew, seed, tok, skipBad }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            using var p = LlamaForCausalLM.FromPretrained(r.GetValue(policy)!.FullName);
+            using var rm = RewardModel.FromPretrained(r.GetValue(reward)!.FullName);
+            var sampler = new RejectionSampler(p, rm, Llama3TrainingTokenizer.Resolve(r.GetValue(tok)!));
+            int n = sampler.Run(r.GetValue(prompts)!.FullName, r.GetValue(outFile)!.FullName, r.GetValue(k), r.GetValue(temp), r.GetValue(maxNew), r.GetValue(seed), r.GetValue(skipBad));
+            Console.WriteLine($"wrote {n} dialogs to {r.GetValue(outFile)!.FullName}.");
             return 0;
         }));
         return cmd;

@@ -28,6 +28,6 @@ public sealed class ByteTokenizer : ITrainingTokenizer
     public List<int> Encode(string text) => Encoding.UTF8.GetBytes(text).Select(b => (int)b).ToList();
     /// <inheritdoc/>
     public bool IsSpecial(int id) => id >= 256;
-    /// <summary>Decodes ids (specials dropped).</summary>
+    /// <inheritdoc/>
     public string Decode(IEnumerable<int> ids) => Encoding.UTF8.GetString(ids.Where(i => i < 256).Select(i => (byte)i).ToArray());
 }

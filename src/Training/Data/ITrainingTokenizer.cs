@@ -21,4 +21,6 @@ public interface ITrainingTokenizer
     List<int> Encode(string text);
     /// <summary>True for special ids.</summary>
     bool IsSpecial(int id);
+    /// <summary>Decodes ids to text, dropping special tokens.</summary>
+    string Decode(IEnumerable<int> ids);
 }

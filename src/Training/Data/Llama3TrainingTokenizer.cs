@@ -27,6 +27,8 @@ public sealed class Llama3TrainingTokenizer : ITrainingTokenizer
     public List<int> Encode(string text) => Inner.Encode(text);
     /// <inheritdoc/>
     public bool IsSpecial(int id) => Inner.IsSpecial(id);
+    /// <inheritdoc/>
+    public string Decode(IEnumerable<int> ids) => Inner.Decode(ids, skipSpecial: true);
 
     /// <summary>Resolves a config's <c>tokenizer</c> value: <c>llama3</c>, <c>bytes</c> or a path to a tiktoken/HF tokenizer file.</summary>
     public static ITrainingTokenizer Resolve(string name) => name switch

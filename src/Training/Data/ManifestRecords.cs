@@ -86,7 +86,7 @@ internal static class ManifestRecords
 
     public static DialogRecord Dialog(JsonObject o, string dir)
     {
-        Keys(o, "messages");
+        Keys(o, "messages", "reward");   // "reward": written by rejection sampling, informational
         var m = Messages(o["messages"], "messages");
         if (!m.Any(x => x.Role == "assistant")) throw new FormatException("dialog has no assistant message to train on.");
         return new DialogRecord(m);

@@ -24,7 +24,7 @@ public sealed class DpoRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train dpo --config dpo.json --out runs/dpo",
+        Command = "mm-train dpo --config configs/training/dpo.json --out runs/dpo",
         Recipe = Name,
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "runs/sft/averaged" },
         Data = new DataSection { Train = "pairs.jsonl", SeqLen = 8192 },
@@ -37,7 +37,7 @@ public sealed class DpoRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DemoConfig() => new()
     {
-        Command = "mm-train dpo --config dpo.json --out runs/dpo",
+        Command = "mm-train dpo --config configs/training/dpo.json --out runs/dpo",
         Recipe = Name,
         Tokenizer = "bytes",
         Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },

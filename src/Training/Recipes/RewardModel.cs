@@ -44,6 +44,19 @@ public sealed class RewardModel : nn.Module
         return score.forward(hl).squeeze(-1).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Loads a reward model written by the <c>reward-model</c> recipe (<c>config.json</c> + <c>model.safetensors</c> with <c>model.*</c> and <c>score.weight</c>).</summary>
+    public static RewardModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        string path = Path.Combine(directory, "config.json");
+        if (!File.Exists(path)) throw new CheckpointFormatException($"{directory}: config.json not found (expected a reward-model checkpoint).");
+        var cfg = LlamaConfigJson.FromHuggingFace(LlamaConfigJson.ReadObject(path), path, new HashSet<string> { "num_labels", "architectures", "model_type" });
+        var lm = LlamaForCausalLM.Create(cfg with { TieWordEmbeddings = true }, device ?? CPU, dtype);
+        var rm = new RewardModel(lm, 0);
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(rm, reader);
+        return rm;
+    }
+
     /// <summary>Frees the wrapped model.</summary>
     protected override void Dispose(bool disposing)
     {

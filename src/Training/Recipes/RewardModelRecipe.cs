@@ -34,7 +34,7 @@ public sealed class RewardModelRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train reward-model --config reward-model.json --out runs/reward-model",
+        Command = "mm-train reward-model --config configs/training/reward-model.json --out runs/reward-model",
         Recipe = Name,
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "checkpoints/pretrained" },
         Data = new DataSection { Train = "pairs.jsonl", SeqLen = 8192 },
@@ -46,7 +46,7 @@ public sealed class RewardModelRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DemoConfig() => new()
     {
-        Command = "mm-train reward-model --config reward-model.json --out runs/reward-model",
+        Command = "mm-train reward-model --config configs/training/reward-model.json --out runs/reward-model",
         Recipe = Name,
         Tokenizer = "bytes",
         Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },

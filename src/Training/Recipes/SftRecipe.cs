@@ -18,7 +18,7 @@ public sealed class SftRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train sft --config sft.json --out runs/sft",
+        Command = "mm-train sft --config configs/training/sft.json --out runs/sft",
         Recipe = Name,
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "checkpoints/pretrained" },
         Data = new DataSection { Train = "chat.jsonl", SeqLen = 8192 },
@@ -30,7 +30,7 @@ public sealed class SftRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DemoConfig() => new()
     {
-        Command = "mm-train sft --config sft.json --out runs/sft",
+        Command = "mm-train sft --config configs/training/sft.json --out runs/sft",
         Recipe = Name,
         Tokenizer = "bytes",
         Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },

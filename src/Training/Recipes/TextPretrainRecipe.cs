@@ -20,7 +20,7 @@ public sealed class TextPretrainRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train text-pretrain --config text-pretrain.json --out runs/text-pretrain",
+        Command = "mm-train text-pretrain --config configs/training/text-pretrain.json --out runs/text-pretrain",
         Recipe = Name,
         Tokenizer = "llama3",
         Model = new ModelSection { Preset = "llama3.1-8b" },
@@ -37,7 +37,7 @@ public sealed class TextPretrainRecipe : TextRecipe
     /// <inheritdoc/>
     public override TrainConfig DemoConfig() => new()
     {
-        Command = "mm-train text-pretrain --config text-pretrain.json --out runs/text-pretrain",
+        Command = "mm-train text-pretrain --config configs/training/text-pretrain.json --out runs/text-pretrain",
         Recipe = Name,
         Tokenizer = "bytes",
         Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },

@@ -296,15 +296,19 @@ public sealed class Trainer : IDisposable
         var list = new List<(long, double, double)>();
         string path = Path.Combine(_out, "metrics.jsonl");
         if (!File.Exists(path)) return list;
+        // Lines past the checkpoint we resume from belong to steps that are run again: drop them.
+        var keep = new List<string>();
         foreach (var line in File.ReadLines(path))
         {
             try
             {
-                if (JsonNode.Parse(line) is JsonObject o && o["loss"] is not null && o["step"]!.GetValue<long>() <= Step)
-                    list.Add((o["step"]!.GetValue<long>(), o["loss"]!.GetValue<double>(), o["lr"]!.GetValue<double>()));
+                if (JsonNode.Parse(line) is not JsonObject o || o["step"] is null || o["step"]!.GetValue<long>() > Step) continue;
+                keep.Add(line);
+                if (o["loss"] is not null) list.Add((o["step"]!.GetValue<long>(), o["loss"]!.GetValue<double>(), o["lr"]!.GetValue<double>()));
             }
             catch (JsonException) { }
         }
+        AtomicFile.WriteAllText(path, string.Concat(keep.Select(l => l + "\n")));
         return list;
     }
 

@@ -1,0 +1,66 @@
+using Llama3.Multimodal.Training;
+
+namespace Llama3.Multimodal.Training.Tests;
+
+public class ShippedConfigTests
+{
+    static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (Directory.Exists(Path.Combine(d.FullName, "configs", "training"))) return d.FullName;
+        throw new DirectoryNotFoundException("configs/training not found above the test binaries.");
+    }
+
+    [Theory]
+    [InlineData("text-pretrain")]
+    [InlineData("sft")]
+    [InlineData("dpo")]
+    [InlineData("reward-model")]
+    public void ShippedDefaultConfigMatchesTheRecipeDefaults(string recipe)
+    {
+        string path = Path.Combine(RepoRoot(), "configs", "training", recipe + ".json");
+        using var r = RecipeRegistry.Create(recipe);
+        var d = r.DefaultConfig();
+        var c = ConfigLoader.Load(d, path);
+        Assert.StartsWith($"mm-train {recipe} --config configs/training/{recipe}.json", c.Command);
+        Assert.Equal(recipe, c.Recipe);
+        Assert.Equal(d.Optim, c.Optim);
+        Assert.Equal(d.Loss with { Reference = null }, c.Loss with { Reference = null });
+        Assert.Equal(d.Batch.Global, c.Batch.Global);
+        Assert.Equal(d.Batch.Ramp, c.Batch.Ramp);
+        Assert.Equal(d.Data.SeqLen, c.Data.SeqLen);
+        Assert.Equal(d.Model.Preset, c.Model.Preset);
+    }
+
+    [Fact]
+    public void TextPretrainDefaultsAreThePaperNumbers()
+    {
+        using var r = new TextPretrainRecipe();
+        var c = r.DefaultConfig();
+        Assert.Equal((8e-5, 8e-7, 8000L, 1_200_000L, "cosine"), (c.Optim.Lr, c.Optim.MinLr, c.Optim.WarmupSteps, c.Optim.TotalSteps, c.Optim.Schedule));
+        Assert.Equal((0.9, 0.95, 0.1, 1.0), (c.Optim.Beta1, c.Optim.Beta2, c.Optim.WeightDecay, c.Optim.GradClip));
+        using var dpo = new DpoRecipe();
+        Assert.Equal((0.1, 0.2, 1e-5), (dpo.DefaultConfig().Loss.DpoBeta, dpo.DefaultConfig().Loss.NllWeight, dpo.DefaultConfig().Optim.Lr));
+        using var sft = new SftRecipe();
+        Assert.Equal(1e-5, sft.DefaultConfig().Optim.Lr);
+    }
+}
+
+public class PhaseConfigTests
+{
+    [Theory]
+    [InlineData("text-pretrain-long-context.json", 16384, "constant")]
+    [InlineData("text-pretrain-anneal.json", 131072, "linear")]
+    public void PretrainingPhaseConfigsLoadOverTheDefaults(string file, int seqLen, string schedule)
+    {
+        string root = AppContext.BaseDirectory;
+        while (!Directory.Exists(Path.Combine(root, "configs", "training"))) root = Path.GetDirectoryName(root)!;
+        using var r = new TextPretrainRecipe();
+        var c = ConfigLoader.Load(r.DefaultConfig(), Path.Combine(root, "configs", "training", file));
+        Assert.Equal(seqLen, c.Data.SeqLen);
+        Assert.Equal(schedule, c.Optim.Schedule);
+        Assert.Equal(0.95, c.Optim.Beta2);           // untouched defaults stay
+        if (schedule == "linear") Assert.Equal(0, new LrSchedule(c.Optim.Schedule, c.Optim.Lr, c.Optim.MinLr, c.Optim.WarmupSteps, c.Optim.TotalSteps).At(c.Optim.TotalSteps));
+        else Assert.Equal(131072, BatchPlan.At(c, 700_000_000_000).SeqLen);
+    }
+}

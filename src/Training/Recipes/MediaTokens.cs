@@ -46,12 +46,7 @@ public static class MediaTokens
     public static List<int> CaptionPrompt(ITrainingTokenizer t, int mediaToken) => new() { mediaToken, t.BosId };
 
     /// <summary>Decodes ids to text (special tokens dropped).</summary>
-    public static string Decode(ITrainingTokenizer t, IEnumerable<int> ids) => t switch
-    {
-        ByteTokenizer b => b.Decode(ids),
-        Llama3TrainingTokenizer l => l.Inner.Decode(ids, skipSpecial: true),
-        _ => throw new ConfigException($"tokenizer {t.GetType().Name} cannot decode."),
-    };
+    public static string Decode(ITrainingTokenizer t, IEnumerable<int> ids) => t.Decode(ids);
 
     /// <summary>File beside the weights naming the recipe and tokenizer a model folder was trained with.</summary>
     public const string InfoFile = "train_info.json";

@@ -43,7 +43,7 @@ public sealed class SpeechPretrainRecipe : Recipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train speech-stage1 --config speech-stage1.json --out runs/speech-stage1",
+        Command = "mm-train speech-stage1 --config configs/training/speech-stage1.json --out runs/speech-stage1",
         Recipe = Name,
         Data = new DataSection { Train = "audio.jsonl", SeqLen = 6000 },
         Optim = new OptimSection { Lr = 1e-4, MinLr = 1e-6, WarmupSteps = 10_000, TotalSteps = 500_000, Schedule = "cosine", WeightDecay = 0.01 },

@@ -47,7 +47,7 @@ public sealed class SpeechSftRecipe : Recipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train speech-stage2 --config speech-stage2.json --out runs/speech-stage2",
+        Command = "mm-train speech-stage2 --config configs/training/speech-stage2.json --out runs/speech-stage2",
         Recipe = Name,
         Tokenizer = "llama3",
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "checkpoints/text" },

@@ -65,7 +65,7 @@ public sealed class VideoRecipe : Recipe
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()
     {
-        Command = "mm-train video --config video.json --out runs/video",
+        Command = "mm-train video --config configs/training/video.json --out runs/video",
         Recipe = Name,
         Tokenizer = "llama3",
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "runs/vision-stage2/final" },

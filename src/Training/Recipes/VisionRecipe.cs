@@ -57,7 +57,7 @@ public abstract class VisionRecipe : Recipe
     /// <summary>Defaults shared by both stages at paper scale (SPEC: global batch 16 384, cosine, wd 0.01, ≤ 4 tiles).</summary>
     protected TrainConfig PaperConfig(double lr, double minLr, long steps, long warmup, int maxTiles) => new()
     {
-        Command = $"mm-train {Name} --config {Name}.json --out runs/{Name}",
+        Command = $"mm-train {Name} --config configs/training/{Name}.json --out runs/{Name}",
         Recipe = Name,
         Tokenizer = "llama3",
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "checkpoints/text" },

@@ -149,4 +149,44 @@ public class MultimodalRecipeTests
         var ex = Assert.ThrowsAny<Exception>(() => new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 2, $"media.encoder_from=\"{empty}\""), TestRuns.TempDir(), TestRuns.Quiet));
         Assert.Contains(empty, ex.Message);
     }
+
+    [Fact]
+    public void DefaultsAreThePaperNumbers()
+    {
+        var v1 = new VisionStage1Recipe().DefaultConfig();
+        Assert.Equal((1e-3, 0.01, 16384L, "cosine", "samples"), (v1.Optim.Lr, v1.Optim.WeightDecay, v1.Batch.Global, v1.Optim.Schedule, v1.Batch.Unit));
+        Assert.Equal(4, v1.Media.MaxTiles);
+        Assert.Equal(new[] { "image_encoder", "adapters" }, new VisionStage1Recipe().DefaultTrainable);
+        var v2 = new VisionStage2Recipe().DefaultConfig();
+        Assert.Equal((2e-5, 0.01), (v2.Optim.Lr, v2.Optim.WeightDecay));
+        var vid = new VideoRecipe().DefaultConfig();
+        Assert.Equal((1e-4, 4096L, 190, 16, 16), (vid.Optim.Lr, vid.Batch.Global, vid.Data.SeqLen, vid.Media.NumFrames, vid.Media.FramesPerGroup));
+        Assert.Equal(new[] { "aggregator", "video_cross_attention" }, new VideoRecipe().DefaultTrainable);
+        var s1 = new SpeechPretrainRecipe().DefaultConfig();
+        Assert.Equal((0.025, 32, 16, 8192, 500_000L, 2048L), (s1.Media.MaskProbability, s1.Media.MaskSpan, s1.Media.Codebooks, s1.Media.CodebookSize, s1.Optim.TotalSteps, s1.Batch.Global));
+        Assert.Equal(6000, s1.Media.MaxAudioFrames);
+        var s2 = new SpeechSftRecipe().DefaultConfig();
+        Assert.Equal((1e-4, 512L, 650_000L), (s2.Optim.Lr, s2.Batch.Global, s2.Optim.TotalSteps));
+        Assert.Equal(new[] { "encoder", "adapter" }, new SpeechSftRecipe().DefaultTrainable);
+    }
+
+    [Fact]
+    public void MakeDataWritesSetsAndDemoConfigsThatLoad()
+    {
+        string dir = TestRuns.TempDir();
+        var files = DemoData.Write("images", dir, seed: 5, count: 4, evalCount: 2);
+        Assert.Equal(3, files.Count);
+        Assert.All(files, f => Assert.True(File.Exists(f), f));
+        foreach (var name in new[] { "vision-stage1", "vision-stage2" })
+        {
+            using var r = RecipeRegistry.Create(name);
+            var c = ConfigLoader.Load(r.DefaultConfig(), Path.Combine(dir, name + ".json"));
+            Assert.Equal(Path.Combine(dir, "images", "manifest.jsonl"), c.Data.Train);
+            Assert.True(File.Exists(c.Data.Eval));
+            Assert.Equal("bytes", c.Tokenizer);
+        }
+        var held = JsonlManifest.ReadImageCaptions(Path.Combine(dir, "images-heldout", "manifest.jsonl"), false, out _);
+        Assert.All(held, h => Assert.True(h.Caption.Contains("green triangle") || h.Caption.Contains("blue star"), h.Caption));
+        Assert.Throws<Text.ConfigException>(() => DemoData.Write("pictures", dir, 1));
+    }
 }

@@ -13,7 +13,8 @@ public static class Program
     {
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         var root = new RootCommand("mm-train: staged training recipes of the multimodal Llama 3 family.\n" +
-            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data text` makes a demo corpus with configs.");
+            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data <text|images|speech|video|all>` makes demo data with configs; " +
+            "`mm-train eval <caption|asr|video>` scores a trained model on a held-out manifest.");
         foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
         root.Subcommands.Add(AverageCommand());
         root.Subcommands.Add(RejectionSampleCommand());
@@ -27,7 +28,11 @@ public static class Program
         $"AdamW β=({c.Optim.Beta1}, {c.Optim.Beta2}) wd {c.Optim.WeightDecay}, clip {c.Optim.GradClip}, " +
         $"global batch {c.Batch.Global} {c.Batch.Unit}, seq {c.Data.SeqLen}" +
         (c.Batch.Ramp.Count > 0 ? ", ramp " + string.Join(" → ", c.Batch.Ramp.Select(r => $"{r.Global} at {r.SeqLen} after {r.AfterTokens} tokens")) : "") +
-        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") + ".";
+        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
+        (c.Recipe.StartsWith("vision", StringComparison.Ordinal) ? $", preset {c.Media.Preset}, ≤ {c.Media.MaxTiles} tiles per image" : "") +
+        (c.Recipe == "video" ? $", preset {c.Media.Preset}, {c.Media.NumFrames} frames merged {c.Media.FramesPerGroup} → 1" : "") +
+        (c.Recipe == "speech-stage1" ? $", preset {c.Media.Preset}, masks p {c.Media.MaskProbability} × span {c.Media.MaskSpan}, {c.Media.Codebooks} codebooks × {c.Media.CodebookSize}" : "") +
+        (c.Recipe == "speech-stage2" ? $", preset {c.Media.Preset}, encoder from {c.Media.EncoderFrom}" : "") + ".";
 
     static Command RecipeCommand(string name)
     {

@@ -5,7 +5,8 @@
 #   scripts/train-demo.sh [ROOT]         (default ROOT = runs/demo)
 #
 # Environment: SEED (1234), SCALE (1.0: multiplies every stage's step count), COUNT_IMAGES/COUNT_SPEECH/COUNT_VIDEO/
-# COUNT_TEXT (training items), EVAL_COUNT (items per evaluation set), THREADS (libtorch threads, default 2).
+# COUNT_TEXT (training items), EVAL_COUNT (items per evaluation set), THREADS (libtorch threads, default 2),
+# TOKENIZER (bytes, or bpe: a BPE_VOCAB-rank vocabulary trained by `mm-train make-data bpe` on the demo texts).
 # Configs: configs/demo/<recipe>.json (paths relative to ROOT, where they are copied). Every stage resumes if rerun.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +27,12 @@ if [ ! -f "$ROOT/.data-done" ]; then
   touch "$ROOT/.data-done"
 fi
 cp "$here"/configs/demo/*.json "$ROOT/"
+TOK_SET=()
+if [ "${TOKENIZER:-bytes}" = bpe ]; then   # a small BPE vocabulary of our own over every text the demo uses
+  [ -f "$ROOT/tokenizer.model" ] || "${MT[@]}" make-data bpe --out "$ROOT/tokenizer.model" --vocab-size "${BPE_VOCAB:-1024}" \
+    "$ROOT/text.jsonl" "$ROOT/images/manifest.jsonl" "$ROOT/speech/manifest.jsonl" "$ROOT/videos/manifest.jsonl" >/dev/null
+  TOK_SET=(--set 'tokenizer="tokenizer.model"')
+fi
 
 stage() {   # stage RECIPE: train with configs/demo/RECIPE.json, then copy the last checkpoint to runs/RECIPE/final
   local r="$1"; shift
@@ -34,7 +41,7 @@ stage() {   # stage RECIPE: train with configs/demo/RECIPE.json, then copy the l
   warm=$(python3 -c "import json; c=json.load(open('$ROOT/$r.json')); print(min($total,int(c['optim']['warmup_steps'])))")
   log "$r: $total steps"
   local t0; t0=$(date +%s)
-  "${MT[@]}" "$r" --config "$ROOT/$r.json" --out "$ROOT/runs/$r" --resume --threads "$THREADS" --set "optim.total_steps=$total" --set "optim.warmup_steps=$warm" "$@" \
+  "${MT[@]}" "$r" --config "$ROOT/$r.json" --out "$ROOT/runs/$r" --resume --threads "$THREADS" --set "optim.total_steps=$total" --set "optim.warmup_steps=$warm" "${TOK_SET[@]}" "$@" \
     > "$ROOT/runs-$r.log" 2>&1 || { tail -20 "$ROOT/runs-$r.log"; exit 1; }
   local last; last=$(ls -d "$ROOT/runs/$r/checkpoints/step-"* | sort | tail -1)
   rm -rf "$ROOT/runs/$r/final"; cp -r "$last" "$ROOT/runs/$r/final"

@@ -138,6 +138,24 @@ public static class Program
         }));
         cmd.Subcommands.Add(text);
         foreach (var kind in new[] { "images", "speech", "video", "all" }) cmd.Subcommands.Add(MediaDataCommand(kind));
+        cmd.Subcommands.Add(BpeCommand());
+        return cmd;
+    }
+
+    static Command BpeCommand()
+    {
+        var cmd = new Command("bpe", "Train a small byte-level BPE vocabulary (tiktoken ranks file, usable as `tokenizer` in any config) on manifests' texts, captions and messages.");
+        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Ranks file to write (e.g. DIR/tokenizer.model).", Required = true };
+        var vocab = new Option<int>("--vocab-size") { Description = "Ranks including the 256 bytes.", DefaultValueFactory = _ => 1024 };
+        var corpus = new Argument<FileInfo[]>("corpus") { Description = "JSONL manifests or text files.", Arity = ArgumentArity.OneOrMore };
+        cmd.Options.Add(outFile); cmd.Options.Add(vocab); cmd.Arguments.Add(corpus);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var texts = r.GetValue(corpus)!.SelectMany(f => Llama3.Multimodal.Training.Synthetic.BpeTrainer.ReadTexts(f.FullName)).ToList();
+            var tokens = Llama3.Multimodal.Training.Synthetic.BpeTrainer.TrainToFile(texts, r.GetValue(vocab), r.GetValue(outFile)!.FullName);
+            Console.WriteLine($"wrote {tokens.Count} ranks to {r.GetValue(outFile)!.FullName}.");
+            return 0;
+        }));
         return cmd;
     }
 

@@ -42,4 +42,19 @@ public class MmTrainCliTests
         Assert.Equal(2, bad.Code);
         Assert.Contains(MediaTokens.InfoFile, bad.Err);
     }
+
+    [Fact]
+    public void BpeVocabularyDrivesASpeechSftRun()
+    {
+        string dir = TestRuns.TempDir(), tok = Path.Combine(dir, "tokenizer.model");
+        var b = Run("make-data", "bpe", "--out", tok, "--vocab-size", "300", MediaTestData.SpeechManifest, MediaTestData.ImageManifest);
+        Assert.True(b.Code == 0, b.Err);
+        var cfg = MediaTestData.Config("speech-stage2", 1, $"tokenizer=\"{tok}\"", "data.seq_len=400", "model.max_position_embeddings=512");
+        using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), cfg, TestRuns.TempDir(), TestRuns.Quiet);
+        var r = t.Run();
+        Assert.True(double.IsFinite(r.History[0].Loss));
+        var recipe = (SpeechSftRecipe)t.Recipe;
+        Assert.True(recipe.Tokenizer.VocabSize > 300 && recipe.Tokenizer.VocabSize < 1000, $"vocab {recipe.Tokenizer.VocabSize}");
+        Assert.Equal(recipe.Tokenizer.VocabSize, recipe.Slm.language_model.Config.VocabSize);
+    }
 }

@@ -109,10 +109,15 @@ static void Aggregator()
         Console.WriteLine($"tiny aggregator ({cfg.NumLayers} layer, {cfg.Latents} latents, dim {cfg.Dim}, {cfg.TokensPerFrame} tokens/frame, groups of {cfg.FramesPerGroup}): " +
             $"{frames} frames → {cfg.GroupsFor(frames)} aggregated, median {Median(times):F2} ms");
     }
-    long before = RssMb();
+    var rss = new List<long> { RssMb() };
+    long live = torch.Tensor.TotalCount;
     using (var x = torch.randn(1, 64, cfg.TokensPerFrame, cfg.Dim))
-        for (int i = 0; i < 200; i++) agg.Forward(x).Dispose();
-    Console.WriteLine($"RSS over 200 more aggregator calls: {before} MB → {RssMb()} MB");
+        for (int round = 0; round < 5; round++)
+        {
+            for (int i = 0; i < 200; i++) agg.Forward(x).Dispose();
+            rss.Add(RssMb());
+        }
+    Console.WriteLine($"RSS every 200 aggregator calls (64 frames): {string.Join(" → ", rss)} MB; live tensors {live} → {torch.Tensor.TotalCount}");
 }
 
 static void Prompt(string dir)

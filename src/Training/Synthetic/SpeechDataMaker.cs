@@ -22,6 +22,7 @@ public static class SpeechDataMaker
         var pitches = o.Pitches ?? SpeechMakerOptions.DefaultPitches;
         foreach (int p in pitches) if (p < 0 || p > 99) throw new SyntheticDataException($"pitch {p} is outside espeak-ng's 0…99.");
         foreach (int s in speeds) if (s < 80 || s > 450) throw new SyntheticDataException($"speed {s} is outside espeak-ng's 80…450 words per minute.");
+        CheckVoices(espeak, bases, variants);
         var voices = bases.SelectMany(b => variants.Select(v => b + v)).ToList();
         var hv = o.HeldOutVoices ?? Array.Empty<string>();
         var hs = o.HeldOutSpeeds ?? Array.Empty<int>();
@@ -73,6 +74,20 @@ public static class SpeechDataMaker
         ManifestLine.WriteAll(mPath, manifest);
         ManifestLine.WriteAll(lPath, labels);
         return new MadeSet(root, mPath, lPath, items.Length);
+    }
+
+    // espeak-ng silently ignores an unknown "+variant", so both lists are checked against what it reports.
+    static void CheckVoices(string espeak, IReadOnlyList<string> bases, IReadOnlyList<string> variants)
+    {
+        static IEnumerable<string[]> Rows(byte[] listing) => System.Text.Encoding.UTF8.GetString(listing)
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(c => c.Length >= 5);
+        var languages = Rows(ExternalTool.Run(espeak, new[] { "--voices" })).Select(c => c[1]).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var known = Rows(ExternalTool.Run(espeak, new[] { "--voices=variant" })).Select(c => c[4].StartsWith("!v/", StringComparison.Ordinal) ? c[4][3..] : c[4]).ToHashSet(StringComparer.Ordinal);
+        foreach (var b in bases)
+            if (!languages.Contains(b)) throw new SyntheticDataException($"espeak-ng has no voice \"{b}\" (see espeak-ng --voices).");
+        foreach (var v in variants)
+            if (v.Length > 0 && (!v.StartsWith('+') || !known.Contains(v[1..])))
+                throw new SyntheticDataException($"espeak-ng has no variant \"{v}\" (variants are written \"+name\", e.g. +m3, +f2; see espeak-ng --voices=variant).");
     }
 
     static string Inv(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -74,6 +74,10 @@ public class SpeechDataMakerTests
         }
         var e = Assert.Throws<SyntheticDataException>(() => SpeechDataMaker.Make(held with { HeldOutSpeeds = new[] { 175 } }, SyntheticTestFiles.NewDir("sp-bad")));
         Assert.Contains("175", e.Message);
+        e = Assert.Throws<SyntheticDataException>(() => SpeechDataMaker.Make(held with { Variants = new[] { "+nope" } }, SyntheticTestFiles.NewDir("sp-bad")));
+        Assert.Contains("+nope", e.Message);
+        e = Assert.Throws<SyntheticDataException>(() => SpeechDataMaker.Make(held with { Voices = new[] { "xx-nowhere" } }, SyntheticTestFiles.NewDir("sp-bad")));
+        Assert.Contains("xx-nowhere", e.Message);
     }
 
     [Fact]

@@ -24,6 +24,16 @@ if [ ! -f "$ROOT/.data-done" ]; then
   "${MT[@]}" make-data images --out "$ROOT" --seed "$SEED" --count "${COUNT_IMAGES:-2000}" --eval-count "$EVAL_COUNT" >/dev/null
   "${MT[@]}" make-data speech --out "$ROOT" --seed "$SEED" --count "${COUNT_SPEECH:-600}" --eval-count "$EVAL_COUNT" >/dev/null
   "${MT[@]}" make-data video --out "$ROOT" --seed "$SEED" --count "${COUNT_VIDEO:-300}" --eval-count "$EVAL_COUNT" >/dev/null
+  # The decoder is frozen in every multimodal stage, so its pretraining corpus also holds the captions and transcripts
+  # of the training sets (never the evaluation sets): the language the adapters must make it speak.
+  python3 - "$ROOT" <<'PY'
+import json, sys, os
+root = sys.argv[1]
+with open(os.path.join(root, "text.jsonl"), "a", encoding="utf-8") as out:
+    for rel, key in (("images/manifest.jsonl", "caption"), ("videos/manifest.jsonl", "caption"), ("speech/manifest.jsonl", "text")):
+        for line in open(os.path.join(root, rel), encoding="utf-8"):
+            out.write(json.dumps({"text": json.loads(line)[key]}) + "\n")
+PY
   touch "$ROOT/.data-done"
 fi
 cp "$here"/configs/demo/*.json "$ROOT/"

@@ -16,6 +16,11 @@ public class ShippedConfigTests
     [InlineData("sft")]
     [InlineData("dpo")]
     [InlineData("reward-model")]
+    [InlineData("vision-stage1")]
+    [InlineData("vision-stage2")]
+    [InlineData("video")]
+    [InlineData("speech-stage1")]
+    [InlineData("speech-stage2")]
     public void ShippedDefaultConfigMatchesTheRecipeDefaults(string recipe)
     {
         string path = Path.Combine(RepoRoot(), "configs", "training", recipe + ".json");

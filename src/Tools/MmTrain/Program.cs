@@ -13,11 +13,13 @@ public static class Program
     {
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         var root = new RootCommand("mm-train: staged training recipes of the multimodal Llama 3 family.\n" +
-            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data text` makes a demo corpus with configs.");
+            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data <text|images|speech|video|all>` makes demo data with configs; " +
+            "`mm-train eval <caption|asr|video>` scores a trained model on a held-out manifest.");
         foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
         root.Subcommands.Add(AverageCommand());
         root.Subcommands.Add(RejectionSampleCommand());
         root.Subcommands.Add(MakeDataCommand());
+        root.Subcommands.Add(EvalCommand());
         return root.Parse(args).Invoke();
     }
 
@@ -26,7 +28,11 @@ public static class Program
         $"AdamW β=({c.Optim.Beta1}, {c.Optim.Beta2}) wd {c.Optim.WeightDecay}, clip {c.Optim.GradClip}, " +
         $"global batch {c.Batch.Global} {c.Batch.Unit}, seq {c.Data.SeqLen}" +
         (c.Batch.Ramp.Count > 0 ? ", ramp " + string.Join(" → ", c.Batch.Ramp.Select(r => $"{r.Global} at {r.SeqLen} after {r.AfterTokens} tokens")) : "") +
-        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") + ".";
+        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
+        (c.Recipe.StartsWith("vision", StringComparison.Ordinal) ? $", preset {c.Media.Preset}, ≤ {c.Media.MaxTiles} tiles per image" : "") +
+        (c.Recipe == "video" ? $", preset {c.Media.Preset}, {c.Media.NumFrames} frames merged {c.Media.FramesPerGroup} → 1" : "") +
+        (c.Recipe == "speech-stage1" ? $", preset {c.Media.Preset}, masks p {c.Media.MaskProbability} × span {c.Media.MaskSpan}, {c.Media.Codebooks} codebooks × {c.Media.CodebookSize}" : "") +
+        (c.Recipe == "speech-stage2" ? $", preset {c.Media.Preset}, encoder from {c.Media.EncoderFrom}" : "") + ".";
 
     static Command RecipeCommand(string name)
     {
@@ -36,7 +42,8 @@ public static class Program
         const string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
             "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,dtype}, " +
-            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}.";
+            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}, media.{preset,encoder_from,max_tiles,cross_attention_layers,num_frames,frames_per_group,language," +
+            "mask_probability,mask_span,codebooks,codebook_size,stats_utterances,max_audio_frames}.";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
         var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
         var outDir = new Option<DirectoryInfo?>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/ (required unless --print-config)." };
@@ -135,13 +142,91 @@ public static class Program
             return 0;
         }));
         cmd.Subcommands.Add(text);
+        foreach (var kind in new[] { "images", "speech", "video", "all" }) cmd.Subcommands.Add(MediaDataCommand(kind));
+        cmd.Subcommands.Add(BpeCommand());
+        return cmd;
+    }
+
+    static Command BpeCommand()
+    {
+        var cmd = new Command("bpe", "Train a small byte-level BPE vocabulary (tiktoken ranks file, usable as `tokenizer` in any config) on manifests' texts, captions and messages.");
+        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Ranks file to write (e.g. DIR/tokenizer.model).", Required = true };
+        var vocab = new Option<int>("--vocab-size") { Description = "Ranks including the 256 bytes.", DefaultValueFactory = _ => 1024 };
+        var corpus = new Argument<FileInfo[]>("corpus") { Description = "JSONL manifests or text files.", Arity = ArgumentArity.OneOrMore };
+        cmd.Options.Add(outFile); cmd.Options.Add(vocab); cmd.Arguments.Add(corpus);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var texts = r.GetValue(corpus)!.SelectMany(f => Llama3.Multimodal.Training.Synthetic.BpeTrainer.ReadTexts(f.FullName)).ToList();
+            var tokens = Llama3.Multimodal.Training.Synthetic.BpeTrainer.TrainToFile(texts, r.GetValue(vocab), r.GetValue(outFile)!.FullName);
+            Console.WriteLine($"wrote {tokens.Count} ranks to {r.GetValue(outFile)!.FullName}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command MediaDataCommand(string kind)
+    {
+        var cmd = new Command(kind, kind switch
+        {
+            "images" => "Rendered shape/word scenes with captions: images/, images-eval/ (other seed), images-heldout/ (unseen colour+shape pairs), vision-stage1/2 demo configs.",
+            "speech" => "espeak-ng utterances with transcripts: speech/, speech-eval/, speech-heldout/ (unseen voice and speed), speech-stage1/2 demo configs.",
+            "video" => "ffmpeg clips of moving/appearing/recolouring shapes with time-ordered captions: videos/, videos-eval/, the video demo config.",
+            _ => "Everything: text corpus and configs, images, speech and video with their demo configs.",
+        });
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Generator seed (evaluation sets use seed + 1, held-out sets seed + 2).", DefaultValueFactory = _ => 1234 };
+        var count = new Option<int?>("--count") { Description = "Training items per kind (default: images 2000, speech 600, video 300; text documents 2000)." };
+        var evalCount = new Option<int?>("--eval-count") { Description = "Items per evaluation/held-out set (default: a tenth of --count)." };
+        var size = new Option<int>("--size") { Description = "Image and video side in pixels.", DefaultValueFactory = _ => 64 };
+        foreach (var o in new Option[] { outDir, seed, count, evalCount, size }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            string dir = r.GetValue(outDir)!.FullName;
+            var files = DemoData.Write(kind, dir, r.GetValue(seed), r.GetValue(count), r.GetValue(evalCount), r.GetValue(size));
+            foreach (var f in files) Console.WriteLine(f);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command EvalCommand()
+    {
+        var cmd = new Command("eval", "Held-out evaluation of a model folder written by a multimodal recipe; prints JSON scores.");
+        foreach (var task in new[] { "caption", "asr", "video" })
+        {
+            var sub = new Command(task, task switch
+            {
+                "caption" => "Caption exact match and per-attribute accuracy of a vision-stage1/2 model on an image+caption manifest.",
+                "asr" => "Word error rate (Whisper-style English normalisation) of a speech-stage2 model on an audio+transcript manifest.",
+                _ => "Temporal-caption accuracy of a video model on a video+caption manifest.",
+            });
+            var model = new Option<DirectoryInfo>("--model") { Description = "Model folder (e.g. OUT/checkpoints/step-N).", Required = true };
+            var data = new Option<FileInfo>("--data") { Description = "JSONL manifest to score on.", Required = true };
+            var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
+            var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
+            foreach (var o in new Option[] { model, data, limit, maxNew }) sub.Options.Add(o);
+            sub.SetAction(r => Guard(() =>
+            {
+                string m = r.GetValue(model)!.FullName, d = r.GetValue(data)!.FullName;
+                var res = task switch
+                {
+                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew)),
+                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew)),
+                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew)),
+                };
+                Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }));
+            cmd.Subcommands.Add(sub);
+        }
         return cmd;
     }
 
     static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException)
+        catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException
+            or Llama3.Multimodal.Training.Synthetic.SyntheticDataException or Llama3.Multimodal.Speech.MediaDecodeException or Llama3.Multimodal.Vision.MediaDecodeException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

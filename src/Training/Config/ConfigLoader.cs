@@ -88,6 +88,7 @@ public static class ConfigLoader
         Data = c.Data with { Train = Resolve(c.Data.Train, dir) ?? "", Eval = Resolve(c.Data.Eval, dir) },
         Model = c.Model with { InitFrom = Resolve(c.Model.InitFrom, dir) },
         Loss = c.Loss with { Reference = Resolve(c.Loss.Reference, dir) },
+        Media = c.Media with { EncoderFrom = Resolve(c.Media.EncoderFrom, dir) },
         Tokenizer = c.Tokenizer is "llama3" or "bytes" ? c.Tokenizer : Resolve(c.Tokenizer, dir)!,
     };
 
@@ -109,5 +110,13 @@ public static class ConfigLoader
         if (c.Train.SaveEvery < 0) Fail("train.save_every", c.Train.SaveEvery, "≥ 0");
         if (c.Train.Dtype is not ("f32" or "bf16")) Fail("train.dtype", c.Train.Dtype, "f32 or bf16");
         if (c.Loss.DpoBeta <= 0) Fail("loss.dpo_beta", c.Loss.DpoBeta, "> 0");
+        if (c.Media.MaxTiles < 1) Fail("media.max_tiles", c.Media.MaxTiles, "≥ 1");
+        if (c.Media.NumFrames < 1) Fail("media.num_frames", c.Media.NumFrames, "≥ 1");
+        if (c.Media.FramesPerGroup < 1) Fail("media.frames_per_group", c.Media.FramesPerGroup, "≥ 1");
+        if (c.Media.MaskProbability is <= 0 or >= 1) Fail("media.mask_probability", c.Media.MaskProbability, "in (0, 1)");
+        if (c.Media.MaskSpan < 1) Fail("media.mask_span", c.Media.MaskSpan, "≥ 1");
+        if (c.Media.Codebooks < 1) Fail("media.codebooks", c.Media.Codebooks, "≥ 1");
+        if (c.Media.CodebookSize < 2) Fail("media.codebook_size", c.Media.CodebookSize, "≥ 2");
+        if (c.Media.MaxAudioFrames < 8) Fail("media.max_audio_frames", c.Media.MaxAudioFrames, "≥ 8");
     }
 }

@@ -26,4 +26,6 @@ public sealed record TrainConfig
     public LoopSection Train { get; init; } = new();
     /// <summary>Recipe-specific loss settings (DPO β, NLL weight, reference model).</summary>
     public LossSection Loss { get; init; } = new();
+    /// <summary>Settings of the multimodal recipes (presets, tiles, frames, BEST-RQ, speech encoder source).</summary>
+    public MediaSection Media { get; init; } = new();
 }

@@ -9,6 +9,11 @@ public static class RecipeRegistry
         ["sft"] = () => new SftRecipe(),
         ["dpo"] = () => new DpoRecipe(),
         ["reward-model"] = () => new RewardModelRecipe(),
+        ["vision-stage1"] = () => new VisionStage1Recipe(),
+        ["vision-stage2"] = () => new VisionStage2Recipe(),
+        ["video"] = () => new VideoRecipe(),
+        ["speech-stage1"] = () => new SpeechPretrainRecipe(),
+        ["speech-stage2"] = () => new SpeechSftRecipe(),
     };
 
     /// <summary>Registered names, in registration order.</summary>

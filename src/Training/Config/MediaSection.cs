@@ -1,0 +1,36 @@
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// Settings of the multimodal recipes (<c>vision-stage1/2</c>, <c>video</c>, <c>speech-stage1/2</c>); the text recipes
+/// ignore them. Keys: <c>media.preset</c>, <c>media.encoder_from</c>, <c>media.max_tiles</c>, …
+/// </summary>
+public sealed record MediaSection
+{
+    /// <summary>Multimodal preset the fresh model is built from (e.g. <c>tiny-vision</c>, <c>tiny-video</c>, <c>tiny-speech</c>,
+    /// <c>llama3.2-11b-vision</c>); null = the recipe's default. <c>model.*</c> overrides still apply to the text decoder.</summary>
+    public string? Preset { get; init; }
+    /// <summary><c>speech-stage2</c>: folder of a <c>speech-stage1</c> checkpoint whose encoder (and feature statistics) start the run.</summary>
+    public string? EncoderFrom { get; init; }
+    /// <summary>Images are fitted to at most this many tiles (1 = one tile per image; 4 = up to 2 × 2 tiles, the higher-resolution stage 2).</summary>
+    public int MaxTiles { get; init; } = 4;
+    /// <summary>Image cross-attention layers added when a vision model is built from a text-only checkpoint (null = the preset's count, capped at the text layers).</summary>
+    public int? CrossAttentionLayers { get; init; }
+    /// <summary><c>video</c>: frames sampled uniformly per clip (SPEC: 16 in video pretraining).</summary>
+    public int NumFrames { get; init; } = 16;
+    /// <summary><c>video</c>: consecutive frames the aggregator merges into one (SPEC: 16 → 1 in pretraining).</summary>
+    public int FramesPerGroup { get; init; } = 16;
+    /// <summary><c>speech-stage2</c>: language named in the ASR prompt when a record has none.</summary>
+    public string Language { get; init; } = "English";
+    /// <summary>BEST-RQ: probability that a 10 ms frame starts a masked span (SPEC 0.025).</summary>
+    public double MaskProbability { get; init; } = 0.025;
+    /// <summary>BEST-RQ: span length in 10 ms frames (SPEC 32).</summary>
+    public int MaskSpan { get; init; } = 32;
+    /// <summary>BEST-RQ: codebooks (SPEC 16).</summary>
+    public int Codebooks { get; init; } = 16;
+    /// <summary>BEST-RQ: vectors per codebook (SPEC 8192).</summary>
+    public int CodebookSize { get; init; } = 8192;
+    /// <summary>BEST-RQ: utterances the per-bin mean/variance are measured on before training (0 = all training utterances).</summary>
+    public int StatsUtterances { get; init; }
+    /// <summary>Longest utterance in 10 ms frames; longer ones are cropped to a window (SPEC: 6000 = 60 s).</summary>
+    public int MaxAudioFrames { get; init; } = 6000;
+}

@@ -1,0 +1,214 @@
+using System.Text.Json;
+using Llama3.Multimodal.Speech;
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// <c>speech-stage2</c>: speech SFT (SPEC "Speech"): the pretrained encoder (from <c>media.encoder_from</c>, a
+/// <c>speech-stage1</c> checkpoint, statistics included) and the adapter train jointly with the decoder
+/// (<c>model.init_from</c>) frozen, on ASR and AST audio manifests. Prompt (Llama 3 chat format): system
+/// <c>Repeat after me in {language}:</c> (ASR) or <c>Translate the following sentence into {language}:</c> (AST), a user turn
+/// holding <c>speech-start · adapter frames · speech-end</c>, then the assistant turn with the target text; the loss covers
+/// the target text and its <c>&lt;|eot_id|&gt;</c> only. Defaults (8B): lr 1e-4, 650K updates of 512 utterances.
+/// </summary>
+public sealed class SpeechSftRecipe : Recipe
+{
+    SpeechSftModel? _model;
+    LogMelSpectrogram? _logMel;
+    readonly object _melLock = new();
+    Device _device = CPU;
+
+    /// <inheritdoc/>
+    public override string Name => "speech-stage2";
+    /// <inheritdoc/>
+    public override string Description => "Speech SFT: encoder + adapter trained with the decoder frozen on ASR/AST prompts; loss on the target text only.";
+    /// <summary>The tokenizer of the run.</summary>
+    public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
+    /// <summary>The model being trained.</summary>
+    public SpeechSftModel Slm => _model ?? throw new InvalidOperationException("call Setup first.");
+    /// <inheritdoc/>
+    public override nn.Module Model => Slm;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> DefaultTrainable => new[] { "encoder", "adapter" };
+
+    /// <inheritdoc/>
+    public override IReadOnlyDictionary<string, string[]> Components { get; } = new Dictionary<string, string[]>
+    {
+        ["text"] = new[] { "language_model" },
+        ["embeddings"] = new[] { "language_model.model.embed_tokens" },
+        ["encoder"] = new[] { "speech_model.encoder.input_proj", "speech_model.encoder.layers" },
+        ["feature_stats"] = new[] { "speech_model.encoder.feature_norm" },
+        ["adapter"] = new[] { "speech_model.adapter" },
+    };
+
+    /// <inheritdoc/>
+    public override TrainConfig DefaultConfig() => new()
+    {
+        Command = "mm-train speech-stage2 --config configs/training/speech-stage2.json --out runs/speech-stage2",
+        Recipe = Name,
+        Tokenizer = "llama3",
+        Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "checkpoints/text" },
+        Data = new DataSection { Train = "asr_ast.jsonl", SeqLen = 2048 },
+        Optim = new OptimSection { Lr = 1e-4, MinLr = 1e-6, WarmupSteps = 2000, TotalSteps = 650_000, Schedule = "cosine", WeightDecay = 0.01 },
+        Batch = new BatchSection { Unit = "samples", Global = 512, Micro = 8 },
+        Train = new LoopSection { SaveEvery = 5000 },
+        Media = new MediaSection { Preset = "llama3.1-8b-speech", EncoderFrom = "runs/speech-stage1/final" },
+    };
+
+    /// <inheritdoc/>
+    public override TrainConfig DemoConfig() => new()
+    {
+        Command = "mm-train speech-stage2 --config speech-stage2.json --out runs/speech-stage2",
+        Recipe = Name,
+        Tokenizer = "bytes",
+        Model = new ModelSection { Preset = "tiny", InitFrom = "runs/text-pretrain/final" },
+        Data = new DataSection { Train = "speech/manifest.jsonl", Eval = "speech-eval/manifest.jsonl", SeqLen = 400, Prefetch = 16 },
+        Optim = new OptimSection { Lr = 1e-3, MinLr = 1e-4, WarmupSteps = 10, TotalSteps = 400, Schedule = "cosine", WeightDecay = 0.01 },
+        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
+        Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
+        Media = new MediaSection { Preset = "tiny-speech", EncoderFrom = "runs/speech-stage1/final" },
+    };
+
+    /// <inheritdoc/>
+    public override void Setup(TrainConfig config, Device device, ScalarType dtype)
+    {
+        Config = config; _device = device;
+        Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
+        _logMel = new LogMelSpectrogram();
+        var decoder = TextRecipe.BuildDecoder(config, Tokenizer, device, dtype);
+        var preset = SpeechPresets.Get(config.Media.Preset ?? "tiny-speech");
+        var sc = preset with { Text = decoder.Config, Adapter = preset.Adapter with { OutputDim = decoder.Config.HiddenSize } };
+        _model = new SpeechSftModel(decoder, sc, config.Seed, device, dtype);
+        if (!string.IsNullOrEmpty(config.Media.EncoderFrom)) LoadEncoder(config.Media.EncoderFrom);
+    }
+
+    /// <summary>Loads <c>speech_model.encoder.*</c> (statistics included) from a <c>speech-stage1</c> (or any speech) checkpoint, strictly for the encoder's keys.</summary>
+    void LoadEncoder(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        var keys = Slm.speech_model.encoder.named_parameters().Select(p => "speech_model.encoder." + p.name).ToList();
+        var missing = keys.Where(k => !reader.Contains(k)).ToList();
+        if (missing.Count > 0)
+            throw new CheckpointFormatException($"{directory}: not a speech encoder checkpoint for media.preset; missing ({missing.Count}): {string.Join(", ", missing.Take(10))}.");
+        StateLoader.Load(Slm.speech_model.encoder, reader, keyFor: n => "speech_model.encoder." + n, strict: false);
+    }
+
+    /// <summary>One prepared utterance: ids, labels, features and where its speech span sits.</summary>
+    internal sealed record Item(long[] Ids, long[] Labels, Tensor Features, int Offset, int Span);
+
+    /// <summary>The system prompt for a record: ASR in its language (default <c>media.language</c>), or AST into its target language.</summary>
+    public string SystemPrompt(AudioTextRecord r) => r.Task == "ast"
+        ? SpeechLanguageModel.AstPrompt(r.Language!) : SpeechLanguageModel.AsrPrompt(r.Language ?? Config.Media.Language);
+
+    /// <summary>Prompt ids (up to the assistant header) for <paramref name="spanFrames"/> adapter frames, and the span's offset.</summary>
+    public static (List<int> Ids, int Offset) Prompt(ITrainingTokenizer t, string systemPrompt, int spanFrames)
+    {
+        var (start, end) = MediaTokens.SpeechTokens(t);
+        var ids = new List<int> { t.BosId };
+        ids.AddRange(ChatTokens.Header(t, "system"));
+        ids.AddRange(t.Encode(systemPrompt));
+        ids.Add(t.EotId);
+        ids.AddRange(ChatTokens.Header(t, "user"));
+        ids.Add(start);
+        int offset = ids.Count;
+        ids.AddRange(Enumerable.Repeat(t.PadId, spanFrames));
+        ids.Add(end);
+        ids.Add(t.EotId);
+        ids.AddRange(ChatTokens.Header(t, "assistant"));
+        return (ids, offset);
+    }
+
+    Item Prepare(AudioTextRecord r)
+    {
+        var samples = AudioLoader.Load(r.Audio);
+        Tensor f;
+        lock (_melLock) f = _logMel!.Compute(samples);
+        int span = (int)Slm.speech_model.OutputFrames(f.shape[0]);
+        var (ids, offset) = Prompt(Tokenizer, SystemPrompt(r), span);
+        int first = ids.Count;
+        ids.AddRange(ChatTokens.Response(Tokenizer, r.Text));
+        if (first >= Config.Data.SeqLen) throw new DataFormatException($"{r.Audio}: prompt of {first} tokens (speech span {span}) does not fit data.seq_len = {Config.Data.SeqLen}.");
+        int len = Math.Min(ids.Count, Config.Data.SeqLen);
+        var labels = new long[len];
+        for (int i = 0; i < len; i++) labels[i] = i + 1 < len && i + 1 >= first ? ids[i + 1] : -100;
+        return new Item(ids.Take(len).Select(i => (long)i).ToArray(), labels, f, offset, span);
+    }
+
+    List<AudioTextRecord> ReadRecords(bool eval)
+    {
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        var list = JsonlManifest.ReadAudioTexts(path, Config.Data.SkipBadRecords, out int skipped);
+        if (!eval) SkippedRecords = skipped;
+        return list;
+    }
+
+    /// <inheritdoc/>
+    public override IBatchSource OpenData(bool eval, DataCursor start) =>
+        new SampleBatchSource<AudioTextRecord, Item>(ReadRecords(eval), Prepare, Collate, Config.Batch.Micro, Config.Seed,
+            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+
+    MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
+    {
+        var ids = TextRecipe.Pad(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
+        var labels = TextRecipe.Pad(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
+        var b = SpeechPretrainRecipe.CollateFeatures(items.Select(i => i.Features).ToList(), end, items.Sum(i => i.Labels.Take(len).Count(l => l != -100)));
+        b.Tensors["input_ids"] = ids;
+        b.Tensors["labels"] = labels;
+        b.Tensors["speech_offsets"] = torch.tensor(items.Select(i => (long)i.Offset).ToArray());
+        b.Tensors["speech_spans"] = torch.tensor(items.Select(i => (long)i.Span).ToArray());
+        return b;
+    }
+
+    /// <inheritdoc/>
+    public override LossOutput Loss(MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        var offsets = batch["speech_offsets"].data<long>().Select(x => (int)x).ToList();
+        var spans = batch["speech_spans"].data<long>().Select(x => (int)x).ToList();
+        var emb = Slm.Splice(batch["input_ids"].to(_device), batch["features"].to(_device), batch["lengths"].to(_device), offsets, spans);
+        var logits = Slm.language_model.ForwardEmbeddings(emb);
+        return new LossOutput(PreferenceLosses.CrossEntropySum(logits, batch["labels"].to(_device)).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Writes config.json (speech layout), the weights and <see cref="MediaTokens.InfoFile"/>.</summary>
+    public override void SaveModel(string directory)
+    {
+        SafeTensorsWriter.Save(Path.Combine(directory, "model.safetensors"), Slm.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"),
+            SpeechConfigJson.ToJson(Slm.Config, "float32").ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        MediaTokens.WriteInfo(directory, Name, Config);
+    }
+
+    /// <inheritdoc/>
+    public override void LoadModel(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Slm, reader);
+    }
+
+    /// <summary>
+    /// Loads a folder written by <see cref="SaveModel"/> for inference: the model and its training tokenizer.
+    /// </summary>
+    public static (SpeechSftModel Model, ITrainingTokenizer Tokenizer) LoadTrained(string directory, Device? device = null)
+    {
+        var (_, tok, _, _) = MediaTokens.ReadInfo(directory);
+        var cfg = SpeechConfigJson.Read(Path.Combine(directory, "config.json"));
+        var dev = device ?? CPU;
+        var decoder = LlamaForCausalLM.Create(cfg.Text, dev, ScalarType.Float32);
+        var m = new SpeechSftModel(decoder, cfg, 0, dev, ScalarType.Float32);
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(m, reader);
+        return (m, tok);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { _model?.Dispose(); _logMel?.Dispose(); }
+        base.Dispose(disposing);
+    }
+}

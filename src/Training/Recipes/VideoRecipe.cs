@@ -1,0 +1,235 @@
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Video;
+using Llama3.Multimodal.Vision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// <c>video</c>: video pretraining (SPEC "Video" recipe): start from the image-pretrained (and annealed) model; the
+/// temporal aggregator and the video cross-attention layers are initialised randomly (zero gates) and trained, everything
+/// else frozen. Each clip gives <c>media.num_frames</c> frames sampled uniformly by the Video frame sampler
+/// (<see cref="VideoFrameReader"/>, fitted into the 2 × 2-tile canvas), every frame goes through the frozen image encoder,
+/// and the aggregator merges <c>media.frames_per_group</c> consecutive frames into one (16 → 1 in pretraining). Loss:
+/// next-token cross-entropy on the caption tokens of <c>&lt;|video|&gt;&lt;|begin_of_text|&gt;caption&lt;|end_of_text|&gt;</c>.
+/// </summary>
+public sealed class VideoRecipe : Recipe
+{
+    VideoLanguageModel? _model;
+
+    /// <inheritdoc/>
+    public override string Name => "video";
+    /// <inheritdoc/>
+    public override string Description => "Video pretraining: only the temporal aggregator and video cross-attention train (16 frames merged 16 → 1), caption tokens only.";
+    /// <summary>The tokenizer of the run.</summary>
+    public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
+    Device _device = CPU;
+    /// <summary>The model being trained.</summary>
+    public VideoLanguageModel Vlm => _model ?? throw new InvalidOperationException("call Setup first.");
+    /// <inheritdoc/>
+    public override nn.Module Model => Vlm;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> DefaultTrainable => new[] { "aggregator", "video_cross_attention" };
+
+    /// <inheritdoc/>
+    public override IReadOnlyDictionary<string, string[]> Components
+    {
+        get
+        {
+            if (_model is null)
+                return new Dictionary<string, string[]> { ["aggregator"] = new[] { "video_model.aggregator" }, ["image_encoder"] = new[] { "vision_model" },
+                    ["projector"] = new[] { "multi_modal_projector" }, ["text"] = new[] { "language_model" } };
+            var plan = _model.Plan;
+            var baseCfg = _model.Config.Base;
+            var video = plan.VideoBlockIndices.Select(i => $"language_model.model.layers.{i}").ToArray();
+            var imageCross = Enumerable.Range(0, plan.Count).Where(i => plan.VideoLayerAt(i) is null && baseCfg.CrossAttentionLayers.Contains(plan.Blocks[i]))
+                .Select(i => $"language_model.model.layers.{i}").ToArray();
+            var text = new List<string> { "language_model.model.embed_tokens", "language_model.model.norm" };
+            if (_model.language_model.lm_head is not null) text.Add("language_model.lm_head");
+            text.AddRange(Enumerable.Range(0, plan.Count).Where(i => plan.VideoLayerAt(i) is null && !baseCfg.CrossAttentionLayers.Contains(plan.Blocks[i]))
+                .Select(i => $"language_model.model.layers.{i}"));
+            return new Dictionary<string, string[]>
+            {
+                ["aggregator"] = new[] { "video_model.aggregator" },
+                ["video_cross_attention"] = video,
+                ["video"] = video.Prepend("video_model.aggregator").ToArray(),
+                ["image_encoder"] = new[] { "vision_model" },
+                ["projector"] = new[] { "multi_modal_projector" },
+                ["adapters"] = imageCross.Prepend("multi_modal_projector").ToArray(),
+                ["text"] = text.ToArray(),
+            };
+        }
+    }
+
+    /// <inheritdoc/>
+    public override TrainConfig DefaultConfig() => new()
+    {
+        Command = "mm-train video --config configs/training/video.json --out runs/video",
+        Recipe = Name,
+        Tokenizer = "llama3",
+        Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "runs/vision-stage2/final" },
+        Data = new DataSection { Train = "videos.jsonl", SeqLen = 190 },
+        Optim = new OptimSection { Lr = 1e-4, MinLr = 1e-6, WarmupSteps = 500, TotalSteps = 20_000, Schedule = "cosine", WeightDecay = 0.01 },
+        Batch = new BatchSection { Unit = "samples", Global = 4096, Micro = 1 },
+        Train = new LoopSection { SaveEvery = 1000 },
+        Media = new MediaSection { Preset = "llama3.2-11b-video", NumFrames = 16, FramesPerGroup = 16 },
+    };
+
+    /// <inheritdoc/>
+    public override TrainConfig DemoConfig() => new()
+    {
+        Command = "mm-train video --config video.json --out runs/video",
+        Recipe = Name,
+        Tokenizer = "bytes",
+        Model = new ModelSection { Preset = "tiny", InitFrom = "runs/vision-stage2/final" },
+        Data = new DataSection { Train = "videos/manifest.jsonl", Eval = "videos-eval/manifest.jsonl", SeqLen = 160, Prefetch = 8 },
+        Optim = new OptimSection { Lr = 3e-3, MinLr = 3e-4, WarmupSteps = 10, TotalSteps = 300, Schedule = "cosine", WeightDecay = 0.01 },
+        Batch = new BatchSection { Unit = "samples", Global = 4, Micro = 2 },
+        Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
+        Media = new MediaSection { Preset = "tiny-video", NumFrames = 8, FramesPerGroup = 8 },
+    };
+
+    /// <inheritdoc/>
+    public override void Setup(TrainConfig config, Device device, ScalarType dtype)
+    {
+        Config = config; _device = device;
+        Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
+        _model = Build(config, Tokenizer, device, dtype);
+    }
+
+    /// <summary>
+    /// The video model of <paramref name="config"/>: a video folder in <c>model.init_from</c> loads as is; an image-text
+    /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel"/>); otherwise the base of
+    /// <c>media.preset</c> (default <c>tiny-video</c>) is built fresh with the tokenizer's vocabulary.
+    /// </summary>
+    public static VideoLanguageModel Build(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
+    {
+        var preset = VideoPresets.Get(config.Media.Preset ?? "tiny-video");
+        string? init = config.Model.InitFrom;
+        if (!string.IsNullOrEmpty(init) && VideoLanguageModel.IsVideoModelDirectory(init)) return VideoLanguageModel.FromPretrained(init, device, dtype);
+        if (!string.IsNullOrEmpty(init))
+        {
+            var baseCfg = VisionLanguageConfigJson.Read(Path.Combine(init, "config.json"));
+            return VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype);
+        }
+        var vision = VisionRecipe.Build(config with { Media = config.Media with { Preset = VisionPresetOf(preset) } }, tok, CPU, ScalarType.Float32);
+        var b = vision.Config;
+        vision.Dispose();
+        var cfg = new VideoLanguageConfig { Base = b, Video = VideoFor(config, preset, b) };
+        return VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd);
+    }
+
+    static string VisionPresetOf(VideoLanguageConfig preset) =>
+        VisionPresets.Names.First(n => VisionPresets.Get(n).Vision.Equals(preset.Base.Vision) && VisionPresets.Get(n).Text.HiddenSize == preset.Base.Text.HiddenSize);
+
+    /// <summary>The video settings for base <paramref name="b"/>: the preset's aggregator shape with <c>media.num_frames</c>/<c>frames_per_group</c>.</summary>
+    static VideoConfig VideoFor(TrainConfig config, VideoLanguageConfig preset, VisionLanguageConfig b)
+    {
+        var a = preset.Video.Aggregator;
+        int fpg = config.Media.FramesPerGroup;
+        int imageLayers = b.CrossAttentionLayers.Count;
+        var ordinals = preset.Video.BeforeImageCrossAttention?.Where(o => o <= imageLayers).ToArray();
+        if (ordinals is { Length: 0 }) ordinals = new[] { imageLayers };
+        return new VideoConfig
+        {
+            Aggregator = a with { Dim = b.Text.HiddenSize, TokensPerFrame = b.Vision.MaxNumTiles * b.Vision.TokensPerTile, FramesPerGroup = fpg,
+                MaxFramesPerGroup = Math.Max(a.MaxFramesPerGroup, fpg) },
+            NumFrames = config.Media.NumFrames,
+            BeforeImageCrossAttention = ordinals,
+            VideoTokenId = b.ImageTokenIndex + 1,
+        }.Validate(imageLayers, $"{config.Recipe} media");
+    }
+
+    /// <summary>One prepared clip: ids, labels and its preprocessed frames.</summary>
+    internal sealed record Item(long[] Ids, long[] Labels, List<ProcessedImage> Frames);
+
+    Item Prepare(VideoCaptionRecord r)
+    {
+        var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.Video.VideoTokenId, r.Caption, Config.Data.SeqLen);
+        int g = (int)Math.Sqrt(Vlm.Config.Base.Vision.MaxNumTiles), side = g * Vlm.Config.Base.Vision.ImageSize;
+        using var frames = VideoFrameReader.Read(r.Video, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
+        var list = new List<ProcessedImage>(frames.Count);
+        for (int i = 0; i < frames.Count; i++)
+        {
+            using var f = frames.Pixels[i].contiguous();
+            list.Add(Vlm.Preprocessor.Process(new RgbImage(frames.Width, frames.Height, f.bytes.ToArray())));
+        }
+        return new Item(ids, labels, list);
+    }
+
+    /// <inheritdoc/>
+    public override IBatchSource OpenData(bool eval, DataCursor start)
+    {
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        var list = JsonlManifest.ReadVideoCaptions(path, Config.Data.SkipBadRecords, out int skipped);
+        if (!eval) SkippedRecords = skipped;
+        return new SampleBatchSource<VideoCaptionRecord, Item>(list, Prepare, Collate, Config.Batch.Micro, Config.Seed,
+            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+    }
+
+    MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
+    {
+        var ids = TextRecipe.Pad(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
+        var labels = TextRecipe.Pad(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
+        var rows = items.SelectMany(i => i.Frames).Select(f => (IReadOnlyList<ProcessedImage>)new[] { f }).ToList();
+        using var batch = Vlm.Preprocessor.Pack(rows);
+        foreach (var i in items) foreach (var f in i.Frames) f.Dispose();
+        var b = new MicroBatch
+        {
+            Tokens = items.Sum(i => (long)Math.Min(len, i.Ids.Length)), Samples = items.Count,
+            LossElements = items.Sum(i => i.Labels.Take(len).Count(l => l != -100)), End = end,
+        };
+        b.Tensors["input_ids"] = ids;
+        b.Tensors["labels"] = labels;
+        b.Tensors["pixel_values"] = batch.PixelValues.clone();
+        b.Tensors["aspect_ratio_ids"] = batch.AspectRatioIds.clone();
+        b.Tensors["aspect_ratio_mask"] = batch.AspectRatioMask.clone();
+        return b;
+    }
+
+    /// <summary>Aggregated video states [B, groups · latents, D] of a micro-batch's frames (image encoder without gradients when frozen).</summary>
+    internal Tensor VideoStates(MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        long b = batch["input_ids"].shape[0];
+        using var images = VisionRecipe.Images(batch);
+        bool encoderTrains = Vlm.vision_model.parameters().Concat(Vlm.multi_modal_projector.parameters()).Any(p => p.requires_grad);
+        Tensor feats;
+        using (encoderTrains ? null : torch.no_grad()) feats = Vlm.EncodeImages(images);               // [B·F, tokens, D]
+        var f = feats.view(b, Vlm.Config.Video.NumFrames, Vlm.Config.TokensPerFrame, -1);
+        var agg = Vlm.video_model.aggregator.Forward(f);                                               // [B, G, L, D]
+        return agg.reshape(b, -1, agg.shape[3]).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    public override LossOutput Loss(MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        var states = VideoStates(batch);
+        var logits = Vlm.Forward(batch["input_ids"].to(_device), null, states);
+        return new LossOutput(PreferenceLosses.CrossEntropySum(logits, batch["labels"].to(_device)).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Saves the base model's config.json, video_config.json and the weights under their checkpoint keys, plus <see cref="MediaTokens.InfoFile"/>.</summary>
+    public override void SaveModel(string directory)
+    {
+        Vlm.Save(directory);
+        MediaTokens.WriteInfo(directory, Name, Config);
+    }
+
+    /// <inheritdoc/>
+    public override void LoadModel(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Vlm, reader, keyFor: Vlm.CheckpointKey);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _model?.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,258 @@
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// Image pretraining of Llama 3.2 Vision (SPEC Training "Vision"): the text decoder is frozen; the image encoder and the
+/// adapters (gated cross-attention blocks + projector) train on image+caption manifests with next-token loss on the caption
+/// tokens only, in the completion format <c>&lt;|image|&gt;&lt;|begin_of_text|&gt;caption&lt;|end_of_text|&gt;</c>.
+/// <c>model.init_from</c> is either a Llama 3.2 Vision folder (continue) or a text-only decoder folder (the vision model is
+/// built around it: self-attention layers copied, cross-attention blocks added per <see cref="VisionLanguageConfig.FusionSchedule"/>,
+/// image encoder/adapters fresh with zero gates). Stage 1 and stage 2 differ only in defaults (<see cref="VisionStage1Recipe"/>,
+/// <see cref="VisionStage2Recipe"/>); images are fitted to at most <c>media.max_tiles</c> tiles of the model's tile size.
+/// </summary>
+public abstract class VisionRecipe : Recipe
+{
+    VisionLanguageModel? _model;
+    ImagePreprocessor? _pre;
+
+    /// <summary>The tokenizer of the run.</summary>
+    public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
+    /// <summary>Device of the run.</summary>
+    protected Device Device { get; private set; } = CPU;
+    /// <summary>The model being trained.</summary>
+    public VisionLanguageModel Vlm => _model ?? throw new InvalidOperationException("call Setup first.");
+    /// <inheritdoc/>
+    public override nn.Module Model => Vlm;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> DefaultTrainable => new[] { "image_encoder", "adapters" };
+
+    /// <inheritdoc/>
+    public override IReadOnlyDictionary<string, string[]> Components
+    {
+        get
+        {
+            if (_model is null)
+                return new Dictionary<string, string[]> { ["text"] = new[] { "language_model" }, ["image_encoder"] = new[] { "vision_model" },
+                    ["adapters"] = new[] { "multi_modal_projector" }, ["projector"] = new[] { "multi_modal_projector" } };
+            var cross = _model.Config.CrossAttentionLayers.Select(i => $"language_model.model.layers.{i}").ToArray();
+            var text = new List<string> { "language_model.model.embed_tokens", "language_model.model.norm" };
+            if (_model.language_model.lm_head is not null) text.Add("language_model.lm_head");
+            text.AddRange(Enumerable.Range(0, _model.Config.Text.NumLayers).Where(i => !_model.Config.CrossAttentionLayers.Contains(i)).Select(i => $"language_model.model.layers.{i}"));
+            return new Dictionary<string, string[]>
+            {
+                ["text"] = text.ToArray(),
+                ["embeddings"] = new[] { "language_model.model.embed_tokens" },
+                ["image_encoder"] = new[] { "vision_model" },
+                ["projector"] = new[] { "multi_modal_projector" },
+                ["cross_attention"] = cross,
+                ["adapters"] = cross.Prepend("multi_modal_projector").ToArray(),
+            };
+        }
+    }
+
+    /// <summary>Defaults shared by both stages at paper scale (SPEC: global batch 16 384, cosine, wd 0.01, ≤ 4 tiles).</summary>
+    protected TrainConfig PaperConfig(double lr, double minLr, long steps, long warmup, int maxTiles) => new()
+    {
+        Command = $"mm-train {Name} --config configs/training/{Name}.json --out runs/{Name}",
+        Recipe = Name,
+        Tokenizer = "llama3",
+        Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "checkpoints/text" },
+        Data = new DataSection { Train = "images.jsonl", SeqLen = 512 },
+        Optim = new OptimSection { Lr = lr, MinLr = minLr, WarmupSteps = warmup, TotalSteps = steps, Schedule = "cosine", WeightDecay = 0.01 },
+        Batch = new BatchSection { Unit = "samples", Global = 16384, Micro = 8 },
+        Train = new LoopSection { SaveEvery = 1000 },
+        Media = new MediaSection { Preset = "llama3.2-11b-vision", MaxTiles = maxTiles },
+    };
+
+    /// <summary>A small config for <c>mm-train make-data images</c> output (byte tokenizer, tiny-vision).</summary>
+    protected TrainConfig SmallConfig(double lr, long steps, int maxTiles, string? initFrom) => new()
+    {
+        Command = $"mm-train {Name} --config {Name}.json --out runs/{Name}",
+        Recipe = Name,
+        Tokenizer = "bytes",
+        Model = new ModelSection { Preset = "tiny", InitFrom = initFrom },
+        Data = new DataSection { Train = "images/manifest.jsonl", Eval = "images-eval/manifest.jsonl", SeqLen = 128, Prefetch = 16 },
+        Optim = new OptimSection { Lr = lr, MinLr = lr / 10, WarmupSteps = Math.Min(10, steps / 10), TotalSteps = steps, Schedule = "cosine", WeightDecay = 0.01 },
+        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
+        Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
+        Media = new MediaSection { Preset = "tiny-vision", MaxTiles = maxTiles },
+    };
+
+    /// <inheritdoc/>
+    public override void Setup(TrainConfig config, Device device, ScalarType dtype)
+    {
+        Config = config; Device = device;
+        Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
+        _model = Build(config, Tokenizer, device, dtype);
+        _pre = Preprocessor(_model.Config.Vision, config.Media.MaxTiles);
+    }
+
+    /// <summary>A preprocessor fitting images to at most <paramref name="maxTiles"/> tiles, packing to the model's tile count.</summary>
+    public static ImagePreprocessor Preprocessor(VisionConfig vision, int maxTiles) =>
+        new(vision.ImageSize, vision.MaxNumTiles, vision.SupportedAspectRatios.Where(r => r.H * r.W <= maxTiles).ToList());
+
+    /// <summary>
+    /// The vision model of <paramref name="config"/>: a vision folder in <c>model.init_from</c> loads as is; a text folder
+    /// is wrapped (see the class remarks); otherwise <c>media.preset</c> (default <c>tiny-vision</c>) with the tokenizer's
+    /// vocabulary and <c>model.*</c> overrides, freshly initialised from the seed.
+    /// </summary>
+    public static VisionLanguageModel Build(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
+    {
+        var m = config.Model;
+        if (!string.IsNullOrEmpty(m.InitFrom))
+        {
+            if (IsVisionFolder(m.InitFrom)) return VisionLanguageModel.FromPretrained(m.InitFrom, device, dtype);
+            return FromTextModel(m.InitFrom, config, device, dtype);
+        }
+        var preset = VisionPresets.Get(config.Media.Preset ?? "tiny-vision");
+        var t = preset.Text;
+        t = t with
+        {
+            HiddenSize = m.HiddenSize ?? t.HiddenSize, NumHeads = m.NumHeads ?? t.NumHeads, NumKvHeads = m.NumKvHeads ?? t.NumKvHeads,
+            IntermediateSize = m.IntermediateSize ?? t.IntermediateSize, MaxPositionEmbeddings = m.MaxPositionEmbeddings ?? t.MaxPositionEmbeddings,
+            TieWordEmbeddings = m.TieWordEmbeddings ?? t.TieWordEmbeddings,
+            VocabSize = tok.VocabSize, ExtraEmbeddingRows = VisionLanguageConfig.ExtraEmbeddingRows,
+            BosTokenId = tok.BosId, EosTokenIds = new[] { tok.EosId, tok.EotId }, PadTokenId = tok.PadId,
+        };
+        var cfg = preset with { Text = t, ImageTokenIndex = MediaTokens.ImageTokenId(tok) };
+        return VisionLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, m.InitStd);
+    }
+
+    static bool IsVisionFolder(string dir)
+    {
+        string p = Path.Combine(dir, "config.json");
+        return File.Exists(p) && File.ReadAllText(p).Contains("\"vision_config\"", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Builds a vision model around the text decoder in <paramref name="directory"/>: its layers become the self-attention
+    /// blocks, <c>media.cross_attention_layers</c> gated cross-attention blocks are interleaved (zero gates: the model
+    /// first behaves exactly like the text model), and the image encoder and projector come from <c>media.preset</c>.
+    /// </summary>
+    public static VisionLanguageModel FromTextModel(string directory, TrainConfig config, Device device, ScalarType dtype)
+    {
+        using var text = LlamaForCausalLM.FromPretrained(directory, device, dtype);
+        var preset = VisionPresets.Get(config.Media.Preset ?? "tiny-vision");
+        var tc = text.Config;
+        int self = tc.NumLayers;
+        int cross = Math.Min(config.Media.CrossAttentionLayers ?? preset.CrossAttentionLayers.Count, self);
+        var layers = VisionLanguageConfig.FusionSchedule(self, cross);
+        var vc = new VisionLanguageConfig
+        {
+            Text = tc with { NumLayers = self + cross, ExtraEmbeddingRows = Math.Max(tc.ExtraEmbeddingRows, VisionLanguageConfig.ExtraEmbeddingRows) },
+            Vision = preset.Vision, CrossAttentionLayers = layers, ImageTokenIndex = tc.VocabSize,
+        };
+        var model = VisionLanguageModel.Create(vc, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd);
+        var src = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var selfIdx = Enumerable.Range(0, self + cross).Where(i => !layers.Contains(i)).ToList();
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in model.language_model.named_parameters())
+        {
+            string key = name;
+            const string pre = "model.layers.";
+            if (name.StartsWith(pre, StringComparison.Ordinal))
+            {
+                int dot = name.IndexOf('.', pre.Length);
+                int k = int.Parse(name.AsSpan(pre.Length, dot - pre.Length));
+                if (layers.Contains(k)) continue;
+                key = $"{pre}{selfIdx.IndexOf(k)}{name[dot..]}";
+            }
+            if (!src.TryGetValue(key, out var s)) throw new CheckpointFormatException($"{directory}: text checkpoint has no '{key}' for the vision model's '{name}'.");
+            if (s.shape.SequenceEqual(p.shape)) p.copy_(s);
+            else if (s.dim() == 2 && p.dim() == 2 && s.shape[1] == p.shape[1] && s.shape[0] < p.shape[0]) p.narrow(0, 0, s.shape[0]).copy_(s);
+            else throw new CheckpointFormatException($"{directory}: '{key}' has shape [{string.Join(", ", s.shape)}], the vision model needs [{string.Join(", ", p.shape)}].");
+        }
+        return model;
+    }
+
+    /// <summary>One prepared record: ids, labels and the preprocessed image.</summary>
+    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image);
+
+    Item Prepare(ImageCaptionRecord r)
+    {
+        var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.ImageTokenIndex, r.Caption, Config.Data.SeqLen);
+        return new Item(ids, labels, ProcessImage(_pre!, Vlm.Preprocessor, ImageLoader.Load(r.Image)));
+    }
+
+    /// <summary>Preprocesses with <paramref name="pre"/> and numbers the aspect ratio as the model's preprocessor does.</summary>
+    public static ProcessedImage ProcessImage(ImagePreprocessor pre, ImagePreprocessor model, RgbImage image)
+    {
+        var p = pre.Process(image);
+        return new ProcessedImage { Tiles = p.Tiles, Grid = p.Grid, AspectRatioId = model.AspectRatioId(p.Grid), Resized = p.Resized };
+    }
+
+    /// <inheritdoc/>
+    public override IBatchSource OpenData(bool eval, DataCursor start)
+    {
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        var list = JsonlManifest.ReadImageCaptions(path, Config.Data.SkipBadRecords, out int skipped);
+        if (!eval) SkippedRecords = skipped;
+        return new SampleBatchSource<ImageCaptionRecord, Item>(list, Prepare, Collate, Config.Batch.Micro, Config.Seed,
+            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+    }
+
+    MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
+    {
+        var ids = TextRecipe.Pad(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
+        var labels = TextRecipe.Pad(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
+        using var batch = Vlm.Preprocessor.Pack(items.Select(i => (IReadOnlyList<ProcessedImage>)new[] { i.Image }).ToList());
+        foreach (var i in items) i.Image.Dispose();
+        var b = new MicroBatch
+        {
+            Tokens = items.Sum(i => (long)Math.Min(len, i.Ids.Length)), Samples = items.Count,
+            LossElements = items.Sum(i => i.Labels.Take(len).Count(l => l != -100)), End = end,
+        };
+        b.Tensors["input_ids"] = ids;
+        b.Tensors["labels"] = labels;
+        b.Tensors["pixel_values"] = batch.PixelValues.clone();
+        b.Tensors["aspect_ratio_ids"] = batch.AspectRatioIds.clone();
+        b.Tensors["aspect_ratio_mask"] = batch.AspectRatioMask.clone();
+        return b;
+    }
+
+    /// <summary>An <see cref="ImageBatch"/> view of a collated micro-batch.</summary>
+    internal static ImageBatch Images(MicroBatch b)
+    {
+        var mask = b["aspect_ratio_mask"];
+        var counts = mask.sum(-1).to(ScalarType.Int64).cpu();
+        long rows = counts.shape[0], n = counts.shape[1];
+        var data = counts.data<long>().ToArray();
+        var numTiles = Enumerable.Range(0, (int)rows).Select(r => (IReadOnlyList<int>)Enumerable.Range(0, (int)n).Select(i => (int)data[r * n + i]).ToList()).ToList();
+        return new ImageBatch { PixelValues = b["pixel_values"].alias(), AspectRatioIds = b["aspect_ratio_ids"].alias(), AspectRatioMask = mask.alias(), NumTiles = numTiles };
+    }
+
+    /// <inheritdoc/>
+    public override LossOutput Loss(MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        using var images = Images(batch);
+        var logits = Vlm.Forward(batch["input_ids"].to(Device), images);
+        return new LossOutput(PreferenceLosses.CrossEntropySum(logits, batch["labels"].to(Device)).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.</summary>
+    public override void SaveModel(string directory)
+    {
+        Vlm.Save(directory);
+        MediaTokens.WriteInfo(directory, Name, Config);
+    }
+
+    /// <inheritdoc/>
+    public override void LoadModel(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Vlm, reader);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _model?.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+
+namespace Llama3.Multimodal.Training.Tests.Recipes;
+
+/// <summary><c>mm-train</c> end to end: a recipe by name with --config/--set/--out/--resume, then <c>eval</c> printing JSON.</summary>
+public class MmTrainCliTests
+{
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter(); var e = new StringWriter();
+        lock (typeof(Console))
+        {
+            var (so, se) = (Console.Out, Console.Error);
+            Console.SetOut(o); Console.SetError(e);
+            try { return (Tools.MmTrain.Program.Main(args), o.ToString(), e.ToString()); }
+            finally { Console.SetOut(so); Console.SetError(se); }
+        }
+    }
+
+    [Fact]
+    public void TrainsResumesAndEvaluatesAVisionModelFromTheCommandLine()
+    {
+        string data = TestRuns.TempDir(), outDir = TestRuns.TempDir();
+        var mk = Run("make-data", "images", "--out", data, "--seed", "9", "--count", "4", "--eval-count", "2");
+        Assert.True(mk.Code == 0, mk.Err);
+        string cfg = Path.Combine(data, "vision-stage1.json");
+        string[] common = { "vision-stage1", "--config", cfg, "--out", outDir, "--set", "model.init_from=null", "--set", "optim.total_steps=2",
+            "--set", "optim.warmup_steps=0", "--set", "batch.global=2", "--set", "batch.micro=2", "--set", "train.eval_every=0" };
+        var t1 = Run(common.Append("--max-steps").Append("1").ToArray());
+        Assert.True(t1.Code == 0, t1.Err);
+        var t2 = Run(common.Append("--resume").ToArray());
+        Assert.True(t2.Code == 0, t2.Err);
+        Assert.Contains("done: 2 steps", t2.Out);
+        string model = Path.Combine(outDir, "checkpoints", CheckpointStore.NameOf(2));
+        var ev = Run("eval", "caption", "--model", model, "--data", Path.Combine(data, "images-eval", "manifest.jsonl"), "--limit", "1", "--max-new-tokens", "4");
+        Assert.True(ev.Code == 0, ev.Err);
+        var json = JsonNode.Parse(ev.Out)!.AsObject();
+        Assert.Equal("caption", json["task"]!.GetValue<string>());
+        Assert.InRange(json["exact_match"]!.GetValue<double>(), 0, 1);
+
+        var bad = Run("eval", "asr", "--model", data, "--data", Path.Combine(data, "images-eval", "manifest.jsonl"));
+        Assert.Equal(2, bad.Code);
+        Assert.Contains(MediaTokens.InfoFile, bad.Err);
+    }
+
+    [Fact]
+    public void BpeVocabularyDrivesASpeechSftRun()
+    {
+        string dir = TestRuns.TempDir(), tok = Path.Combine(dir, "tokenizer.model");
+        var b = Run("make-data", "bpe", "--out", tok, "--vocab-size", "300", MediaTestData.SpeechManifest, MediaTestData.ImageManifest);
+        Assert.True(b.Code == 0, b.Err);
+        var cfg = MediaTestData.Config("speech-stage2", 1, $"tokenizer=\"{tok}\"", "data.seq_len=400", "model.max_position_embeddings=512");
+        using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), cfg, TestRuns.TempDir(), TestRuns.Quiet);
+        var r = t.Run();
+        Assert.True(double.IsFinite(r.History[0].Loss));
+        var recipe = (SpeechSftRecipe)t.Recipe;
+        Assert.True(recipe.Tokenizer.VocabSize > 300 && recipe.Tokenizer.VocabSize < 1000, $"vocab {recipe.Tokenizer.VocabSize}");
+        Assert.Equal(recipe.Tokenizer.VocabSize, recipe.Slm.language_model.Config.VocabSize);
+    }
+}

@@ -1,0 +1,192 @@
+using System.Text.Json.Nodes;
+
+namespace Llama3.Multimodal.Training.Tests.Recipes;
+
+/// <summary>
+/// Each multimodal recipe on tiny real media: the loss falls, components the recipe freezes stay bit-identical while the
+/// trainable ones change, and N steps + resume + N steps equals 2N steps exactly.
+/// </summary>
+public class MultimodalRecipeTests
+{
+    static TrainConfig Cfg(string recipe, long steps, params string[] extra)
+    {
+        var sets = recipe switch
+        {
+            "vision-stage1" or "vision-stage2" => new[] { "optim.lr=0.01", "data.seq_len=96" },
+            "video" => new[] { "optim.lr=0.01", "data.seq_len=128", "media.num_frames=4", "media.frames_per_group=4" },
+            "speech-stage1" => new[] { "optim.lr=0.01" },
+            _ => new[] { "optim.lr=0.01", "data.seq_len=400", "model.max_position_embeddings=512" },
+        };
+        return MediaTestData.Config(recipe, steps, sets.Concat(extra).ToArray());
+    }
+
+    [Theory]
+    [InlineData("vision-stage1", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
+    [InlineData("vision-stage2", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
+    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97)]
+    [InlineData("speech-stage1", new[] { "encoder.layers.", "best_rq.heads." }, 4, 0.97)]
+    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99)]
+    public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio)
+    {
+        string dir = TestRuns.TempDir();
+        Dictionary<string, float[]> before, after;
+        IReadOnlyList<string> trainable;
+        TrainResult full;
+        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n), dir, TestRuns.Quiet))
+        {
+            before = TestRuns.Weights(t.Recipe.Model);
+            trainable = t.TrainableNames;
+            full = t.Run();
+            after = TestRuns.Weights(t.Recipe.Model);
+        }
+        Assert.Equal(2 * n, full.Steps);
+        double first = full.History.Take(2).Average(h => h.Loss), last = full.History.TakeLast(2).Average(h => h.Loss);
+        Assert.True(double.IsFinite(first) && last < ratio * first, $"{recipe}: loss {first:F4} → {last:F4}");
+
+        var train = trainable.ToHashSet();
+        foreach (var (name, w) in before)
+            if (!train.Contains(name)) Assert.True(w.AsSpan().SequenceEqual(after[name]), $"{recipe}: frozen {name} changed");
+        foreach (var prefix in mustTrain)
+        {
+            var names = train.Where(x => x.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(names);
+            Assert.Contains(names, x => !before[x].AsSpan().SequenceEqual(after[x]));
+        }
+        int changed = train.Count(x => !before[x].AsSpan().SequenceEqual(after[x]));
+        Assert.True(changed >= train.Count / 2, $"{recipe}: only {changed} of {train.Count} trainable tensors changed");
+        Assert.True(train.Count < before.Count, $"{recipe}: nothing is frozen");
+
+        // N steps, then a fresh process-like trainer resumes from the checkpoint for N more: identical to 2N at once.
+        string rdir = TestRuns.TempDir();
+        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n, $"train.max_steps={n}"), rdir, TestRuns.Quiet)) t.Run();
+        string ck = Path.Combine(rdir, "checkpoints", CheckpointStore.NameOf(n));
+        Assert.True(File.Exists(Path.Combine(ck, MediaTokens.InfoFile)), ck);
+        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n), rdir, TestRuns.Quiet))
+        {
+            var r = t.Run(resume: true);
+            Assert.Equal(2 * n, r.Steps);
+            Assert.Equal(full.History.Skip(n).Select(h => h.Loss), r.History.Select(h => h.Loss));
+            var resumed = TestRuns.Weights(t.Recipe.Model);
+            foreach (var (name, w) in after) Assert.True(w.AsSpan().SequenceEqual(resumed[name]), $"{recipe}: {name} differs after resume");
+        }
+    }
+
+    [Fact]
+    public void SpeechPretrainStoresFeatureStatisticsOfTheTrainingAudio()
+    {
+        using var r = (SpeechPretrainRecipe)RecipeRegistry.Create("speech-stage1");
+        r.Setup(Cfg("speech-stage1", 2), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+        var mean = r.Pretrain.encoder.feature_norm.mean.data<float>().ToArray();
+        var var = r.Pretrain.encoder.feature_norm.var.data<float>().ToArray();
+        Assert.Equal(80, mean.Length);
+        Assert.Contains(mean, m => Math.Abs(m) > 1e-3);                       // not the identity statistics
+        Assert.All(var, v => Assert.True(v > 0 && float.IsFinite(v)));
+        Assert.Contains(var, v => Math.Abs(v - 1) > 1e-3);
+        Assert.DoesNotContain(r.Pretrain.named_parameters(), p => p.name.Contains("k__BackingField"));
+    }
+
+    [Fact]
+    public void SpeechSftPromptsFollowTheTaskAndLabelOnlyTheTranscript()
+    {
+        using var r = (SpeechSftRecipe)RecipeRegistry.Create("speech-stage2");
+        r.Setup(Cfg("speech-stage2", 2), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+        Assert.Equal("Repeat after me in English:", r.SystemPrompt(new AudioTextRecord("a.wav", "hi", null, "asr")));
+        Assert.Equal("Translate the following sentence into French:", r.SystemPrompt(new AudioTextRecord("a.wav", "salut", "French", "ast")));
+        var (ids, offset) = SpeechSftRecipe.Prompt(ByteTokenizer.Instance, "Repeat after me in English:", 5);
+        Assert.Equal(262, ids[offset - 1]);
+        Assert.Equal(263, ids[offset + 5]);
+        string text = ByteTokenizer.Instance.Decode(ids);
+        Assert.Contains("Repeat after me in English:", text);
+        Assert.EndsWith("assistant\n\n", text);
+    }
+
+    [Fact]
+    public void CaptionSequenceLabelsCaptionAndEndOnly()
+    {
+        var t = ByteTokenizer.Instance;
+        var (ids, labels) = MediaTokens.Caption(t, MediaTokens.ImageTokenId(t), "a red cat", 64);
+        Assert.Equal(new long[] { 264, t.BosId }, ids.Take(2));
+        Assert.Equal(-100, labels[0]);                                        // <|image|> → <|begin_of_text|> is not a target
+        Assert.Equal((long)'a', labels[1]);
+        Assert.Equal(t.EosId, labels[^2]);
+        Assert.Equal(-100, labels[^1]);
+        Assert.Equal(9 + 1, labels.Count(l => l != -100));
+    }
+
+    [Fact]
+    public void EvalScoresCaptionVideoAndAsrModels()
+    {
+        string dir = TestRuns.TempDir();
+        JsonObject Train(string recipe, Func<string, JsonObject> eval)
+        {
+            string o = Path.Combine(dir, recipe);
+            using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 1), o, TestRuns.Quiet)) t.Run();
+            return eval(Path.Combine(o, "checkpoints", "step-00000001"));
+        }
+        var cap = Train("vision-stage1", m => MultimodalEval.Caption(m, MediaTestData.ImageManifest, limit: 2, maxNewTokens: 8));
+        Assert.Equal(2, cap["count"]!.GetValue<int>());
+        Assert.InRange(cap["exact_match"]!.GetValue<double>(), 0, 1);
+        Assert.NotEmpty(cap["per_attribute"]!.AsObject());
+        foreach (var (_, v) in cap["per_attribute"]!.AsObject()) Assert.InRange(v!["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.Equal(2, cap["examples"]!.AsArray().Count);
+
+        var asr = Train("speech-stage2", m => MultimodalEval.Asr(m, MediaTestData.SpeechManifest, limit: 2, maxNewTokens: 8));
+        Assert.True(asr["wer"]!.GetValue<double>() >= 0);
+        Assert.Equal(2, asr["examples"]!.AsArray().Count);
+
+        var vid = Train("video", m => MultimodalEval.Video(m, MediaTestData.VideoManifest, limit: 1, maxNewTokens: 8));
+        Assert.InRange(vid["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.Equal(1, vid["count"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void UnknownComponentAndMissingEncoderCheckpointAreNamed()
+    {
+        var e = Assert.Throws<Text.ConfigException>(() => new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg("vision-stage1", 2, "train.trainable=[\"nope\"]"), TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains("nope", e.Message);
+        Assert.Contains("image_encoder", e.Message);
+        string empty = TestRuns.TempDir();
+        var ex = Assert.ThrowsAny<Exception>(() => new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 2, $"media.encoder_from=\"{empty}\""), TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains(empty, ex.Message);
+    }
+
+    [Fact]
+    public void DefaultsAreThePaperNumbers()
+    {
+        var v1 = new VisionStage1Recipe().DefaultConfig();
+        Assert.Equal((1e-3, 0.01, 16384L, "cosine", "samples"), (v1.Optim.Lr, v1.Optim.WeightDecay, v1.Batch.Global, v1.Optim.Schedule, v1.Batch.Unit));
+        Assert.Equal(4, v1.Media.MaxTiles);
+        Assert.Equal(new[] { "image_encoder", "adapters" }, new VisionStage1Recipe().DefaultTrainable);
+        var v2 = new VisionStage2Recipe().DefaultConfig();
+        Assert.Equal((2e-5, 0.01), (v2.Optim.Lr, v2.Optim.WeightDecay));
+        var vid = new VideoRecipe().DefaultConfig();
+        Assert.Equal((1e-4, 4096L, 190, 16, 16), (vid.Optim.Lr, vid.Batch.Global, vid.Data.SeqLen, vid.Media.NumFrames, vid.Media.FramesPerGroup));
+        Assert.Equal(new[] { "aggregator", "video_cross_attention" }, new VideoRecipe().DefaultTrainable);
+        var s1 = new SpeechPretrainRecipe().DefaultConfig();
+        Assert.Equal((0.025, 32, 16, 8192, 500_000L, 2048L), (s1.Media.MaskProbability, s1.Media.MaskSpan, s1.Media.Codebooks, s1.Media.CodebookSize, s1.Optim.TotalSteps, s1.Batch.Global));
+        Assert.Equal(6000, s1.Media.MaxAudioFrames);
+        var s2 = new SpeechSftRecipe().DefaultConfig();
+        Assert.Equal((1e-4, 512L, 650_000L), (s2.Optim.Lr, s2.Batch.Global, s2.Optim.TotalSteps));
+        Assert.Equal(new[] { "encoder", "adapter" }, new SpeechSftRecipe().DefaultTrainable);
+    }
+
+    [Fact]
+    public void MakeDataWritesSetsAndDemoConfigsThatLoad()
+    {
+        string dir = TestRuns.TempDir();
+        var files = DemoData.Write("images", dir, seed: 5, count: 4, evalCount: 2);
+        Assert.Equal(3, files.Count);
+        Assert.All(files, f => Assert.True(File.Exists(f), f));
+        foreach (var name in new[] { "vision-stage1", "vision-stage2" })
+        {
+            using var r = RecipeRegistry.Create(name);
+            var c = ConfigLoader.Load(r.DefaultConfig(), Path.Combine(dir, name + ".json"));
+            Assert.Equal(Path.Combine(dir, "images", "manifest.jsonl"), c.Data.Train);
+            Assert.True(File.Exists(c.Data.Eval));
+            Assert.Equal("bytes", c.Tokenizer);
+        }
+        var held = JsonlManifest.ReadImageCaptions(Path.Combine(dir, "images-heldout", "manifest.jsonl"), false, out _);
+        Assert.All(held, h => Assert.True(h.Caption.Contains("green triangle") || h.Caption.Contains("blue star"), h.Caption));
+        Assert.Throws<Text.ConfigException>(() => DemoData.Write("pictures", dir, 1));
+    }
+}

@@ -226,7 +226,7 @@ public static class Program
     {
         try { return body(); }
         catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException
-            or Llama3.Multimodal.Training.Synthetic.SyntheticDataException or Llama3.Multimodal.Speech.MediaDecodeException or Llama3.Multimodal.Vision.MediaDecodeException)
+            or Llama3.Multimodal.Training.Synthetic.SyntheticDataException or Text.MediaDecodeException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

@@ -67,6 +67,9 @@ public static class MediaTokens
         try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new CheckpointFormatException($"{path}: not a JSON object."); }
         catch (System.Text.Json.JsonException e) { throw new CheckpointFormatException($"{path}: invalid JSON: {e.Message}", e); }
         string Req(string k) => o[k]?.GetValue<string>() ?? throw new CheckpointFormatException($"{path}: missing \"{k}\".");
-        return (Req("recipe"), Llama3TrainingTokenizer.Resolve(Req("tokenizer")), o["language"]?.GetValue<string>() ?? "English", o["max_tiles"]?.GetValue<int>() ?? 4);
+        // A tokenizer file named relative to the model folder travels with the folder (the shipped demo models).
+        string tok = Req("tokenizer");
+        if (tok is not ("bytes" or "llama3") && !Path.IsPathRooted(tok)) tok = Path.Combine(directory, tok);
+        return (Req("recipe"), Llama3TrainingTokenizer.Resolve(tok), o["language"]?.GetValue<string>() ?? "English", o["max_tiles"]?.GetValue<int>() ?? 4);
     }
 }

@@ -88,19 +88,18 @@ public sealed unsafe class MpiCollectives : ICollectives
 
     T Guarded<T>(string what, Func<T> body)
     {
-        // A rank that died leaves the others blocked inside MPI: a watchdog ends the job with a clear message.
-        using var done = new ManualResetEventSlim(false);
-        var watchdog = new Thread(() =>
+        // A rank that died leaves the others blocked inside MPI: a timer ends the job with a clear message. (A timer,
+        // not a thread per call: collectives run per gradient bucket, and cancelling a pending delay is cheap and safe.)
+        using var cts = new CancellationTokenSource();
+        _ = Task.Delay(Timeout, cts.Token).ContinueWith(_ =>
         {
-            if (done.Wait(Timeout)) return;
             Console.Error.WriteLine($"error: rank {Rank}: {what} did not complete within {Timeout.TotalSeconds:F0} s (another rank died or hangs); aborting the job.");
             Console.Error.Flush();
             _abort(_comm, 3);
             Environment.Exit(3);
-        }) { IsBackground = true, Name = "mpi-watchdog" };
-        watchdog.Start();
+        }, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         try { return body(); }
-        finally { done.Set(); }
+        finally { cts.Cancel(); }
     }
 
     (IntPtr Type, int Count) TypeOf(Tensor t) => t.dtype switch

@@ -77,23 +77,6 @@ public static class TextCommands
         AtomicFile.WriteAllText(Path.Combine(dir, "generation_config.json"), o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    sealed record GenOpts(Option<int> MaxNew, Option<double> Temperature, Option<double> TopP, Option<int> TopK, Option<long> Seed)
-    {
-        public static GenOpts Create() => new(
-            new Option<int>("--max-new-tokens") { Description = "most tokens to generate", DefaultValueFactory = _ => 128 },
-            new Option<double>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 },
-            new Option<double>("--top-p") { Description = "nucleus sampling threshold (1 = off)", DefaultValueFactory = _ => 1.0 },
-            new Option<int>("--top-k") { Description = "keep the k most likely tokens (0 = off)", DefaultValueFactory = _ => 0 },
-            new Option<long>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 0 });
-
-        public void AddTo(Command c) { c.Options.Add(MaxNew); c.Options.Add(Temperature); c.Options.Add(TopP); c.Options.Add(TopK); c.Options.Add(Seed); }
-
-        public GenerationOptions Read(ParseResult p) => new GenerationOptions
-        {
-            MaxNewTokens = p.GetValue(MaxNew), Temperature = p.GetValue(Temperature), TopP = p.GetValue(TopP), TopK = p.GetValue(TopK), Seed = p.GetValue(Seed),
-        }.Validate();
-    }
-
     static Command Generate(CliIO io)
     {
         var model = CommonOptions.Model();
@@ -103,7 +86,7 @@ public static class TextCommands
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var devices = CommonOptions.Devices();
-        var gen = GenOpts.Create();
+        var gen = GenerationCliOptions.Create();
         var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout. With --image (or a vision model) this runs vision-generate; see its --help.") { model, prompt, chat, stats, device, dtype, devices };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
@@ -149,7 +132,7 @@ public static class TextCommands
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var devices = CommonOptions.Devices();
-        var gen = GenOpts.Create();
+        var gen = GenerationCliOptions.Create();
         var cmd = new Command("chat", "Interactive chat on stdin/stdout (empty line or /exit ends; /reset clears the dialog).") { model, system, device, dtype, devices };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>

@@ -43,21 +43,16 @@ public static class VideoCommands
         var video = new Option<string>("--video") { Description = "video file (mp4, webm, mkv, avi, gif, …; decoded with ffmpeg)", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "user prompt", Required = true };
         var stats = new Option<bool>("--stats") { Description = "print timings and peak memory as one JSON line on stderr" };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens to generate", DefaultValueFactory = _ => 128 };
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 };
-        var topP = new Option<double>("--top-p") { Description = "nucleus sampling threshold (1 = off)", DefaultValueFactory = _ => 1.0 };
-        var seed = new Option<long>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 0 };
+        var gen = GenerationCliOptions.Create();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var cmd = new Command("video-generate", "Reply to a prompt about a video clip (frames sampled uniformly, aggregated in time, read by the video cross-attention layers).")
-        { model, video, prompt, stats, maxNew, temperature, topP, seed, device, dtype };
+        { model, video, prompt, stats, device, dtype };
+        gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
-            var options = new GenerationOptions
-            {
-                MaxNewTokens = p.GetValue(maxNew), Temperature = p.GetValue(temperature), TopP = p.GetValue(topP), Seed = p.GetValue(seed),
-            }.Validate();
+            var options = gen.Read(p);
             string clip = p.GetValue(video)!;
             if (!File.Exists(clip)) throw new CliException($"{clip}: video file not found.");
             var sw = Stopwatch.StartNew();

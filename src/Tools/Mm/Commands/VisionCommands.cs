@@ -47,21 +47,16 @@ public static class VisionCommands
         var hf = new Option<bool>("--hf-cross-attention") { Description = "transformers behaviour for text before the first image (default: Meta's reference)" };
         var whiteAlpha = new Option<bool>("--alpha-on-white") { Description = "composite transparent images on white (HF) instead of dropping alpha (Meta)" };
         var stats = new Option<bool>("--stats") { Description = "print timings and peak memory as one JSON line on stderr" };
-        var maxNew = new Option<int>("--max-new-tokens") { Description = "most tokens to generate", DefaultValueFactory = _ => 128 };
-        var temperature = new Option<double>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 };
-        var topP = new Option<double>("--top-p") { Description = "nucleus sampling threshold (1 = off)", DefaultValueFactory = _ => 1.0 };
-        var seed = new Option<long>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 0 };
+        var gen = GenerationCliOptions.Create();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var cmd = new Command("vision-generate", "Reply to a prompt about one or more images (Llama 3.2 Vision Instruct chat format), streaming tokens to stdout.")
-        { model, images, prompt, hf, whiteAlpha, stats, maxNew, temperature, topP, seed, device, dtype };
+        { model, images, prompt, hf, whiteAlpha, stats, device, dtype };
+        gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
-            var options = new GenerationOptions
-            {
-                MaxNewTokens = p.GetValue(maxNew), Temperature = p.GetValue(temperature), TopP = p.GetValue(topP), Seed = p.GetValue(seed),
-            }.Validate();
+            var options = gen.Read(p);
             var alpha = p.GetValue(whiteAlpha) ? AlphaHandling.CompositeOnWhite : AlphaHandling.Drop;
             var pics = p.GetValue(images)!.Select(f => ImageLoader.Load(f, alpha)).ToList();
             var sw = Stopwatch.StartNew();

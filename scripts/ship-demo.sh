@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 ROOT="$(cd "$1" && pwd)"
 dst="$here/assets/models/demo"
-rm -rf "$dst" "$here/assets/demo"
+rm -rf "$dst"/vision "$dst"/speech "$dst"/video "$here/assets/demo"   # MODEL_CARD.md stays
 mkdir -p "$dst" "$here/assets/demo"
 for pair in vision:vision-stage2 speech:speech-stage2 video:video; do
   name="${pair%%:*}"; stage="${pair#*:}"

@@ -4,23 +4,10 @@ using Llama3.Multimodal.Tools.Mm;
 
 namespace Llama3.Multimodal.Tools.Tests;
 
+using static CliRunner;
+
 public class MmCliTests
 {
-    static (int Code, string Out, string Err) Mm(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = MmCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    static string Temp()
-    {
-        string d = Path.Combine(Path.GetTempPath(), "l3mm-cli", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(d);
-        return d;
-    }
-
     static string TinyModel(long seed = 1)
     {
         string dir = Temp();

@@ -3,23 +3,10 @@ using Llama3.Multimodal.Tools.Mm;
 
 namespace Llama3.Multimodal.Tools.Tests;
 
+using static CliRunner;
+
 public class SpeechCommandTests
 {
-    static (int Code, string Out, string Err) Mm(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = MmCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
-    static string Temp()
-    {
-        string d = Path.Combine(Path.GetTempPath(), "l3mm-cli-speech", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(d);
-        return d;
-    }
-
     /// <summary>A 16-bit mono WAV of a rising tone, written by hand.</summary>
     static string ToneWav(string dir, double seconds)
     {

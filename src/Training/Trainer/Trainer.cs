@@ -115,7 +115,8 @@ public sealed class Trainer : IDisposable
         long maxSteps = Math.Min(_cfg.Train.MaxSteps ?? _cfg.Optim.TotalSteps, _cfg.Optim.TotalSteps);
         var history = new List<(long, double, double)>();
         var evals = new List<(long, double)>();
-        var plotHistory = ReadPlotHistory();
+        // Only rank 0 reads and rewrites metrics.jsonl: another rank replacing the file would cut rank 0's log off.
+        var plotHistory = _coll.Rank == 0 ? ReadPlotHistory() : new List<(long, double, double)>();
         using var metrics = _coll.Rank == 0 ? new MetricsLog(Path.Combine(_out, "metrics.jsonl")) : null;
         using var tb = _opt.TensorBoard ? new TensorBoardWriter(Path.Combine(_out, "tensorboard")) : null;
         using var progress = new ProgressDisplay(maxSteps, Step, _opt.Log, _opt.Live && _opt.Log is not null);

@@ -4,7 +4,7 @@ namespace Llama3.Multimodal.Training;
 
 /// <summary>
 /// Endless epochs over a record list in a seeded order (a fresh Fisher–Yates permutation per epoch from (seed, epoch)),
-/// with each record prepared (e.g. tokenised) ahead on a background thread. Starting at a cursor reproduces the exact
+/// with each record prepared (e.g. tokenised) ahead on a background thread (inside <see cref="BackgroundWork"/>'s safe windows). Starting at a cursor reproduces the exact
 /// stream from there, which is what resuming needs.
 /// </summary>
 internal sealed class RecordStream<TRecord, TItem> : IDisposable
@@ -56,7 +56,8 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
                 for (long i = index; i < order.Length; i++)
                 {
                     TItem item;
-                    try { item = _prepare(_records[(int)order[i]]); }
+                    try { var record = _records[(int)order[i]]; item = BackgroundWork.Run(() => _prepare(record), _cts.Token); }
+                    catch (OperationCanceledException) { throw; }
                     catch (Exception e) { _queue.Add((epoch, i, default, e), _cts.Token); return; }
                     _queue.Add((epoch, i, item, null), _cts.Token);
                 }
@@ -69,7 +70,9 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
     /// <summary>Next prepared record with its (epoch, index).</summary>
     public (long Epoch, long Index, TItem Item) Next()
     {
-        var (e, i, item, err) = _queue.Take();
+        (long, long, TItem?, Exception?) next;
+        using (BackgroundWork.Quiet()) next = _queue.Take();
+        var (e, i, item, err) = next;
         if (err is not null) throw new DataFormatException($"preparing record {i} of epoch {e}: {err.Message}", err);
         return (e, i, item!);
     }

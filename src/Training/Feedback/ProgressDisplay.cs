@@ -12,14 +12,18 @@ internal sealed class ProgressDisplay : IDisposable
     readonly ManualResetEventSlim _ready = new(), _done = new();
     readonly Task? _live;
     ProgressTask? _task;
+    ProgressContext? _ctx;
 
     public ProgressDisplay(long total, long start, TextWriter? plain, bool live)
     {
         if (!live) { _plain = plain; return; }
-        _live = Task.Run(() => AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
+        // No auto-refresh thread: the bar is redrawn from the training thread in Update, so that nothing allocates on
+        // another thread while tensor code runs (see BackgroundWork).
+        _live = Task.Run(() => AnsiConsole.Progress().AutoClear(false).HideCompleted(false).AutoRefresh(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
+                _ctx = ctx;
                 _task = ctx.AddTask("training", maxValue: total);
                 _task.Value = start;
                 _ready.Set();
@@ -31,7 +35,7 @@ internal sealed class ProgressDisplay : IDisposable
     public void Update(long step, long total, double loss, double lr, double tokensPerSecond, TimeSpan eta, bool printLine)
     {
         string text = $"step {step}/{total}  loss {loss:F4}  lr {lr:E2}  {tokensPerSecond:F0} tok/s  ETA {eta:hh\\:mm\\:ss}";
-        if (_task is not null) { _task.Value = step; _task.Description = Markup.Escape(text); }
+        if (_task is not null) { _task.Value = step; _task.Description = Markup.Escape(text); _ctx!.Refresh(); }
         else if (printLine) _plain?.WriteLine(text);
     }
 

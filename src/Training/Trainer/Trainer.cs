@@ -126,6 +126,7 @@ public sealed class Trainer : IDisposable
             progress.Message($"ZeRO-1: rank 0 keeps AdamW moments for {owned} of {Optimizer.Parameters.Count} parameter tensors.");
         }
         if (resume) progress.Message(last is null ? $"no checkpoint in {_store.Root}; starting fresh." : $"resumed from {last} at step {Step}.");
+        using var computing = BackgroundWork.Compute();
         using var source = Recipe.OpenData(false, _cursor);
         if (Recipe.SkippedRecords > 0) progress.Message($"skipped {Recipe.SkippedRecords} bad records.");
         var clock = Stopwatch.StartNew();
@@ -209,7 +210,8 @@ public sealed class Trainer : IDisposable
             {
                 using var scope = NewDisposeScope();
                 var o = Recipe.Loss(b);
-                (o.Sum / total).backward();
+                using (var l = o.Sum / total)
+                using (BackgroundWork.Quiet()) l.backward();
                 if (acc is not null) AccumulateInF32(acc);
                 lossSum += o.Sum.item<float>();
                 foreach (var (key, v) in o.Metrics ?? new Dictionary<string, double>()) extra[key] = extra.GetValueOrDefault(key) + v;

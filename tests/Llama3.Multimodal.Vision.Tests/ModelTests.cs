@@ -197,7 +197,11 @@ public class ModelTests
         Assert.Equal("user\n\nDescribe this image in two sentencesassistant\n\n", VisionPrompt.Decode(tok, ids, skipSpecial: true));
         // User text that spells <|image|> only becomes the image token where the formatter puts it.
         var completion = VisionPrompt.EncodeCompletion(tok, "If I had to write a haiku", 1);
-        Assert.Equal(new[] { tok.BosId, Img }, completion.Take(2));
+        Assert.Equal(new[] { Img, tok.BosId }, completion.Take(2));   // as the HF Mllama processor: leading images before BOS
+        Assert.Equal("<|image|><|begin_of_text|>If I had to write a haiku", VisionPrompt.Decode(tok, completion));
+        var later = VisionPrompt.EncodeCompletion(tok, "A photo: <|image|> shows", 1);
+        Assert.Equal(tok.BosId, later[0]);
+        Assert.Equal("<|begin_of_text|>A photo: <|image|> shows", VisionPrompt.Decode(tok, later));
     }
 
     [Fact]

@@ -7,6 +7,7 @@ namespace Llama3.Multimodal.Text;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     readonly double _eps;
+    readonly Scalar _epsScalar;   // kept alive with the module (see Scalars)
     /// <summary>Scale, shape [dim], checkpoint key <c>weight</c>.</summary>
     public readonly TorchSharp.Modules.Parameter weight;
 
@@ -14,6 +15,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public RmsNorm(long dim, double eps, Device? device = null, ScalarType dtype = ScalarType.Float32) : base("RmsNorm")
     {
         _eps = eps;
+        _epsScalar = eps.ToScalar();
         weight = new TorchSharp.Modules.Parameter(torch.ones(new[] { dim }, dtype: dtype, device: device));
         RegisterComponents();
     }
@@ -23,7 +25,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var xf = x.to_type(ScalarType.Float32);
-        var norm = xf * rsqrt(xf.pow(2).mean(new long[] { -1 }, keepdim: true) + _eps);
+        var norm = xf * rsqrt(xf.pow(Scalars.Two).mean(new long[] { -1 }, keepdim: true).add(_epsScalar, Scalars.One));
         return (weight * norm.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }

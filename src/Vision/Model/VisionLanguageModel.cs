@@ -39,6 +39,13 @@ public sealed class VisionLanguageModel : nn.Module
     /// instead of Meta's reference (block is the identity there). Default false = Meta, which the models were trained with.
     /// </summary>
     public bool HfCompatibleCrossAttention { get; set; }
+    /// <summary>
+    /// Prompt layout of the prompt-level API (<see cref="Generate(IReadOnlyList{RgbImage}, string, GenerationOptions?, Action{int}?)"/>,
+    /// <see cref="Caption"/>): Instruct for instruction-tuned models (the default), Completion for base models.
+    /// <see cref="FromPretrained"/> picks Completion for a folder written by a pretraining recipe (its
+    /// <c>train_info.json</c> names <c>vision-stage1</c>, <c>vision-stage2</c> or <c>video</c>), such as the shipped demo model.
+    /// </summary>
+    public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
     /// <summary>How decoded images with alpha become RGB for the prompt-level API (default: drop alpha, as Meta).</summary>
     public AlphaHandling Alpha { get; set; } = AlphaHandling.Drop;
 
@@ -194,10 +201,13 @@ public sealed class VisionLanguageModel : nn.Module
         return f();
     }
 
-    /// <summary>Generates a reply to <paramref name="prompt"/> about <paramref name="images"/> (Instruct chat format).</summary>
+    /// <summary>
+    /// Generates a reply to <paramref name="prompt"/> about <paramref name="images"/> (in <see cref="PromptFormat"/>: a reply
+    /// for Instruct, a continuation of the prompt for Completion).
+    /// </summary>
     public GenerationResult Generate(IReadOnlyList<RgbImage> images, string prompt, GenerationOptions? options = null, Action<int>? onToken = null)
     {
-        var ids = VisionPrompt.EncodeInstruct(Tokenizer, prompt, images.Count, Config.ImageTokenIndex);
+        var ids = VisionPrompt.Encode(PromptFormat, Tokenizer, prompt, images.Count, Config.ImageTokenIndex);
         return GenerateBatch(new[] { (IReadOnlyList<int>)ids }, new[] { images }, options, onToken == null ? null : (_, id) => onToken(id))[0];
     }
 
@@ -205,9 +215,12 @@ public sealed class VisionLanguageModel : nn.Module
     public GenerationResult Generate(IReadOnlyList<string> imagePaths, string prompt, GenerationOptions? options = null, Action<int>? onToken = null) =>
         Generate(imagePaths.Select(p => ImageLoader.Load(p, Alpha)).ToList(), prompt, options, onToken);
 
-    /// <summary>Describes one image file (Instruct chat format); returns the generated text.</summary>
-    public string Caption(string imagePath, string prompt = "Describe this image in two sentences.", GenerationOptions? options = null) =>
-        Generate(new[] { imagePath }, prompt, options).Text;
+    /// <summary>
+    /// Describes one image file; returns the generated text. <paramref name="prompt"/> defaults to "Describe this image in
+    /// two sentences." for Instruct models and to nothing (the caption continues the image) for Completion models.
+    /// </summary>
+    public string Caption(string imagePath, string? prompt = null, GenerationOptions? options = null) =>
+        Generate(new[] { imagePath }, prompt ?? (PromptFormat == VisionPromptFormat.Completion ? "" : "Describe this image in two sentences."), options).Text.Trim();
 
     /// <summary>
     /// Loads a Hugging Face <c>MllamaForConditionalGeneration</c> folder (<c>config.json</c> + safetensors, sharded or not,
@@ -227,6 +240,7 @@ public sealed class VisionLanguageModel : nn.Module
             StateLoader.Load(model, reader, keyFor: newer ? NewerKey : null, progress: progress,
                 ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
+            model.PromptFormat = PromptFormatOf(directory);
             return model;
         }
         catch
@@ -234,6 +248,20 @@ public sealed class VisionLanguageModel : nn.Module
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Completion for a folder whose <c>train_info.json</c> names a pretraining recipe; Instruct otherwise.</summary>
+    static VisionPromptFormat PromptFormatOf(string directory)
+    {
+        string path = Path.Combine(directory, "train_info.json");
+        if (!File.Exists(path)) return VisionPromptFormat.Instruct;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            string? recipe = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("recipe", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
+            return recipe is "vision-stage1" or "vision-stage2" or "video" ? VisionPromptFormat.Completion : VisionPromptFormat.Instruct;
+        }
+        catch (JsonException e) { throw new CheckpointFormatException($"{path}: invalid JSON: {e.Message}", e); }
     }
 
     /// <summary>Key of a parameter in the newer transformers spelling (<c>model.vision_model.*</c>, <c>model.language_model.*</c>, <c>lm_head.weight</c>).</summary>

@@ -2,7 +2,16 @@ using Llama3.Multimodal.Text;
 
 namespace Llama3.Multimodal.Vision;
 
-/// <summary>Prompt encoding for Llama 3.2 Vision: the Instruct chat format with <c>&lt;|image|&gt;</c> = 128256.</summary>
+/// <summary>How a prompt is laid out for the model.</summary>
+public enum VisionPromptFormat
+{
+    /// <summary>The Instruct chat format (user turn with the images, then the assistant header): instruction-tuned models.</summary>
+    Instruct,
+    /// <summary>Plain completion (<c>&lt;|image|&gt;&lt;|begin_of_text|&gt;</c> + text): base (pretrained) models, which continue the text.</summary>
+    Completion,
+}
+
+/// <summary>Prompt encoding for Llama 3.2 Vision: the Instruct chat format with <c>&lt;|image|&gt;</c> = 128256, or plain completion.</summary>
 public static class VisionPrompt
 {
     /// <summary>Placeholder text of an image in prompts.</summary>
@@ -24,17 +33,34 @@ public static class VisionPrompt
         return new ChatFormat(tokenizer).EncodeDialog(new[] { new ChatMessage("user", prompt) }, true, specials);
     }
 
-    /// <summary>Encodes a base-model (completion) prompt as Meta does: <c>&lt;|begin_of_text|&gt;</c>, the images, then the text.</summary>
+    /// <summary>
+    /// Encodes a base-model (completion) prompt as the Hugging Face Mllama processor does: images at the start of the
+    /// prompt come before <c>&lt;|begin_of_text|&gt;</c> (<c>&lt;|image|&gt;&lt;|begin_of_text|&gt;If I had to write a haiku</c>),
+    /// images placed later stay where they are. Without placeholders, one per image is put at the start.
+    /// </summary>
     public static List<int> EncodeCompletion(Llama3Tokenizer tokenizer, string prompt, int imageCount, int imageTokenId = 128256)
     {
+        ArgumentNullException.ThrowIfNull(prompt);
         int given = CountPlaceholders(prompt);
         if (given == 0) prompt = string.Concat(Enumerable.Repeat(ImagePlaceholder, imageCount)) + prompt;
         else if (given != imageCount)
             throw new ArgumentException($"the prompt holds {given} {ImagePlaceholder} placeholders but {imageCount} images were given.");
-        var ids = new List<int> { tokenizer.BosId };
+        var ids = new List<int>();
+        while (prompt.StartsWith(ImagePlaceholder, StringComparison.Ordinal))
+        {
+            ids.Add(imageTokenId);
+            prompt = prompt[ImagePlaceholder.Length..];
+        }
+        ids.Add(tokenizer.BosId);
         ids.AddRange(new ChatFormat(tokenizer).EncodeContent(prompt, new Dictionary<string, int> { [ImagePlaceholder] = imageTokenId }));
         return ids;
     }
+
+    /// <summary>Encodes <paramref name="prompt"/> in <paramref name="format"/>.</summary>
+    public static List<int> Encode(VisionPromptFormat format, Llama3Tokenizer tokenizer, string prompt, int imageCount, int imageTokenId = 128256) =>
+        format == VisionPromptFormat.Completion
+            ? EncodeCompletion(tokenizer, prompt, imageCount, imageTokenId)
+            : EncodeInstruct(tokenizer, prompt, imageCount, imageTokenId);
 
     /// <summary>Decodes ids, writing <paramref name="imageTokenId"/> as <c>&lt;|image|&gt;</c> (or skipping it with the other specials).</summary>
     public static string Decode(Llama3Tokenizer tokenizer, IEnumerable<int> ids, bool skipSpecial = false, int imageTokenId = 128256)

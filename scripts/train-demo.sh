@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Reproducible demo pipeline on this CPU: synthetic data → text-pretrain → vision-stage1 → vision-stage2 → video,
-# and speech-stage1 (BEST-RQ) → speech-stage2, then held-out evaluation of each final model.
+# and speech-stage1 (BEST-RQ); sft (chat format + "Repeat after me" dialogs on the pretrained decoder) → speech-stage2
+# (encoder + adapter under that frozen decoder, as the speech adapter joins a post-trained model); then held-out
+# evaluation of each final model.
 #
 #   scripts/train-demo.sh [ROOT]         (default ROOT = runs/demo)
 #
@@ -22,17 +24,28 @@ if [ ! -f "$ROOT/.data-done" ]; then
   log "make-data (seed $SEED)"
   "${MT[@]}" make-data text --out "$ROOT" --seed "$SEED" --documents "${COUNT_TEXT:-3000}" >/dev/null
   "${MT[@]}" make-data images --out "$ROOT" --seed "$SEED" --count "${COUNT_IMAGES:-2000}" --eval-count "$EVAL_COUNT" >/dev/null
-  "${MT[@]}" make-data speech --out "$ROOT" --seed "$SEED" --count "${COUNT_SPEECH:-600}" --eval-count "$EVAL_COUNT" >/dev/null
+  "${MT[@]}" make-data speech --out "$ROOT" --seed "$SEED" --count "${COUNT_SPEECH:-2000}" --eval-count "$EVAL_COUNT" >/dev/null
   "${MT[@]}" make-data video --out "$ROOT" --seed "$SEED" --count "${COUNT_VIDEO:-300}" --eval-count "$EVAL_COUNT" >/dev/null
   # The decoder is frozen in every multimodal stage, so its pretraining corpus also holds the captions and transcripts
-  # of the training sets (never the evaluation sets): the language the adapters must make it speak.
+  # of the training sets (never the evaluation sets): the language the adapters must make it speak. The SFT dialogs
+  # teach the chat format and to repeat the user's words after the ASR system prompt, which is what the frozen decoder
+  # must do with the speech adapter's frames in speech-stage2.
   python3 - "$ROOT" <<'PY'
 import json, sys, os
 root = sys.argv[1]
+sets = (("images/manifest.jsonl", "caption"), ("videos/manifest.jsonl", "caption"), ("speech/manifest.jsonl", "text"))
+def texts(rel, key):
+    return [json.loads(line)[key] for line in open(os.path.join(root, rel), encoding="utf-8")]
 with open(os.path.join(root, "text.jsonl"), "a", encoding="utf-8") as out:
-    for rel, key in (("images/manifest.jsonl", "caption"), ("videos/manifest.jsonl", "caption"), ("speech/manifest.jsonl", "text")):
-        for line in open(os.path.join(root, rel), encoding="utf-8"):
-            out.write(json.dumps({"text": json.loads(line)[key]}) + "\n")
+    for rel, key in sets:
+        for t in texts(rel, key):
+            out.write(json.dumps({"text": t}) + "\n")
+def repeat(t):
+    return json.dumps({"messages": [{"role": "system", "content": "Repeat after me in English:"},
+                                    {"role": "user", "content": t}, {"role": "assistant", "content": t}]}) + "\n"
+with open(os.path.join(root, "chat.jsonl"), "a", encoding="utf-8") as out:
+    for t in texts("speech/manifest.jsonl", "text") * 3 + texts("images/manifest.jsonl", "caption") + texts("videos/manifest.jsonl", "caption"):
+        out.write(repeat(t))
 PY
   touch "$ROOT/.data-done"
 fi
@@ -63,6 +76,7 @@ stage vision-stage1
 stage vision-stage2
 stage video
 stage speech-stage1
+stage sft
 stage speech-stage2
 
 log "evaluation"

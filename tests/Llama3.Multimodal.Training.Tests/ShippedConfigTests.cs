@@ -38,6 +38,33 @@ public class ShippedConfigTests
     }
 
     [Fact]
+    public void DemoPipelineConfigsLoadAndChainTheStages()
+    {
+        var dir = Path.Combine(RepoRoot(), "configs", "demo");
+        var files = Directory.GetFiles(dir, "*.json").OrderBy(f => f, StringComparer.Ordinal).ToList();
+        Assert.Equal(new[] { "sft", "speech-stage1", "speech-stage2", "text-pretrain", "video", "vision-stage1", "vision-stage2" },
+            files.Select(Path.GetFileNameWithoutExtension));
+        var configs = new Dictionary<string, TrainConfig>();
+        foreach (var f in files)
+        {
+            string recipe = Path.GetFileNameWithoutExtension(f);
+            using var r = RecipeRegistry.Create(recipe);
+            var c = ConfigLoader.Load(r.DemoConfig(), f);
+            Assert.Equal(recipe, c.Recipe);
+            configs[recipe] = c;
+        }
+        // Each stage starts from the previous stage's final folder (scripts/train-demo.sh copies it there); paths in a
+        // config resolve against the config's folder.
+        string Rel(string? p) => Path.GetRelativePath(dir, p!).Replace('\\', '/');
+        Assert.Equal("runs/text-pretrain/final", Rel(configs["vision-stage1"].Model.InitFrom));
+        Assert.Equal("runs/vision-stage1/final", Rel(configs["vision-stage2"].Model.InitFrom));
+        Assert.Equal("runs/vision-stage2/final", Rel(configs["video"].Model.InitFrom));
+        Assert.Equal("runs/text-pretrain/final", Rel(configs["sft"].Model.InitFrom));
+        Assert.Equal("runs/sft/final", Rel(configs["speech-stage2"].Model.InitFrom));
+        Assert.Equal("runs/speech-stage1/final", Rel(configs["speech-stage2"].Media.EncoderFrom));
+    }
+
+    [Fact]
     public void TextPretrainDefaultsAreThePaperNumbers()
     {
         using var r = new TextPretrainRecipe();

@@ -5,8 +5,8 @@ using Llama3.Multimodal.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// Training throughput of the text recipes at the tiny preset (CPU, f32), with model-FLOPs utilisation against the
-// f32 GEMM peak measured in the same process, and peak memory.
+// Training throughput of the text recipes at the tiny preset and of the multimodal recipes at the demo shapes (CPU,
+// f32), with model-FLOPs utilisation against the f32 GEMM peak measured in the same process, and memory.
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads]]
 int steps = args.Length > 0 ? int.Parse(args[0]) : 12;
 if (args.Length > 1) torch.set_num_threads(int.Parse(args[1]));   // on a shared, oversubscribed CPU 1 thread is far faster
@@ -59,7 +59,93 @@ foreach (var (recipe, label, sets) in cases)
         $"MFU {tps * flopsPerToken / peak * 100:F1}% of measured GEMM peak  loss {lines[0]["loss"]!.GetValue<double>():F3} → {b["loss"]!.GetValue<double>():F3}");
     Directory.Delete(outDir, true);
 }
-Console.WriteLine($"peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB");
+Console.WriteLine($"peak working set (text recipes): {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB");
+
+// Multimodal recipes at the demo shapes (tiny decoder + tiny-vision / tiny-video / tiny-speech), fresh weights, on data
+// from the demo makers. Model FLOPs count the matrix products of every weight matrix over the positions it is applied
+// to in the measured micro-batches (attention score products and BEST-RQ's softmax heads, which see only the masked
+// frames, are left out, so the MFU is a lower bound): forward 2·n·positions, ×3 for a trained
+// matrix (forward, input gradient, weight gradient), ×2 for a frozen decoder matrix (gradients pass through it to
+// trained layers), ×1 for a frozen encoder in front of everything trained.
+string media = Path.Combine(Path.GetTempPath(), "l3mm-bench-media");
+if (!File.Exists(Path.Combine(media, ".done")))
+{
+    DemoData.Write("images", media, 1, count: 64, evalCount: 8);
+    DemoData.Write("speech", media, 1, count: 32, evalCount: 4);
+    DemoData.Write("video", media, 1, count: 16, evalCount: 4);
+    File.WriteAllText(Path.Combine(media, ".done"), "");
+}
+var mmCases = new (string Recipe, string Label)[]
+{
+    ("vision-stage1", "tiny decoder + tiny-vision (112-px tiles, ≤1 tile), 8 images/step"),
+    ("vision-stage2", "tiny decoder + tiny-vision (≤4 tiles), 8 images/step"),
+    ("video", "tiny decoder + tiny-video (8 frames/clip), 4 clips/step"),
+    ("speech-stage1", "tiny-speech Conformer, BEST-RQ, 8 utterances/step"),
+    ("speech-stage2", "tiny-speech encoder + adapter under a frozen tiny decoder, 8 utterances/step"),
+};
+foreach (var (recipe, label) in mmCases)
+{
+    string outDir = Path.Combine(Path.GetTempPath(), "l3mm-bench-run-" + Guid.NewGuid().ToString("N")[..8]);
+    long rssBefore = Process.GetCurrentProcess().WorkingSet64;
+    using var r = RecipeRegistry.Create(recipe);
+    var sets = new[] { "model.init_from=null", "media.encoder_from=null", $"optim.total_steps={steps}", "optim.warmup_steps=1",
+        "train.save_every=0", "train.eval_every=0", "batch.micro=" + (recipe == "video" ? 2 : 4), "batch.global=" + (recipe == "video" ? 4 : 8) };
+    var cfg = ConfigLoader.Load(r.DemoConfig(), Path.Combine(media, recipe + ".json"), sets);
+    using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Log = null, Live = false, Plot = false, TensorBoard = false });
+    double flopsPerSample = ModelFlopsPerSample(t, cfg);
+    t.Run();
+    var lines = File.ReadLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(o => o["loss"] is not null).ToList();
+    var a = lines[1]; var b = lines[^1];
+    double secs = b["elapsed_s"]!.GetValue<double>() - a["elapsed_s"]!.GetValue<double>();
+    long samples = b["samples"]!.GetValue<long>() - a["samples"]!.GetValue<long>();
+    long tokens = b["tokens"]!.GetValue<long>() - a["tokens"]!.GetValue<long>();
+    double sps = samples / secs;
+    Console.WriteLine($"{recipe,-14} {label}");
+    Console.WriteLine($"    {sps,8:F1} samples/s  {tokens / secs,10:F0} tokens/s  {secs / (lines.Count - 2) * 1000,8:F1} ms/step  " +
+        $"{flopsPerSample / 1e6,8:F1} MFLOP/sample  MFU {sps * flopsPerSample / peak * 100:F1}%  " +
+        $"working set {Process.GetCurrentProcess().WorkingSet64 / (1 << 20)} MiB (+{(Process.GetCurrentProcess().WorkingSet64 - rssBefore) / (1 << 20)})  " +
+        $"loss {lines[0]["loss"]!.GetValue<double>():F3} → {b["loss"]!.GetValue<double>():F3}");
+    Directory.Delete(outDir, true);
+}
+Console.WriteLine($"peak working set (all): {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB");
+
+// Matrix-product FLOPs of one training sample, averaged over the first 4 micro-batches of the recipe's data.
+static double ModelFlopsPerSample(Trainer t, TrainConfig cfg)
+{
+    var recipe = t.Recipe;
+    double total = 0; long samples = 0;
+    using var source = recipe.OpenData(false, DataCursor.Start);
+    for (int i = 0; i < 4; i++)
+    {
+        using var mb = source.Next(cfg.Data.SeqLen);
+        samples += mb.Samples;
+        double text = mb.Tensors.TryGetValue("input_ids", out var ids) ? ids.numel() : 0;
+        double image = 0, audio = 0, speech = 0;
+        if (mb.Tensors.TryGetValue("pixel_values", out var px))
+        {
+            // [..., tiles, 3, H, W]: every tile is (H/p)² patches + the class token, padded to a multiple of 8.
+            long h = px.shape[^2], patch = 14;   // the tiny-vision and tiny-video encoders use 14-px patches
+            long perTile = (h / patch) * (h / patch) + 1; perTile = (perTile + 7) / 8 * 8;
+            image = px.numel() / (3 * px.shape[^2] * px.shape[^1]) * (double)perTile;
+        }
+        if (mb.Tensors.TryGetValue("features", out var f)) audio = f.shape[0] * f.shape[1] / 4.0;   // encoder frames (stride 4)
+        if (mb.Tensors.TryGetValue("speech_spans", out var sp)) speech = sp.sum().item<long>();       // adapter frames (80 ms)
+        foreach (var (name, p) in recipe.Model.named_parameters())
+        {
+            if (p.dim() < 2 || (name.Contains("embed") && !name.Contains("patch_embedding")) || name.Contains("quantizer") || name.Contains("latents") || name.Contains("best_rq.heads")) continue;
+            double positions =
+                name.StartsWith("language_model.", StringComparison.Ordinal) && !name.Contains("cross_attn.k_proj") && !name.Contains("cross_attn.v_proj") ? text
+                : name.StartsWith("vision_model.", StringComparison.Ordinal) || name.StartsWith("multi_modal_projector", StringComparison.Ordinal)
+                  || name.Contains("aggregator") || name.Contains("cross_attn.") ? image
+                : name.StartsWith("speech_model.encoder", StringComparison.Ordinal) ? 2 * speech
+                : name.StartsWith("speech_model.adapter", StringComparison.Ordinal) ? speech
+                : audio;
+            double factor = p.requires_grad ? 3 : name.StartsWith("language_model.", StringComparison.Ordinal) ? 2 : 1;
+            total += 2.0 * p.numel() * positions * factor;
+        }
+    }
+    return total / Math.Max(1, samples);
+}
 
 static double GemmPeak()
 {

@@ -60,6 +60,43 @@ public class DecoderInvariantTests
     }
 
     [Fact]
+    public void PlacementByFreeMemoryIsContiguousAndProportional()
+    {
+        var a = new Device(DeviceType.CUDA, 0);
+        var b = new Device(DeviceType.CUDA, 1);
+        var c = new Device(DeviceType.CUDA, 2);
+        string Show(IReadOnlyList<Device> p) => string.Concat(p.Select(d => d.index.ToString()));
+        Assert.Equal("0000000111", Show(DevicePlacement.Proportional(new[] { a, b }, new[] { 70L << 30, 30L << 30 }, 10)));
+        Assert.Equal("0000000011", Show(DevicePlacement.Proportional(new[] { a, b }, new[] { 75L, 25L }, 10)));      // 7.5/2.5: tie to the first
+        Assert.Equal("00000000000000001111111122222222", Show(DevicePlacement.Proportional(new[] { a, b, c }, new[] { 2L, 1L, 1L }, 32)));
+        Assert.Equal("1111", Show(DevicePlacement.Proportional(new[] { a, b }, new[] { 0L, 5L }, 4)));                  // no room: no blocks
+        Assert.Throws<ArgumentException>(() => DevicePlacement.Proportional(new[] { a, b }, new[] { 0L, 0L }, 4));
+        Assert.Throws<ArgumentException>(() => DevicePlacement.Proportional(new[] { a }, new[] { 1L, 2L }, 4));
+        // Fewer than two CUDA devices here: nothing to split (and the reason is reported).
+        if (!cuda.is_available() || cuda.device_count() < 2)
+        {
+            string? said = null;
+            Assert.Null(DevicePlacement.Auto(32, m => said = m));
+            Assert.Contains("no split", said);
+        }
+    }
+
+    [Fact]
+    public void APerBlockPlacementListPlacesEachBlock()
+    {
+        var cfg = TestModels.Small(layers: 4);
+        using var m = TestModels.Model(cfg, 5);
+        string dir = TestModels.TempDir();
+        m.Save(dir);
+        var placement = DevicePlacement.Proportional(new[] { CPU, CPU }, new[] { 3L, 1L }, 4);
+        using var split = LlamaForCausalLM.FromPretrained(dir, devices: placement);
+        Assert.Equal(4, split.model.layers.Count(b => b.PlacedOn is not null));
+        var ids = TestModels.Ids(1, 8, 512, 2);
+        using var _ = no_grad();
+        Assert.True(MaxAbs(m.Forward(ids), split.Forward(ids)) < 1e-6f);
+    }
+
+    [Fact]
     public void SplitGemvEqualsOneLinear()
     {
         var g = new Generator(12, CPU);

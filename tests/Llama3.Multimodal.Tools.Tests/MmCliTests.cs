@@ -41,6 +41,15 @@ public class MmCliTests
         Assert.True(stats.RootElement.GetProperty("decode_tokens_per_s").GetDouble() > 0);
         Assert.True(stats.RootElement.GetProperty("peak_rss_mb").GetDouble() > 0);
         Assert.Equal(2, stats.RootElement.GetProperty("prompt_tokens").GetInt32());
+        // Layer placement: an explicit list, or auto (by free GPU memory; with fewer than two GPUs, no split).
+        var listed = Mm("generate", "--model", dir, "--prompt", "Hello", "--max-new-tokens", "5", "--devices", "cpu,cpu");
+        Assert.Equal(b.Out, listed.Out);
+        if (!TorchSharp.torch.cuda.is_available())
+        {
+            var auto = Mm("generate", "--model", dir, "--prompt", "Hello", "--max-new-tokens", "5", "--devices", "auto");
+            Assert.Equal(b.Out, auto.Out);
+            Assert.Contains("--devices auto: 0 CUDA device(s) visible; no split.", auto.Err);
+        }
     }
 
     [Fact]

@@ -182,3 +182,31 @@ public class MixedPrecisionTests
         }
     }
 }
+
+public class LayerPlacementTrainingTests
+{
+    [Fact]
+    public void TrainingWithTheLayersSplitOverDevicesEqualsOneDevice()
+    {
+        // On this machine every range is on the CPU; on a GPU box the same path runs with cuda:0,cuda:1.
+        var sets = new[] { "optim.total_steps=3", "optim.warmup_steps=1", "optim.lr=0.01", "train.save_every=0" };
+        using var one = new Trainer(new TextPretrainRecipe(), TestRuns.Config("text-pretrain", sets), TestRuns.TempDir(), TestRuns.Quiet);
+        using var split = new Trainer(new TextPretrainRecipe(), TestRuns.Config("text-pretrain", sets.Append("train.devices=\"cpu,cpu\"").ToArray()), TestRuns.TempDir(), TestRuns.Quiet);
+        var lm = ((TextRecipe)split.Recipe).Lm;
+        Assert.All(lm.model.layers, b => Assert.NotNull(b.PlacedOn));
+        var a = one.Run(); var b = split.Run();
+        Assert.Equal(a.History.Select(h => h.Loss), b.History.Select(h => h.Loss));
+        var wa = TestRuns.Weights(one.Recipe.Model);
+        foreach (var (name, w) in TestRuns.Weights(split.Recipe.Model)) Assert.Equal(wa[name], w);
+    }
+
+    [Fact]
+    public void BadDeviceListsAndNonTextRecipesAreRefusedByName()
+    {
+        var e = Assert.Throws<ConfigException>(() => TestRuns.Config("text-pretrain", "train.devices=\"tpu:0\""));
+        Assert.Contains("train.devices", e.Message);
+        using var r = RecipeRegistry.Create("vision-stage1");
+        var v = Assert.Throws<ConfigException>(() => ConfigLoader.Load(r.DemoConfig(), null, new[] { "train.devices=\"auto\"" }));
+        Assert.Contains("train.devices", v.Message);
+    }
+}

@@ -48,8 +48,9 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <param name="totalBlocks">Stack length when it differs from <see cref="LlamaConfig.NumLayers"/>.</param>
     /// <param name="devices">
     /// Split the stack over several devices (pipeline placement for models larger than one device): contiguous, equal
-    /// ranges of blocks per device, the embedding on the first and the final norm and output head on the last.
-    /// Activations move between devices; the KV cache of each block lives on its device.
+    /// ranges of blocks per device, the embedding on the first and the final norm and output head on the last; a list
+    /// with one entry per block (e.g. from <see cref="DevicePlacement.Proportional"/> or <see cref="DevicePlacement.Auto"/>)
+    /// places each block exactly. Activations move between devices; the KV cache of each block lives on its device.
     /// </param>
     public static LlamaForCausalLM Create(LlamaConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32,
         Func<int, DecoderBlock>? extraBlockAt = null, int totalBlocks = -1, IReadOnlyList<Device>? devices = null)

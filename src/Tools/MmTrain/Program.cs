@@ -41,7 +41,7 @@ public static class Program
         var cmd = new Command(name, recipe.Description + "\n" + Defaults(defaults));
         const string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
             "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
-            "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,dtype}, " +
+            "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
             "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}, media.{preset,encoder_from,max_tiles,cross_attention_layers,num_frames,frames_per_group,language," +
             "mask_probability,mask_span,codebooks,codebook_size,stats_utterances,max_audio_frames}.";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
@@ -51,17 +51,19 @@ public static class Program
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps (the schedule still spans optim.total_steps)." };
         var device = new Option<string?>("--device") { Description = "cpu or cuda (default: train.device, cpu)." };
         var dtype = new Option<string?>("--dtype") { Description = "f32 (default: train.dtype, f32)." };
+        var devices = new Option<string?>("--devices") { Description = "Text recipes: split the decoder's layers over several devices in this process, e.g. cuda:0,cuda:1 (equal ranges) or auto (every CUDA device, by free memory); sets train.devices." };
         var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed manifest records instead of stopping at the first." };
         var print = new Option<bool>("--print-config") { Description = "Print the resolved config as JSON and exit." };
         var zero1 = new Option<bool>("--zero1") { Description = "With several MPI ranks: shard the AdamW moments over the ranks (ZeRO stage 1)." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: libtorch's choice; 1 is faster on a busy shared CPU)." };
-        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, skipBad, print, threads, zero1 }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, devices, skipBad, print, threads, zero1 }) cmd.Options.Add(o);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
         {
             var sets = (r.GetValue(set) ?? Array.Empty<string>()).ToList();
             if (r.GetValue(maxSteps) is long n) sets.Add($"train.max_steps={n}");
             if (r.GetValue(device) is { } d) sets.Add($"train.device=\"{d}\"");
             if (r.GetValue(dtype) is { } t) sets.Add($"train.dtype=\"{t}\"");
+            if (r.GetValue(devices) is { } dl) sets.Add($"train.devices=\"{dl}\"");
             if (r.GetValue(skipBad)) sets.Add("data.skip_bad_records=true");
             using var rec = RecipeRegistry.Create(name);
             var cfg = ConfigLoader.Load(rec.DefaultConfig(), r.GetValue(config)?.FullName, sets);

@@ -109,6 +109,13 @@ public static class ConfigLoader
         if (c.Train.KeepLast < 1) Fail("train.keep_last", c.Train.KeepLast, "≥ 1");
         if (c.Train.SaveEvery < 0) Fail("train.save_every", c.Train.SaveEvery, "≥ 0");
         if (c.Train.Dtype is not ("f32" or "bf16")) Fail("train.dtype", c.Train.Dtype, "f32 or bf16");
+        if (c.Train.Devices is not null && c.Recipe is not ("text-pretrain" or "sft" or "dpo" or "reward-model"))
+            Fail("train.devices", c.Train.Devices, "unset for this recipe (layer placement is available to the text recipes)");
+        if (c.Train.Devices is { } devs && devs.Trim() != "auto")
+        {
+            try { _ = DeviceList(devs); }
+            catch (ArgumentException) { Fail("train.devices", devs, "auto or a comma-separated list of devices (cpu, cuda, cuda:N)"); }
+        }
         if (c.Loss.DpoBeta <= 0) Fail("loss.dpo_beta", c.Loss.DpoBeta, "> 0");
         if (c.Media.MaxTiles < 1) Fail("media.max_tiles", c.Media.MaxTiles, "≥ 1");
         if (c.Media.NumFrames < 1) Fail("media.num_frames", c.Media.NumFrames, "≥ 1");
@@ -118,5 +125,13 @@ public static class ConfigLoader
         if (c.Media.Codebooks < 1) Fail("media.codebooks", c.Media.Codebooks, "≥ 1");
         if (c.Media.CodebookSize < 2) Fail("media.codebook_size", c.Media.CodebookSize, "≥ 2");
         if (c.Media.MaxAudioFrames < 8) Fail("media.max_audio_frames", c.Media.MaxAudioFrames, "≥ 8");
+    }
+
+    /// <summary>Parses a comma-separated device list (<c>cuda:0,cuda:1</c>).</summary>
+    public static IReadOnlyList<TorchSharp.torch.Device> DeviceList(string list)
+    {
+        var parts = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new ArgumentException("empty device list.");
+        return parts.Select(DeviceSpec.Parse).ToList();
     }
 }

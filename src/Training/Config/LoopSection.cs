@@ -23,6 +23,12 @@ public sealed record LoopSection
     public IReadOnlyList<string> Freeze { get; init; } = Array.Empty<string>();
     /// <summary><c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>
+    /// Split the decoder's layers over several devices in this process (text recipes; models larger than one device):
+    /// a list such as <c>cuda:0,cuda:1</c> (contiguous equal ranges), or <c>auto</c> (every CUDA device, ranges sized by
+    /// free memory). Null = the whole model on <see cref="Device"/>.
+    /// </summary>
+    public string? Devices { get; init; }
     /// <summary><c>f32</c>, or <c>bf16</c> (bf16 compute copy with f32 master weights and moments).</summary>
     public string Dtype { get; init; } = "f32";
 }

@@ -28,6 +28,7 @@ public static class PreferenceLosses
     public static Tensor TokenLogProbs(Tensor logits, Tensor labels)
     {
         using var scope = NewDisposeScope();
+        labels = labels.to(logits.device);   // the output head may sit on another device than the inputs (layer placement)
         var mask = labels.ne(-100);
         var safe = labels.masked_fill(mask.logical_not(), 0);
         var lp = logits.to_type(ScalarType.Float32).log_softmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1);
@@ -39,6 +40,7 @@ public static class PreferenceLosses
     {
         using var scope = NewDisposeScope();
         long v = logits.shape[^1];
+        labels = labels.to(logits.device);   // the output head may sit on another device than the inputs (layer placement)
         return nn.functional.cross_entropy(logits.reshape(-1, v), labels.reshape(-1), ignore_index: -100, reduction: nn.Reduction.Sum).MoveToOuterDisposeScope();
     }
 

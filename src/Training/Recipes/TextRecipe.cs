@@ -30,7 +30,13 @@ public abstract class TextRecipe : Recipe
     public static LlamaForCausalLM BuildDecoder(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
     {
         var m = config.Model;
-        if (!string.IsNullOrEmpty(m.InitFrom)) return LlamaForCausalLM.FromPretrained(m.InitFrom, device, dtype);
+        IReadOnlyList<Device>? Devices(int layers) => config.Train.Devices is not { } d ? null
+            : d.Trim() == "auto" ? DevicePlacement.Auto(layers, Console.Error.WriteLine) : ConfigLoader.DeviceList(d);
+        if (!string.IsNullOrEmpty(m.InitFrom))
+        {
+            var devs = config.Train.Devices is null ? null : Devices(ModelLayers(m.InitFrom));
+            return LlamaForCausalLM.FromPretrained(m.InitFrom, device, dtype, devices: devs);
+        }
         var c = TextPresets.Get(m.Preset);
         c = c with
         {
@@ -40,7 +46,13 @@ public abstract class TextRecipe : Recipe
             VocabSize = tok.VocabSize, BosTokenId = tok.BosId, EosTokenIds = new[] { tok.EosId, tok.EotId }, PadTokenId = tok.PadId,
         };
         c.Validate($"{config.Recipe} model");
-        return LlamaForCausalLM.Create(c, device, dtype).InitializeWeights(config.Seed, m.InitStd);
+        return LlamaForCausalLM.Create(c, device, dtype, devices: Devices(c.NumLayers)).InitializeWeights(config.Seed, m.InitStd);
+    }
+
+    static int ModelLayers(string dir)
+    {
+        string hf = Path.Combine(dir, "config.json");
+        return File.Exists(hf) ? LlamaConfigJson.ReadHuggingFace(hf).NumLayers : LlamaConfigJson.ReadMeta(Path.Combine(dir, "params.json")).NumLayers;
     }
 
     /// <summary>Reads the manifest of the split, validating every record.</summary>

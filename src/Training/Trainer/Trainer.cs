@@ -49,6 +49,9 @@ public sealed class Trainer : IDisposable
         if (config.Recipe.Length > 0 && RecipeRegistry.Names.Contains(config.Recipe) && config.Recipe != recipe.Name)
             throw new ConfigException($"config is for recipe '{config.Recipe}', not '{recipe.Name}'.");
         var device = DeviceSpec.Parse(config.Train.Device);
+        // With the layers split over several devices, inputs go to the first (where the embedding lives).
+        if (config.Train.Devices is { } split)
+            device = split.Trim() == "auto" ? (torch.cuda.is_available() ? new Device(DeviceType.CUDA, 0) : device) : ConfigLoader.DeviceList(split)[0];
         bool mixed = config.Train.Dtype == "bf16";
         torch.manual_seed(config.Seed);
         recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);

@@ -13,15 +13,25 @@ public static class CommonOptions
     /// <summary>--dtype.</summary>
     public static Option<string?> DType() => new("--dtype") { Description = "f32, bf16 or f16 (default: f32 on CPU, bf16 on CUDA)" };
     /// <summary>--devices: split the layers over several devices.</summary>
-    public static Option<string?> Devices() => new("--devices") { Description = "split the layers over several devices, e.g. cuda:0,cuda:1 (contiguous equal ranges)" };
+    public static Option<string?> Devices() => new("--devices") { Description = "split the layers over several devices: a list such as cuda:0,cuda:1 (contiguous equal ranges), or auto (every CUDA device, ranges sized by free memory)" };
 
-    /// <summary>Parses a comma-separated device list, or null.</summary>
-    public static IReadOnlyList<Device>? ParseDevices(string? list)
+    /// <summary>Parses a comma-separated device list or <c>auto</c> (for a model of <paramref name="blocks"/> blocks), or null.</summary>
+    public static IReadOnlyList<Device>? ParseDevices(string? list, Func<int>? blocks = null, TextWriter? log = null)
     {
         if (string.IsNullOrWhiteSpace(list)) return null;
+        if (list.Trim() == "auto")
+        {
+            if (blocks is null) throw new CliException("--devices auto is not available for this command.");
+            return DevicePlacement.Auto(blocks(), m => log?.WriteLine(m));
+        }
         try { return list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(DeviceSpec.Parse).ToList(); }
         catch (ArgumentException e) { throw new CliException(e.Message); }
     }
+
+    /// <summary>Decoder layer count of a text model folder (HF <c>config.json</c> or Meta <c>params.json</c>).</summary>
+    public static int LayersOf(string dir) =>
+        File.Exists(Path.Combine(dir, "config.json")) ? LlamaConfigJson.ReadHuggingFace(Path.Combine(dir, "config.json")).NumLayers
+        : LlamaConfigJson.ReadMeta(Path.Combine(dir, "params.json")).NumLayers;
 
     /// <summary>--model.</summary>
     public static Option<string> Model() => new("--model") { Description = "model folder (HF config.json or Meta params.json + safetensors)", Required = true };

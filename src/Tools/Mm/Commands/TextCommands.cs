@@ -95,7 +95,7 @@ public static class TextCommands
             var options = gen.Read(p);
             string dir = p.GetValue(model)!;
             var loadSw = Stopwatch.StartNew();
-            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices)));
+            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err));
             double loadS = loadSw.Elapsed.TotalSeconds;
             var tok = TokenizerFor(dir, m.Config.VocabSize);
             string text = p.GetValue(prompt)!;
@@ -139,7 +139,7 @@ public static class TextCommands
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             string dir = p.GetValue(model)!;
-            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices)));
+            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err));
             var tok = TokenizerFor(dir, m.Config.VocabSize);
             var fmt = new ChatFormat(tok);
             var g = new TextGenerator(m, tok);

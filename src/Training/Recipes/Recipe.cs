@@ -36,6 +36,12 @@ public abstract class Recipe : IDisposable
 
     /// <summary>The config in force (set by <see cref="Setup"/>).</summary>
     public TrainConfig Config { get; protected set; } = new();
+    /// <summary>
+    /// The run's own random stream for per-step randomness (masks, noise), seeded from the config and saved in every
+    /// checkpoint by the trainer. Recipes draw from it instead of libtorch's process-wide generator, so another model
+    /// or run in the same process cannot change their sequence.
+    /// </summary>
+    public Generator Rng { get; set; } = new(0, CPU);
     /// <summary>The module whose parameters are trained and checkpointed.</summary>
     public abstract nn.Module Model { get; }
 
@@ -63,7 +69,7 @@ public abstract class Recipe : IDisposable
     public int SkippedRecords { get; protected set; }
 
     /// <summary>Frees models.</summary>
-    public void Dispose() { Dispose(true); GC.SuppressFinalize(this); }
+    public void Dispose() { Dispose(true); Rng.Dispose(); GC.SuppressFinalize(this); }
 
     /// <summary>Frees models (recipes own what they built in <see cref="Setup"/>).</summary>
     protected virtual void Dispose(bool disposing) { }

@@ -155,7 +155,7 @@ public sealed class SpeechPretrainRecipe : Recipe
     {
         using var scope = NewDisposeScope();
         var (f, l) = Cropped(batch);
-        var r = Pretrain.best_rq.Loss(f.to(_device), l);
+        var r = Pretrain.best_rq.Loss(f.to(_device), l, Rng);
         long n = batch.Samples;
         var metrics = new Dictionary<string, double> { ["code_accuracy"] = r.Accuracy * n, ["masked_fraction"] = (double)r.MaskedFrames / Math.Max(1, r.TotalFrames) * n };
         return new LossOutput((r.Loss * n).MoveToOuterDisposeScope(), metrics);

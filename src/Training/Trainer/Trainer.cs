@@ -54,6 +54,7 @@ public sealed class Trainer : IDisposable
             device = split.Trim() == "auto" ? (torch.cuda.is_available() ? new Device(DeviceType.CUDA, 0) : device) : ConfigLoader.DeviceList(split)[0];
         bool mixed = config.Train.Dtype == "bf16";
         torch.manual_seed(config.Seed);
+        recipe.Rng = new Generator((ulong)config.Seed, CPU);
         recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);
         _trainable = SelectTrainable();
         // Every rank starts from rank 0's weights (random inits may differ by rank).
@@ -299,6 +300,7 @@ public sealed class Trainer : IDisposable
             ["optimizer_steps"] = new JsonObject(Optimizer.StepCounts().Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
             ["torch_rng_state"] = Convert.ToBase64String(rng.bytes.ToArray()),
         };
+        using (var own = Recipe.Rng.get_state()) state["recipe_rng_state"] = Convert.ToBase64String(own.bytes.ToArray());
         AtomicFile.WriteAllText(Path.Combine(dir, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }, _opt.BeforeCheckpointCommit);
 
@@ -333,6 +335,11 @@ public sealed class Trainer : IDisposable
         byte[] rng = Convert.FromBase64String(s["torch_rng_state"]!.GetValue<string>());
         using var rt = torch.tensor(rng, ScalarType.Byte);
         torch.set_rng_state(rt);
+        if (s["recipe_rng_state"]?.GetValue<string>() is { } own)
+        {
+            using var ot = torch.tensor(Convert.FromBase64String(own), ScalarType.Byte);
+            Recipe.Rng.set_state(ot);
+        }
     }
 
     List<(long, double, double)> ReadPlotHistory()

@@ -8,7 +8,8 @@
 #
 # Environment: SEED (1234), SCALE (1.0: multiplies every stage's step count), COUNT_IMAGES/COUNT_SPEECH/COUNT_VIDEO/
 # COUNT_TEXT (training items), EVAL_COUNT (items per evaluation set), THREADS (libtorch threads, default 2),
-# TOKENIZER (bytes, or bpe: a BPE_VOCAB-rank vocabulary trained by `mm-train make-data bpe` on the demo texts).
+# TOKENIZER (bytes, or bpe: a BPE_VOCAB-rank vocabulary trained by `mm-train make-data bpe` on the demo texts),
+# RETRIES (2: a stage that fails resumes from its last checkpoint this many times).
 # Configs: configs/demo/<recipe>.json (paths relative to ROOT, where they are copied). Every stage resumes if rerun.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -64,8 +65,14 @@ stage() {   # stage RECIPE: train with configs/demo/RECIPE.json, then copy the l
   warm=$(python3 -c "import json; c=json.load(open('$ROOT/$r.json')); print(min($total,int(c['optim']['warmup_steps'])))")
   log "$r: $total steps"
   local t0; t0=$(date +%s)
-  "${MT[@]}" "$r" --config "$ROOT/$r.json" --out "$ROOT/runs/$r" --resume --threads "$THREADS" --set "optim.total_steps=$total" --set "optim.warmup_steps=$warm" "${TOK_SET[@]}" "$@" \
-    > "$ROOT/runs-$r.log" 2>&1 || { tail -20 "$ROOT/runs-$r.log"; exit 1; }
+  local try=1
+  # A failed attempt resumes exactly from its last checkpoint (up to RETRIES times).
+  until "${MT[@]}" "$r" --config "$ROOT/$r.json" --out "$ROOT/runs/$r" --resume --threads "$THREADS" --set "optim.total_steps=$total" --set "optim.warmup_steps=$warm" "${TOK_SET[@]}" "$@" \
+      >> "$ROOT/runs-$r.log" 2>&1; do
+    tail -5 "$ROOT/runs-$r.log"
+    [ "$try" -le "${RETRIES:-2}" ] || exit 1
+    log "$r: attempt $try failed; resuming"; try=$((try + 1))
+  done
   local last; last=$(ls -d "$ROOT/runs/$r/checkpoints/step-"* | sort | tail -1)
   rm -rf "$ROOT/runs/$r/final"; cp -r "$last" "$ROOT/runs/$r/final"
   log "$r: done in $(( $(date +%s) - t0 )) s; $(tail -1 "$ROOT/runs/$r/metrics.jsonl")"

@@ -48,18 +48,25 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
 
     void Produce(long epoch, long index)
     {
+        // Every allocation of this thread happens inside a BackgroundWork ticket; only the hand-over to the queue (which
+        // allocates nothing once the queue exists) waits outside, so the training thread can take items meanwhile.
         try
         {
             while (!_cts.IsCancellationRequested)
             {
-                var order = Order(_records.Count, _seed, epoch, _shuffle);
+                long[] order;
+                using (BackgroundWork.Enter(_cts.Token)) order = Order(_records.Count, _seed, epoch, _shuffle);
                 for (long i = index; i < order.Length; i++)
                 {
-                    TItem item;
-                    try { var record = _records[(int)order[i]]; item = BackgroundWork.Run(() => _prepare(record), _cts.Token); }
-                    catch (OperationCanceledException) { throw; }
-                    catch (Exception e) { _queue.Add((epoch, i, default, e), _cts.Token); return; }
-                    _queue.Add((epoch, i, item, null), _cts.Token);
+                    (long, long, TItem?, Exception?) entry;
+                    using (BackgroundWork.Enter(_cts.Token))
+                    {
+                        try { entry = (epoch, i, _prepare(_records[(int)order[i]]), null); }
+                        catch (Exception e) { entry = (epoch, i, default, e); }
+                    }
+                    while (!_queue.TryAdd(entry, 50))
+                        if (_cts.IsCancellationRequested) return;
+                    if (entry.Item4 is not null) return;
                 }
                 epoch++; index = 0;
             }

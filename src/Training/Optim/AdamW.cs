@@ -72,13 +72,16 @@ public sealed class AdamW : IDisposable
             s.V ??= torch.zeros(s.Param.shape, ScalarType.Float32, s.Param.device).MoveToOuterDisposeScope();
             s.Step++;
             var g32 = g.dtype == ScalarType.Float32 ? g : g.to_type(ScalarType.Float32);
-            if (s.Decay && _wd != 0) s.Param.mul_(1 - lr * _wd);
-            s.M.mul_(_b1).add_(g32, alpha: 1 - _b1);
-            s.V.mul_(_b2).addcmul_(g32, g32, value: 1 - _b2);
             double bc1 = 1 - Math.Pow(_b1, s.Step), bc2 = 1 - Math.Pow(_b2, s.Step);
-            var denom = s.V.sqrt().div_(Math.Sqrt(bc2)).add_(_eps);
-            if (s.Param.dtype == ScalarType.Float32) s.Param.addcdiv_(s.M, denom, value: -lr / bc1);
-            else s.Param.copy_(s.Param.to_type(ScalarType.Float32).addcdiv_(s.M, denom, value: -lr / bc1));
+            // Scalars held for the whole update (see Text.Scalars: temporaries can be freed mid-call by another thread's GC).
+            using Scalar decay = (1 - lr * _wd).ToScalar(), b1 = _b1.ToScalar(), b2 = _b2.ToScalar(), oneMinusB1 = (1 - _b1).ToScalar(),
+                oneMinusB2 = (1 - _b2).ToScalar(), sqrtBc2 = Math.Sqrt(bc2).ToScalar(), eps = _eps.ToScalar(), stepSize = (-lr / bc1).ToScalar();
+            if (s.Decay && _wd != 0) s.Param.mul_(decay);
+            s.M.mul_(b1).add_(g32, alpha: oneMinusB1);
+            s.V.mul_(b2).addcmul_(g32, g32, value: oneMinusB2);
+            var denom = s.V.sqrt().div_(sqrtBc2).add_(eps, Text.Scalars.One);
+            if (s.Param.dtype == ScalarType.Float32) s.Param.addcdiv_(s.M, denom, value: stepSize);
+            else s.Param.copy_(s.Param.to_type(ScalarType.Float32).addcdiv_(s.M, denom, value: stepSize));
         }
     }
 

@@ -22,20 +22,30 @@ internal static class BackgroundWork
     public static IDisposable Compute()
     {
         _depth++;
-        Enter();
-        return new Scope(() => { Leave(); _depth--; });
+        EnterCompute();
+        return new Scope(() => { LeaveCompute(); _depth--; });
     }
 
     /// <summary>Opens a safe window on a thread inside <see cref="Compute"/> (no-op elsewhere) until disposed.</summary>
     public static IDisposable Quiet()
     {
         if (_depth == 0) return Scope.Empty;
-        Leave();
-        return new Scope(Enter);
+        LeaveCompute();
+        return new Scope(EnterCompute);
     }
 
     /// <summary>Runs <paramref name="work"/> once no training thread is running tensor code outside a safe window.</summary>
     public static T Run<T>(Func<T> work, CancellationToken cancel)
+    {
+        using (Enter(cancel)) return work();
+    }
+
+    /// <summary>
+    /// Waits until no training thread is running tensor code outside a safe window and holds them off until the
+    /// returned ticket is disposed. Allocates nothing before it holds: everything a background thread allocates must
+    /// happen inside a ticket (a collection started outside one is exactly what this prevents).
+    /// </summary>
+    public static Ticket Enter(CancellationToken cancel)
     {
         lock (Lock)
         {
@@ -46,11 +56,21 @@ internal static class BackgroundWork
             }
             _active++;
         }
-        try { return work(); }
-        finally { lock (Lock) { _active--; Monitor.PulseAll(Lock); } }
+        return new Ticket(true);
     }
 
-    static void Enter()
+    /// <summary>Held background work (see <see cref="Enter"/>); a struct, so taking one allocates nothing.</summary>
+    public readonly struct Ticket(bool held) : IDisposable
+    {
+        /// <summary>Lets training threads run tensor code again.</summary>
+        public void Dispose()
+        {
+            if (!held) return;
+            lock (Lock) { _active--; Monitor.PulseAll(Lock); }
+        }
+    }
+
+    static void EnterCompute()
     {
         lock (Lock)
         {
@@ -59,7 +79,7 @@ internal static class BackgroundWork
         }
     }
 
-    static void Leave()
+    static void LeaveCompute()
     {
         lock (Lock) { _computing--; Monitor.PulseAll(Lock); }
     }

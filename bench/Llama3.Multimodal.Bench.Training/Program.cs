@@ -42,12 +42,8 @@ foreach (var (recipe, label, sets) in cases)
     long nonEmbedding = t.Recipe.Model.named_parameters().Where(p => !p.name.Contains("embed_tokens")).Sum(p => p.parameter.numel());
     var lm = (t.Recipe as TextRecipe)!.Lm.Config;
     t.Run();
-    var lines = File.ReadLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(o => o["loss"] is not null).ToList();
-    // Skip the first two steps (allocator and thread-pool warm-up).
-    var a = lines[1]; var b = lines[^1];
-    double secs = b["elapsed_s"]!.GetValue<double>() - a["elapsed_s"]!.GetValue<double>();
-    long tokens = b["tokens"]!.GetValue<long>() - a["tokens"]!.GetValue<long>();
-    long samples = b["samples"]!.GetValue<long>() - a["samples"]!.GetValue<long>();
+    var (lines, secs, tokens, samples) = Measured(outDir);
+    var b = lines[^1];
     int seq = cfg.Data.SeqLen;
     // Model FLOPs per token (PaLM appendix B): 6·N (N = non-embedding parameters incl. the output head) + 12·L·D·T for attention.
     long head = lm.TieWordEmbeddings ? (long)lm.VocabSize * lm.HiddenSize : 0;
@@ -94,11 +90,8 @@ foreach (var (recipe, label) in mmCases)
     using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Log = null, Live = false, Plot = false, TensorBoard = false });
     double flopsPerSample = ModelFlopsPerSample(t, cfg);
     t.Run();
-    var lines = File.ReadLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(o => o["loss"] is not null).ToList();
-    var a = lines[1]; var b = lines[^1];
-    double secs = b["elapsed_s"]!.GetValue<double>() - a["elapsed_s"]!.GetValue<double>();
-    long samples = b["samples"]!.GetValue<long>() - a["samples"]!.GetValue<long>();
-    long tokens = b["tokens"]!.GetValue<long>() - a["tokens"]!.GetValue<long>();
+    var (lines, secs, tokens, samples) = Measured(outDir);
+    var b = lines[^1];
     double sps = samples / secs;
     Console.WriteLine($"{recipe,-14} {label}");
     Console.WriteLine($"    {sps,8:F1} samples/s  {tokens / secs,10:F0} tokens/s  {secs / (lines.Count - 2) * 1000,8:F1} ms/step  " +
@@ -108,6 +101,16 @@ foreach (var (recipe, label) in mmCases)
     Directory.Delete(outDir, true);
 }
 Console.WriteLine($"peak working set (all): {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20)} MiB");
+
+// The run's logged steps, and seconds, tokens and samples between the second and the last (skipping allocator and
+// thread-pool warm-up).
+static (List<JsonObject> Lines, double Secs, long Tokens, long Samples) Measured(string outDir)
+{
+    var lines = File.ReadLines(Path.Combine(outDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(o => o["loss"] is not null).ToList();
+    var a = lines[1]; var b = lines[^1];
+    double D(JsonObject o, string k) => o[k]!.GetValue<double>();
+    return (lines, D(b, "elapsed_s") - D(a, "elapsed_s"), (long)(D(b, "tokens") - D(a, "tokens")), (long)(D(b, "samples") - D(a, "samples")));
+}
 
 // Matrix-product FLOPs of one training sample, averaged over the first 4 micro-batches of the recipe's data.
 static double ModelFlopsPerSample(Trainer t, TrainConfig cfg)

@@ -133,4 +133,46 @@ public class PackagingTests
         Assert.False(string.IsNullOrWhiteSpace(expected));
         Assert.Equal("CAPTION:" + expected, line.TrimEnd('\r'));
     }
+
+    [Fact]
+    public void ToolPackagesInstallAndRun()
+    {
+        string root = RepoRoot();
+        string work = Directory.CreateTempSubdirectory("l3mm-tools").FullName;
+        try
+        {
+            string feed = Path.Combine(work, "feed"), tools = Path.Combine(work, "tools");
+            string version = "0.1.0-t" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff");
+            foreach (var (proj, id) in new[] { ("src/Tools/Mm/Llama3.Multimodal.Tools.Mm.csproj", "Llama3.Multimodal.Tools.Mm"),
+                                               ("src/Tools/MmTrain/Llama3.Multimodal.Tools.MmTrain.csproj", "Llama3.Multimodal.Tools.MmTrain") })
+            {
+                var pack = Dotnet($"pack {Path.Combine(root, proj)} --no-build -c {Configuration} -o {feed} -p:PackageVersion={version}", root);
+                Assert.True(pack.Code == 0, pack.Out);
+                var install = Dotnet($"tool install --tool-path {tools} --add-source {feed} {id} --version {version}", work);
+                Assert.True(install.Code == 0, install.Out);
+            }
+            (int Code, string Out) Tool(string name, string args)
+            {
+                var psi = new ProcessStartInfo(Path.Combine(tools, name), args) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+                using var p = Process.Start(psi)!;
+                var o = p.StandardOutput.ReadToEndAsync();
+                var e = p.StandardError.ReadToEndAsync();
+                if (!p.WaitForExit(300_000)) { p.Kill(true); Assert.Fail($"{name} {args} timed out"); }
+                return (p.ExitCode, o.Result + e.Result);
+            }
+            // The installed tools load libtorch (with the native fix) and run real commands.
+            string model = Path.Combine(work, "tiny");
+            var init = Tool("mm", $"init --config tiny --seed 2 --out {model}");
+            Assert.True(init.Code == 0, init.Out);
+            var gen = Tool("mm", $"generate --model {model} --prompt Hello --max-new-tokens 3");
+            Assert.True(gen.Code == 0, gen.Out);
+            var caption = Tool("mm", $"generate --model {Path.Combine(root, "assets", "models", "demo", "vision")} --image {Path.Combine(root, "assets", "demo", "images", "000002.png")} --prompt \"\" --max-new-tokens 24");
+            Assert.True(caption.Code == 0, caption.Out);
+            Assert.Matches(@"\b(circle|square|triangle|diamond|star|cross)e?s?\b", caption.Out);   // a caption of the shape grammar
+            var help = Tool("mm-train", "--help");
+            Assert.True(help.Code == 0, help.Out);
+            Assert.Contains("vision-stage2", help.Out);
+        }
+        finally { try { Directory.Delete(work, true); } catch (IOException) { } }
+    }
 }

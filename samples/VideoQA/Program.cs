@@ -1,12 +1,13 @@
-// Ask a question about a video clip.
-//   dotnet run --project samples/VideoQA -- MODEL_DIR clip.mp4 "What happens?"
+// Ask about a video clip: the shipped demo model (which describes what happens), or another with --model DIR.
+//   dotnet run --project samples/VideoQA -- [--model DIR] clip.mp4 ["What happens?"]
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Video;
 using static TorchSharp.torch;
 
-if (args.Length < 3) { Console.Error.WriteLine("usage: VideoQA MODEL_DIR VIDEO QUESTION"); return 2; }
-using var model = VideoLanguageModel.FromPretrained(args[0], CPU, ScalarType.Float32);
+var (modelDir, rest) = SampleArgs.Parse(args, "video");
+if (rest.Count < 1) { Console.Error.WriteLine("usage: VideoQA [--model DIR] VIDEO [QUESTION]"); return 2; }
+using var model = VideoLanguageModel.FromPretrained(modelDir, CPU, ScalarType.Float32);
 var dec = model.Tokenizer.NewStreamingDecoder();
-model.Generate(args[1], args[2], new GenerationOptions { MaxNewTokens = 64 }, id => Console.Write(dec.Push(id)));
+model.Generate(rest[0], rest.Count > 1 ? rest[1] : "What happens?", new GenerationOptions { MaxNewTokens = 64 }, id => Console.Write(dec.Push(id)));
 Console.WriteLine(dec.Flush());
 return 0;

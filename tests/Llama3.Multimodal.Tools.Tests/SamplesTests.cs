@@ -19,6 +19,13 @@ public class SamplesTests
         return (p.ExitCode, o.Result + e.Result);
     }
 
+    static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (Directory.Exists(Path.Combine(d.FullName, "assets", "models", "demo"))) return d.FullName;
+        throw new DirectoryNotFoundException("assets/models/demo not found above the test binaries.");
+    }
+
     static string Init(string preset)
     {
         string dir = Directory.CreateTempSubdirectory("l3mm-sample").FullName;
@@ -47,9 +54,13 @@ public class SamplesTests
             using var img = SKImage.FromBitmap(bmp);
             File.WriteAllBytes(png, img.Encode(SKEncodedImageFormat.Png, 100).ToArray());
         }
-        var r = Run("Caption.dll", model, png);
+        var r = Run("Caption.dll", "--model", model, png);
         Assert.True(r.Code == 0, r.Out);
         Assert.Contains("tokens, prefill", r.Out);
+        // Without --model: the shipped demo model, on a shipped sample image; it answers in its caption grammar.
+        r = Run("Caption.dll", Path.Combine(RepoRoot(), "assets", "demo", "images", "000002.png"));
+        Assert.True(r.Code == 0, r.Out);
+        Assert.Matches(@"\b(circle|square|triangle|diamond|star|cross|word|number)", r.Out);
         r = Run("ChatClient.dll", model, png);
         Assert.True(r.Code == 0, r.Out);
         Assert.Equal(2, Run("Caption.dll").Code);
@@ -62,9 +73,13 @@ public class SamplesTests
         string model = Init("tiny-speech");
         string wav = Path.Combine(Directory.CreateTempSubdirectory("l3mm-sample").FullName, "hello.wav");
         Tool("espeak-ng", $"-w {wav} \"hello world\"");
-        var r = Run("Transcribe.dll", model, wav);
+        var r = Run("Transcribe.dll", "--model", model, wav);
         Assert.True(r.Code == 0, r.Out);
         Assert.Contains("real-time factor", r.Out);
+        r = Run("Transcribe.dll", Path.Combine(RepoRoot(), "assets", "demo", "speech", "000000.wav"));
+        Assert.True(r.Code == 0, r.Out);
+        Assert.Contains("real-time factor", r.Out);
+        Assert.Matches(@"[a-z]+ [a-z]+", r.Out.Split('\n')[0]);
     }
 
     [Fact]
@@ -74,7 +89,10 @@ public class SamplesTests
         string model = Init("tiny-video");
         string clip = Path.Combine(Directory.CreateTempSubdirectory("l3mm-sample").FullName, "c.mp4");
         Tool("ffmpeg", $"-v error -f lavfi -i testsrc=size=48x48:rate=8:duration=1 -pix_fmt yuv420p -y {clip}");
-        var r = Run("VideoQA.dll", model, clip, "What happens?");
+        var r = Run("VideoQA.dll", "--model", model, clip, "What happens?");
         Assert.True(r.Code == 0, r.Out);
+        r = Run("VideoQA.dll", Path.Combine(RepoRoot(), "assets", "demo", "videos", "000000.mp4"));
+        Assert.True(r.Code == 0, r.Out);
+        Assert.Matches(@"\b(moves|appears|disappears|turns)\b", r.Out);
     }
 }

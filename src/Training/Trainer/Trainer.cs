@@ -27,6 +27,8 @@ public sealed class Trainer : IDisposable
     readonly List<Tensor>? _master;
     readonly Distributed.ICollectives _coll;
     long _tokens, _samples;
+    double _allReduceSeconds;
+    long _allReduceBytes;
     DataCursor _cursor = DataCursor.Start;
 
     /// <summary>The recipe being run (its model holds the weights).</summary>
@@ -158,6 +160,7 @@ public sealed class Trainer : IDisposable
             var eta = TimeSpan.FromSeconds(Math.Min(secs / (Step - startStep) * (maxSteps - Step), TimeSpan.MaxValue.TotalSeconds / 2));
             var line = new JsonObject { ["step"] = Step, ["loss"] = loss, ["lr"] = lr, ["grad_norm"] = gradNorm, ["tokens"] = _tokens,
                 ["samples"] = _samples, ["micro_batches"] = k, ["seq_len"] = seqLen, ["tokens_per_s"] = tps, ["elapsed_s"] = secs };
+            if (_coll.WorldSize > 1) { line["allreduce_s"] = _allReduceSeconds; line["allreduce_bytes"] = _allReduceBytes; }
             foreach (var (key, v) in extra) line[key] = v;
             metrics?.Write(line);
             if (tb is not null)
@@ -224,7 +227,11 @@ public sealed class Trainer : IDisposable
             if (_coll.WorldSize > 1)
             {
                 // Each rank's loss was divided by the global element count, so the sum over ranks is the full-batch gradient.
-                Distributed.DataParallel.SumGradients((_master ?? _trainable.Select(t => t.Param)).ToList(), _coll);
+                var reduced = (_master ?? _trainable.Select(t => t.Param)).ToList();
+                var sw = Stopwatch.StartNew();
+                Distributed.DataParallel.SumGradients(reduced, _coll);
+                _allReduceSeconds = sw.Elapsed.TotalSeconds;
+                _allReduceBytes = reduced.Where(p => p.grad is not null).Sum(p => p.grad!.numel() * p.grad!.element_size());
                 lossSum = _coll.AllReduceSum(lossSum);
             }
             double norm = GradientClipping.ClipGlobalNorm(_master ?? _trainable.Select(t => t.Param), _cfg.Optim.GradClip);

@@ -125,7 +125,12 @@ public class MpiTests
         string step4 = Path.Combine("checkpoints", "step-00000004");
         AssertSameWeights(Path.Combine(one, step4), Path.Combine(two, step4));
         // Only rank 0 writes: one metrics line per step.
-        Assert.Equal(4, File.ReadLines(Path.Combine(two, "metrics.jsonl")).Count(l => l.Contains("\"loss\"")));
+        var lines = File.ReadLines(Path.Combine(two, "metrics.jsonl")).Where(l => l.Contains("\"loss\"")).Select(l => JsonDocument.Parse(l)).ToList();
+        Assert.Equal(4, lines.Count);
+        // Each step reports the gradient all-reduce: its time and the bytes of gradients reduced (every trained weight, f32).
+        using (var m = LlamaForCausalLM.FromPretrained(Path.Combine(one, step4)))
+            Assert.All(lines, l => Assert.Equal(m.parameters().Sum(p => p.numel()) * 4, l.RootElement.GetProperty("allreduce_bytes").GetInt64()));
+        Assert.All(lines, l => Assert.True(l.RootElement.GetProperty("allreduce_s").GetDouble() > 0));
 
         Train(data, twoThenOne, 2, mpi: true);
         Assert.Contains("resumed from", Train(data, twoThenOne, 4, mpi: false, resume: true));

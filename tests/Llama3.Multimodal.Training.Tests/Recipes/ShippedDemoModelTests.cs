@@ -30,4 +30,40 @@ public class ShippedDemoModelTests
         Assert.Equal(predictions.Take(captions.Count), captions);
         Assert.All(captions, c => Assert.False(string.IsNullOrWhiteSpace(c)));
     }
+
+    // Real assertions on the shipped models' outputs for the shipped held-out media (see MODEL_CARD.md for their scores).
+    [Fact]
+    public void ShippedVisionModelCaptionsTheShippedImages()
+    {
+        string root = RepoRoot();
+        using var vlm = VisionLanguageModel.FromPretrained(Path.Combine(root, "assets", "models", "demo", "vision"));
+        Assert.Equal("two large red diamonds", vlm.Caption(Path.Combine(root, "assets", "demo", "images", "000002.png")));
+        var eval = MultimodalEval.Caption(Path.Combine(root, "assets", "models", "demo", "vision"), Path.Combine(root, "assets", "demo", "images", "manifest.jsonl"));
+        Assert.True(eval["exact_match"]!.GetValue<double>() >= 0.125, eval.ToJsonString());
+        Assert.Equal(1.0, eval["per_attribute"]!["colour"]!["accuracy"]!.GetValue<double>());
+        Assert.Equal(1.0, eval["per_attribute"]!["size"]!["accuracy"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public void ShippedSpeechModelTranscribesHeldOutVoices()
+    {
+        string root = RepoRoot();
+        var eval = MultimodalEval.Asr(Path.Combine(root, "assets", "models", "demo", "speech"), Path.Combine(root, "assets", "demo", "speech", "manifest.jsonl"));
+        double wer = eval["wer"]!.GetValue<double>();
+        Assert.True(wer < 0.9, eval.ToJsonString());
+        // The second utterance's sentence frame and first colour are heard right ("small orange … and green …").
+        var second = eval["examples"]![1]!["prediction"]!.GetValue<string>();
+        Assert.StartsWith("small orange ", second);
+        Assert.Contains(" and green ", second);
+    }
+
+    [Fact]
+    public void ShippedVideoModelNamesTheFirstObjectsColour()
+    {
+        string root = RepoRoot();
+        var eval = MultimodalEval.Video(Path.Combine(root, "assets", "models", "demo", "video"), Path.Combine(root, "assets", "demo", "videos", "manifest.jsonl"));
+        var pairs = eval["examples"]!.AsArray().Select(e => (Ref: e!["reference"]!.GetValue<string>().Split(' '), Pred: e["prediction"]!.GetValue<string>().Split(' '))).ToList();
+        Assert.Equal(4, pairs.Count);
+        Assert.True(pairs.Count(p => p.Ref.Length > 1 && p.Pred.Length > 1 && p.Ref[1] == p.Pred[1]) >= 3, eval.ToJsonString());
+    }
 }

@@ -7,13 +7,14 @@ using static TorchSharp.torch;
 
 // Training throughput of the text recipes at the tiny preset and of the multimodal recipes at the demo shapes (CPU,
 // f32), with model-FLOPs utilisation against the f32 GEMM peak measured in the same process, and memory.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads]]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads [all|text|multimodal]]]
 int steps = args.Length > 0 ? int.Parse(args[0]) : 12;
 if (args.Length > 1) torch.set_num_threads(int.Parse(args[1]));   // on a shared, oversubscribed CPU 1 thread is far faster
 Console.WriteLine($"Llama3.Multimodal training bench — {DeviceSpec.Backend()}, {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}");
 Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training -- {string.Join(' ', args)}");
 Console.WriteLine($"load average at start: {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a")}");
 
+string only = args.Length > 2 ? args[2] : "all";
 double peak = GemmPeak();
 Console.WriteLine($"f32 GEMM peak (1024³ matmul, best of 5): {peak / 1e9:F1} GFLOP/s");
 
@@ -32,7 +33,7 @@ var cases = new (string Recipe, string Label, string[] Sets)[]
     ("dpo", "tiny, byte vocab, 8 pairs/step (policy + frozen reference)", new[] { "batch.micro=8", "batch.global=8" }),
     ("reward-model", "tiny, byte vocab, 8 pairs/step", new[] { "batch.micro=8", "batch.global=8" }),
 };
-foreach (var (recipe, label, sets) in cases)
+foreach (var (recipe, label, sets) in only is "all" or "text" ? cases : Array.Empty<(string, string, string[])>())
 {
     string outDir = Path.Combine(Path.GetTempPath(), "l3mm-bench-run-" + Guid.NewGuid().ToString("N")[..8]);
     using var r = RecipeRegistry.Create(recipe);
@@ -79,7 +80,7 @@ var mmCases = new (string Recipe, string Label)[]
     ("speech-stage1", "tiny-speech Conformer, BEST-RQ, 8 utterances/step"),
     ("speech-stage2", "tiny-speech encoder + adapter under a frozen tiny decoder, 8 utterances/step"),
 };
-foreach (var (recipe, label) in mmCases)
+foreach (var (recipe, label) in only is "all" or "multimodal" ? mmCases : Array.Empty<(string, string)>())
 {
     string outDir = Path.Combine(Path.GetTempPath(), "l3mm-bench-run-" + Guid.NewGuid().ToString("N")[..8]);
     long rssBefore = Process.GetCurrentProcess().WorkingSet64;

@@ -202,6 +202,29 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
     }
 
     [Fact]
+    public void CompletionPromptsPutTheVideoBeforeBosAndPretrainedFoldersChooseThem()
+    {
+        using var m = _m.NewVideoModel();
+        var tok = m.Tokenizer;
+        var ids = VideoPrompt.EncodeCompletion(tok, "");
+        Assert.Equal(new[] { Video, tok.BosId }, ids);                       // the layout the video recipe trains
+        var later = VideoPrompt.EncodeCompletion(tok, "Clip: <|video|>");
+        Assert.Equal(tok.BosId, later[0]);
+        Assert.Equal(Video, later[^1]);
+        Assert.Equal(VideoPrompt.EncodeInstruct(tok, "What moves?"), VideoPrompt.Encode(Vision.VisionPromptFormat.Instruct, tok, "What moves?"));
+        string dir = Directory.CreateTempSubdirectory("l3mm-video-fmt").FullName;
+        try
+        {
+            Assert.Equal(Vision.VisionPromptFormat.Instruct, Vision.VisionPrompt.FormatOf(dir));
+            File.WriteAllText(Path.Combine(dir, "train_info.json"), "{\"recipe\": \"video\", \"tokenizer\": \"bytes\"}");
+            Assert.Equal(Vision.VisionPromptFormat.Completion, Vision.VisionPrompt.FormatOf(dir));
+            File.WriteAllText(Path.Combine(dir, "train_info.json"), "{\"recipe\": ");
+            Assert.Throws<CheckpointFormatException>(() => Vision.VisionPrompt.FormatOf(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void ImageModelFolderWithoutTheExpectedKeysIsRejected()
     {
         var e = Assert.Throws<CheckpointFormatException>(() =>

@@ -41,6 +41,11 @@ public sealed class VideoLanguageModel : nn.Module
     public ScalarType DType { get; }
     /// <summary>Tokenizer for the prompt-level API.</summary>
     public Llama3Tokenizer Tokenizer { get; set; } = Llama3Tokenizer.Default;
+    /// <summary>
+    /// Prompt layout of <see cref="Generate(string, string, GenerationOptions?, Action{int}?)"/>: Instruct (default) or
+    /// Completion (base models; <see cref="FromPretrained"/> picks it for a folder written by the <c>video</c> recipe).
+    /// </summary>
+    public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
     /// <summary>Image preprocessing of the base model (also used for video frames).</summary>
     public ImagePreprocessor Preprocessor { get; }
     /// <summary>Folder holding ffmpeg and ffprobe; null = <c>LLAMA3MM_FFMPEG_DIR</c> or <c>PATH</c>.</summary>
@@ -254,14 +259,14 @@ public sealed class VideoLanguageModel : nn.Module
     }
 
     /// <summary>
-    /// Answers <paramref name="prompt"/> about the clip at <paramref name="videoPath"/> (Instruct chat format; a
+    /// Answers <paramref name="prompt"/> about the clip at <paramref name="videoPath"/> (in <see cref="PromptFormat"/>; a
     /// <c>&lt;|video|&gt;</c> placeholder is put before the text unless the prompt has one): samples the frames, encodes
     /// and aggregates them, and generates. This is <c>mm generate --model DIR --video clip.mp4 --prompt "…"</c>.
     /// Throws <see cref="MediaDecodeException"/> for an unreadable clip or missing ffmpeg.
     /// </summary>
     public GenerationResult Generate(string videoPath, string prompt, GenerationOptions? options = null, Action<int>? onToken = null)
     {
-        var ids = VideoPrompt.EncodeInstruct(Tokenizer, prompt, Config.Video.VideoTokenId);
+        var ids = VideoPrompt.Encode(PromptFormat, Tokenizer, prompt, Config.Video.VideoTokenId);
         using var frames = ReadFrames(videoPath);
         return Generate(ids, frames, options, onToken);
     }
@@ -295,6 +300,7 @@ public sealed class VideoLanguageModel : nn.Module
             StateLoader.Load(model, reader, keyFor: model.CheckpointKey, progress: progress,
                 ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
+            model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;
         }
         catch

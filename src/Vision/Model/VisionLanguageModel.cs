@@ -240,7 +240,7 @@ public sealed class VisionLanguageModel : nn.Module
             StateLoader.Load(model, reader, keyFor: newer ? NewerKey : null, progress: progress,
                 ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
-            model.PromptFormat = PromptFormatOf(directory);
+            model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;
         }
         catch
@@ -248,20 +248,6 @@ public sealed class VisionLanguageModel : nn.Module
             model.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Completion for a folder whose <c>train_info.json</c> names a pretraining recipe; Instruct otherwise.</summary>
-    static VisionPromptFormat PromptFormatOf(string directory)
-    {
-        string path = Path.Combine(directory, "train_info.json");
-        if (!File.Exists(path)) return VisionPromptFormat.Instruct;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            string? recipe = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("recipe", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
-            return recipe is "vision-stage1" or "vision-stage2" or "video" ? VisionPromptFormat.Completion : VisionPromptFormat.Instruct;
-        }
-        catch (JsonException e) { throw new CheckpointFormatException($"{path}: invalid JSON: {e.Message}", e); }
     }
 
     /// <summary>Key of a parameter in the newer transformers spelling (<c>model.vision_model.*</c>, <c>model.language_model.*</c>, <c>lm_head.weight</c>).</summary>

@@ -56,6 +56,25 @@ public static class VisionPrompt
         return ids;
     }
 
+    /// <summary>
+    /// The prompt format a model folder was trained for: Completion when its <c>train_info.json</c> names a pretraining
+    /// recipe (<c>vision-stage1</c>, <c>vision-stage2</c>, <c>video</c>), Instruct otherwise (e.g. hub checkpoints).
+    /// </summary>
+    public static VisionPromptFormat FormatOf(string directory)
+    {
+        string path = Path.Combine(directory, "train_info.json");
+        if (!File.Exists(path)) return VisionPromptFormat.Instruct;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            var root = doc.RootElement;
+            string? recipe = root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty("recipe", out var r)
+                && r.ValueKind == System.Text.Json.JsonValueKind.String ? r.GetString() : null;
+            return recipe is "vision-stage1" or "vision-stage2" or "video" ? VisionPromptFormat.Completion : VisionPromptFormat.Instruct;
+        }
+        catch (System.Text.Json.JsonException e) { throw new CheckpointFormatException($"{path}: invalid JSON: {e.Message}", e); }
+    }
+
     /// <summary>Encodes <paramref name="prompt"/> in <paramref name="format"/>.</summary>
     public static List<int> Encode(VisionPromptFormat format, Llama3Tokenizer tokenizer, string prompt, int imageCount, int imageTokenId = 128256) =>
         format == VisionPromptFormat.Completion

@@ -22,20 +22,21 @@ public sealed class Sampler : IDisposable
         using var scope = NewDisposeScope();
         var l = logits.to(CPU).to_type(ScalarType.Float32);
         if (_o.Temperature == 0) return l.argmax(-1).data<long>().ToArray();
-        l = l / _o.Temperature;
+        using (var temperature = _o.Temperature.ToScalar()) l = l.div(temperature);
         if (_o.TopK > 0 && _o.TopK < l.shape[1])
         {
             var kth = l.topk(_o.TopK, -1).values.narrow(1, _o.TopK - 1, 1);
-            l = l.masked_fill(l.lt(kth), float.NegativeInfinity);
+            l = l.masked_fill(l.lt(kth), Scalars.NegativeInfinity);
         }
         if (_o.TopP < 1)
         {
             var (sorted, idx) = l.sort(-1, descending: true);
             var cum = sorted.softmax(-1).cumsum(-1);
             // Drop a token when the mass before it already reaches p (the first token always stays).
-            var drop = (cum - sorted.softmax(-1)).ge(_o.TopP);
+            using var topP = _o.TopP.ToScalar();
+            var drop = (cum - sorted.softmax(-1)).ge(topP);
             var dropOrig = torch.zeros_like(drop).scatter(-1, idx, drop);
-            l = l.masked_fill(dropOrig, float.NegativeInfinity);
+            l = l.masked_fill(dropOrig, Scalars.NegativeInfinity);
         }
         var probs = l.softmax(-1);
         return torch.multinomial(probs, 1, generator: _gen).view(-1).data<long>().ToArray();

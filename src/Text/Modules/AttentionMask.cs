@@ -20,8 +20,8 @@ public static class AttentionMask
         if (t == 1 && keyValid is null && documentIds is null) return null;
         using var scope = NewDisposeScope();
         long s = offset + t;
-        var qi = torch.arange(offset, s, dtype: ScalarType.Int64, device: device).view(t, 1);
-        var kj = torch.arange(0, s, dtype: ScalarType.Int64, device: device).view(1, s);
+        var qi = Scalars.Arange(offset, s, device).view(t, 1);
+        var kj = Scalars.Arange(0, s, device).view(1, s);
         var allowed = kj.le(qi).unsqueeze(0).expand(batch, t, s);                 // [B, T, S]
         if (keyValid is not null) allowed = allowed.logical_and(keyValid.to(device).to_type(ScalarType.Bool).unsqueeze(1));
         if (documentIds is not null)

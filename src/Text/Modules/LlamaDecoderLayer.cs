@@ -38,8 +38,8 @@ public sealed class LlamaDecoderLayer : DecoderBlock
     public override Tensor Forward(Tensor x, DecoderContext ctx)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), ctx, LayerIndex);
-        var o = h + mlp.forward(post_attention_layernorm.forward(h));
+        var h = Scalars.Add(x, self_attn.Forward(input_layernorm.forward(x), ctx, LayerIndex));
+        var o = Scalars.Add(h, mlp.forward(post_attention_layernorm.forward(h)));
         return o.MoveToOuterDisposeScope();
     }
 }

@@ -127,7 +127,7 @@ public sealed class LlamaForCausalLM : nn.Module
         int offset = cache?.Length ?? 0;
         Tensor positions = options.Positions?.to(Device)
             ?? (options.DocumentIds is not null ? AttentionMask.DocumentPositions(options.DocumentIds).to(Device)
-                : torch.arange(offset, offset + t, dtype: ScalarType.Int64, device: Device).unsqueeze(0).expand(b, t));
+                : Scalars.Arange(offset, offset + t, Device).unsqueeze(0).expand(b, t));
         int maxPos = t == 0 ? 0 : (int)positions.max().item<long>();
         var (cos, sin) = Rotary.Tables(positions, maxPos);
         var mask = AttentionMask.Build(b, t, offset, Config.NumHeads / Config.NumKvHeads, options.KeyValid, options.DocumentIds, Device);

@@ -89,7 +89,7 @@ public sealed class RotaryEmbedding : IDisposable
         var x1 = xf.narrow(-1, 0, half);
         var x2 = xf.narrow(-1, half, half);
         var rotated = torch.cat(new[] { -x2, x1 }, -1);
-        return (xf * cos + rotated * sin).to_type(x.dtype).MoveToOuterDisposeScope();
+        return Scalars.Add(xf * cos, rotated * sin).to_type(x.dtype).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

@@ -27,4 +27,14 @@ public static class Scalars
     public static readonly Scalar True = true.ToScalar();
     /// <summary>False.</summary>
     public static readonly Scalar False = false.ToScalar();
+
+    /// <summary><c>a + b</c> without TorchSharp's temporary <c>alpha = 1</c> scalar.</summary>
+    public static torch.Tensor Add(torch.Tensor a, torch.Tensor b) => a.add(b, One);
+
+    /// <summary><c>torch.arange(start, stop)</c> (Int64) with its scalars held for the call.</summary>
+    public static torch.Tensor Arange(long start, long stop, torch.Device? device = null)
+    {
+        using Scalar a = start.ToScalar(), b = stop.ToScalar();
+        return torch.arange(a, b, One, dtype: torch.ScalarType.Int64, device: device);
+    }
 }

@@ -20,7 +20,7 @@ public static class WeightInit
             if (p.device_type == DeviceType.META) continue;
             if (custom != null && custom(name, p)) continue;
             string leaf = name[(name.LastIndexOf('.') + 1)..];
-            if (IsNormScale(name)) p.fill_(1.0);
+            if (IsNormScale(name)) p.fill_(Scalars.One);
             else if (leaf == "bias" || name.Contains("gate") && p.dim() <= 1) p.zero_();
             else
             {

@@ -6,7 +6,6 @@ namespace Llama3.Multimodal.Text;
 /// <summary>RMSNorm: <c>x · rsqrt(mean(x²) + eps) · w</c>, normalised in f32 and cast back before the weight (as Meta and HF do).</summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
-    readonly double _eps;
     readonly Scalar _epsScalar;   // kept alive with the module (see Scalars)
     /// <summary>Scale, shape [dim], checkpoint key <c>weight</c>.</summary>
     public readonly TorchSharp.Modules.Parameter weight;
@@ -14,7 +13,6 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <summary>Creates the norm with unit weight.</summary>
     public RmsNorm(long dim, double eps, Device? device = null, ScalarType dtype = ScalarType.Float32) : base("RmsNorm")
     {
-        _eps = eps;
         _epsScalar = eps.ToScalar();
         weight = new TorchSharp.Modules.Parameter(torch.ones(new[] { dim }, dtype: dtype, device: device));
         RegisterComponents();

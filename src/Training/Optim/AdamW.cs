@@ -21,13 +21,16 @@ public sealed class AdamW : IDisposable
     }
 
     readonly List<Slot> _slots;
-    readonly double _b1, _b2, _eps, _wd;
+    readonly double _b1, _b2, _wd;
+    // The constant coefficients as scalars held for the optimizer's life (see Text.Scalars): made once, not per update.
+    readonly Scalar _b1S, _b2S, _oneMinusB1, _oneMinusB2, _epsS;
 
     /// <summary>Creates the optimizer over (name, parameter, decay?) entries.</summary>
     public AdamW(IEnumerable<(string Name, Tensor Param, bool Decay)> parameters, double beta1 = 0.9, double beta2 = 0.95, double eps = 1e-8, double weightDecay = 0.1)
     {
         _slots = parameters.Select(p => new Slot { Name = p.Name, Param = p.Param, Decay = p.Decay }).ToList();
-        _b1 = beta1; _b2 = beta2; _eps = eps; _wd = weightDecay;
+        _b1 = beta1; _b2 = beta2; _wd = weightDecay;
+        _b1S = beta1.ToScalar(); _b2S = beta2.ToScalar(); _oneMinusB1 = (1 - beta1).ToScalar(); _oneMinusB2 = (1 - beta2).ToScalar(); _epsS = eps.ToScalar();
     }
 
     /// <summary>
@@ -74,12 +77,11 @@ public sealed class AdamW : IDisposable
             var g32 = g.dtype == ScalarType.Float32 ? g : g.to_type(ScalarType.Float32);
             double bc1 = 1 - Math.Pow(_b1, s.Step), bc2 = 1 - Math.Pow(_b2, s.Step);
             // Scalars held for the whole update (see Text.Scalars: temporaries can be freed mid-call by another thread's GC).
-            using Scalar decay = (1 - lr * _wd).ToScalar(), b1 = _b1.ToScalar(), b2 = _b2.ToScalar(), oneMinusB1 = (1 - _b1).ToScalar(),
-                oneMinusB2 = (1 - _b2).ToScalar(), sqrtBc2 = Math.Sqrt(bc2).ToScalar(), eps = _eps.ToScalar(), stepSize = (-lr / bc1).ToScalar();
+            using Scalar decay = (1 - lr * _wd).ToScalar(), sqrtBc2 = Math.Sqrt(bc2).ToScalar(), stepSize = (-lr / bc1).ToScalar();
             if (s.Decay && _wd != 0) s.Param.mul_(decay);
-            s.M.mul_(b1).add_(g32, alpha: oneMinusB1);
-            s.V.mul_(b2).addcmul_(g32, g32, value: oneMinusB2);
-            var denom = s.V.sqrt().div_(sqrtBc2).add_(eps, Text.Scalars.One);
+            s.M.mul_(_b1S).add_(g32, alpha: _oneMinusB1);
+            s.V.mul_(_b2S).addcmul_(g32, g32, value: _oneMinusB2);
+            var denom = s.V.sqrt().div_(sqrtBc2).add_(_epsS, Text.Scalars.One);
             if (s.Param.dtype == ScalarType.Float32) s.Param.addcdiv_(s.M, denom, value: stepSize);
             else s.Param.copy_(s.Param.to_type(ScalarType.Float32).addcdiv_(s.M, denom, value: stepSize));
         }
@@ -150,5 +152,6 @@ public sealed class AdamW : IDisposable
     public void Dispose()
     {
         foreach (var s in _slots) { s.M?.Dispose(); s.V?.Dispose(); s.M = s.V = null; }
+        foreach (var c in new[] { _b1S, _b2S, _oneMinusB1, _oneMinusB2, _epsS }) c.Dispose();
     }
 }

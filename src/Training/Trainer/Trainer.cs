@@ -56,6 +56,7 @@ public sealed class Trainer : IDisposable
             device = split.Trim() == "auto" ? (torch.cuda.is_available() ? new Device(DeviceType.CUDA, 0) : device) : ConfigLoader.DeviceList(split)[0];
         bool mixed = config.Train.Dtype == "bf16";
         torch.manual_seed(config.Seed);
+        recipe.Rng.Dispose();
         recipe.Rng = new Generator((ulong)config.Seed, CPU);
         recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);
         _trainable = SelectTrainable();

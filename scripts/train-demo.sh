@@ -24,9 +24,9 @@ start=$(date +%s)
 if [ ! -f "$ROOT/.data-done" ]; then
   log "make-data (seed $SEED)"
   "${MT[@]}" make-data text --out "$ROOT" --seed "$SEED" --documents "${COUNT_TEXT:-3000}" >/dev/null
-  "${MT[@]}" make-data images --out "$ROOT" --seed "$SEED" --count "${COUNT_IMAGES:-2000}" --eval-count "$EVAL_COUNT" >/dev/null
-  "${MT[@]}" make-data speech --out "$ROOT" --seed "$SEED" --count "${COUNT_SPEECH:-2000}" --eval-count "$EVAL_COUNT" >/dev/null
-  "${MT[@]}" make-data video --out "$ROOT" --seed "$SEED" --count "${COUNT_VIDEO:-300}" --eval-count "$EVAL_COUNT" >/dev/null
+  "${MT[@]}" make-data images --out "$ROOT" --seed "$SEED" --count "${COUNT_IMAGES:-40000}" --eval-count "$EVAL_COUNT" >/dev/null
+  "${MT[@]}" make-data speech --out "$ROOT" --seed "$SEED" --count "${COUNT_SPEECH:-6000}" --eval-count "$EVAL_COUNT" >/dev/null
+  "${MT[@]}" make-data video --out "$ROOT" --seed "$SEED" --count "${COUNT_VIDEO:-1500}" --eval-count "$EVAL_COUNT" >/dev/null
   # The decoder is frozen in every multimodal stage, so its pretraining corpus also holds the captions and transcripts
   # of the training sets (never the evaluation sets): the language the adapters must make it speak. The SFT dialogs
   # teach the chat format and to repeat the user's words after the ASR system prompt, which is what the frozen decoder
@@ -35,8 +35,8 @@ if [ ! -f "$ROOT/.data-done" ]; then
 import json, sys, os
 root = sys.argv[1]
 sets = (("images/manifest.jsonl", "caption"), ("videos/manifest.jsonl", "caption"), ("speech/manifest.jsonl", "text"))
-def texts(rel, key):
-    return [json.loads(line)[key] for line in open(os.path.join(root, rel), encoding="utf-8")]
+def texts(rel, key, cap=4000):   # at most `cap` lines of a set (the grammar is small; a large set would crowd out the rest)
+    return [json.loads(line)[key] for line in open(os.path.join(root, rel), encoding="utf-8")][:cap]
 with open(os.path.join(root, "text.jsonl"), "a", encoding="utf-8") as out:
     for rel, key in sets:
         for t in texts(rel, key):
@@ -45,7 +45,7 @@ def repeat(t):
     return json.dumps({"messages": [{"role": "system", "content": "Repeat after me in English:"},
                                     {"role": "user", "content": t}, {"role": "assistant", "content": t}]}) + "\n"
 with open(os.path.join(root, "chat.jsonl"), "a", encoding="utf-8") as out:
-    for t in texts("speech/manifest.jsonl", "text") * 3 + texts("images/manifest.jsonl", "caption") + texts("videos/manifest.jsonl", "caption"):
+    for t in texts("speech/manifest.jsonl", "text") * 2 + texts("images/manifest.jsonl", "caption") + texts("videos/manifest.jsonl", "caption"):
         out.write(repeat(t))
 PY
   touch "$ROOT/.data-done"

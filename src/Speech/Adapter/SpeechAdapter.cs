@@ -68,10 +68,10 @@ public sealed class SpeechAdapter : nn.Module
         long t2 = x.shape[1];
         var len2 = SequenceMask.CeilDiv(lengths, Config.ConvStride);
         var validBool = SequenceMask.Valid(len2, t2, device);
-        var (cos, sin) = _rotary.Tables(torch.arange(t2, dtype: ScalarType.Int64, device: device).unsqueeze(0), (int)Math.Max(0, t2 - 1));
+        var (cos, sin) = _rotary.Tables(Scalars.Arange(0, t2, device).unsqueeze(0), (int)Math.Max(0, t2 - 1));
         bool padded = len2.min().item<long>() < t2;
-        x = x + self_attn.Forward(self_attn_norm.forward(x), cos, sin, padded ? validBool.view(b, 1, 1, t2) : null);
-        x = x + ffn.forward(ffn_norm.forward(x));
+        x = Scalars.Add(x, self_attn.Forward(self_attn_norm.forward(x), cos, sin, padded ? validBool.view(b, 1, 1, t2) : null));
+        x = Scalars.Add(x, ffn.forward(ffn_norm.forward(x)));
         var y = output_proj.forward(norm.forward(x));
         if (padded) y = y * validBool.unsqueeze(-1).to(dtype);
         return (y.MoveToOuterDisposeScope(), len2.MoveToOuterDisposeScope());

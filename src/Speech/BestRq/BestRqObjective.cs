@@ -103,17 +103,18 @@ public sealed class BestRqObjective : nn.Module
         var targets = quantizer.Quantize(stacked);                                               // [B, books, T4]
 
         var mask = SpanMasker.Sample(len, t, Config.MaskStartProbability, Config.MaskSpan, generator);          // [B, T] CPU
-        var noise = torch.randn(new long[] { b, t, ec.MelBins }, generator: generator) * Config.MaskNoiseStd;
+        using var noiseStd = Config.MaskNoiseStd.ToScalar();
+        var noise = torch.randn(new long[] { b, t, ec.MelBins }, generator: generator).mul_(noiseStd);
         var maskD = mask.to(device);
         var masked = torch.where(maskD.unsqueeze(-1), noise.to(device), x);
 
         var (h, len4) = Encoder.ForwardNormalized(masked, len);                                 // [B, T4, d]
-        var mask4 = nn.functional.pad(maskD.to(ScalarType.Int32), new long[] { 0, tPad - t }).view(b, t4, ec.StackFrames).sum(-1) > 0;
+        var mask4 = nn.functional.pad(maskD.to(ScalarType.Int32), new long[] { 0, tPad - t }).view(b, t4, ec.StackFrames).sum(-1).gt(Scalars.Zero);
         var flat = mask4.reshape(-1).nonzero().squeeze(1);                                       // masked 40 ms frames
         long m = flat.shape[0];
         long total = len4.sum().item<long>();
         if (m == 0)
-            return new BestRqLoss { Loss = (h.sum() * 0).to(ScalarType.Float32).MoveToOuterDisposeScope(), MaskedFrames = 0, TotalFrames = total };
+            return new BestRqLoss { Loss = h.sum().mul(Scalars.Zero).to(ScalarType.Float32).MoveToOuterDisposeScope(), MaskedFrames = 0, TotalFrames = total };
         var hm = h.reshape(-1, ec.Dim).index_select(0, flat);                                    // [M, d]
         var tm = targets.permute(0, 2, 1).reshape(-1, Config.NumCodebooks).index_select(0, flat);  // [M, books]
         Tensor? loss = null;
@@ -123,10 +124,11 @@ public sealed class BestRqObjective : nn.Module
             var logits = heads[c].forward(hm).to(ScalarType.Float32);
             var target = tm.select(1, c);
             var ce = nn.functional.cross_entropy(logits, target);
-            loss = loss is null ? ce : loss + ce;
+            loss = loss is null ? ce : Scalars.Add(loss, ce);
             using (torch.no_grad()) correct += logits.argmax(-1).eq(target).sum().item<long>();
         }
-        var mean = loss! / Config.NumCodebooks;
+        using var books = ((long)Config.NumCodebooks).ToScalar();
+        var mean = loss!.div(books);
         return new BestRqLoss
         {
             Loss = mean.MoveToOuterDisposeScope(),

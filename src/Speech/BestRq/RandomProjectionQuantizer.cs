@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,7 +27,8 @@ public sealed class RandomProjectionQuantizer : nn.Module
         using (var scope = NewDisposeScope())
         {
             double bound = Math.Sqrt(6.0 / (inputDim + codeDim)); // Xavier/Glorot uniform for a inputDim → codeDim map
-            var a = torch.rand(new long[] { books, inputDim, codeDim }, generator: gen) * (2 * bound) - bound;
+            using Scalar width = (2 * bound).ToScalar(), low = (-bound).ToScalar();
+            var a = torch.rand(new long[] { books, inputDim, codeDim }, generator: gen).mul_(width).add_(low, Scalars.One);
             var c = nn.functional.normalize(torch.randn(new long[] { books, size, codeDim }, generator: gen), p: 2, dim: -1);
             projections = new Parameter(a.to(device ?? CPU), requires_grad: false);
             codebooks = new Parameter(c.to(device ?? CPU), requires_grad: false);

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,12 +21,13 @@ public static class SpanMasker
         var len = lengths.to(ScalarType.Int64, CPU);
         long b = len.shape[0];
         var valid = SequenceMask.Valid(len, frames, CPU);
-        var starts = (torch.rand(new long[] { b, frames }, generator: generator) < startProbability) & valid;
+        using Scalar prob = startProbability.ToScalar(), back = ((long)(1 - span)).ToScalar();
+        var starts = torch.rand(new long[] { b, frames }, generator: generator).lt(prob) & valid;
         // frame t is masked when a span starts in [t − span + 1, t]: a windowed count via cumulative sums.
         var c = nn.functional.pad(starts.to(ScalarType.Int32).cumsum(1, ScalarType.Int32), new long[] { 1, 0 }); // [B, T+1], c[t+1] = Σ starts[0..t]
         var upper = c.narrow(1, 1, frames);
-        var lowerIdx = (torch.arange(frames, dtype: ScalarType.Int64) + 1 - span).clamp_min(0);
+        var lowerIdx = Scalars.Arange(0, frames).add_(back, Scalars.One).clamp_min(Scalars.Zero);
         var lower = c.index_select(1, lowerIdx);
-        return ((upper - lower > 0) & valid).MoveToOuterDisposeScope();
+        return ((upper - lower).gt(Scalars.Zero) & valid).MoveToOuterDisposeScope();
     }
 }

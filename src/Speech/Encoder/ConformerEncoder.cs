@@ -81,7 +81,7 @@ public sealed class ConformerEncoder : nn.Module
         // Without padding the masks change nothing; leaving them out lets attention take its fastest kernel.
         bool padded = len4.min().item<long>() < t4;
         var keyValid = padded ? validBool.view(b, 1, 1, t4) : null;
-        var (cos, sin) = _rotary.Tables(torch.arange(t4, dtype: ScalarType.Int64, device: device).unsqueeze(0), (int)Math.Max(0, t4 - 1));
+        var (cos, sin) = _rotary.Tables(Scalars.Arange(0, t4, device).unsqueeze(0), (int)Math.Max(0, t4 - 1));
         foreach (var layer in layers) x = layer.Forward(x, cos, sin, keyValid, padded ? valid : null);
         return ((padded ? x * valid : x).MoveToOuterDisposeScope(), len4.MoveToOuterDisposeScope());
     }

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -49,10 +50,10 @@ public sealed class ConformerLayer : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? keyValid, Tensor? valid)
     {
         using var scope = NewDisposeScope();
-        x = x + 0.5 * ffn1.forward(ffn1_norm.forward(x));
-        x = x + self_attn.Forward(self_attn_norm.forward(x), cos, sin, keyValid);
-        x = x + conv.Forward(conv_norm.forward(x), valid);
-        x = x + 0.5 * ffn2.forward(ffn2_norm.forward(x));
+        x = x.add(ffn1.forward(ffn1_norm.forward(x)), Scalars.Half);
+        x = Scalars.Add(x, self_attn.Forward(self_attn_norm.forward(x), cos, sin, keyValid));
+        x = Scalars.Add(x, conv.Forward(conv_norm.forward(x), valid));
+        x = x.add(ffn2.forward(ffn2_norm.forward(x)), Scalars.Half);
         return final_norm.forward(x).MoveToOuterDisposeScope();
     }
 }

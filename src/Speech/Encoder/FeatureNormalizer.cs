@@ -13,6 +13,7 @@ public sealed class FeatureNormalizer : nn.Module<Tensor, Tensor>
 {
     /// <summary>Variance floor added before the square root.</summary>
     public const double Eps = 1e-5;
+    static readonly Scalar EpsScalar = Eps.ToScalar();
 #pragma warning disable IDE1006 // checkpoint key names
     /// <summary>Per-bin mean [bins] (f32).</summary>
     public readonly Parameter mean;
@@ -33,7 +34,7 @@ public sealed class FeatureNormalizer : nn.Module<Tensor, Tensor>
     {
         using var noGrad = torch.no_grad();
         mean.zero_();
-        var.fill_(1.0);
+        var.fill_(Scalars.One);
     }
 
     /// <summary>
@@ -53,13 +54,14 @@ public sealed class FeatureNormalizer : nn.Module<Tensor, Tensor>
             using var inner = NewDisposeScope();
             var valid = SequenceMask.Valid(len, f.shape[1], f.device).unsqueeze(-1).to(ScalarType.Float64);
             var x = f.to(ScalarType.Float64) * valid;
-            sum.add_(x.sum(new long[] { 0, 1 }).cpu());
-            sumSq.add_((x * x).sum(new long[] { 0, 1 }).cpu());
+            sum.add_(x.sum(new long[] { 0, 1 }).cpu(), Scalars.One);
+            sumSq.add_((x * x).sum(new long[] { 0, 1 }).cpu(), Scalars.One);
             count += valid.sum().item<double>();
         }
         if (count < 2) throw new ArgumentException("feature statistics need at least two frames.");
-        var m = sum / count;
-        var v = (sumSq / count - m * m).clamp_min(0);
+        using var n = count.ToScalar();
+        var m = sum.div(n);
+        var v = (sumSq.div(n) - m * m).clamp_min(Scalars.Zero);
         mean.copy_(m.to(ScalarType.Float32));
         var.copy_(v.to(ScalarType.Float32));
     }
@@ -68,7 +70,7 @@ public sealed class FeatureNormalizer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = (x.to(ScalarType.Float32) - mean) * torch.rsqrt(var + Eps);
+        var y = (x.to(ScalarType.Float32) - mean) * torch.rsqrt(var.add(EpsScalar, Scalars.One));
         return y.to_type(x.dtype).MoveToOuterDisposeScope();
     }
 }

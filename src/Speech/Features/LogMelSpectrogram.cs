@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,6 +18,7 @@ public sealed class LogMelSpectrogram : IDisposable
     public const int Hop = 160;
     /// <summary>Mel bins.</summary>
     public const int MelBins = 80;
+    static readonly Scalar PowerFloor = 1e-10.ToScalar(), DynamicRange = 8.0.ToScalar(), Four = 4.0.ToScalar();
 
     readonly Tensor _window;   // [400] f32
     readonly Tensor _filters;  // [80, 201] f32
@@ -55,9 +57,9 @@ public sealed class LogMelSpectrogram : IDisposable
         var spec = torch.stft(x, NFft, Hop, NFft, _window, center: true, pad_mode: PaddingModes.Reflect, return_complex: true); // [201, T+1]
         var power = spec.narrow(1, 0, frames).abs().square();      // [201, T]
         var mel = _filters.matmul(power);                           // [80, T]
-        var log = mel.clamp_min(1e-10).log10();
-        log = torch.maximum(log, log.max() - 8.0);
-        return ((log + 4.0) / 4.0).t().contiguous().MoveToOuterDisposeScope(); // [T, 80]
+        var log = mel.clamp_min(PowerFloor).log10();
+        log = torch.maximum(log, log.max().sub(DynamicRange));
+        return log.add(Four, Scalars.One).div_(Four).t().contiguous().MoveToOuterDisposeScope(); // [T, 80]
     }
 
     /// <summary>Log-mel features [T, 80] of 16 kHz mono samples.</summary>

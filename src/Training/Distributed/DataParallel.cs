@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,6 +37,7 @@ public static class DataParallel
         if (c.WorldSize == 1) return;
         using var noGrad = torch.no_grad();
         long perBucket = Math.Max(1, bucketBytes / 4);
+        using var world = ((long)c.WorldSize).ToScalar();
         int i = 0;
         while (i < parameters.Count)
         {
@@ -50,7 +52,7 @@ public static class DataParallel
             using var scope = NewDisposeScope();
             var flat = torch.cat(group.Select(p => (p.grad is { } g ? g : torch.zeros_like(p)).to_type(ScalarType.Float32).reshape(-1)).ToArray());
             c.AllReduceSum(flat);
-            if (average) flat.div_(c.WorldSize);
+            if (average) flat.div_(world);
             long off = 0;
             foreach (var p in group)
             {

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,12 +18,13 @@ public static class GradientClipping
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0;
         Tensor total = torch.zeros(1, ScalarType.Float64);
-        foreach (var g in grads) total += g.to_type(ScalarType.Float32).pow(2).sum().to_type(ScalarType.Float64).cpu();
+        foreach (var g in grads) total = Scalars.Add(total, g.to_type(ScalarType.Float32).pow(Scalars.Two).sum().to_type(ScalarType.Float64).cpu());
         double norm = Math.Sqrt(total.item<double>());
         if (maxNorm > 0 && norm > maxNorm)
         {
             double coef = maxNorm / (norm + 1e-6);
-            foreach (var g in grads) g.mul_(coef);
+            using var c = coef.ToScalar();
+            foreach (var g in grads) g.mul_(c);
         }
         return norm;
     }

@@ -105,15 +105,17 @@ public sealed class DpoRecipe : TextRecipe
         Tensor reference;
         using (torch.no_grad()) reference = PreferenceLosses.TokenLogProbs(Reference.Forward(ids), labels).sum(1);
         var dpo = PreferenceLosses.Dpo(policy[..(int)n], policy[(int)n..], reference[..(int)n], reference[(int)n..], Config.Loss.DpoBeta);
-        var chosenTokens = labels[..(int)n].ne(-100).sum(1).clamp_min(1).to_type(ScalarType.Float32);
+        using var ignore = (-100).ToScalar();
+        using var nllWeight = Config.Loss.NllWeight.ToScalar();
+        var chosenTokens = labels[..(int)n].ne(ignore).sum(1).clamp_min(Scalars.One).to_type(ScalarType.Float32);
         var nll = -policy[..(int)n] / chosenTokens;                                                // per-token NLL of chosen
-        var total = (dpo + nll * Config.Loss.NllWeight).sum();
+        var total = dpo.add(nll, nllWeight).sum();
         var margin = (policy[..(int)n] - reference[..(int)n]) - (policy[(int)n..] - reference[(int)n..]);
         var metrics = new Dictionary<string, double>
         {
             ["dpo"] = dpo.sum().item<float>(),
             ["nll_chosen"] = nll.sum().item<float>(),
-            ["reward_accuracy"] = margin.gt(0).sum().item<long>(),
+            ["reward_accuracy"] = margin.gt(Scalars.Zero).sum().item<long>(),
         };
         return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
     }

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,6 +7,8 @@ namespace Llama3.Multimodal.Training;
 /// <summary>The post-training losses (Llama 3 §4.1) and the token log-likelihood they are built from.</summary>
 public static class PreferenceLosses
 {
+    static readonly Scalar IgnoreIndex = (-100).ToScalar();
+
     /// <summary>
     /// DPO per pair: <c>−log σ(β·((π_c − ref_c) − (π_r − ref_r)))</c> from sequence log-probabilities [N]. Equals log 2
     /// when policy and reference agree.
@@ -13,7 +16,8 @@ public static class PreferenceLosses
     public static Tensor Dpo(Tensor policyChosen, Tensor policyRejected, Tensor refChosen, Tensor refRejected, double beta)
     {
         using var scope = NewDisposeScope();
-        var z = ((policyChosen - refChosen) - (policyRejected - refRejected)) * beta;
+        using var b = beta.ToScalar();
+        var z = ((policyChosen - refChosen) - (policyRejected - refRejected)).mul(b);
         return (-nn.functional.logsigmoid(z)).MoveToOuterDisposeScope();
     }
 
@@ -29,10 +33,10 @@ public static class PreferenceLosses
     {
         using var scope = NewDisposeScope();
         labels = labels.to(logits.device);   // the output head may sit on another device than the inputs (layer placement)
-        var mask = labels.ne(-100);
-        var safe = labels.masked_fill(mask.logical_not(), 0);
+        var mask = labels.ne(IgnoreIndex);
+        var safe = labels.masked_fill(mask.logical_not(), Scalars.Zero);
         var lp = logits.to_type(ScalarType.Float32).log_softmax(-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1);
-        return lp.masked_fill(mask.logical_not(), 0).MoveToOuterDisposeScope();
+        return lp.masked_fill(mask.logical_not(), Scalars.Zero).MoveToOuterDisposeScope();
     }
 
     /// <summary>Σ of the next-token cross-entropy over labelled positions (label −100 = ignored).</summary>

@@ -58,7 +58,7 @@ public sealed class RejectionSampler
         {
             var logits = _policy.Forward(x, new ForwardOptions { Cache = cache, LastOnly = true })[0, 0];   // [V]
             long next = temperature <= 0 ? logits.argmax().item<long>()
-                : torch.multinomial(logits.div(temperature).softmax(-1), 1, generator: gen).item<long>();
+                : Sample(logits, temperature, gen);
             if (next == _tok.EotId || next == _tok.EosId) break;
             outIds.Add((int)next);
             x = torch.tensor(new[] { next }, new long[] { 1, 1 });
@@ -89,5 +89,13 @@ public sealed class RejectionSampler
         }
         AtomicFile.WriteAllText(outPath, string.Concat(lines.Select(l => l + "\n")));
         return lines.Count;
+    }
+
+    static long Sample(Tensor logits, double temperature, Generator gen)
+    {
+        using var t = temperature.ToScalar();
+        using var probs = logits.div(t).softmax(-1);
+        using var pick = torch.multinomial(probs, 1, generator: gen);
+        return pick.item<long>();
     }
 }

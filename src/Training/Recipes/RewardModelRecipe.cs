@@ -105,8 +105,8 @@ public sealed class RewardModelRecipe : TextRecipe
         if (editedOf.numel() > 0)
         {
             var re = r[(2 * n)..];
-            total = total + PreferenceLosses.PairwiseRanking(re, rc.index_select(0, editedOf)).sum()
-                          + PreferenceLosses.PairwiseRanking(re, rr.index_select(0, editedOf)).sum();
+            total = Scalars.Add(total, PreferenceLosses.PairwiseRanking(re, rc.index_select(0, editedOf)).sum());
+            total = Scalars.Add(total, PreferenceLosses.PairwiseRanking(re, rr.index_select(0, editedOf)).sum());
         }
         var metrics = new Dictionary<string, double> { ["accuracy"] = rc.gt(rr).sum().item<long>() };
         return new LossOutput(total.MoveToOuterDisposeScope(), metrics);

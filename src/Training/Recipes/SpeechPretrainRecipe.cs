@@ -158,7 +158,8 @@ public sealed class SpeechPretrainRecipe : Recipe
         var r = Pretrain.best_rq.Loss(f.to(_device), l, Rng);
         long n = batch.Samples;
         var metrics = new Dictionary<string, double> { ["code_accuracy"] = r.Accuracy * n, ["masked_fraction"] = (double)r.MaskedFrames / Math.Max(1, r.TotalFrames) * n };
-        return new LossOutput((r.Loss * n).MoveToOuterDisposeScope(), metrics);
+        using var count = n.ToScalar();
+        return new LossOutput(r.Loss.mul(count).MoveToOuterDisposeScope(), metrics);
     }
 
     /// <summary>Writes every parameter under <c>speech_model.</c> (encoder with statistics, quantizer, heads) and <see cref="MediaTokens.InfoFile"/>.</summary>

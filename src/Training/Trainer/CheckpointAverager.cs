@@ -29,6 +29,7 @@ public static class CheckpointAverager
                         throw new CheckpointFormatException($"{checkpoints[i]}: '{k}' has shape {readers[i].Info(k).ShapeText}, {checkpoints[0]} has {readers[0].Info(k).ShapeText}.");
             }
             Directory.CreateDirectory(outDir);
+            using var count = ((long)readers.Count).ToScalar();
             var writes = keys.Select(k =>
             {
                 var info = readers[0].Info(k);
@@ -36,8 +37,8 @@ public static class CheckpointAverager
                 {
                     using var scope = NewDisposeScope();
                     Tensor acc = torch.zeros(info.Shape.ToArray(), ScalarType.Float64);
-                    foreach (var r in readers) { using var t = r.Read(k); acc.add_(t.to_type(ScalarType.Float64)); }
-                    return acc.div_(readers.Count).to_type(info.DType).MoveToOuterDisposeScope();
+                    foreach (var r in readers) { using var t = r.Read(k); acc.add_(t.to_type(ScalarType.Float64), Scalars.One); }
+                    return acc.div_(count).to_type(info.DType).MoveToOuterDisposeScope();
                 });
             }).ToList();
             SafeTensorsWriter.Write(Path.Combine(outDir, "model.safetensors"), writes);

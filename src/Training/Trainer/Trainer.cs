@@ -208,6 +208,7 @@ public sealed class Trainer : IDisposable
         try
         {
             double total = Math.Max(1, batches.Sum(b => b.LossElements));
+            using var totalScalar = total.ToScalar();
             var mine = batches.Where((_, i) => i % _coll.WorldSize == _coll.Rank).ToList();
             Recipe.Model.zero_grad();
             Recipe.Model.train();
@@ -218,7 +219,7 @@ public sealed class Trainer : IDisposable
             {
                 using var scope = NewDisposeScope();
                 var o = Recipe.Loss(b);
-                using (var l = o.Sum / total)
+                using (var l = o.Sum.div(totalScalar))
                 using (BackgroundWork.Quiet()) l.backward();
                 if (acc is not null) AccumulateInF32(acc);
                 lossSum += o.Sum.item<float>();
@@ -251,7 +252,7 @@ public sealed class Trainer : IDisposable
         {
             var g = _trainable[i].Param.grad;
             if (g is null) continue;
-            acc[i].add_(g.to_type(ScalarType.Float32));
+            acc[i].add_(g.to_type(ScalarType.Float32), Scalars.One);
             g.zero_();
         }
     }

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +26,7 @@ public sealed class PerceiverLayer : nn.Module
     public Tensor Forward(Tensor media, Tensor latents)
     {
         using var scope = NewDisposeScope();
-        var h = latents + attn.Forward(media, latents);
-        return (h + ffn.forward(h)).MoveToOuterDisposeScope();
+        var h = Scalars.Add(latents, attn.Forward(media, latents));
+        return Scalars.Add(h, ffn.forward(h)).MoveToOuterDisposeScope();
     }
 }

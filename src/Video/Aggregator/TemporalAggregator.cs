@@ -90,7 +90,7 @@ public sealed class TemporalAggregator : nn.Module
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], g = x.shape[1], t = x.shape[2], d = x.shape[3];
-        var media = (x + time_embedding.narrow(0, 0, g).view(1, g, 1, d)).reshape(n, g * t, d);  // [N, G·T, D]
+        var media = Scalars.Add(x, time_embedding.narrow(0, 0, g).view(1, g, 1, d)).reshape(n, g * t, d);  // [N, G·T, D]
         var lat = latents.unsqueeze(0).expand(n, -1, -1);                                       // [N, L, D]
         foreach (var layer in layers) lat = layer.Forward(media, lat);
         return norm.forward(lat).MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,11 +42,13 @@ public sealed class VideoFrames : IDisposable
     {
         mean ??= ClipMean; std ??= ClipStd;
         using var scope = NewDisposeScope();
-        var x = Pixels.to(device ?? CPU).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div_(255.0);      // [N, 3, H, W]
+        var x = Pixels.to(device ?? CPU).permute(0, 3, 1, 2).to_type(ScalarType.Float32).div_(Scale255);      // [N, 3, H, W]
         var m = torch.tensor(mean.Select(v => (float)v).ToArray(), device: x.device).view(1, 3, 1, 1);
         var s = torch.tensor(std.Select(v => (float)v).ToArray(), device: x.device).view(1, 3, 1, 1);
         return ((x - m) / s).MoveToOuterDisposeScope();
     }
+
+    static readonly Scalar Scale255 = 255.0.ToScalar();
 
     /// <summary>CLIP normalisation mean (SPEC Vision preprocessing).</summary>
     public static IReadOnlyList<double> ClipMean { get; } = new[] { 0.48145466, 0.4578275, 0.40821073 };

@@ -33,6 +33,6 @@ public sealed class AspectRatioEmbedding : nn.Module
     {
         using var scope = NewDisposeScope();
         var e = embedding.weight.index_select(0, aspectRatioIds).view(-1, _tiles, 1, _dim);
-        return (x + gate.tanh() * e).MoveToOuterDisposeScope();
+        return Scalars.Add(x, gate.tanh() * e).MoveToOuterDisposeScope();
     }
 }

@@ -36,8 +36,8 @@ public sealed class GatedPositionalEmbedding : nn.Module
     {
         using var scope = NewDisposeScope();
         var g = gate.tanh();
-        var h = x + ((1 - g) * embedding).view(1, 1, _tokens, _dim);
+        var h = Scalars.Add(x, (g.neg().add_(Scalars.One, Scalars.One) * embedding).view(1, 1, _tokens, _dim));
         var tile = tile_embedding.weight.index_select(0, aspectRatioIds).view(-1, _tiles, _tokens, _dim);
-        return (h + g * tile).MoveToOuterDisposeScope();
+        return Scalars.Add(h, g * tile).MoveToOuterDisposeScope();
     }
 }

@@ -47,9 +47,9 @@ public sealed class VisionEncoderLayer : nn.Module
         using var scope = NewDisposeScope();
         var a = self_attn.Forward(input_layernorm.forward(x), mask);
         if (gate_attn is not null) a = gate_attn.tanh() * a;
-        var h = x + a;
+        var h = Scalars.Add(x, a);
         var f = mlp.forward(post_attention_layernorm.forward(h));
         if (gate_ffn is not null) f = gate_ffn.tanh() * f;
-        return (h + f).MoveToOuterDisposeScope();
+        return Scalars.Add(h, f).MoveToOuterDisposeScope();
     }
 }

@@ -103,8 +103,9 @@ public sealed class VisionModel : nn.Module
     {
         using var scope = NewDisposeScope();
         long m = tileMask.shape[0], tiles = tileMask.shape[1];
-        var tokenIsPad = torch.arange(padded, device: tileMask.device).ge(tokens).view(1, 1, padded);
-        var pad = tileMask.eq(0).view(m, tiles, 1).logical_or(tokenIsPad).reshape(m, tiles * padded);
+        using var first = ((long)tokens).ToScalar();
+        var tokenIsPad = Scalars.Arange(0, padded, tileMask.device).ge(first).view(1, 1, padded);
+        var pad = tileMask.eq(Scalars.Zero).view(m, tiles, 1).logical_or(tokenIsPad).reshape(m, tiles * padded);
         var both = pad.unsqueeze(2).logical_and(pad.unsqueeze(1));
         return both.logical_not().unsqueeze(1).MoveToOuterDisposeScope();
     }

@@ -62,8 +62,8 @@ public abstract class GatedCrossAttentionBlock : DecoderBlock
         var r = rowMask.to(x.dtype, x.device);                                                     // [B, T, 1]
         var a = cross_attn.Forward(input_layernorm.forward(x), k, v, mask?.to(x.device)!);
         if (maskAttention) a = a * r;
-        var h = x + cross_attn_attn_gate.tanh() * a;
+        var h = Scalars.Add(x, cross_attn_attn_gate.tanh() * a);
         var f = mlp.forward(post_attention_layernorm.forward(h)) * r;
-        return h + cross_attn_mlp_gate.tanh() * f;
+        return Scalars.Add(h, cross_attn_mlp_gate.tanh() * f);
     }
 }

@@ -2,6 +2,7 @@
 //   allreduce OUT          every rank contributes rank+1; rank 0 writes the sums it received
 //   train OUT STEPS B      each rank trains a tiny decoder on its B rows of a fixed 2B-row batch (world 2) or all rows (world 1)
 //   die                    rank 1 exits at once; the others enter a collective and must not hang
+//   engine OUT DEVICE MODE rank 0 writes the engine Collectives.ForDevice picks (or its error) and what it logged
 using System.Text.Json;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Training.Distributed;
@@ -12,6 +13,20 @@ using var c = Collectives.FromEnvironment();
 if (c is MpiCollectives mpi) mpi.Timeout = TimeSpan.FromSeconds(20);
 switch (args[0])
 {
+    case "engine":
+    {
+        var notes = new List<string>();
+        string result;
+        try
+        {
+            var e = Collectives.ForDevice(c, args[2], args[3], notes.Add);
+            result = e.Name;
+        }
+        catch (DistributedException ex) { result = "error: " + ex.Message; }
+        if (c.Rank == 0) File.WriteAllText(args[1], JsonSerializer.Serialize(new { engine = result, notes }));
+        c.Barrier();
+        break;
+    }
     case "allreduce":
     {
         var t = full(new long[] { 1000 }, (float)(c.Rank + 1));

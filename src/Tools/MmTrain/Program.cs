@@ -56,7 +56,9 @@ public static class Program
         var print = new Option<bool>("--print-config") { Description = "Print the resolved config as JSON and exit." };
         var zero1 = new Option<bool>("--zero1") { Description = "With several MPI ranks: shard the AdamW moments over the ranks (ZeRO stage 1)." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: libtorch's choice; 1 is faster on a busy shared CPU)." };
-        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, devices, skipBad, print, threads, zero1 }) cmd.Options.Add(o);
+        var collectives = new Option<string?>("--collectives") { Description = "With several MPI ranks: the engine for gradient all-reduce and broadcasts. auto (default): NCCL for a CUDA device when libnccl loads, else MPI; mpi: always MPI (CUDA tensors staged through host memory); nccl: NCCL or fail." };
+        collectives.AcceptOnlyFromAmong("auto", "mpi", "nccl");
+        foreach (var o in new Option[] { config, set, outDir, resume, maxSteps, device, dtype, devices, skipBad, print, threads, zero1, collectives }) cmd.Options.Add(o);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
         {
             var sets = (r.GetValue(set) ?? Array.Empty<string>()).ToList();
@@ -72,12 +74,15 @@ public static class Program
             if (r.GetValue(threads) is int nt) TorchSharp.torch.set_num_threads(Math.Max(1, nt));
             // Under mpirun/srun: one rank per process, data-parallel (see README, "Training on several processes").
             using var coll = Llama3.Multimodal.Training.Distributed.Collectives.FromEnvironment();
-            if (coll.Rank == 0) Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}; {coll.Name}, {coll.WorldSize} rank(s)");
             if (coll.WorldSize > 1 && cfg.Train.Device.StartsWith("cuda", StringComparison.Ordinal) && !cfg.Train.Device.Contains(':'))
                 cfg = cfg with { Train = cfg.Train with { Device = $"cuda:{coll.LocalRank}" } };
-            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions { Collectives = coll, ShardOptimizerState = r.GetValue(zero1) });
+            int rank = coll.Rank;
+            using var engine = Llama3.Multimodal.Training.Distributed.Collectives.ForDevice(coll, cfg.Train.Device, r.GetValue(collectives) ?? "auto",
+                why => { if (rank == 0) Console.Error.WriteLine("note: " + why); });
+            if (engine.Rank == 0) Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}; {engine.Name}, {engine.WorldSize} rank(s)");
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions { Collectives = engine, ShardOptimizerState = r.GetValue(zero1) });
             var res = trainer.Run(r.GetValue(resume), ct);
-            if (coll.Rank == 0) Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
+            if (engine.Rank == 0) Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
             return 0;
         })));
         return cmd;

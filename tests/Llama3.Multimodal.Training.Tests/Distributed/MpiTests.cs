@@ -178,4 +178,37 @@ public class MpiTests
         Assert.Empty(s0.Intersect(s1));
         Assert.Equal(1, Collectives.LaunchedWorldSize() == 1 ? 1 : 0);
     }
+
+    [Fact]
+    public void EngineChoiceKeepsMpiForCpuAndExplainsWhyNcclIsNotUsed()
+    {
+        string Engine(string device, string mode)
+        {
+            string file = Path.Combine(Temp(), "engine.json");
+            var (code, output) = Run(Worker, $"engine {file} {device} {mode}");
+            Assert.True(code == 0, output);
+            using var doc = JsonDocument.Parse(File.ReadAllText(file));
+            var notes = doc.RootElement.GetProperty("notes").EnumerateArray().Select(n => n.GetString());
+            return doc.RootElement.GetProperty("engine").GetString() + " | " + string.Join(" | ", notes);
+        }
+        // CPU training: MPI, whatever the mode allows.
+        Assert.StartsWith("MPI (Open MPI) | ", Engine("cpu", "auto"));
+        Assert.StartsWith("MPI (Open MPI) | ", Engine("cpu", "mpi"));
+        // A CUDA device on a build without CUDA: auto falls back to MPI and says why; nccl refuses with the reason.
+        Assert.Equal("MPI (Open MPI) | NCCL not used (CUDA is not available to libtorch); CUDA tensors are reduced over MPI through host memory.", Engine("cuda:0", "auto"));
+        Assert.StartsWith("error: collectives 'nccl': CUDA is not available to libtorch.", Engine("cuda:0", "nccl"));
+        Assert.StartsWith("error: collectives 'nccl' needs a CUDA device", Engine("cpu", "nccl"));
+    }
+
+    [Fact]
+    public void EngineChoiceInOneProcessIsTheProcessItself()
+    {
+        using var single = new SingleProcess();
+        Assert.Same(single, Collectives.ForDevice(single, "cuda:0", "auto"));
+        Assert.Same(single, Collectives.ForDevice(single, "cpu", "mpi"));
+        var e = Assert.Throws<DistributedException>(() => Collectives.ForDevice(single, "cpu", "gloo"));
+        Assert.Contains("'gloo'", e.Message);
+        Assert.Contains("auto, mpi, nccl", e.Message);
+        Assert.Throws<DistributedException>(() => Collectives.ForDevice(single, "cuda:0", "nccl"));
+    }
 }

@@ -33,4 +33,7 @@ public sealed record MediaSection
     public int StatsUtterances { get; init; }
     /// <summary>Longest utterance in 10 ms frames; longer ones are cropped to a window (SPEC: 6000 = 60 s).</summary>
     public int MaxAudioFrames { get; init; } = 6000;
+    /// <summary><c>speech-stage2</c>: SpecAugment masking of the training features (the Conformer paper's policy, see
+    /// <c>Llama3.Multimodal.Speech.SpecAugment</c>); Llama 3 does not say, so off by default.</summary>
+    public bool SpecAugment { get; init; }
 }

@@ -169,7 +169,10 @@ public sealed class SpeechSftRecipe : Recipe
         using var scope = NewDisposeScope();
         var offsets = batch["speech_offsets"].data<long>().Select(x => (int)x).ToList();
         var spans = batch["speech_spans"].data<long>().Select(x => (int)x).ToList();
-        var emb = Slm.Splice(batch["input_ids"].to(_device), batch["features"].to(_device), batch["lengths"].to(_device), offsets, spans);
+        var features = batch["features"].to(_device);
+        if (Config.Media.SpecAugment && Slm.training)
+            features = Llama3.Multimodal.Speech.SpecAugment.Apply(features, batch["lengths"], Slm.speech_model.encoder.feature_norm.mean.detach(), Rng);
+        var emb = Slm.Splice(batch["input_ids"].to(_device), features, batch["lengths"].to(_device), offsets, spans);
         var logits = Slm.language_model.ForwardEmbeddings(emb);
         return new LossOutput(PreferenceLosses.CrossEntropySum(logits, batch["labels"].to(_device)).MoveToOuterDisposeScope());
     }

@@ -26,13 +26,15 @@ public class MultimodalRecipeTests
     [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97)]
     [InlineData("speech-stage1", new[] { "encoder.layers.", "best_rq.heads." }, 4, 0.97)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99)]
-    public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio)
+    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.spec_augment=true")]
+    public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio, string set = "")
     {
+        string[] sets = set.Length > 0 ? new[] { set } : Array.Empty<string>();
         string dir = TestRuns.TempDir();
         Dictionary<string, float[]> before, after;
         IReadOnlyList<string> trainable;
         TrainResult full;
-        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n), dir, TestRuns.Quiet))
+        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n, sets), dir, TestRuns.Quiet))
         {
             before = TestRuns.Weights(t.Recipe.Model);
             trainable = t.TrainableNames;
@@ -58,10 +60,10 @@ public class MultimodalRecipeTests
 
         // N steps, then a fresh process-like trainer resumes from the checkpoint for N more: identical to 2N at once.
         string rdir = TestRuns.TempDir();
-        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n, $"train.max_steps={n}"), rdir, TestRuns.Quiet)) t.Run();
+        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n, sets.Append($"train.max_steps={n}").ToArray()), rdir, TestRuns.Quiet)) t.Run();
         string ck = Path.Combine(rdir, "checkpoints", CheckpointStore.NameOf(n));
         Assert.True(File.Exists(Path.Combine(ck, MediaTokens.InfoFile)), ck);
-        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n), rdir, TestRuns.Quiet))
+        using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 2 * n, sets), rdir, TestRuns.Quiet))
         {
             var r = t.Run(resume: true);
             Assert.Equal(2 * n, r.Steps);
@@ -69,6 +71,18 @@ public class MultimodalRecipeTests
             var resumed = TestRuns.Weights(t.Recipe.Model);
             foreach (var (name, w) in after) Assert.True(w.AsSpan().SequenceEqual(resumed[name]), $"{recipe}: {name} differs after resume");
         }
+    }
+
+    [Fact]
+    public void SpecAugmentChangesTheSpeechStage2TrainingLoss()
+    {
+        TrainResult Run(params string[] sets)
+        {
+            using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 1, sets), TestRuns.TempDir(), TestRuns.Quiet);
+            return t.Run();
+        }
+        Assert.NotEqual(Run().History[0].Loss, Run("media.spec_augment=true").History[0].Loss);
+        Assert.Equal(Run().History[0].Loss, Run().History[0].Loss);
     }
 
     [Fact]

@@ -24,9 +24,9 @@ start=$(date +%s)
 if [ ! -f "$ROOT/.data-done" ]; then
   log "make-data (seed $SEED)"
   "${MT[@]}" make-data text --out "$ROOT" --seed "$SEED" --documents "${COUNT_TEXT:-3000}" >/dev/null
-  "${MT[@]}" make-data images --out "$ROOT" --seed "$SEED" --count "${COUNT_IMAGES:-40000}" --eval-count "$EVAL_COUNT" >/dev/null
+  "${MT[@]}" make-data images --out "$ROOT" --seed "$SEED" --count "${COUNT_IMAGES:-2000}" --eval-count "$EVAL_COUNT" >/dev/null
   "${MT[@]}" make-data speech --out "$ROOT" --seed "$SEED" --count "${COUNT_SPEECH:-6000}" --eval-count "$EVAL_COUNT" >/dev/null
-  "${MT[@]}" make-data video --out "$ROOT" --seed "$SEED" --count "${COUNT_VIDEO:-1500}" --eval-count "$EVAL_COUNT" >/dev/null
+  "${MT[@]}" make-data video --out "$ROOT" --seed "$SEED" --count "${COUNT_VIDEO:-300}" --eval-count "$EVAL_COUNT" >/dev/null
   # The decoder is frozen in every multimodal stage, so its pretraining corpus also holds the captions and transcripts
   # of the training sets (never the evaluation sets): the language the adapters must make it speak. The SFT dialogs
   # teach the chat format and to repeat the user's words after the ASR system prompt, which is what the frozen decoder

@@ -18,7 +18,7 @@ public static class GradientClipping
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0;
         Tensor total = torch.zeros(1, ScalarType.Float64);
-        foreach (var g in grads) total = Scalars.Add(total, g.to_type(ScalarType.Float32).pow(Scalars.Two).sum().to_type(ScalarType.Float64).cpu());
+        foreach (var g in grads) total.add_(g.to_type(ScalarType.Float32).pow(Scalars.Two).sum().to_type(ScalarType.Float64).cpu(), Scalars.One);
         double norm = Math.Sqrt(total.item<double>());
         if (maxNorm > 0 && norm > maxNorm)
         {

@@ -34,25 +34,12 @@ public static class VideoPrompt
         int given = Count(prompt);
         if (given == 0) prompt = VideoPlaceholder + prompt;
         else if (given > 1) throw new ArgumentException($"the prompt holds {given} {VideoPlaceholder} placeholders; one video per prompt is supported.");
-        var ids = new List<int>();
-        if (prompt.StartsWith(VideoPlaceholder, StringComparison.Ordinal))
-        {
-            ids.Add(videoTokenId);
-            prompt = prompt[VideoPlaceholder.Length..];
-        }
-        ids.Add(tokenizer.BosId);
-        ids.AddRange(new ChatFormat(tokenizer).EncodeContent(prompt, new Dictionary<string, int> { [VideoPlaceholder] = videoTokenId }));
-        return ids;
+        return Vision.VisionPrompt.EncodeMediaFirst(tokenizer, prompt, VideoPlaceholder, videoTokenId);
     }
 
     /// <summary>Encodes <paramref name="prompt"/> in <paramref name="format"/>.</summary>
     public static List<int> Encode(Vision.VisionPromptFormat format, Llama3Tokenizer tokenizer, string prompt, int videoTokenId = VideoConfig.DefaultVideoTokenId) =>
         format == Vision.VisionPromptFormat.Completion ? EncodeCompletion(tokenizer, prompt, videoTokenId) : EncodeInstruct(tokenizer, prompt, videoTokenId);
 
-    static int Count(string s)
-    {
-        int n = 0, i = 0;
-        while ((i = s.IndexOf(VideoPlaceholder, i, StringComparison.Ordinal)) >= 0) { n++; i += VideoPlaceholder.Length; }
-        return n;
-    }
+    static int Count(string s) => Vision.VisionPrompt.CountOf(s, VideoPlaceholder);
 }

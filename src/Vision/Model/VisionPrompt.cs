@@ -45,14 +45,23 @@ public static class VisionPrompt
         if (given == 0) prompt = string.Concat(Enumerable.Repeat(ImagePlaceholder, imageCount)) + prompt;
         else if (given != imageCount)
             throw new ArgumentException($"the prompt holds {given} {ImagePlaceholder} placeholders but {imageCount} images were given.");
+        return EncodeMediaFirst(tokenizer, prompt, ImagePlaceholder, imageTokenId);
+    }
+
+    /// <summary>
+    /// The completion layout for any media placeholder: the placeholders that open <paramref name="prompt"/> become
+    /// <paramref name="tokenId"/> before <c>&lt;|begin_of_text|&gt;</c>; later ones stay in place as that token.
+    /// </summary>
+    public static List<int> EncodeMediaFirst(Llama3Tokenizer tokenizer, string prompt, string placeholder, int tokenId)
+    {
         var ids = new List<int>();
-        while (prompt.StartsWith(ImagePlaceholder, StringComparison.Ordinal))
+        while (prompt.StartsWith(placeholder, StringComparison.Ordinal))
         {
-            ids.Add(imageTokenId);
-            prompt = prompt[ImagePlaceholder.Length..];
+            ids.Add(tokenId);
+            prompt = prompt[placeholder.Length..];
         }
         ids.Add(tokenizer.BosId);
-        ids.AddRange(new ChatFormat(tokenizer).EncodeContent(prompt, new Dictionary<string, int> { [ImagePlaceholder] = imageTokenId }));
+        ids.AddRange(new ChatFormat(tokenizer).EncodeContent(prompt, new Dictionary<string, int> { [placeholder] = tokenId }));
         return ids;
     }
 
@@ -100,10 +109,13 @@ public static class VisionPrompt
         return sb.ToString();
     }
 
-    static int CountPlaceholders(string s)
+    static int CountPlaceholders(string s) => CountOf(s, ImagePlaceholder);
+
+    /// <summary>Occurrences of <paramref name="placeholder"/> in <paramref name="s"/> (non-overlapping).</summary>
+    public static int CountOf(string s, string placeholder)
     {
         int n = 0, i = 0;
-        while ((i = s.IndexOf(ImagePlaceholder, i, StringComparison.Ordinal)) >= 0) { n++; i += ImagePlaceholder.Length; }
+        while ((i = s.IndexOf(placeholder, i, StringComparison.Ordinal)) >= 0) { n++; i += placeholder.Length; }
         return n;
     }
 }

@@ -125,6 +125,7 @@ public static class ConfigLoader
         if (c.Media.Codebooks < 1) Fail("media.codebooks", c.Media.Codebooks, "≥ 1");
         if (c.Media.CodebookSize < 2) Fail("media.codebook_size", c.Media.CodebookSize, "≥ 2");
         if (c.Media.MaxAudioFrames < 8) Fail("media.max_audio_frames", c.Media.MaxAudioFrames, "≥ 8");
+        if (c.Media.FrameCacheMb < 0) Fail("media.frame_cache_mb", c.Media.FrameCacheMb, "≥ 0");
     }
 
     /// <summary>Parses a comma-separated device list (<c>cuda:0,cuda:1</c>).</summary>

@@ -36,4 +36,7 @@ public sealed record MediaSection
     /// <summary><c>speech-stage2</c>: SpecAugment masking of the training features (the Conformer paper's policy, see
     /// <c>Llama3.Multimodal.Speech.SpecAugment</c>); Llama 3 does not say, so off by default.</summary>
     public bool SpecAugment { get; init; }
+    /// <summary><c>video</c>: memory (MiB) for the clips' decoded frames, so that ffmpeg decodes each clip once rather than
+    /// once per epoch (about <c>num_frames</c> × 3 × side² bytes per clip; 0 = decode every time).</summary>
+    public int FrameCacheMb { get; init; } = 1024;
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Video;
 using Llama3.Multimodal.Vision;
@@ -144,18 +145,48 @@ public sealed class VideoRecipe : Recipe
     /// <summary>One prepared clip: ids, labels and its preprocessed frames.</summary>
     internal sealed record Item(long[] Ids, long[] Labels, List<ProcessedImage> Frames);
 
+    // Decoded frames (RGB bytes, side × side) per clip path, kept across epochs so that ffmpeg decodes each clip once.
+    readonly ConcurrentDictionary<string, byte[][]> _frameCache = new();
+    long _frameCacheBytes, _frameCacheHits;
+
+    /// <summary>Clips whose frames came from the decoded-frame cache (<c>media.frame_cache_mb</c>) instead of ffmpeg.</summary>
+    internal long FrameCacheHits => Interlocked.Read(ref _frameCacheHits);
+    /// <summary>Bytes of decoded frames held by the cache.</summary>
+    internal long FrameCacheBytes => Interlocked.Read(ref _frameCacheBytes);
+
     Item Prepare(VideoCaptionRecord r)
     {
         var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.Video.VideoTokenId, r.Caption, Config.Data.SeqLen);
         int g = (int)Math.Sqrt(Vlm.Config.Base.Vision.MaxNumTiles), side = g * Vlm.Config.Base.Vision.ImageSize;
-        using var frames = VideoFrameReader.Read(r.Video, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
-        var list = new List<ProcessedImage>(frames.Count);
-        for (int i = 0; i < frames.Count; i++)
-        {
-            using var f = frames.Pixels[i].contiguous();
-            list.Add(Vlm.Preprocessor.Process(new RgbImage(frames.Width, frames.Height, f.bytes.ToArray())));
-        }
+        var frames = DecodedFrames(r.Video, side);
+        var list = new List<ProcessedImage>(frames.Length);
+        foreach (var f in frames) list.Add(Vlm.Preprocessor.Process(new RgbImage(side, side, f)));
         return new Item(ids, labels, list);
+    }
+
+    /// <summary>
+    /// The clip's sampled frames as RGB bytes (side × side, fitted and padded): from the cache when an earlier epoch
+    /// decoded them, else from ffmpeg, then kept while the cache holds less than <c>media.frame_cache_mb</c> (the frames
+    /// are the same bytes either way, so the cache never changes a run's numbers).
+    /// </summary>
+    byte[][] DecodedFrames(string path, int side)
+    {
+        string key = Path.GetFullPath(path);
+        if (_frameCache.TryGetValue(key, out var hit)) { Interlocked.Increment(ref _frameCacheHits); return hit; }
+        byte[][] decoded;
+        using (var frames = VideoFrameReader.Read(path, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad }))
+        {
+            decoded = new byte[frames.Count][];
+            for (int i = 0; i < frames.Count; i++)
+            {
+                using var f = frames.Pixels[i].contiguous();
+                decoded[i] = f.bytes.ToArray();
+            }
+        }
+        long size = decoded.Sum(f => (long)f.Length), cap = (long)Config.Media.FrameCacheMb << 20;
+        if (Interlocked.Add(ref _frameCacheBytes, size) <= cap && _frameCache.TryAdd(key, decoded)) return decoded;
+        Interlocked.Add(ref _frameCacheBytes, -size);
+        return decoded;
     }
 
     /// <inheritdoc/>

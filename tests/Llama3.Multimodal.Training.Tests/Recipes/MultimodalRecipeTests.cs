@@ -86,6 +86,30 @@ public class MultimodalRecipeTests
     }
 
     [Fact]
+    public void VideoFrameCacheDecodesEachClipOnceAndChangesNoNumber()
+    {
+        (TrainResult Result, long Hits, long Bytes) Run(params string[] sets)
+        {
+            // 4 clips, 2 per step: steps 3 and 4 are the second epoch.
+            using var t = new Trainer(RecipeRegistry.Create("video"), Cfg("video", 4, sets), TestRuns.TempDir(), TestRuns.Quiet);
+            var r = t.Run();
+            var v = (VideoRecipe)t.Recipe;
+            return (r, v.FrameCacheHits, v.FrameCacheBytes);
+        }
+        var cached = Run();
+        var uncached = Run("media.frame_cache_mb=0");
+        var capped = Run("media.frame_cache_mb=1");
+        Assert.True(cached.Hits >= 4, $"hits {cached.Hits}");
+        Assert.Equal(4L * 4 * 3 * 224 * 224, cached.Bytes);          // 4 clips × 4 frames of 224 × 224 RGB
+        Assert.Equal(0, uncached.Hits);
+        Assert.Equal(0, uncached.Bytes);
+        Assert.InRange(capped.Bytes, 1, 1 << 20);
+        Assert.Equal(uncached.Result.History.Select(h => h.Loss), cached.Result.History.Select(h => h.Loss));
+        Assert.Equal(uncached.Result.History.Select(h => h.Loss), capped.Result.History.Select(h => h.Loss));
+        Assert.Contains("media.frame_cache_mb", Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.frame_cache_mb=-1")).Message);
+    }
+
+    [Fact]
     public void SpeechPretrainStoresFeatureStatisticsOfTheTrainingAudio()
     {
         using var r = (SpeechPretrainRecipe)RecipeRegistry.Create("speech-stage1");

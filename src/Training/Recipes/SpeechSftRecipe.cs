@@ -13,6 +13,7 @@ namespace Llama3.Multimodal.Training;
 /// <c>Repeat after me in {language}:</c> (ASR) or <c>Translate the following sentence into {language}:</c> (AST), a user turn
 /// holding <c>speech-start · adapter frames · speech-end</c>, then the assistant turn with the target text; the loss covers
 /// the target text and its <c>&lt;|eot_id|&gt;</c> only. Defaults (8B): lr 1e-4, 650K updates of 512 utterances.
+/// <c>model.init_from</c> may also be a folder this recipe wrote (continue training it: decoder, encoder and adapter load as saved).
 /// </summary>
 public sealed class SpeechSftRecipe : Recipe
 {
@@ -78,12 +79,27 @@ public sealed class SpeechSftRecipe : Recipe
         Config = config; _device = device;
         Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
         _logMel = new LogMelSpectrogram();
+        if (IsSpeechStage2Folder(config.Model.InitFrom))
+        {
+            // Continue a trained speech-stage2 model: its decoder, encoder and adapter as saved (its config.json decides
+            // the shapes); media.encoder_from, when also set, still replaces the encoder.
+            string dir = config.Model.InitFrom!;
+            var saved = SpeechConfigJson.Read(Path.Combine(dir, "config.json"));
+            _model = new SpeechSftModel(LlamaForCausalLM.Create(saved.Text, device, dtype), saved, config.Seed, device, dtype);
+            using (var reader = CheckpointReader.Open(dir)) StateLoader.Load(_model, reader);
+            if (!string.IsNullOrEmpty(config.Media.EncoderFrom)) LoadEncoder(config.Media.EncoderFrom);
+            return;
+        }
         var decoder = TextRecipe.BuildDecoder(config, Tokenizer, device, dtype);
         var preset = SpeechPresets.Get(config.Media.Preset ?? "tiny-speech");
         var sc = preset with { Text = decoder.Config, Adapter = preset.Adapter with { OutputDim = decoder.Config.HiddenSize } };
         _model = new SpeechSftModel(decoder, sc, config.Seed, device, dtype);
         if (!string.IsNullOrEmpty(config.Media.EncoderFrom)) LoadEncoder(config.Media.EncoderFrom);
     }
+
+    /// <summary>Whether <paramref name="dir"/> is a folder written by this recipe (its <see cref="MediaTokens.InfoFile"/> names <c>speech-stage2</c>).</summary>
+    static bool IsSpeechStage2Folder(string? dir) =>
+        !string.IsNullOrEmpty(dir) && File.Exists(Path.Combine(dir, MediaTokens.InfoFile)) && MediaTokens.ReadInfo(dir).Recipe == "speech-stage2";
 
     /// <summary>Loads <c>speech_model.encoder.*</c> (statistics included) from a <c>speech-stage1</c> (or any speech) checkpoint, strictly for the encoder's keys.</summary>
     void LoadEncoder(string directory)

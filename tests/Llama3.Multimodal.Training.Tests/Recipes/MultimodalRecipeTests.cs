@@ -110,6 +110,26 @@ public class MultimodalRecipeTests
     }
 
     [Fact]
+    public void SpeechStage2ContinuesAFolderItWrote()
+    {
+        string o = TestRuns.TempDir();
+        Dictionary<string, float[]> trained, fresh;
+        using (var t = new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 2), o, TestRuns.Quiet)) { t.Run(); trained = TestRuns.Weights(t.Recipe.Model); }
+        string folder = Path.Combine(o, "checkpoints", CheckpointStore.NameOf(2));
+        using (var r = RecipeRegistry.Create("speech-stage2"))
+        {
+            r.Setup(Cfg("speech-stage2", 2), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            fresh = TestRuns.Weights(r.Model);
+        }
+        using var c = RecipeRegistry.Create("speech-stage2");
+        c.Setup(Cfg("speech-stage2", 2, $"model.init_from=\"{folder}\""), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+        var loaded = TestRuns.Weights(c.Model);
+        Assert.Equal(trained.Keys.Order(), loaded.Keys.Order());
+        foreach (var (k, w) in trained) Assert.True(w.AsSpan().SequenceEqual(loaded[k]), $"{k} not continued");
+        Assert.Contains(trained.Keys, k => k.Contains("adapter") && !trained[k].AsSpan().SequenceEqual(fresh[k]));   // the adapter is the trained one, not a fresh one
+    }
+
+    [Fact]
     public void SpeechPretrainStoresFeatureStatisticsOfTheTrainingAudio()
     {
         using var r = (SpeechPretrainRecipe)RecipeRegistry.Create("speech-stage1");

@@ -109,7 +109,8 @@ public static class MultimodalEval
         return o;
     }
 
-    /// <summary>Captions every clip of a video manifest with a <c>video</c> model: temporal-caption accuracy (and the rate of time-reversed captions).</summary>
+    /// <summary>Captions every clip of a video manifest with a <c>video</c> model: temporal-caption accuracy, the rate of
+    /// time-reversed captions, and per-part accuracy (first subject's colour and shape, each event, the second subject).</summary>
     public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160)
     {
         var (_, tok, _, _) = MediaTokens.ReadInfo(modelDir);
@@ -131,6 +132,10 @@ public static class MultimodalEval
         var o = Header("video", modelDir, manifest, records.Count);
         o["accuracy"] = VideoCaptionScorer.Accuracy(preds, refs);
         o["reversed_rate"] = VideoCaptionScorer.ReversedRate(preds, refs);
+        var per = new JsonObject();
+        foreach (var (name, v) in VideoCaptionScorer.PerPart(preds, refs))
+            per[name] = new JsonObject { ["correct"] = v.Correct, ["total"] = v.Total, ["accuracy"] = v.Accuracy };
+        o["per_part"] = per;
         o["examples"] = Examples(refs, preds);
         return o;
     }

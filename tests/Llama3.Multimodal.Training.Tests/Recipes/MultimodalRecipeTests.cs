@@ -195,6 +195,8 @@ public class MultimodalRecipeTests
         var vid = Train("video", m => MultimodalEval.Video(m, MediaTestData.VideoManifest, limit: 1, maxNewTokens: 8));
         Assert.InRange(vid["accuracy"]!.GetValue<double>(), 0, 1);
         Assert.Equal(1, vid["count"]!.GetValue<int>());
+        Assert.Equal(new[] { "colour", "shape", "event1", "subject2", "event2" }, vid["per_part"]!.AsObject().Select(kv => kv.Key));
+        foreach (var (_, v) in vid["per_part"]!.AsObject()) Assert.Equal(1, v!["total"]!.GetValue<int>());
     }
 
     [Fact]

@@ -65,4 +65,20 @@ public class ScoringTests
         Assert.Equal(0.5, VideoCaptionScorer.Accuracy(new[] { r2, "a green star moves up then it turns yellow" }, new[] { r2, r2 }));
         Assert.Throws<ArgumentException>(() => VideoCaptionScorer.Accuracy(new[] { r }, new[] { "not a caption" }));
     }
+
+    [Fact]
+    public void VideoPerPartScoresEachSlot()
+    {
+        var refs = new[] { "a red circle moves left then a blue square appears", "a green star turns yellow then it moves up", "a red circle appears then it disappears" };
+        var preds = new[] { "a red square moves left then it disappears", "a green star turns yellow then it moves up", "gibberish" };
+        var per = VideoCaptionScorer.PerPart(preds, refs);
+        Assert.Equal(new[] { "colour", "shape", "event1", "subject2", "event2" }, per.Keys);
+        Assert.Equal((2, 3), (per["colour"].Correct, per["colour"].Total));
+        Assert.Equal(1, per["shape"].Correct);          // square ≠ circle; the unparsable prediction counts as wrong
+        Assert.Equal(2, per["event1"].Correct);
+        Assert.Equal(1, per["subject2"].Correct);       // "it" ≠ "a blue square"
+        Assert.Equal(1, per["event2"].Correct);
+        Assert.Equal(2.0 / 3, per["event1"].Accuracy, 12);
+        Assert.Throws<ArgumentException>(() => VideoCaptionScorer.PerPart(new[] { "a red circle appears" }, new[] { "a red circle appears" }));
+    }
 }

@@ -125,6 +125,8 @@ public static class ConfigLoader
         if (c.Media.Codebooks < 1) Fail("media.codebooks", c.Media.Codebooks, "≥ 1");
         if (c.Media.CodebookSize < 2) Fail("media.codebook_size", c.Media.CodebookSize, "≥ 2");
         if (c.Media.MaxAudioFrames < 8) Fail("media.max_audio_frames", c.Media.MaxAudioFrames, "≥ 8");
+        foreach (var f in c.Media.SpeedPerturb)
+            if (!(f >= 0.5 && f <= 2)) Fail("media.speed_perturb", f, "rates in [0.5, 2]");
         if (c.Media.FrameCacheMb < 0) Fail("media.frame_cache_mb", c.Media.FrameCacheMb, "≥ 0");
     }
 

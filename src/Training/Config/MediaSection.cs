@@ -36,6 +36,10 @@ public sealed record MediaSection
     /// <summary><c>speech-stage2</c>: SpecAugment masking of the training features (the Conformer paper's policy, see
     /// <c>Llama3.Multimodal.Speech.SpecAugment</c>); Llama 3 does not say, so off by default.</summary>
     public bool SpecAugment { get; init; }
+    /// <summary><c>speech-stage2</c>: speed perturbation of the training audio: each utterance, at each visit, is played at one
+    /// of these rates drawn uniformly (e.g. <c>[0.9, 1.0, 1.1]</c>: resampled as if recorded at rate × 16 kHz, so tempo and
+    /// pitch change together, as sox <c>speed</c>); empty = off (Llama 3 does not say).</summary>
+    public IReadOnlyList<double> SpeedPerturb { get; init; } = Array.Empty<double>();
     /// <summary><c>video</c>: memory (MiB) for the clips' decoded frames, so that ffmpeg decodes each clip once rather than
     /// once per epoch (about <c>num_frames</c> × 3 × side² bytes per clip; 0 = decode every time).</summary>
     public int FrameCacheMb { get; init; } = 1024;

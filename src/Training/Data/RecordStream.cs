@@ -10,7 +10,7 @@ namespace Llama3.Multimodal.Training;
 internal sealed class RecordStream<TRecord, TItem> : IDisposable
 {
     readonly IReadOnlyList<TRecord> _records;
-    readonly Func<TRecord, TItem> _prepare;
+    readonly Func<TRecord, long, long, TItem> _prepare;
     readonly long _seed;
     readonly bool _shuffle;
     readonly BlockingCollection<(long Epoch, long Index, TItem? Item, Exception? Error)> _queue;
@@ -18,6 +18,11 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
     readonly Task _worker;
 
     public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index)
+        : this(records, (r, _, _) => prepare(r), seed, shuffle, prefetch, epoch, index) { }
+
+    /// <summary>A stream whose <paramref name="prepare"/> also gets the record's (epoch, index) in the stream, e.g. to draw
+    /// augmentation that a resumed run reproduces (<see cref="Draw"/>).</summary>
+    public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, long, long, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index)
     {
         _records = records; _prepare = prepare; _seed = seed; _shuffle = shuffle;
         _queue = new(prefetch);
@@ -36,6 +41,13 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
             (order[i], order[j]) = (order[j], order[i]);
         }
         return order;
+    }
+
+    /// <summary>A uniform draw in [0, 1) determined by (seed, epoch, index): the same in a resumed run as in an uninterrupted one.</summary>
+    public static double Draw(long seed, long epoch, long index)
+    {
+        ulong state = (ulong)seed * 0xD1B54A32D192ED03UL ^ (ulong)(epoch + 1) * 0x9E3779B97F4A7C15UL ^ (ulong)(index + 1) * 0xBF58476D1CE4E5B9UL;
+        return (SplitMix(ref state) >> 11) * (1.0 / (1UL << 53));
     }
 
     static ulong SplitMix(ref ulong s)
@@ -61,7 +73,7 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
                     (long, long, TItem?, Exception?) entry;
                     using (BackgroundWork.Enter(_cts.Token))
                     {
-                        try { entry = (epoch, i, _prepare(_records[(int)order[i]]), null); }
+                        try { entry = (epoch, i, _prepare(_records[(int)order[i]], epoch, i), null); }
                         catch (Exception e) { entry = (epoch, i, default, e); }
                     }
                     while (!_queue.TryAdd(entry, 50))

@@ -9,6 +9,11 @@ internal sealed class SampleBatchSource<TRecord, TItem> : IBatchSource
 
     public SampleBatchSource(IReadOnlyList<TRecord> records, Func<TRecord, TItem> prepare, Func<List<TItem>, int, DataCursor, MicroBatch> collate,
         int micro, long seed, bool shuffle, int prefetch, DataCursor start)
+        : this(records, (r, _, _) => prepare(r), collate, micro, seed, shuffle, prefetch, start) { }
+
+    /// <summary>As above, with <paramref name="prepare"/> also getting each record's (epoch, index) in the stream.</summary>
+    public SampleBatchSource(IReadOnlyList<TRecord> records, Func<TRecord, long, long, TItem> prepare, Func<List<TItem>, int, DataCursor, MicroBatch> collate,
+        int micro, long seed, bool shuffle, int prefetch, DataCursor start)
     {
         _stream = new(records, prepare, seed, shuffle, prefetch, start.Epoch, start.Index);
         _micro = micro; _collate = collate; _count = records.Count;

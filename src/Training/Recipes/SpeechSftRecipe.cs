@@ -137,9 +137,15 @@ public sealed class SpeechSftRecipe : Recipe
         return (ids, offset);
     }
 
-    Item Prepare(AudioTextRecord r)
+    Item Prepare(AudioTextRecord r, bool train, long epoch, long index)
     {
         var samples = AudioLoader.Load(r.Audio);
+        var rates = Config.Media.SpeedPerturb;
+        if (train && rates.Count > 0)
+        {
+            double rate = rates[Math.Min(rates.Count - 1, (int)(RecordStream<AudioTextRecord, Item>.Draw(Config.Seed, epoch, index) * rates.Count))];
+            samples = SpeedPerturb(samples, rate);
+        }
         Tensor f;
         lock (_melLock) f = _logMel!.Compute(samples);
         int span = (int)Slm.speech_model.OutputFrames(f.shape[0]);
@@ -153,6 +159,11 @@ public sealed class SpeechSftRecipe : Recipe
         return new Item(ids.Take(len).Select(i => (long)i).ToArray(), labels, f, offset, span);
     }
 
+    /// <summary>Plays 16 kHz <paramref name="samples"/> at <paramref name="rate"/> × speed (tempo and pitch together, as sox
+    /// <c>speed</c>): the samples are resampled as if they had been recorded at rate × 16 kHz.</summary>
+    public static float[] SpeedPerturb(float[] samples, double rate) =>
+        rate == 1.0 ? samples : Resampler.Resample(samples, (int)Math.Round(rate * AudioLoader.SampleRate), AudioLoader.SampleRate);
+
     List<AudioTextRecord> ReadRecords(bool eval)
     {
         string? path = eval ? Config.Data.Eval : Config.Data.Train;
@@ -164,7 +175,7 @@ public sealed class SpeechSftRecipe : Recipe
 
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start) =>
-        new SampleBatchSource<AudioTextRecord, Item>(ReadRecords(eval), Prepare, Collate, Config.Batch.Micro, Config.Seed,
+        new SampleBatchSource<AudioTextRecord, Item>(ReadRecords(eval), (r, e, i) => Prepare(r, !eval, e, i), Collate, Config.Batch.Micro, Config.Seed,
             !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)

@@ -27,6 +27,7 @@ public class MultimodalRecipeTests
     [InlineData("speech-stage1", new[] { "encoder.layers.", "best_rq.heads." }, 4, 0.97)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.spec_augment=true")]
+    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.speed_perturb=[0.9,1.0,1.1]")]
     public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio, string set = "")
     {
         string[] sets = set.Length > 0 ? new[] { set } : Array.Empty<string>();
@@ -127,6 +128,28 @@ public class MultimodalRecipeTests
         Assert.Equal(trained.Keys.Order(), loaded.Keys.Order());
         foreach (var (k, w) in trained) Assert.True(w.AsSpan().SequenceEqual(loaded[k]), $"{k} not continued");
         Assert.Contains(trained.Keys, k => k.Contains("adapter") && !trained[k].AsSpan().SequenceEqual(fresh[k]));   // the adapter is the trained one, not a fresh one
+    }
+
+    [Fact]
+    public void SpeedPerturbationResamplesTheTrainingAudio()
+    {
+        // A 440 Hz tone played at 1.1× is 1/1.1 as long and sounds at 484 Hz.
+        var tone = Enumerable.Range(0, 16000).Select(i => (float)Math.Sin(2 * Math.PI * 440 * i / 16000.0)).ToArray();
+        var fast = SpeechSftRecipe.SpeedPerturb(tone, 1.1);
+        Assert.InRange(fast.Length, 14540, 14550);
+        int crossings = 0;
+        for (int i = 200; i < fast.Length - 200; i++) if (fast[i - 1] < 0 && fast[i] >= 0) crossings++;
+        Assert.InRange(crossings / ((fast.Length - 400) / 16000.0), 480, 488);
+        Assert.Same(tone, SpeechSftRecipe.SpeedPerturb(tone, 1.0));
+
+        TrainResult Run(params string[] sets)
+        {
+            using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 1, sets), TestRuns.TempDir(), TestRuns.Quiet);
+            return t.Run();
+        }
+        Assert.NotEqual(Run().History[0].Loss, Run("media.speed_perturb=[0.8,1.2]").History[0].Loss);
+        Assert.Equal(Run("media.speed_perturb=[0.8,1.2]").History[0].Loss, Run("media.speed_perturb=[0.8,1.2]").History[0].Loss);
+        Assert.Contains("media.speed_perturb", Assert.Throws<Text.ConfigException>(() => Cfg("speech-stage2", 1, "media.speed_perturb=[3.0]")).Message);
     }
 
     [Fact]

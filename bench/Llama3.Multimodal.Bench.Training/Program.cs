@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 // Training throughput of the text recipes at the tiny preset and of the multimodal recipes at the demo shapes (CPU,
 // f32), with model-FLOPs utilisation against the f32 GEMM peak measured in the same process, and memory.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads [all|text|multimodal]]]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads [all|text|multimodal|RECIPE]]]
 int steps = args.Length > 0 ? int.Parse(args[0]) : 12;
 if (args.Length > 1) torch.set_num_threads(int.Parse(args[1]));   // on a shared, oversubscribed CPU 1 thread is far faster
 Console.WriteLine($"Llama3.Multimodal training bench — {DeviceSpec.Backend()}, {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}");
@@ -83,7 +83,7 @@ var mmCases = new (string Recipe, string Label, string[] Extra)[]
     ("speech-stage1", "tiny-speech Conformer, BEST-RQ, 8 utterances/step", Array.Empty<string>()),
     ("speech-stage2", "tiny-speech encoder + adapter under a frozen tiny decoder, 8 utterances/step", Array.Empty<string>()),
 };
-foreach (var (recipe, label, extra) in only is "all" or "multimodal" ? mmCases : Array.Empty<(string, string, string[])>())
+foreach (var (recipe, label, extra) in mmCases.Where(c => only is "all" or "multimodal" || c.Recipe == only))
 {
     string outDir = Path.Combine(Path.GetTempPath(), "l3mm-bench-run-" + Guid.NewGuid().ToString("N")[..8]);
     long rssBefore = Process.GetCurrentProcess().WorkingSet64;

@@ -39,9 +39,9 @@ public class ShippedDemoModelTests
         using var vlm = VisionLanguageModel.FromPretrained(Path.Combine(root, "assets", "models", "demo", "vision"));
         Assert.Equal("two large red diamonds", vlm.Caption(Path.Combine(root, "assets", "demo", "images", "000002.png")));
         var eval = MultimodalEval.Caption(Path.Combine(root, "assets", "models", "demo", "vision"), Path.Combine(root, "assets", "demo", "images", "manifest.jsonl"));
-        Assert.True(eval["exact_match"]!.GetValue<double>() >= 0.125, eval.ToJsonString());
-        Assert.Equal(1.0, eval["per_attribute"]!["colour"]!["accuracy"]!.GetValue<double>());
-        Assert.Equal(1.0, eval["per_attribute"]!["size"]!["accuracy"]!.GetValue<double>());
+        Assert.True(eval["exact_match"]!.GetValue<double>() >= 0.75, eval.ToJsonString());
+        foreach (var attribute in new[] { "colour", "size", "position", "count" })
+            Assert.True(eval["per_attribute"]![attribute]!["accuracy"]!.GetValue<double>() == 1.0, $"{attribute}: {eval.ToJsonString()}");
     }
 
     [Fact]
@@ -50,7 +50,7 @@ public class ShippedDemoModelTests
         string root = RepoRoot();
         var eval = MultimodalEval.Asr(Path.Combine(root, "assets", "models", "demo", "speech"), Path.Combine(root, "assets", "demo", "speech", "manifest.jsonl"));
         double wer = eval["wer"]!.GetValue<double>();
-        Assert.True(wer < 0.9, eval.ToJsonString());
+        Assert.True(wer < 0.4, eval.ToJsonString());
         // The second utterance's sentence frame and first colour are heard right ("small orange … and green …").
         var second = eval["examples"]![1]!["prediction"]!.GetValue<string>();
         Assert.StartsWith("small orange ", second);
@@ -58,12 +58,14 @@ public class ShippedDemoModelTests
     }
 
     [Fact]
-    public void ShippedVideoModelNamesTheFirstObjectsColour()
+    public void ShippedVideoModelNamesTheFirstObjectsColourAndTheSecondEvent()
     {
         string root = RepoRoot();
         var eval = MultimodalEval.Video(Path.Combine(root, "assets", "models", "demo", "video"), Path.Combine(root, "assets", "demo", "videos", "manifest.jsonl"));
         var pairs = eval["examples"]!.AsArray().Select(e => (Ref: e!["reference"]!.GetValue<string>().Split(' '), Pred: e["prediction"]!.GetValue<string>().Split(' '))).ToList();
         Assert.Equal(4, pairs.Count);
         Assert.True(pairs.Count(p => p.Ref.Length > 1 && p.Pred.Length > 1 && p.Ref[1] == p.Pred[1]) >= 3, eval.ToJsonString());
+        // The second event (what happens after "then") is named right in most clips.
+        Assert.True(eval["per_part"]!["event2"]!["correct"]!.GetValue<int>() >= 2, eval.ToJsonString());
     }
 }

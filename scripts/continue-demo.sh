@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Continuation rounds on fresh data ("run C" of assets/models/demo/MODEL_CARD.md): each round makes a new data set with
+# its own seed and continues the previous round's model with the same recipe. Every stage resumes if rerun.
+#
+#   scripts/continue-demo.sh ROOT VISION_FROM SPEECH_FROM VIDEO_FROM
+#
+# *_FROM: model folders to continue (e.g. a pipeline run's runs/vision-stage2/final, runs/speech-stage2/final and
+# runs/video/final, or the shipped assets/models/demo/{vision,speech,video}); "-" skips that modality.
+# Environment: THREADS (libtorch threads, default 2); VISION_ROUNDS, SPEECH_ROUNDS, VIDEO_ROUNDS: space-separated
+# SEED:COUNT:STEPS:LR rounds (defaults: the model card's). Prints the last checkpoint of each modality.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+[ $# -eq 4 ] || { sed -n 2,12p "$0"; exit 2; }
+ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
+THREADS="${THREADS:-2}"
+VISION_ROUNDS="${VISION_ROUNDS:-1234:2000:14000:0.001 777:30000:10000:0.001 778:40000:12000:0.001 779:40000:12000:0.0007}"
+SPEECH_ROUNDS="${SPEECH_ROUNDS:-5000:6000:3600:0.0005 6000:6000:3600:0.0005 7000:6000:3600:0.0005 8000:6000:3600:0.0005}"
+VIDEO_ROUNDS="${VIDEO_ROUNDS:-777:1500:4000:0.002 777:1500:5000:0.001}"
+dotnet build "$here/src/Tools/MmTrain" -c Release -v q -nologo >/dev/null
+MT=(dotnet "$here/src/Tools/MmTrain/bin/Release/net10.0/mm-train.dll")
+log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$ROOT/continue.log" >&2; }
+
+tokenizer_of() {   # the tokenizer file a model folder names in train_info.json (relative names are the folder's)
+  python3 - "$1" <<'PY'
+import json, os, sys
+d = sys.argv[1]; t = json.load(open(os.path.join(d, "train_info.json")))["tokenizer"]
+print(t if t in ("bytes", "llama3") or os.path.isabs(t) else os.path.join(d, t))
+PY
+}
+
+# round RECIPE KIND N SEED:COUNT:STEPS:LR FROM [--set …]: one round; prints its last checkpoint
+round() {
+  local recipe="$1" kind="$2" n="$3" spec="$4" from="$5"; shift 5
+  local seed count steps lr; IFS=: read -r seed count steps lr <<< "$spec"
+  local dir="$ROOT/$recipe-$n-seed$seed" tok
+  if [ ! -f "$dir/.data-done" ]; then
+    "${MT[@]}" make-data "$kind" --out "$dir" --seed "$seed" --count "$count" --eval-count 32 >/dev/null
+    touch "$dir/.data-done"
+  fi
+  tok="$(tokenizer_of "$from")"
+  case "$tok" in bytes|llama3) ;; *) cp "$tok" "$dir/tokenizer.model"; tok="tokenizer.model" ;; esac
+  local min warm; min=$(python3 -c "print($lr / 10)"); warm=$([ "$recipe" = vision-stage1 ] && echo 100 || echo 50); warm=$((warm < steps ? warm : steps))
+  log "$recipe round $n: seed $seed, $count items, $steps steps, lr $lr, from $from"
+  "${MT[@]}" "$recipe" --config "$dir/$recipe.json" --out "$dir/runs/$recipe" --resume --threads "$THREADS" \
+    --set "tokenizer=\"$tok\"" --set "model.init_from=\"$from\"" --set "optim.total_steps=$steps" --set "optim.lr=$lr" \
+    --set "optim.min_lr=$min" --set "optim.warmup_steps=$warm" "$@" >> "$dir/train.log" 2>&1 || { tail -5 "$dir/train.log" >&2; exit 1; }
+  ls -d "$dir/runs/$recipe/checkpoints/step-"* | sort | tail -1
+}
+
+chain() {   # chain RECIPE KIND FROM ROUNDS [--set …]
+  local recipe="$1" kind="$2" from="$3" rounds="$4"; shift 4
+  local n=1
+  for spec in $rounds; do from="$(round "$recipe" "$kind" "$n" "$spec" "$from" "$@")"; n=$((n + 1)); done
+  log "$recipe: last checkpoint $from"
+  echo "$recipe $from"
+}
+
+[ "$2" = - ] || chain vision-stage1 images "$(cd "$2" && pwd)" "$VISION_ROUNDS"
+[ "$3" = - ] || chain speech-stage2 speech "$(cd "$3" && pwd)" "$SPEECH_ROUNDS" --set media.encoder_from=null \
+  --set 'media.speed_perturb=[0.85,0.9,0.95,1.0,1.05,1.1,1.15]'
+[ "$4" = - ] || chain video video "$(cd "$4" && pwd)" "$VIDEO_ROUNDS" --set media.frame_cache_mb=3072

@@ -35,6 +35,13 @@ public static class MultimodalEval
     static JsonArray Examples(IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n = 5) =>
         new(refs.Zip(preds).Take(n).Select(p => (JsonNode)new JsonObject { ["reference"] = p.First, ["prediction"] = p.Second }).ToArray());
 
+    static JsonObject Counts(IReadOnlyDictionary<string, (int Correct, int Total, double Accuracy)> scores)
+    {
+        var o = new JsonObject();
+        foreach (var (name, v) in scores) o[name] = new JsonObject { ["correct"] = v.Correct, ["total"] = v.Total, ["accuracy"] = v.Accuracy };
+        return o;
+    }
+
     static JsonObject Header(string task, string model, string data, int count) =>
         new() { ["task"] = task, ["model"] = Path.GetFullPath(model), ["data"] = Path.GetFullPath(data), ["count"] = count };
 
@@ -70,10 +77,7 @@ public static class MultimodalEval
         var refs = records.Select(r => r.Caption).ToList();
         var o = Header("caption", modelDir, manifest, records.Count);
         o["exact_match"] = CaptionScorer.ExactMatch(preds, refs);
-        var per = new JsonObject();
-        foreach (var (name, v) in CaptionScorer.PerAttribute(preds, refs.Select(ImageCaptionGrammar.Parse).ToList()))
-            per[name] = new JsonObject { ["correct"] = v.Correct, ["total"] = v.Total, ["accuracy"] = v.Accuracy };
-        o["per_attribute"] = per;
+        o["per_attribute"] = Counts(CaptionScorer.PerAttribute(preds, refs.Select(ImageCaptionGrammar.Parse).ToList()));
         o["examples"] = Examples(refs, preds);
         return o;
     }
@@ -132,10 +136,7 @@ public static class MultimodalEval
         var o = Header("video", modelDir, manifest, records.Count);
         o["accuracy"] = VideoCaptionScorer.Accuracy(preds, refs);
         o["reversed_rate"] = VideoCaptionScorer.ReversedRate(preds, refs);
-        var per = new JsonObject();
-        foreach (var (name, v) in VideoCaptionScorer.PerPart(preds, refs))
-            per[name] = new JsonObject { ["correct"] = v.Correct, ["total"] = v.Total, ["accuracy"] = v.Accuracy };
-        o["per_part"] = per;
+        o["per_part"] = Counts(VideoCaptionScorer.PerPart(preds, refs));
         o["examples"] = Examples(refs, preds);
         return o;
     }

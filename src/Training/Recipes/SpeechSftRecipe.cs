@@ -83,10 +83,7 @@ public sealed class SpeechSftRecipe : Recipe
         {
             // Continue a trained speech-stage2 model: its decoder, encoder and adapter as saved (its config.json decides
             // the shapes); media.encoder_from, when also set, still replaces the encoder.
-            string dir = config.Model.InitFrom!;
-            var saved = SpeechConfigJson.Read(Path.Combine(dir, "config.json"));
-            _model = new SpeechSftModel(LlamaForCausalLM.Create(saved.Text, device, dtype), saved, config.Seed, device, dtype);
-            using (var reader = CheckpointReader.Open(dir)) StateLoader.Load(_model, reader);
+            _model = LoadModel(config.Model.InitFrom!, device, dtype);
             if (!string.IsNullOrEmpty(config.Media.EncoderFrom)) LoadEncoder(config.Media.EncoderFrom);
             return;
         }
@@ -226,13 +223,17 @@ public sealed class SpeechSftRecipe : Recipe
     public static (SpeechSftModel Model, ITrainingTokenizer Tokenizer) LoadTrained(string directory, Device? device = null)
     {
         var (_, tok, _, _) = MediaTokens.ReadInfo(directory);
+        return (LoadModel(directory, device ?? CPU, ScalarType.Float32), tok);
+    }
+
+    /// <summary>The model saved in <paramref name="directory"/> (its config.json decides the shapes), every weight loaded.</summary>
+    static SpeechSftModel LoadModel(string directory, Device device, ScalarType dtype)
+    {
         var cfg = SpeechConfigJson.Read(Path.Combine(directory, "config.json"));
-        var dev = device ?? CPU;
-        var decoder = LlamaForCausalLM.Create(cfg.Text, dev, ScalarType.Float32);
-        var m = new SpeechSftModel(decoder, cfg, 0, dev, ScalarType.Float32);
+        var m = new SpeechSftModel(LlamaForCausalLM.Create(cfg.Text, device, dtype), cfg, 0, device, dtype);
         using var reader = CheckpointReader.Open(directory);
         StateLoader.Load(m, reader);
-        return (m, tok);
+        return m;
     }
 
     /// <inheritdoc/>

@@ -30,7 +30,7 @@ public static class VideoCaptionScorer
         CaptionScorer.Check(predictions.Count, references.Count);
         string[] names = { "colour", "shape", "event1", "subject2", "event2" };
         var correct = names.ToDictionary(n => n, _ => 0);
-        int total = 0;
+        int total = predictions.Count;
         static string?[] Parts(IReadOnlyList<VideoEvent>? e)
         {
             if (e is null || e.Count == 0) return new string?[5];
@@ -46,7 +46,6 @@ public static class VideoCaptionScorer
             var r = VideoCaptionGrammar.Parse(references[i]) ?? throw new ArgumentException($"reference {i} \"{references[i]}\" does not follow the video caption grammar.");
             if (r.Count != 2) throw new ArgumentException($"reference {i} \"{references[i]}\" has {r.Count} events; per-part scores need two.");
             var (rp, pp) = (Parts(r), Parts(VideoCaptionGrammar.Parse(predictions[i])));
-            total++;
             for (int k = 0; k < names.Length; k++) if (pp[k] is not null && pp[k] == rp[k]) correct[names[k]]++;
         }
         return names.ToDictionary(n => n, n => (correct[n], total, (double)correct[n] / total));

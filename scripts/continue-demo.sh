@@ -7,12 +7,14 @@
 # *_FROM: model folders to continue (e.g. a pipeline run's runs/vision-stage2/final, runs/speech-stage2/final and
 # runs/video/final, or the shipped assets/models/demo/{vision,speech,video}); "-" skips that modality.
 # Environment: THREADS (libtorch threads, default 2); VISION_ROUNDS, SPEECH_ROUNDS, VIDEO_ROUNDS: space-separated
-# SEED:COUNT:STEPS:LR rounds (defaults: the model card's). Prints the last checkpoint of each modality.
+# SEED:COUNT:STEPS:LR rounds (defaults: the model card's); IMAGE_SIZE (side of the rendered images, default 64).
+# Prints the last checkpoint of each modality.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 [ $# -eq 4 ] || { sed -n 2,12p "$0"; exit 2; }
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 THREADS="${THREADS:-2}"
+IMAGE_SIZE="${IMAGE_SIZE:-64}"
 VISION_ROUNDS="${VISION_ROUNDS:-1234:2000:14000:0.001 777:30000:10000:0.001 778:40000:12000:0.001 779:40000:12000:0.0007}"
 SPEECH_ROUNDS="${SPEECH_ROUNDS:-5000:6000:3600:0.0005 6000:6000:3600:0.0005 7000:6000:3600:0.0005 8000:6000:3600:0.0005}"
 VIDEO_ROUNDS="${VIDEO_ROUNDS:-777:1500:4000:0.002 777:1500:5000:0.001}"
@@ -34,7 +36,8 @@ round() {
   local seed count steps lr; IFS=: read -r seed count steps lr <<< "$spec"
   local dir="$ROOT/$recipe-$n-seed$seed" tok
   if [ ! -f "$dir/.data-done" ]; then
-    "${MT[@]}" make-data "$kind" --out "$dir" --seed "$seed" --count "$count" --eval-count 32 >/dev/null
+    local size=(); [ "$kind" = images ] && size=(--size "$IMAGE_SIZE")
+    "${MT[@]}" make-data "$kind" --out "$dir" --seed "$seed" --count "$count" --eval-count 32 "${size[@]}" >/dev/null
     touch "$dir/.data-done"
   fi
   tok="$(tokenizer_of "$from")"

@@ -7,7 +7,9 @@
 # *_FROM: model folders to continue (e.g. a pipeline run's runs/vision-stage2/final, runs/speech-stage2/final and
 # runs/video/final, or the shipped assets/models/demo/{vision,speech,video}); "-" skips that modality.
 # Environment: THREADS (libtorch threads, default 2); VISION_ROUNDS, SPEECH_ROUNDS, VIDEO_ROUNDS: space-separated
-# SEED:COUNT:STEPS:LR rounds (defaults: the model card's); IMAGE_SIZE (side of the rendered images, default 64).
+# SEED:COUNT:STEPS:LR rounds (defaults: the model card's); IMAGE_SIZE (side of the rendered images, default 64);
+# STAGE2_ROUNDS (vision-stage2 rounds, ≤ 4 tiles, after the vision-stage1 rounds; default none) on images of side
+# STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles); SPEC_AUGMENT=1 adds SpecAugment to the speech rounds.
 # Prints the last checkpoint of each modality.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +17,9 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 THREADS="${THREADS:-2}"
 IMAGE_SIZE="${IMAGE_SIZE:-64}"
-VISION_ROUNDS="${VISION_ROUNDS:-1234:2000:14000:0.001 777:30000:10000:0.001 778:40000:12000:0.001 779:40000:12000:0.0007}"
+STAGE2_ROUNDS="${STAGE2_ROUNDS:-}"
+STAGE2_SIZE="${STAGE2_SIZE:-224}"
+VISION_ROUNDS="${VISION_ROUNDS-1234:2000:14000:0.001 777:30000:10000:0.001 778:40000:12000:0.001 779:40000:12000:0.0007}"
 SPEECH_ROUNDS="${SPEECH_ROUNDS:-5000:6000:3600:0.0005 6000:6000:3600:0.0005 7000:6000:3600:0.0005 8000:6000:3600:0.0005}"
 VIDEO_ROUNDS="${VIDEO_ROUNDS:-777:1500:4000:0.002 777:1500:5000:0.001}"
 dotnet build "$here/src/Tools/MmTrain" -c Release -v q -nologo >/dev/null
@@ -36,13 +40,13 @@ round() {
   local seed count steps lr; IFS=: read -r seed count steps lr <<< "$spec"
   local dir="$ROOT/$recipe-$n-seed$seed" tok
   if [ ! -f "$dir/.data-done" ]; then
-    local size=(); [ "$kind" = images ] && size=(--size "$IMAGE_SIZE")
+    local size=(); [ "$kind" = images ] && size=(--size "$([ "$recipe" = vision-stage2 ] && echo "$STAGE2_SIZE" || echo "$IMAGE_SIZE")")
     "${MT[@]}" make-data "$kind" --out "$dir" --seed "$seed" --count "$count" --eval-count 32 "${size[@]}" >/dev/null
     touch "$dir/.data-done"
   fi
   tok="$(tokenizer_of "$from")"
   case "$tok" in bytes|llama3) ;; *) cp "$tok" "$dir/tokenizer.model"; tok="tokenizer.model" ;; esac
-  local min warm; min=$(python3 -c "print($lr / 10)"); warm=$([ "$recipe" = vision-stage1 ] && echo 100 || echo 50); warm=$((warm < steps ? warm : steps))
+  local min warm; min=$(python3 -c "print($lr / 10)"); warm=$(case "$recipe" in vision-stage*) echo 100 ;; *) echo 50 ;; esac); warm=$((warm < steps ? warm : steps))
   log "$recipe round $n: seed $seed, $count items, $steps steps, lr $lr, from $from"
   "${MT[@]}" "$recipe" --config "$dir/$recipe.json" --out "$dir/runs/$recipe" --resume --threads "$THREADS" \
     --set "tokenizer=\"$tok\"" --set "model.init_from=\"$from\"" --set "optim.total_steps=$steps" --set "optim.lr=$lr" \
@@ -58,7 +62,13 @@ chain() {   # chain RECIPE KIND FROM ROUNDS [--set …]
   echo "$recipe $from"
 }
 
-[ "$2" = - ] || chain vision-stage1 images "$(cd "$2" && pwd)" "$VISION_ROUNDS"
-[ "$3" = - ] || chain speech-stage2 speech "$(cd "$3" && pwd)" "$SPEECH_ROUNDS" --set media.encoder_from=null \
-  --set 'media.speed_perturb=[0.85,0.9,0.95,1.0,1.05,1.1,1.15]'
+if [ "$2" != - ]; then
+  vision_from="$(cd "$2" && pwd)"
+  [ -z "$VISION_ROUNDS" ] || vision_from="$(chain vision-stage1 images "$vision_from" "$VISION_ROUNDS" | tail -1 | cut -d' ' -f2)"
+  [ -z "$STAGE2_ROUNDS" ] || chain vision-stage2 images "$vision_from" "$STAGE2_ROUNDS"
+  [ -n "$STAGE2_ROUNDS" ] || echo "vision-stage1 $vision_from"
+fi
+speech_sets=(--set media.encoder_from=null --set 'media.speed_perturb=[0.85,0.9,0.95,1.0,1.05,1.1,1.15]')
+[ "${SPEC_AUGMENT:-0}" = 1 ] && speech_sets+=(--set media.spec_augment=true)
+[ "$3" = - ] || chain speech-stage2 speech "$(cd "$3" && pwd)" "$SPEECH_ROUNDS" "${speech_sets[@]}"
 [ "$4" = - ] || chain video video "$(cd "$4" && pwd)" "$VIDEO_ROUNDS" --set media.frame_cache_mb=3072

@@ -211,15 +211,16 @@ public static class Program
             var data = new Option<FileInfo>("--data") { Description = "JSONL manifest to score on.", Required = true };
             var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
             var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
-            foreach (var o in new Option[] { model, data, limit, maxNew }) sub.Options.Add(o);
+            var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list in the JSON (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
+            foreach (var o in new Option[] { model, data, limit, maxNew, examples }) sub.Options.Add(o);
             sub.SetAction(r => Guard(() =>
             {
                 string m = r.GetValue(model)!.FullName, d = r.GetValue(data)!.FullName;
                 var res = task switch
                 {
-                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew)),
-                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew)),
-                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew)),
+                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples)),
+                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples)),
+                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples)),
                 };
                 Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;

@@ -32,8 +32,11 @@ public static class MultimodalEval
         return outIds;
     }
 
-    static JsonArray Examples(IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n = 5) =>
-        new(refs.Zip(preds).Take(n).Select(p => (JsonNode)new JsonObject { ["reference"] = p.First, ["prediction"] = p.Second }).ToArray());
+    /// <summary>How many reference/prediction pairs an evaluation lists when not told otherwise.</summary>
+    public const int DefaultExamples = 5;
+
+    static JsonArray Examples(IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n) =>
+        new(refs.Zip(preds).Take(n < 0 ? int.MaxValue : n).Select(p => (JsonNode)new JsonObject { ["reference"] = p.First, ["prediction"] = p.Second }).ToArray());
 
     static JsonObject Counts(IReadOnlyDictionary<string, (int Correct, int Total, double Accuracy)> scores)
     {
@@ -47,9 +50,10 @@ public static class MultimodalEval
 
     /// <summary>
     /// Captions every image of an image+caption manifest with a <c>vision-stage1/2</c> model: caption exact match and
-    /// per-attribute accuracy (references parsed with the caption grammar).
+    /// per-attribute accuracy (references parsed with the caption grammar). <paramref name="examples"/> reference/prediction
+    /// pairs are listed (−1: all).
     /// </summary>
-    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128)
+    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples)
     {
         var (_, tok, _, maxTiles) = MediaTokens.ReadInfo(modelDir);
         var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
@@ -78,12 +82,12 @@ public static class MultimodalEval
         var o = Header("caption", modelDir, manifest, records.Count);
         o["exact_match"] = CaptionScorer.ExactMatch(preds, refs);
         o["per_attribute"] = Counts(CaptionScorer.PerAttribute(preds, refs.Select(ImageCaptionGrammar.Parse).ToList()));
-        o["examples"] = Examples(refs, preds);
+        o["examples"] = Examples(refs, preds, examples);
         return o;
     }
 
-    /// <summary>Transcribes (ASR prompt) every utterance of an audio manifest with a <c>speech-stage2</c> model: WER after the English normaliser.</summary>
-    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200)
+    /// <summary>Transcribes (ASR prompt) every utterance of an audio manifest with a <c>speech-stage2</c> model: WER after the English normaliser, with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
+    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples)
     {
         var (model, tok) = SpeechSftRecipe.LoadTrained(modelDir);
         using var owned = model;
@@ -109,13 +113,14 @@ public static class MultimodalEval
         var refs = records.Select(r => r.Text).ToList();
         var o = Header("asr", modelDir, manifest, records.Count);
         o["wer"] = WordErrorRate.Compute(refs, preds);
-        o["examples"] = Examples(refs, preds);
+        o["examples"] = Examples(refs, preds, examples);
         return o;
     }
 
     /// <summary>Captions every clip of a video manifest with a <c>video</c> model: temporal-caption accuracy, the rate of
-    /// time-reversed captions, and per-part accuracy (first subject's colour and shape, each event, the second subject).</summary>
-    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160)
+    /// time-reversed captions, and per-part accuracy (first subject's colour and shape, each event, the second subject), with
+    /// <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
+    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160, int examples = DefaultExamples)
     {
         var (_, tok, _, _) = MediaTokens.ReadInfo(modelDir);
         var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
@@ -137,7 +142,7 @@ public static class MultimodalEval
         o["accuracy"] = VideoCaptionScorer.Accuracy(preds, refs);
         o["reversed_rate"] = VideoCaptionScorer.ReversedRate(preds, refs);
         o["per_part"] = Counts(VideoCaptionScorer.PerPart(preds, refs));
-        o["examples"] = Examples(refs, preds);
+        o["examples"] = Examples(refs, preds, examples);
         return o;
     }
 }

@@ -45,6 +45,23 @@ public class ShippedDemoModelTests
     }
 
     [Fact]
+    public void EvaluationListsAsManyExamplesAsAsked()
+    {
+        string root = RepoRoot();
+        string model = Path.Combine(root, "assets", "models", "demo", "vision");
+        string manifest = Path.Combine(root, "assets", "demo", "images", "manifest.jsonl");
+        int records = File.ReadLines(manifest).Count(l => !string.IsNullOrWhiteSpace(l));
+        Assert.True(records > MultimodalEval.DefaultExamples);
+        Assert.Equal(MultimodalEval.DefaultExamples, MultimodalEval.Caption(model, manifest)["examples"]!.AsArray().Count);
+        var all = MultimodalEval.Caption(model, manifest, examples: -1);
+        Assert.Equal(records, all["examples"]!.AsArray().Count);
+        Assert.Equal(File.ReadLines(manifest).Select(l => JsonNode.Parse(l)!["caption"]!.GetValue<string>()),
+            all["examples"]!.AsArray().Select(e => e!["reference"]!.GetValue<string>()));
+        Assert.Empty(MultimodalEval.Caption(model, manifest, limit: 3, examples: 0)["examples"]!.AsArray());
+        Assert.Equal(2, MultimodalEval.Caption(model, manifest, limit: 3, examples: 2)["examples"]!.AsArray().Count);
+    }
+
+    [Fact]
     public void ShippedSpeechModelTranscribesHeldOutVoices()
     {
         string root = RepoRoot();

@@ -9,16 +9,19 @@
 # Environment: THREADS (libtorch threads, default 2); VISION_ROUNDS, SPEECH_ROUNDS, VIDEO_ROUNDS: space-separated
 # SEED:COUNT:STEPS:LR rounds (defaults: the model card's); IMAGE_SIZE (side of the rendered images, default 64);
 # STAGE2_ROUNDS (vision-stage2 rounds, ≤ 4 tiles, after the vision-stage1 rounds; default none) on images of side
-# STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles); SPEC_AUGMENT=1 adds SpecAugment to the speech rounds.
+# STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles); SPEC_AUGMENT=1 adds SpecAugment to the speech rounds;
+# VIDEO_SIZE (side of the rendered clips, default 64); VIDEO_VISION_FROM (an image-text folder whose base weights replace
+# the video model's, media.vision_from; "last" = this run's last vision model; default none).
 # Prints the last checkpoint of each modality.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -eq 4 ] || { sed -n 2,12p "$0"; exit 2; }
+[ $# -eq 4 ] || { sed -n 2,15p "$0"; exit 2; }
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 THREADS="${THREADS:-2}"
 IMAGE_SIZE="${IMAGE_SIZE:-64}"
 STAGE2_ROUNDS="${STAGE2_ROUNDS:-}"
 STAGE2_SIZE="${STAGE2_SIZE:-224}"
+VIDEO_SIZE="${VIDEO_SIZE:-64}"
 VISION_ROUNDS="${VISION_ROUNDS-1234:2000:14000:0.001 777:30000:10000:0.001 778:40000:12000:0.001 779:40000:12000:0.0007}"
 SPEECH_ROUNDS="${SPEECH_ROUNDS:-5000:6000:3600:0.0005 6000:6000:3600:0.0005 7000:6000:3600:0.0005 8000:6000:3600:0.0005}"
 VIDEO_ROUNDS="${VIDEO_ROUNDS:-777:1500:4000:0.002 777:1500:5000:0.001}"
@@ -40,7 +43,11 @@ round() {
   local seed count steps lr; IFS=: read -r seed count steps lr <<< "$spec"
   local dir="$ROOT/$recipe-$n-seed$seed" tok
   if [ ! -f "$dir/.data-done" ]; then
-    local size=(); [ "$kind" = images ] && size=(--size "$([ "$recipe" = vision-stage2 ] && echo "$STAGE2_SIZE" || echo "$IMAGE_SIZE")")
+    local size=()
+    case "$kind" in
+      images) size=(--size "$([ "$recipe" = vision-stage2 ] && echo "$STAGE2_SIZE" || echo "$IMAGE_SIZE")") ;;
+      video) size=(--size "$VIDEO_SIZE") ;;
+    esac
     "${MT[@]}" make-data "$kind" --out "$dir" --seed "$seed" --count "$count" --eval-count 32 "${size[@]}" >/dev/null
     touch "$dir/.data-done"
   fi
@@ -62,13 +69,18 @@ chain() {   # chain RECIPE KIND FROM ROUNDS [--set …]
   echo "$recipe $from"
 }
 
+VIDEO_VISION_FROM="${VIDEO_VISION_FROM:-}"
 if [ "$2" != - ]; then
   vision_from="$(cd "$2" && pwd)"
   [ -z "$VISION_ROUNDS" ] || vision_from="$(chain vision-stage1 images "$vision_from" "$VISION_ROUNDS" | tail -1 | cut -d' ' -f2)"
-  [ -z "$STAGE2_ROUNDS" ] || chain vision-stage2 images "$vision_from" "$STAGE2_ROUNDS"
-  [ -n "$STAGE2_ROUNDS" ] || echo "vision-stage1 $vision_from"
+  [ -z "$STAGE2_ROUNDS" ] || vision_from="$(chain vision-stage2 images "$vision_from" "$STAGE2_ROUNDS" | tail -1 | cut -d' ' -f2)"
+  echo "vision $vision_from"
+  [ "$VIDEO_VISION_FROM" != last ] || VIDEO_VISION_FROM="$vision_from"
 fi
 speech_sets=(--set media.encoder_from=null --set 'media.speed_perturb=[0.85,0.9,0.95,1.0,1.05,1.1,1.15]')
 [ "${SPEC_AUGMENT:-0}" = 1 ] && speech_sets+=(--set media.spec_augment=true)
 [ "$3" = - ] || chain speech-stage2 speech "$(cd "$3" && pwd)" "$SPEECH_ROUNDS" "${speech_sets[@]}"
-[ "$4" = - ] || chain video video "$(cd "$4" && pwd)" "$VIDEO_ROUNDS" --set media.frame_cache_mb=3072
+[ "$VIDEO_VISION_FROM" != last ] || { echo "VIDEO_VISION_FROM=last needs a vision model (VISION_FROM)" >&2; exit 2; }
+video_sets=(--set media.frame_cache_mb=3072)
+[ -z "$VIDEO_VISION_FROM" ] || video_sets+=(--set "media.vision_from=\"$(cd "$VIDEO_VISION_FROM" && pwd)\"")
+[ "$4" = - ] || chain video video "$(cd "$4" && pwd)" "$VIDEO_ROUNDS" "${video_sets[@]}"

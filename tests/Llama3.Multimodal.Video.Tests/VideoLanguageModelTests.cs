@@ -231,4 +231,64 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
             VideoLanguageModel.FromPretrained(_m.BaseDir));
         Assert.Contains("video_config.json", e.Message);
     }
+
+    [Fact]
+    public void LoadBaseWeightsReplacesTheImageModelAndKeepsTheVideoAdapter()
+    {
+        using var video = _m.NewVideoModel(seed: 7);
+        var before = video.named_parameters().ToDictionary(np => np.name, np => np.parameter.detach().clone());
+        string other = Path.Combine(Path.GetTempPath(), "llama3mm-video-other-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var finetuned = VisionLanguageModel.Create(VisionPresets.Get("tiny-vision")).InitializeWeights(12)) finetuned.Save(other);
+            using var expected = VideoLanguageModel.FromImageModel(other, VideoPresets.Get("tiny-video").Video, 7);
+            var want = expected.named_parameters().ToDictionary(np => np.name, np => np.parameter);
+            video.LoadBaseWeights(other);
+            int changed = 0;
+            foreach (var (name, p) in video.named_parameters())
+            {
+                if (video.IsVideoParameter(name)) Assert.True(Same(p, before[name]), name);          // the adapter is kept
+                else
+                {
+                    Assert.True(Same(p, want[name]), name);                                           // the base is the other folder's
+                    if (!Same(p, before[name])) changed++;
+                }
+            }
+            Assert.True(changed > 10, $"{changed} base tensors changed");
+        }
+        finally
+        {
+            foreach (var t in before.Values) t.Dispose();
+            try { Directory.Delete(other, true); } catch (IOException) { }
+        }
+    }
+
+    [Fact]
+    public void LoadBaseWeightsRefusesAnotherBaseModelAndChangesNothing()
+    {
+        using var video = _m.NewVideoModel();
+        var before = video.named_parameters().ToDictionary(np => np.name, np => np.parameter.detach().clone());
+        string other = Path.Combine(Path.GetTempPath(), "llama3mm-video-wider-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var cfg = VisionPresets.Get("tiny-vision");
+            cfg = cfg with { Text = cfg.Text with { IntermediateSize = cfg.Text.IntermediateSize * 2 } };
+            using (var wider = VisionLanguageModel.Create(cfg).InitializeWeights(3)) wider.Save(other);
+            var e = Assert.Throws<CheckpointFormatException>(() => video.LoadBaseWeights(other));
+            Assert.Contains(other, e.Message);
+            Assert.Throws<CheckpointFormatException>(() => video.LoadBaseWeights(Path.Combine(other, "missing")));
+            foreach (var (name, p) in video.named_parameters()) Assert.True(Same(p, before[name]), name);
+        }
+        finally
+        {
+            foreach (var t in before.Values) t.Dispose();
+            try { Directory.Delete(other, true); } catch (IOException) { }
+        }
+    }
+
+    static bool Same(Tensor a, Tensor b)
+    {
+        using var scope = torch.NewDisposeScope();
+        return a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+    }
 }

@@ -88,7 +88,7 @@ public static class ConfigLoader
         Data = c.Data with { Train = Resolve(c.Data.Train, dir) ?? "", Eval = Resolve(c.Data.Eval, dir) },
         Model = c.Model with { InitFrom = Resolve(c.Model.InitFrom, dir) },
         Loss = c.Loss with { Reference = Resolve(c.Loss.Reference, dir) },
-        Media = c.Media with { EncoderFrom = Resolve(c.Media.EncoderFrom, dir) },
+        Media = c.Media with { EncoderFrom = Resolve(c.Media.EncoderFrom, dir), VisionFrom = Resolve(c.Media.VisionFrom, dir) },
         Tokenizer = c.Tokenizer is "llama3" or "bytes" ? c.Tokenizer : Resolve(c.Tokenizer, dir)!,
     };
 

@@ -43,4 +43,9 @@ public sealed record MediaSection
     /// <summary><c>video</c>: memory (MiB) for the clips' decoded frames, so that ffmpeg decodes each clip once rather than
     /// once per epoch (about <c>num_frames</c> × 3 × side² bytes per clip; 0 = decode every time).</summary>
     public int FrameCacheMb { get; init; } = 1024;
+    /// <summary><c>video</c>: an image-text folder (e.g. a later <c>vision-stage2</c> run) whose base weights (image
+    /// encoder, projector, decoder) replace those of the video model named by <c>model.init_from</c>, which keeps its
+    /// aggregator and video cross-attention (Llama 3's video SFT: video parameters from video pretraining, image weights
+    /// and LLM from their finetuned versions); null = keep the video model's own.</summary>
+    public string? VisionFrom { get; init; }
 }

@@ -100,7 +100,8 @@ public sealed class VideoRecipe : Recipe
     }
 
     /// <summary>
-    /// The video model of <paramref name="config"/>: a video folder in <c>model.init_from</c> loads as is; an image-text
+    /// The video model of <paramref name="config"/>: a video folder in <c>model.init_from</c> loads as is (with the base
+    /// weights of <c>media.vision_from</c> when set); an image-text
     /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel"/>); otherwise the base of
     /// <c>media.preset</c> (default <c>tiny-video</c>) is built fresh with the tokenizer's vocabulary.
     /// </summary>
@@ -108,7 +109,25 @@ public sealed class VideoRecipe : Recipe
     {
         var preset = VideoPresets.Get(config.Media.Preset ?? "tiny-video");
         string? init = config.Model.InitFrom;
-        if (!string.IsNullOrEmpty(init) && VideoLanguageModel.IsVideoModelDirectory(init)) return VideoLanguageModel.FromPretrained(init, device, dtype);
+        string? visionFrom = config.Media.VisionFrom;
+        if (!string.IsNullOrEmpty(init) && VideoLanguageModel.IsVideoModelDirectory(init))
+        {
+            var video = VideoLanguageModel.FromPretrained(init, device, dtype);
+            if (string.IsNullOrEmpty(visionFrom)) return video;
+            try
+            {
+                if (!Directory.Exists(visionFrom)) throw new ConfigException($"media.vision_from: folder '{visionFrom}' not found.");
+                video.LoadBaseWeights(visionFrom);
+                return video;
+            }
+            catch
+            {
+                video.Dispose();
+                throw;
+            }
+        }
+        if (!string.IsNullOrEmpty(visionFrom))
+            throw new ConfigException($"media.vision_from replaces the base weights of the video model named by model.init_from, but '{init ?? "null"}' is not a video model folder.");
         if (!string.IsNullOrEmpty(init))
         {
             var baseCfg = VisionLanguageConfigJson.Read(Path.Combine(init, "config.json"));

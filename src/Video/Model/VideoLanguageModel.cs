@@ -322,18 +322,7 @@ public sealed class VideoLanguageModel : nn.Module
         var model = Create(cfg, device, dtype);
         try
         {
-            using var reader = CheckpointReader.Open(directory);
-            bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
-            string Key(string n) { string k = model.CheckpointKey(n); return newer ? VisionLanguageModel.NewerKey(k) : k; }
-            var baseParams = model.named_parameters().Where(np => !model.IsVideoParameter(np.name)).Select(np => Key(np.name)).ToHashSet();
-            var missing = baseParams.Where(k => !reader.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-            var unexpected = reader.Keys.Where(k => !baseParams.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal))
-                .OrderBy(k => k, StringComparer.Ordinal).ToList();
-            if (missing.Count > 0 || unexpected.Count > 0)
-                throw new CheckpointFormatException($"{directory}: not the image-text model the video config expects." +
-                    (missing.Count > 0 ? $" Missing ({missing.Count}): {string.Join(", ", missing.Take(20))}." : "") +
-                    (unexpected.Count > 0 ? $" Unexpected ({unexpected.Count}): {string.Join(", ", unexpected.Take(20))}." : ""));
-            StateLoader.Load(model, reader, keyFor: Key, strict: false, progress: progress);
+            LoadBase(model, directory, progress);
             model.InitializeVideoWeights(seed);
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
             return model;
@@ -343,6 +332,38 @@ public sealed class VideoLanguageModel : nn.Module
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Replaces the base weights (image encoder, projector, decoder with its image cross-attention layers) with those of
+    /// the image-text folder <paramref name="directory"/> and keeps the video adapter: Llama 3's video SFT takes the video
+    /// parameters from video pretraining and the image weights and the LLM from their finetuned versions. The folder's
+    /// config must describe the same base model (same shapes); it is checked before any weight changes.
+    /// </summary>
+    public void LoadBaseWeights(string directory, Action<int, int>? progress = null)
+    {
+        var other = ReadBaseConfig(directory);
+        string Shape(VisionLanguageConfig c) { var o = VisionLanguageConfigJson.ToHuggingFace(c); return o.ToJsonString(); }
+        if (Shape(other) != Shape(Config.Base))
+            throw new CheckpointFormatException($"{directory}: its config.json describes another base model than this video model's; base weights can only be replaced by a model of the same configuration.");
+        LoadBase(this, directory, progress);
+    }
+
+    // Loads the base (non-video) parameters of model from an image-text folder, strictly: every base key present, no extra key.
+    static void LoadBase(VideoLanguageModel model, string directory, Action<int, int>? progress)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
+        string Key(string n) { string k = model.CheckpointKey(n); return newer ? VisionLanguageModel.NewerKey(k) : k; }
+        var baseParams = model.named_parameters().Where(np => !model.IsVideoParameter(np.name)).Select(np => Key(np.name)).ToHashSet();
+        var missing = baseParams.Where(k => !reader.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var unexpected = reader.Keys.Where(k => !baseParams.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal))
+            .OrderBy(k => k, StringComparer.Ordinal).ToList();
+        if (missing.Count > 0 || unexpected.Count > 0)
+            throw new CheckpointFormatException($"{directory}: not the image-text model the video config expects." +
+                (missing.Count > 0 ? $" Missing ({missing.Count}): {string.Join(", ", missing.Take(20))}." : "") +
+                (unexpected.Count > 0 ? $" Unexpected ({unexpected.Count}): {string.Join(", ", unexpected.Take(20))}." : ""));
+        StateLoader.Load(model, reader, keyFor: Key, strict: false, progress: progress);
     }
 
     static VisionLanguageConfig ReadBaseConfig(string directory)

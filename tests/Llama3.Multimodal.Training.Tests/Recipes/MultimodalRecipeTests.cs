@@ -195,6 +195,43 @@ public class MultimodalRecipeTests
     }
 
     [Fact]
+    public void VideoRunTakesTheBaseWeightsOfMediaVisionFrom()
+    {
+        string dir = TestRuns.TempDir();
+        string Run(string recipe, params string[] sets)
+        {
+            string o = Path.Combine(dir, recipe + sets.Length);
+            using (var t = new Trainer(RecipeRegistry.Create(recipe), Cfg(recipe, 1, sets), o, TestRuns.Quiet)) t.Run();
+            return Path.Combine(o, "checkpoints", "step-00000001");
+        }
+        string video = Run("video"), image = Run("vision-stage1", "seed=99");
+        var videoWeights = TestRuns.Weights(Video.VideoLanguageModel.FromPretrained(video));
+        var imageWeights = TestRuns.Weights(Vision.VisionLanguageModel.FromPretrained(image));
+        var cfg = Cfg("video", 1, $"model.init_from=\"{video}\"", $"media.vision_from=\"{image}\"");
+        using (var m = VideoRecipe.Build(cfg, ByteTokenizer.Instance, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32))
+        {
+            var w = TestRuns.Weights(m);
+            int fromImage = 0;
+            foreach (var (name, v) in w)
+            {
+                if (m.IsVideoParameter(name)) Assert.True(v.AsSpan().SequenceEqual(videoWeights[name]), name);
+                else
+                {
+                    Assert.True(v.AsSpan().SequenceEqual(imageWeights[m.CheckpointKey(name)]), name);
+                    fromImage++;
+                }
+            }
+            Assert.True(fromImage > 10);
+        }
+        var bad = Cfg("video", 1, $"model.init_from=\"{image}\"", $"media.vision_from=\"{image}\"");
+        var e = Assert.Throws<Text.ConfigException>(() => VideoRecipe.Build(bad, ByteTokenizer.Instance, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
+        Assert.Contains("media.vision_from", e.Message);
+        var missing = Cfg("video", 1, $"model.init_from=\"{video}\"", $"media.vision_from=\"{Path.Combine(dir, "nowhere")}\"");
+        e = Assert.Throws<Text.ConfigException>(() => VideoRecipe.Build(missing, ByteTokenizer.Instance, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
+        Assert.Contains("nowhere", e.Message);
+    }
+
+    [Fact]
     public void EvalScoresCaptionVideoAndAsrModels()
     {
         string dir = TestRuns.TempDir();

@@ -9,7 +9,8 @@
 # Environment: THREADS (libtorch threads, default 2); VISION_ROUNDS, SPEECH_ROUNDS, VIDEO_ROUNDS: space-separated
 # SEED:COUNT:STEPS:LR rounds (defaults: the model card's); IMAGE_SIZE (side of the rendered images, default 64);
 # STAGE2_ROUNDS (vision-stage2 rounds, ≤ 4 tiles, after the vision-stage1 rounds; default none) on images of side
-# STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles); SPEC_AUGMENT=1 adds SpecAugment to the speech rounds;
+# STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles), plus as many images of side STAGE2_MIX_SIZE (e.g.
+# 112, one tile: so that stage 2 keeps what stage 1 learned; drawn with seed + 100000) when set; SPEC_AUGMENT=1 adds SpecAugment to the speech rounds;
 # VIDEO_SIZE (side of the rendered clips, default 64); VIDEO_VISION_FROM (an image-text folder whose base weights replace
 # the video model's, media.vision_from; "last" = this run's last vision model; default none).
 # Prints the last checkpoint of each modality.
@@ -21,6 +22,7 @@ THREADS="${THREADS:-2}"
 IMAGE_SIZE="${IMAGE_SIZE:-64}"
 STAGE2_ROUNDS="${STAGE2_ROUNDS:-}"
 STAGE2_SIZE="${STAGE2_SIZE:-224}"
+STAGE2_MIX_SIZE="${STAGE2_MIX_SIZE:-}"
 VIDEO_SIZE="${VIDEO_SIZE:-64}"
 VISION_ROUNDS="${VISION_ROUNDS-1234:2000:14000:0.001 777:30000:10000:0.001 778:40000:12000:0.001 779:40000:12000:0.0007}"
 SPEECH_ROUNDS="${SPEECH_ROUNDS:-5000:6000:3600:0.0005 6000:6000:3600:0.0005 7000:6000:3600:0.0005 8000:6000:3600:0.0005}"
@@ -49,15 +51,28 @@ round() {
       video) size=(--size "$VIDEO_SIZE") ;;
     esac
     "${MT[@]}" make-data "$kind" --out "$dir" --seed "$seed" --count "$count" --eval-count 32 "${size[@]}" >/dev/null
+    if [ "$recipe" = vision-stage2 ] && [ -n "$STAGE2_MIX_SIZE" ]; then
+      "${MT[@]}" make-data images --out "$dir/mix" --seed $((seed + 100000)) --count "$count" --eval-count 1 --size "$STAGE2_MIX_SIZE" >/dev/null
+      python3 - "$dir" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+with open(os.path.join(d, "images-mixed.jsonl"), "w") as out:
+    for m in (os.path.join(d, "images", "manifest.jsonl"), os.path.join(d, "mix", "images", "manifest.jsonl")):
+        for line in open(m):
+            r = json.loads(line); r["image"] = os.path.join(os.path.dirname(m), r["image"]); out.write(json.dumps(r) + "\n")
+PY
+    fi
     touch "$dir/.data-done"
   fi
   tok="$(tokenizer_of "$from")"
   case "$tok" in bytes|llama3) ;; *) cp "$tok" "$dir/tokenizer.model"; tok="tokenizer.model" ;; esac
   local min warm; min=$(python3 -c "print($lr / 10)"); warm=$(case "$recipe" in vision-stage*) echo 100 ;; *) echo 50 ;; esac); warm=$((warm < steps ? warm : steps))
-  log "$recipe round $n: seed $seed, $count items, $steps steps, lr $lr, from $from"
+  local train=()
+  [ ! -f "$dir/images-mixed.jsonl" ] || train=(--set "data.train=\"$dir/images-mixed.jsonl\"")
+  log "$recipe round $n: seed $seed, $count items${train:+ (+ $count of side $STAGE2_MIX_SIZE)}, $steps steps, lr $lr, from $from"
   "${MT[@]}" "$recipe" --config "$dir/$recipe.json" --out "$dir/runs/$recipe" --resume --threads "$THREADS" \
     --set "tokenizer=\"$tok\"" --set "model.init_from=\"$from\"" --set "optim.total_steps=$steps" --set "optim.lr=$lr" \
-    --set "optim.min_lr=$min" --set "optim.warmup_steps=$warm" "$@" >> "$dir/train.log" 2>&1 || { tail -5 "$dir/train.log" >&2; exit 1; }
+    --set "optim.min_lr=$min" --set "optim.warmup_steps=$warm" "${train[@]}" "$@" >> "$dir/train.log" 2>&1 || { tail -5 "$dir/train.log" >&2; exit 1; }
   ls -d "$dir/runs/$recipe/checkpoints/step-"* | sort | tail -1
 }
 

@@ -67,11 +67,12 @@ public class ShippedDemoModelTests
         string root = RepoRoot();
         var eval = MultimodalEval.Asr(Path.Combine(root, "assets", "models", "demo", "speech"), Path.Combine(root, "assets", "demo", "speech", "manifest.jsonl"));
         double wer = eval["wer"]!.GetValue<double>();
-        Assert.True(wer < 0.4, eval.ToJsonString());
-        // The second utterance's sentence frame and first colour are heard right ("small orange … and green …").
-        var second = eval["examples"]![1]!["prediction"]!.GetValue<string>();
-        Assert.StartsWith("small orange ", second);
-        Assert.Contains(" and green ", second);
+        Assert.True(wer <= 0.10, eval.ToJsonString());                      // the model card's target for unseen voices
+        // Voices and speed never heard in training: three of the four utterances come out word for word.
+        var pairs = eval["examples"]!.AsArray().Select(e => (Ref: e!["reference"]!.GetValue<string>(), Pred: e["prediction"]!.GetValue<string>())).ToList();
+        Assert.Equal(4, pairs.Count);
+        Assert.True(pairs.Count(p => p.Ref == p.Pred) >= 3, eval.ToJsonString());
+        Assert.Equal("small orange circles and green stars", pairs[1].Pred);
     }
 
     [Fact]

@@ -39,8 +39,8 @@ public class ShippedDemoModelTests
         using var vlm = VisionLanguageModel.FromPretrained(Path.Combine(root, "assets", "models", "demo", "vision"));
         Assert.Equal("two large red diamonds", vlm.Caption(Path.Combine(root, "assets", "demo", "images", "000002.png")));
         var eval = MultimodalEval.Caption(Path.Combine(root, "assets", "models", "demo", "vision"), Path.Combine(root, "assets", "demo", "images", "manifest.jsonl"));
-        Assert.True(eval["exact_match"]!.GetValue<double>() >= 0.75, eval.ToJsonString());
-        foreach (var attribute in new[] { "colour", "size", "position", "count" })
+        Assert.True(eval["exact_match"]!.GetValue<double>() >= 0.875, eval.ToJsonString());
+        foreach (var attribute in new[] { "colour", "size", "position", "count", "shape" })
             Assert.True(eval["per_attribute"]![attribute]!["accuracy"]!.GetValue<double>() == 1.0, $"{attribute}: {eval.ToJsonString()}");
     }
 
@@ -76,7 +76,7 @@ public class ShippedDemoModelTests
     }
 
     [Fact]
-    public void ShippedVideoModelNamesTheFirstObjectsColourAndTheSecondEvent()
+    public void ShippedVideoModelNamesTheFirstObjectAndTheSecondEvent()
     {
         string root = RepoRoot();
         var eval = MultimodalEval.Video(Path.Combine(root, "assets", "models", "demo", "video"), Path.Combine(root, "assets", "demo", "videos", "manifest.jsonl"));
@@ -85,5 +85,7 @@ public class ShippedDemoModelTests
         Assert.True(pairs.Count(p => p.Ref.Length > 1 && p.Pred.Length > 1 && p.Ref[1] == p.Pred[1]) >= 3, eval.ToJsonString());
         // The second event (what happens after "then") is named right in most clips.
         Assert.True(eval["per_part"]!["event2"]!["correct"]!.GetValue<int>() >= 2, eval.ToJsonString());
+        // The first subject's shape, which the frozen image encoder has to tell apart in 2 × 2-tile frames.
+        Assert.True(eval["per_part"]!["shape"]!["correct"]!.GetValue<int>() >= 3, eval.ToJsonString());
     }
 }

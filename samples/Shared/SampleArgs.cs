@@ -1,6 +1,23 @@
+using Llama3.Multimodal.Text;
+
 /// <summary>The samples' command line: an optional <c>--model DIR</c> (default: the shipped demo model) and the rest.</summary>
 static class SampleArgs
 {
+    /// <summary>
+    /// Runs a sample's body; bad input (a missing or undecodable media file, a model folder that is not a checkpoint,
+    /// a wrong argument) ends it with one line "error: …" naming the file or value and exit code 1, not a stack trace.
+    /// </summary>
+    public static int Run(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is MediaDecodeException or CheckpointFormatException or ConfigException or TokenizerFormatException
+            or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
     /// <summary>Splits <c>--model DIR</c> from <paramref name="args"/>; without it, the shipped <c>assets/models/demo/{demo}</c>.</summary>
     public static (string Model, List<string> Others) Parse(string[] args, string demo)
     {

@@ -112,11 +112,12 @@ public sealed class VideoRecipe : Recipe
         string? visionFrom = config.Media.VisionFrom;
         if (!string.IsNullOrEmpty(init) && VideoLanguageModel.IsVideoModelDirectory(init))
         {
+            if (!string.IsNullOrEmpty(visionFrom) && !Directory.Exists(visionFrom))
+                throw new ConfigException($"media.vision_from: folder '{visionFrom}' not found.");
             var video = VideoLanguageModel.FromPretrained(init, device, dtype);
             if (string.IsNullOrEmpty(visionFrom)) return video;
             try
             {
-                if (!Directory.Exists(visionFrom)) throw new ConfigException($"media.vision_from: folder '{visionFrom}' not found.");
                 video.LoadBaseWeights(visionFrom);
                 return video;
             }

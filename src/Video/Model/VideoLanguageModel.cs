@@ -343,8 +343,8 @@ public sealed class VideoLanguageModel : nn.Module
     public void LoadBaseWeights(string directory, Action<int, int>? progress = null)
     {
         var other = ReadBaseConfig(directory);
-        string Shape(VisionLanguageConfig c) { var o = VisionLanguageConfigJson.ToHuggingFace(c); return o.ToJsonString(); }
-        if (Shape(other) != Shape(Config.Base))
+        static string Json(VisionLanguageConfig c) => VisionLanguageConfigJson.ToHuggingFace(c).ToJsonString();
+        if (Json(other) != Json(Config.Base))
             throw new CheckpointFormatException($"{directory}: its config.json describes another base model than this video model's; base weights can only be replaced by a model of the same configuration.");
         LoadBase(this, directory, progress);
     }

@@ -41,9 +41,10 @@ public class CheckpointKeyTests
         using var m = VideoLanguageModel.Create(VideoPresets.Get("llama3.2-11b-video"), torch.device(DeviceType.META));
         var keys = Keys(m);
         var video = keys.Keys.Where(k => k.StartsWith("video_model.", StringComparison.Ordinal)).ToList();
-        Assert.Equal(2 * 13 + 2 + 2 * 12 + 2, video.Count);   // 2 video layers × 13 tensors + latents, time + 2 perceiver layers × 12 + final norm
+        Assert.Equal(2 * 13 + 3 + 2 * 12 + 2, video.Count);   // 2 video layers × 13 tensors + latents, time, group + 2 perceiver layers × 12 + final norm
         Assert.Equal(new long[] { 6404, 4096 }, keys["video_model.aggregator.latents"]);
         Assert.Equal(new long[] { 32, 4096 }, keys["video_model.aggregator.time_embedding"]);
+        Assert.Equal(new long[] { 4, 4096 }, keys["video_model.aggregator.group_embedding"]);
         Assert.Equal(new long[] { 512, 4096 }, keys["video_model.aggregator.layers.1.attn.k_proj.weight"]);
         Assert.Equal(new long[] { 16384, 4096 }, keys["video_model.aggregator.layers.1.ffn.fc1.weight"]);
         Assert.Equal(new long[] { 1024, 4096 }, keys["video_model.cross_attention_layers.1.cross_attn.k_proj.weight"]);

@@ -126,13 +126,79 @@ public class TemporalAggregatorTests
     }
 
     [Fact]
+    public void WithoutGroupEmbeddingsSwappedGroupsGiveSwappedOutputs()
+    {
+        // The defect group embeddings remove: the two aggregated frames of a clip come out the same set either way round.
+        using var agg = new TemporalAggregator(Tiny(group: 4)).InitializeWeights(9);
+        using var x = torch.randn(1, 8, 6, 32, generator: new Generator(10));
+        using var swapped = torch.cat(new[] { x.narrow(1, 4, 4), x.narrow(1, 0, 4) }, 1);
+        using var a = agg.Forward(x);
+        using var b = agg.Forward(swapped);
+        Assert.True(a.select(1, 0).allclose(b.select(1, 1), rtol: 0, atol: 0) && a.select(1, 1).allclose(b.select(1, 0), rtol: 0, atol: 0));
+    }
+
+    [Fact]
+    public void GroupEmbeddingsMakeTheOrderOfGroupsMatter()
+    {
+        using var agg = new TemporalAggregator(Tiny(group: 4) with { MaxGroups = 2 }).InitializeWeights(9);
+        using var x = torch.randn(1, 8, 6, 32, generator: new Generator(10));
+        using var swapped = torch.cat(new[] { x.narrow(1, 4, 4), x.narrow(1, 0, 4) }, 1);
+        using var a = agg.Forward(x);
+        using var b = agg.Forward(swapped);
+        Assert.False(a.select(1, 0).allclose(b.select(1, 1), rtol: 1e-3, atol: 1e-4));
+        Assert.False(a.select(1, 1).allclose(b.select(1, 0), rtol: 1e-3, atol: 1e-4));
+    }
+
+    [Fact]
+    public void GroupKAddsRowKOfTheGroupEmbedding()
+    {
+        // Group 1 of a clip equals a one-group clip of the same frames whose time embedding has row 1 of the group
+        // embedding folded in (and row 0 subtracted, which every group gets from its first row).
+        var cfg = Tiny(group: 3) with { MaxGroups = 3 };
+        using var agg = new TemporalAggregator(cfg).InitializeWeights(11);
+        using var x = torch.randn(1, 7, 6, 32, generator: new Generator(12));                       // groups of 3, 3, 1
+        using var y = agg.Forward(x);
+        Assert.Equal(new long[] { 1, 3, 6, 32 }, y.shape);
+        using var noGrad = torch.no_grad();
+        for (int k = 0; k < 3; k++)
+        {
+            long n = Math.Min(3, 7 - 3 * k);
+            using var shifted = (x.narrow(1, 3 * k, n) + (agg.group_embedding![k] - agg.group_embedding[0]).view(1, 1, 1, 32)).contiguous();
+            using var alone = agg.Forward(shifted);
+            Assert.True(y.select(1, k).allclose(alone.select(1, 0), rtol: 1e-4, atol: 1e-5), $"group {k}");
+        }
+    }
+
+    [Fact]
+    public void MoreGroupsThanGroupEmbeddingsAreRejected()
+    {
+        using var agg = new TemporalAggregator(Tiny(group: 4) with { MaxGroups = 2 }).InitializeWeights(1);
+        using var x = torch.randn(1, 9, 6, 32);
+        var e = Assert.Throws<ArgumentException>(() => agg.Forward(x));
+        Assert.Contains("max_groups", e.Message);
+        Assert.Throws<ConfigException>(() => new TemporalAggregator(Tiny() with { MaxGroups = -1 }));
+        var video = new VideoConfig { Aggregator = Tiny(group: 4) with { MaxGroups = 2 }, NumFrames = 12 };
+        var c = Assert.Throws<ConfigException>(() => video.Validate(2));
+        Assert.Contains("max_groups = 2", c.Message);
+    }
+
+    [Fact]
+    public void GroupEmbeddingIsACheckpointKeyAfterTheTimeEmbedding()
+    {
+        using var agg = new TemporalAggregator(Tiny(layers: 1) with { MaxGroups = 4 }, torch.device(DeviceType.META));
+        var p = agg.named_parameters().ToDictionary(x => x.name, x => x.parameter.shape);
+        Assert.Equal(new[] { "latents", "time_embedding", "group_embedding" }, agg.named_parameters().Take(3).Select(x => x.name).ToArray());
+        Assert.Equal(new long[] { 4, 32 }, p["group_embedding"]);
+    }
+
+    [Fact]
     public void FullSizeAggregatorBuildsOnTheMetaDevice()
     {
         var cfg = VideoPresets.Get("llama3.2-11b-video").Video.Aggregator;
         using var agg = new TemporalAggregator(cfg, torch.device(DeviceType.META));
         long d = 4096, inner = 8 * 64, latents = 4 * 1601;
         long perLayer = 2 * 2 * d + 4 * d * inner + 2 * d + 2 * d * 4 * d;
-        Assert.Equal(latents * d + 32 * d + 2 * perLayer + 2 * d, agg.ParameterCount());
+        Assert.Equal(latents * d + 32 * d + 4 * d + 2 * perLayer + 2 * d, agg.ParameterCount());   // + 4 group embeddings
         Assert.Equal(6404, cfg.Latents);
     }
 }

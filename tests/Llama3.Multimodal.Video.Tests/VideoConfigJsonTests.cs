@@ -39,4 +39,17 @@ public class VideoConfigJsonTests
         var clash = cfg with { Video = cfg.Video with { VideoTokenId = 128256 } };
         Assert.Contains("video_token_id 128256", Assert.Throws<ConfigException>(() => clash.Validate()).Message);
     }
+
+    [Fact]
+    public void FoldersWithoutMaxGroupsReadAsNoGroupEmbedding()
+    {
+        var o = VideoConfigJson.ToJson(VideoPresets.Get("tiny-video").Video);
+        var agg = (JsonObject)o["aggregator"]!;
+        Assert.Equal(4, (int)agg["max_groups"]!);
+        agg.Remove("max_groups");
+        Assert.Equal(0, VideoConfigJson.Parse(o, "old/video_config.json").Aggregator.MaxGroups);
+        agg["max_groups"] = -2;
+        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(2, "bad/video_config.json"));
+        Assert.Contains("max_groups = -2", e.Message);
+    }
 }

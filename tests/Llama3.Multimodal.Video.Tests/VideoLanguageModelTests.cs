@@ -124,6 +124,32 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
         Assert.True(a.narrow(1, 0, 1).allclose(b.narrow(1, 0, 1)));                     // the row before <|video|> cannot see it
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public void GroupEmbeddingsLetTheVideoLayersTellTheHalvesOfAClipApart(int maxGroups)
+    {
+        var cfg = VideoPresets.Get("tiny-video").Video;
+        Assert.Equal(4, cfg.Aggregator.MaxGroups);
+        using var m = VideoLanguageModel.FromImageModel(_m.BaseDir, cfg with { Aggregator = cfg.Aggregator with { MaxGroups = maxGroups } }, 13);
+        m.video_model.aggregator.InitializeWeights(14, std: 0.5);                                // at std 0.02 the latents barely see the frames
+        SetVideoGates(m, 1.0);
+        using var frames = m.ReadFrames(_m.Clip);
+        using var noGrad = torch.no_grad();
+        using var feats = m.EncodeFrames(frames).unsqueeze(0);                                // [1, 8, T, D], two groups of 4
+        using var swapped = torch.cat(new[] { feats.narrow(1, 4, 4), feats.narrow(1, 0, 4) }, 1);
+        Tensor States(Tensor f) { using var a = m.video_model.aggregator.Forward(f); return a.reshape(1, -1, a.shape[3]); }
+        using var inOrder = States(feats);
+        using var reversed = States(swapped);
+        using var ids = torch.tensor(new long[] { 128000, Video, 64, 65 }, new long[] { 1, 4 });
+        using var a = m.Forward(ids, null, inOrder);
+        using var b = m.Forward(ids, null, reversed);
+        Assert.False(inOrder.allclose(reversed, rtol: 1e-3, atol: 1e-3));                 // the aggregated frames do depend on the frames
+        bool same = a.allclose(b, rtol: 1e-5, atol: 1e-5);
+        // Without group embeddings the video layers see the same set of aggregated tokens either way round.
+        Assert.Equal(maxGroups == 0, same);
+    }
+
     [Fact]
     public void CachedGenerationMatchesFullForwardDecoding()
     {

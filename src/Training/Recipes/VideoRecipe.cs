@@ -144,7 +144,8 @@ public sealed class VideoRecipe : Recipe
     static string VisionPresetOf(VideoLanguageConfig preset) =>
         VisionPresets.Names.First(n => VisionPresets.Get(n).Vision.Equals(preset.Base.Vision) && VisionPresets.Get(n).Text.HiddenSize == preset.Base.Text.HiddenSize);
 
-    /// <summary>The video settings for base <paramref name="b"/>: the preset's aggregator shape with <c>media.num_frames</c>/<c>frames_per_group</c>.</summary>
+    /// <summary>The video settings for base <paramref name="b"/>: the preset's aggregator shape with <c>media.num_frames</c>/<c>frames_per_group</c>
+    /// (and group embeddings for at least the groups a clip makes).</summary>
     static VideoConfig VideoFor(TrainConfig config, VideoLanguageConfig preset, VisionLanguageConfig b)
     {
         var a = preset.Video.Aggregator;
@@ -155,7 +156,8 @@ public sealed class VideoRecipe : Recipe
         return new VideoConfig
         {
             Aggregator = a with { Dim = b.Text.HiddenSize, TokensPerFrame = b.Vision.MaxNumTiles * b.Vision.TokensPerTile, FramesPerGroup = fpg,
-                MaxFramesPerGroup = Math.Max(a.MaxFramesPerGroup, fpg) },
+                MaxFramesPerGroup = Math.Max(a.MaxFramesPerGroup, fpg),
+                MaxGroups = a.MaxGroups > 0 ? Math.Max(a.MaxGroups, (config.Media.NumFrames + fpg - 1) / fpg) : 0 },
             NumFrames = config.Media.NumFrames,
             BeforeImageCrossAttention = ordinals,
             VideoTokenId = b.ImageTokenIndex + 1,

@@ -8,8 +8,9 @@ namespace Llama3.Multimodal.Video;
 /// <summary>
 /// The temporal aggregator (checkpoint prefix <c>video_model.aggregator.</c>): a perceiver resampler as in Flamingo
 /// (open_flamingo's flattened form) that merges each group of consecutive frames into one aggregated frame. Per
-/// group, the learned time embedding of each frame's slot is added to all of that frame's tokens, the frames' tokens
-/// are flattened into one sequence, and learned latents attend to it (and to themselves) through the layers; a final
+/// group, the learned time embedding of each frame's slot (and, when <see cref="TemporalAggregatorConfig.MaxGroups"/>
+/// &gt; 0, the learned embedding of the group's index in the clip) is added to all of that frame's tokens, the frames'
+/// tokens are flattened into one sequence, and learned latents attend to it (and to themselves) through the layers; a final
 /// LayerNorm gives the aggregated frame. 64 frames with groups of 32 give 2 aggregated frames.
 /// </summary>
 public sealed class TemporalAggregator : nn.Module
@@ -19,6 +20,9 @@ public sealed class TemporalAggregator : nn.Module
     public readonly Parameter latents;
     /// <summary>Learned time embedding [max frames per group, dim], one row per frame slot of a group.</summary>
     public readonly Parameter time_embedding;
+    /// <summary>Learned group embedding [max groups, dim] (open_flamingo's <c>media_time_embs</c>), or null when
+    /// <see cref="TemporalAggregatorConfig.MaxGroups"/> is 0.</summary>
+    public readonly Parameter? group_embedding;
     /// <summary>Perceiver layers.</summary>
     public readonly ModuleList<PerceiverLayer> layers;
     /// <summary>Final norm of the latents.</summary>
@@ -34,6 +38,7 @@ public sealed class TemporalAggregator : nn.Module
         Config = config.Validate();
         latents = Layers.Param(new long[] { config.Latents, config.Dim }, device, dtype);
         time_embedding = Layers.Param(new long[] { config.MaxFramesPerGroup, config.Dim }, device, dtype);
+        if (config.MaxGroups > 0) group_embedding = Layers.Param(new long[] { config.MaxGroups, config.Dim }, device, dtype);
         layers = new ModuleList<PerceiverLayer>(Enumerable.Range(0, config.NumLayers)
             .Select(_ => new PerceiverLayer(new PerceiverAttention(config, device, dtype), new PerceiverFeedForward(config, device, dtype)))
             .ToArray());
@@ -42,16 +47,17 @@ public sealed class TemporalAggregator : nn.Module
     }
 
     /// <summary>
-    /// Deterministic fresh weights from <paramref name="seed"/>: latents and time embeddings N(0, 1) (open_flamingo's
-    /// <c>randn</c>), projections N(0, std²), norms 1 and 0.
+    /// Deterministic fresh weights from <paramref name="seed"/>: latents, time and group embeddings N(0, 1)
+    /// (open_flamingo's <c>randn</c>), projections N(0, std²), norms 1 and 0.
     /// </summary>
     public TemporalAggregator InitializeWeights(long seed, double std = 0.02)
     {
         WeightInit.Apply(this, seed, std);
         var gen = new Generator((ulong)seed + 1, CPU);
         using var noGrad = torch.no_grad();
-        foreach (var p in new[] { latents, time_embedding })
+        foreach (var p in new[] { latents, time_embedding, group_embedding })
         {
+            if (p is null) continue;
             if (p.device_type == DeviceType.META) continue;
             using var cpu = torch.empty(p.shape, ScalarType.Float32).normal_(0, 1, gen);
             p.copy_(cpu);
@@ -65,7 +71,8 @@ public sealed class TemporalAggregator : nn.Module
     /// <summary>
     /// Frame features [B, F, T, D] (T = tokens per frame) → aggregated frames [B, ceil(F/G), L, D] with G =
     /// <paramref name="framesPerGroup"/> (default <see cref="TemporalAggregatorConfig.FramesPerGroup"/>) and L latents.
-    /// A last group shorter than G uses the first time-embedding rows.
+    /// A last group shorter than G uses the first time-embedding rows. With group embeddings, group k's tokens also get
+    /// row k; a clip with more groups than <see cref="TemporalAggregatorConfig.MaxGroups"/> is refused.
     /// </summary>
     public Tensor Forward(Tensor frames, int? framesPerGroup = null)
     {
@@ -76,8 +83,15 @@ public sealed class TemporalAggregator : nn.Module
             throw new ArgumentException($"frames per group {g} must be in 1..{Config.MaxFramesPerGroup} (rows of the time embedding).");
         using var scope = NewDisposeScope();
         long b = frames.shape[0], f = frames.shape[1], t = frames.shape[2], d = frames.shape[3];
-        var x = frames.to_type(latents.dtype);
-        long full = f / g, rest = f % g;
+        long full = f / g, rest = f % g, groups = full + (rest > 0 ? 1 : 0);
+        if (group_embedding is not null && groups > Config.MaxGroups)
+            throw new ArgumentException($"{f} frames in groups of {g} make {groups} aggregated frames, but the aggregator has group embeddings for {Config.MaxGroups} (max_groups).");
+        // Per frame: the time embedding of its slot in the group (+ the embedding of its group), added to all its tokens.
+        long[] slots = new long[f], ofGroup = new long[f];
+        for (long i = 0; i < f; i++) { slots[i] = i % g; ofGroup[i] = i / g; }
+        var perFrame = time_embedding.index_select(0, torch.tensor(slots, device: time_embedding.device));
+        if (group_embedding is not null) perFrame = Scalars.Add(perFrame, group_embedding.index_select(0, torch.tensor(ofGroup, device: group_embedding.device)));
+        var x = Scalars.Add(frames.to_type(latents.dtype), perFrame.view(1, f, 1, d));          // [B, F, T, D]
         var outputs = new List<Tensor>();
         if (full > 0) outputs.Add(Group(x.narrow(1, 0, full * g).reshape(b * full, g, t, d)).view(b, full, -1, d));
         if (rest > 0) outputs.Add(Group(x.narrow(1, full * g, rest)).unsqueeze(1));
@@ -85,12 +99,12 @@ public sealed class TemporalAggregator : nn.Module
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>One group per batch row: [N, G, T, D] → [N, L, D].</summary>
+    /// <summary>One group per batch row, embeddings already added: [N, G, T, D] → [N, L, D].</summary>
     Tensor Group(Tensor x)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], g = x.shape[1], t = x.shape[2], d = x.shape[3];
-        var media = Scalars.Add(x, time_embedding.narrow(0, 0, g).view(1, g, 1, d)).reshape(n, g * t, d);  // [N, G·T, D]
+        var media = x.reshape(n, g * t, d);                                                     // [N, G·T, D]
         var lat = latents.unsqueeze(0).expand(n, -1, -1);                                       // [N, L, D]
         foreach (var layer in layers) lat = layer.Forward(media, lat);
         return norm.forward(lat).MoveToOuterDisposeScope();

@@ -28,6 +28,13 @@ public sealed record TemporalAggregatorConfig
     public int FramesPerGroup { get; init; } = 32;
     /// <summary>Rows of the learned time embedding = the largest group (32).</summary>
     public int MaxFramesPerGroup { get; init; } = 32;
+    /// <summary>
+    /// Rows of the learned group embedding (open_flamingo's per-media time embedding <c>media_time_embs</c>), added to
+    /// every token of a group's frames so that the aggregated frames keep their order for the video cross-attention
+    /// (without it, swapping two groups of frames swaps two sets of aggregated tokens that the cross-attention cannot tell
+    /// apart). 0 = none (folders written before the field existed); the presets hold 4 (up to 4 × 32 = 128 frames).
+    /// </summary>
+    public int MaxGroups { get; init; }
     /// <summary>LayerNorm epsilon (1e-5).</summary>
     public double LayerNormEps { get; init; } = 1e-5;
 
@@ -53,6 +60,7 @@ public sealed record TemporalAggregatorConfig
         Range("ffn_multiplier", FfnMultiplier, 1, 64);
         Range("max_frames_per_group", MaxFramesPerGroup, 1, 4096);
         Range("frames_per_group", FramesPerGroup, 1, MaxFramesPerGroup);
+        Range("max_groups", MaxGroups, 0, 4096);
         if (!double.IsFinite(LayerNormEps) || LayerNormEps <= 0 || LayerNormEps > 1)
             throw new ConfigException($"{source}: layer_norm_eps = {LayerNormEps} must be in (0, 1].");
         return this;

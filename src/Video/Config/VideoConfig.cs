@@ -36,6 +36,8 @@ public sealed record VideoConfig
     {
         Aggregator.Validate(source + " aggregator");
         if (NumFrames < 1 || NumFrames > 4096) throw new ConfigException($"{source}: num_frames = {NumFrames} is out of range (1..4096).");
+        if (Aggregator.MaxGroups > 0 && Aggregator.GroupsFor(NumFrames) > Aggregator.MaxGroups)
+            throw new ConfigException($"{source}: num_frames = {NumFrames} in groups of {Aggregator.FramesPerGroup} make {Aggregator.GroupsFor(NumFrames)} aggregated frames, more than aggregator max_groups = {Aggregator.MaxGroups}.");
         var ord = OrdinalsFor(imageLayers);
         if (ord.Count == 0) throw new ConfigException($"{source}: no video cross-attention layer: the base model has {imageLayers} image cross-attention layers and none is chosen.");
         if (ord.Distinct().Count() != ord.Count) throw new ConfigException($"{source}: before_image_cross_attention has duplicates.");

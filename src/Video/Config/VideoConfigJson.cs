@@ -16,7 +16,7 @@ public static class VideoConfigJson
     static readonly HashSet<string> Agg = new()
     {
         "dim", "tokens_per_frame", "num_latents", "num_layers", "num_heads", "head_dim", "ffn_multiplier",
-        "frames_per_group", "max_frames_per_group", "layer_norm_eps",
+        "frames_per_group", "max_frames_per_group", "max_groups", "layer_norm_eps",
     };
 
     /// <summary>Reads <paramref name="path"/>.</summary>
@@ -41,6 +41,7 @@ public static class VideoConfigJson
             FfnMultiplier = LlamaConfigJson.Int(a, "ffn_multiplier", s) ?? d.FfnMultiplier,
             FramesPerGroup = LlamaConfigJson.Int(a, "frames_per_group", s) ?? d.FramesPerGroup,
             MaxFramesPerGroup = LlamaConfigJson.Int(a, "max_frames_per_group", s) ?? d.MaxFramesPerGroup,
+            MaxGroups = LlamaConfigJson.Int(a, "max_groups", s) ?? d.MaxGroups,
             LayerNormEps = LlamaConfigJson.Num(a, "layer_norm_eps", s) ?? d.LayerNormEps,
         };
         return new VideoConfig
@@ -66,7 +67,7 @@ public static class VideoConfigJson
             {
                 ["dim"] = a.Dim, ["tokens_per_frame"] = a.TokensPerFrame, ["num_latents"] = a.Latents, ["num_layers"] = a.NumLayers,
                 ["num_heads"] = a.NumHeads, ["head_dim"] = a.HeadDim, ["ffn_multiplier"] = a.FfnMultiplier,
-                ["frames_per_group"] = a.FramesPerGroup, ["max_frames_per_group"] = a.MaxFramesPerGroup, ["layer_norm_eps"] = a.LayerNormEps,
+                ["frames_per_group"] = a.FramesPerGroup, ["max_frames_per_group"] = a.MaxFramesPerGroup, ["max_groups"] = a.MaxGroups, ["layer_norm_eps"] = a.LayerNormEps,
             },
         };
         if (c.BeforeImageCrossAttention is { } b) o["before_image_cross_attention"] = new JsonArray(b.Select(x => (JsonNode)x).ToArray());

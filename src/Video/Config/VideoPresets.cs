@@ -13,20 +13,21 @@ public static class VideoPresets
     public static VideoLanguageConfig Get(string name) => name switch
     {
         // On tiny-vision (4 × 65 tokens per frame, 2 image layers): 8 frames in groups of 4 → 2 aggregated frames as in
-        // SFT, 1 perceiver layer with 16 latents (2 heads of 16), time embeddings for up to 8 frames, and one video layer
-        // before the 2nd image layer (every 4th would give none with only 2).
+        // SFT, 1 perceiver layer with 16 latents (2 heads of 16), time embeddings for up to 8 frames, group embeddings
+        // for up to 4 aggregated frames, and one video layer before the 2nd image layer (every 4th would give none with only 2).
         "tiny-video" => Build(VisionPresets.Get("tiny-vision"), b => new VideoConfig
         {
             Aggregator = new TemporalAggregatorConfig
             {
                 Dim = b.Text.HiddenSize, TokensPerFrame = TokensPerFrame(b), NumLatents = 16, NumLayers = 1, NumHeads = 2,
-                HeadDim = 16, FfnMultiplier = 2, FramesPerGroup = 4, MaxFramesPerGroup = 8,
+                HeadDim = 16, FfnMultiplier = 2, FramesPerGroup = 4, MaxFramesPerGroup = 8, MaxGroups = 4,
             },
             NumFrames = 8,
             BeforeImageCrossAttention = new[] { 2 },
         }),
         // SPEC defaults: 64 frames, groups of 32, latents = tokens per frame (4 × 1601), 2 layers, video layers before
-        // the 4th and 8th image layers (11B: 2 layers; 90B: 5).
+        // the 4th and 8th image layers (11B: 2 layers; 90B: 5); group embeddings for up to 4 aggregated frames, so that
+        // SFT's two aggregated frames keep their order.
         "llama3.2-11b-video" => Build(VisionPresets.Get("llama3.2-11b-vision"), Full),
         "llama3.2-90b-video" => Build(VisionPresets.Get("llama3.2-90b-vision"), Full),
         _ => throw new ConfigException($"unknown video preset '{name}'; known: {string.Join(", ", Names)}."),
@@ -34,7 +35,7 @@ public static class VideoPresets
 
     static VideoConfig Full(VisionLanguageConfig b) => new()
     {
-        Aggregator = new TemporalAggregatorConfig { Dim = b.Text.HiddenSize, TokensPerFrame = TokensPerFrame(b) },
+        Aggregator = new TemporalAggregatorConfig { Dim = b.Text.HiddenSize, TokensPerFrame = TokensPerFrame(b), MaxGroups = 4 },
     };
 
     static int TokensPerFrame(VisionLanguageConfig b) => b.Vision.MaxNumTiles * b.Vision.TokensPerTile;

@@ -30,10 +30,11 @@ public sealed record ImageCaptionRecord(string Image, string Caption);
 /// <param name="Task"><c>asr</c> (default) or <c>ast</c>.</param>
 public sealed record AudioTextRecord(string Audio, string Text, string? Language, string Task);
 
-/// <summary>A video with its caption: <c>{"video", "caption"}</c>.</summary>
-/// <param name="Video">Absolute video path.</param>
+/// <summary>A video with its caption: <c>{"video", "caption"}</c>, or an image shown as a still clip: <c>{"image", "caption"}</c>.</summary>
+/// <param name="Video">Absolute path of the video (or of the image when <paramref name="Still"/>).</param>
 /// <param name="Caption">Caption text.</param>
-public sealed record VideoCaptionRecord(string Video, string Caption);
+/// <param name="Still">The path is an image whose every frame is that image.</param>
+public sealed record VideoCaptionRecord(string Video, string Caption, bool Still = false);
 
 /// <summary>Strict parsers of one manifest record each; they throw <see cref="FormatException"/> with what is wrong.</summary>
 internal static class ManifestRecords
@@ -114,5 +115,11 @@ internal static class ManifestRecords
         return new(FilePath(o, "audio", dir), Str(o, "text"), lang, task);
     }
 
-    public static VideoCaptionRecord VideoCaption(JsonObject o, string dir) { Keys(o, "video", "caption"); return new(FilePath(o, "video", dir), Str(o, "caption")); }
+    public static VideoCaptionRecord VideoCaption(JsonObject o, string dir)
+    {
+        Keys(o, "video", "image", "caption");
+        bool still = o.ContainsKey("image");
+        if (still == o.ContainsKey("video")) throw new FormatException("a record needs exactly one of \"video\" and \"image\" (an image is a still clip).");
+        return new(FilePath(o, still ? "image" : "video", dir), Str(o, "caption"), still);
+    }
 }

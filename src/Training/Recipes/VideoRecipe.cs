@@ -180,7 +180,7 @@ public sealed class VideoRecipe : Recipe
     {
         var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.Video.VideoTokenId, r.Caption, Config.Data.SeqLen);
         int g = (int)Math.Sqrt(Vlm.Config.Base.Vision.MaxNumTiles), side = g * Vlm.Config.Base.Vision.ImageSize;
-        var frames = DecodedFrames(r.Video, side);
+        var frames = DecodedFrames(r, side);
         var list = new List<ProcessedImage>(frames.Length);
         foreach (var f in frames) list.Add(Vlm.Preprocessor.Process(new RgbImage(side, side, f)));
         return new Item(ids, labels, list);
@@ -188,14 +188,24 @@ public sealed class VideoRecipe : Recipe
 
     /// <summary>
     /// The clip's sampled frames as RGB bytes (side × side, fitted and padded): from the cache when an earlier epoch
-    /// decoded them, else from ffmpeg, then kept while the cache holds less than <c>media.frame_cache_mb</c> (the frames
-    /// are the same bytes either way, so the cache never changes a run's numbers).
+    /// decoded them, else from ffmpeg (or, for a still record, the image decoded, fitted and repeated), then kept while
+    /// the cache holds less than <c>media.frame_cache_mb</c> (the frames are the same bytes either way, so the cache never
+    /// changes a run's numbers).
     /// </summary>
-    byte[][] DecodedFrames(string path, int side)
+    byte[][] DecodedFrames(VideoCaptionRecord r, int side)
     {
-        string key = Path.GetFullPath(path);
+        string key = Path.GetFullPath(r.Video);
         if (_frameCache.TryGetValue(key, out var hit)) { Interlocked.Increment(ref _frameCacheHits); return hit; }
         byte[][] decoded;
+        if (r.Still)
+        {
+            var still = FitPad(ImageLoader.Load(r.Video), side);
+            decoded = Enumerable.Repeat(still, Vlm.Config.Video.NumFrames).ToArray();
+            if (Interlocked.Add(ref _frameCacheBytes, still.Length) <= (long)Config.Media.FrameCacheMb << 20 && _frameCache.TryAdd(key, decoded)) return decoded;
+            Interlocked.Add(ref _frameCacheBytes, -still.Length);
+            return decoded;
+        }
+        string path = r.Video;
         using (var frames = VideoFrameReader.Read(path, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad }))
         {
             decoded = new byte[frames.Count][];
@@ -209,6 +219,20 @@ public sealed class VideoRecipe : Recipe
         if (Interlocked.Add(ref _frameCacheBytes, size) <= cap && _frameCache.TryAdd(key, decoded)) return decoded;
         Interlocked.Add(ref _frameCacheBytes, -size);
         return decoded;
+    }
+
+    /// <summary>
+    /// <paramref name="image"/> scaled to fit inside side × side keeping its aspect ratio (PIL bilinear), then padded
+    /// right and bottom with black: the frames' <see cref="FrameResize.FitPad"/> on a still image.
+    /// </summary>
+    internal static byte[] FitPad(RgbImage image, int side)
+    {
+        double scale = Math.Min((double)side / image.Width, (double)side / image.Height);
+        int w = Math.Clamp((int)Math.Round(image.Width * scale), 1, side), h = Math.Clamp((int)Math.Round(image.Height * scale), 1, side);
+        var fitted = w == image.Width && h == image.Height ? image : PilBilinear.Resize(image, w, h);
+        var rgb = new byte[side * side * 3];
+        for (int y = 0; y < h; y++) Array.Copy(fitted.Pixels, y * w * 3, rgb, y * side * 3, w * 3);
+        return rgb;
     }
 
     /// <inheritdoc/>

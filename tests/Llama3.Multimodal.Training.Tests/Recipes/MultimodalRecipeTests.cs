@@ -87,6 +87,52 @@ public class MultimodalRecipeTests
     }
 
     [Fact]
+    public void VideoTrainsOnStillImagesMixedWithClips()
+    {
+        // Two clips and two images in one manifest (absolute paths); each image is a still clip of num_frames frames.
+        string dir = TestRuns.TempDir();
+        static IEnumerable<string> Lines(string manifest, int n) => File.ReadLines(manifest).Take(n).Select(l =>
+        {
+            var o = (JsonObject)JsonNode.Parse(l)!;
+            foreach (var key in new[] { "video", "image" })
+                if (o[key] is JsonNode p) o[key] = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(manifest)!, (string)p!));
+            return o.ToJsonString();
+        });
+        string mixed = Path.Combine(dir, "mixed.jsonl");
+        File.WriteAllLines(mixed, Lines(MediaTestData.VideoManifest, 2).Concat(Lines(MediaTestData.ImageManifest, 2)));
+        var sets = new[] { $"data.train=\"{mixed}\"", $"data.eval=\"{mixed}\"" };
+        using var t = new Trainer(RecipeRegistry.Create("video"), Cfg("video", 6, sets), Path.Combine(dir, "run"), TestRuns.Quiet);
+        var r = t.Run();
+        var v = (VideoRecipe)t.Recipe;
+        Assert.True(r.History.All(h => double.IsFinite(h.Loss)));
+        Assert.True(r.History.TakeLast(2).Average(h => h.Loss) < r.History.Take(2).Average(h => h.Loss), "loss does not fall");
+        Assert.Equal(2L * 4 * 3 * 224 * 224 + 2L * 3 * 224 * 224, v.FrameCacheBytes);   // a still is held once, not per frame
+
+        // A record with both or neither media key is refused with its line.
+        string bad = Path.Combine(dir, "bad.jsonl");
+        File.WriteAllText(bad, "{\"video\": \"a.mp4\", \"image\": \"a.png\", \"caption\": \"x\"}\n");
+        var e = Assert.Throws<DataFormatException>(() => JsonlManifest.ReadVideoCaptions(bad, false, out _));
+        Assert.Contains("bad.jsonl:1", e.Message);
+        Assert.Contains("exactly one of \"video\" and \"image\"", e.Message);
+        File.WriteAllText(bad, "{\"caption\": \"x\"}\n");
+        Assert.Contains("exactly one of", Assert.Throws<DataFormatException>(() => JsonlManifest.ReadVideoCaptions(bad, false, out _)).Message);
+    }
+
+    [Fact]
+    public void StillImagesAreFittedAndPaddedLikeFrames()
+    {
+        var wide = new Vision.RgbImage(4, 2, Enumerable.Range(0, 24).Select(i => (byte)(10 + i)).ToArray());
+        var rgb = VideoRecipe.FitPad(wide, 4);                                            // already fits: copied top-left
+        Assert.Equal(4 * 4 * 3, rgb.Length);
+        Assert.Equal(wide.Pixels, rgb.Take(24).ToArray());
+        Assert.All(rgb.Skip(24), b => Assert.Equal(0, b));                                 // bottom half padded black
+        var big = VideoRecipe.FitPad(Vision.RgbImage.Filled(8, 4, 200, 100, 50), 4);      // halved to 4 × 2, then padded
+        Assert.Equal(new byte[] { 200, 100, 50 }, big.Take(3).ToArray());
+        Assert.Equal(new byte[] { 200, 100, 50 }, big.Skip((1 * 4 + 3) * 3).Take(3).ToArray());
+        Assert.All(big.Skip(2 * 4 * 3), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
     public void VideoFrameCacheDecodesEachClipOnceAndChangesNoNumber()
     {
         (TrainResult Result, long Hits, long Bytes) Run(params string[] sets)

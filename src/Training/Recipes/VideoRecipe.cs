@@ -88,7 +88,9 @@ public sealed class VideoRecipe : Recipe
         Optim = new OptimSection { Lr = 3e-3, MinLr = 3e-4, WarmupSteps = 10, TotalSteps = 300, Schedule = "cosine", WeightDecay = 0.01 },
         Batch = new BatchSection { Unit = "samples", Global = 4, Micro = 2 },
         Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
-        Media = new MediaSection { Preset = "tiny-video", NumFrames = 8, FramesPerGroup = 8 },
+        // One frame per group: the 8 aggregated frames keep their order through the group embedding; on the demo clips a
+        // fresh adapter reached 25 % after 4000 steps this way against 8 % with all 8 frames in one group (model card).
+        Media = new MediaSection { Preset = "tiny-video", NumFrames = 8, FramesPerGroup = 1 },
     };
 
     /// <inheritdoc/>

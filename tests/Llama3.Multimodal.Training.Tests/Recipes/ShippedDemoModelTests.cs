@@ -85,7 +85,7 @@ public class ShippedDemoModelTests
         Assert.True(pairs.Count(p => p.Ref.Length > 1 && p.Pred.Length > 1 && p.Ref[1] == p.Pred[1]) >= 3, eval.ToJsonString());
         // The second event (what happens after "then") is named right in most clips.
         Assert.True(eval["per_part"]!["event2"]!["correct"]!.GetValue<int>() >= 2, eval.ToJsonString());
-        // The first subject's shape, which the frozen image encoder has to tell apart in 2 × 2-tile frames.
+        // The first subject's shape, which the image encoder has to tell apart in 2 × 2-tile frames.
         Assert.True(eval["per_part"]!["shape"]!["correct"]!.GetValue<int>() >= 3, eval.ToJsonString());
     }
 }

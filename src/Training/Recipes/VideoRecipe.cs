@@ -199,26 +199,25 @@ public sealed class VideoRecipe : Recipe
         string key = Path.GetFullPath(r.Video);
         if (_frameCache.TryGetValue(key, out var hit)) { Interlocked.Increment(ref _frameCacheHits); return hit; }
         byte[][] decoded;
+        long size;
         if (r.Still)
         {
             var still = FitPad(ImageLoader.Load(r.Video), side);
             decoded = Enumerable.Repeat(still, Vlm.Config.Video.NumFrames).ToArray();
-            if (Interlocked.Add(ref _frameCacheBytes, still.Length) <= (long)Config.Media.FrameCacheMb << 20 && _frameCache.TryAdd(key, decoded)) return decoded;
-            Interlocked.Add(ref _frameCacheBytes, -still.Length);
-            return decoded;
+            size = still.Length;                                                                 // one array, every frame
         }
-        string path = r.Video;
-        using (var frames = VideoFrameReader.Read(path, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad }))
+        else
         {
+            using var frames = VideoFrameReader.Read(r.Video, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
             decoded = new byte[frames.Count][];
             for (int i = 0; i < frames.Count; i++)
             {
                 using var f = frames.Pixels[i].contiguous();
                 decoded[i] = f.bytes.ToArray();
             }
+            size = decoded.Sum(f => (long)f.Length);
         }
-        long size = decoded.Sum(f => (long)f.Length), cap = (long)Config.Media.FrameCacheMb << 20;
-        if (Interlocked.Add(ref _frameCacheBytes, size) <= cap && _frameCache.TryAdd(key, decoded)) return decoded;
+        if (Interlocked.Add(ref _frameCacheBytes, size) <= (long)Config.Media.FrameCacheMb << 20 && _frameCache.TryAdd(key, decoded)) return decoded;
         Interlocked.Add(ref _frameCacheBytes, -size);
         return decoded;
     }

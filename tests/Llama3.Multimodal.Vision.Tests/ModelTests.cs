@@ -140,6 +140,25 @@ public class ModelTests
     }
 
     [Fact]
+    public void GenerationFromAPreparedImageBatchMatchesGenerationFromImages()
+    {
+        using var m = TestSupport.Tiny(18);
+        var a = TestSupport.Scene(300, 200, 9);
+        var ids = Prompt(m, 1);
+        var opts = new GenerationOptions { MaxNewTokens = 5, StopTokens = Array.Empty<int>() };
+        var fromImages = m.GenerateBatch(new[] { (IReadOnlyList<int>)ids }, new[] { (IReadOnlyList<RgbImage>)new[] { a } }, opts)[0];
+        using var batch = Images(m, new[] { a });
+        var fromBatch = m.GenerateBatch(new[] { (IReadOnlyList<int>)ids }, batch, opts)[0];
+        Assert.Equal(fromImages.Tokens, fromBatch.Tokens);
+        // A batch that does not fit the prompts is refused with the counts.
+        var rows = Assert.Throws<ArgumentException>(() => m.GenerateBatch(new[] { (IReadOnlyList<int>)ids, ids }, batch, opts));
+        Assert.Contains("2 prompts", rows.Message);
+        var two = Prompt(m, 2);
+        var count = Assert.Throws<ArgumentException>(() => m.GenerateBatch(new[] { (IReadOnlyList<int>)two }, batch, opts));
+        Assert.Contains("2 <|image|> tokens but 1 images", count.Message);
+    }
+
+    [Fact]
     public void BatchWithDifferentImageCountsMatchesSinglePrompts()
     {
         using var m = TestSupport.Tiny(16);

@@ -32,6 +32,9 @@ public static class MultimodalEval
         return outIds;
     }
 
+    /// <summary>Greedy decoding of at most <paramref name="maxNew"/> tokens, ending at any of <paramref name="stop"/> (the KV-cached generation path the models' own APIs use).</summary>
+    static GenerationOptions Greedy(int maxNew, ISet<int> stop) => new() { MaxNewTokens = maxNew, Temperature = 0, StopTokens = stop.ToList() };
+
     /// <summary>How many reference/prediction pairs an evaluation lists when not told otherwise.</summary>
     public const int DefaultExamples = 5;
 
@@ -68,15 +71,8 @@ public static class MultimodalEval
             using var scope = NewDisposeScope();
             using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, ImageLoader.Load(r.Image));
             using var batch = model.Preprocessor.Pack(new[] { (IReadOnlyList<ProcessedImage>)new[] { p } });
-            Tensor states;
-            using (torch.no_grad()) states = model.EncodeImages(batch);
-            var ids = Greedy(t =>
-            {
-                var list = t[0].data<long>().Select(x => (int)x).ToList();
-                var media = model.CrossAttentionFor(new[] { CrossAttentionMask.ImageRanges(list, imageTok) }, batch.NumTiles, states, 0, list.Count);
-                return model.language_model.Forward(t, new ForwardOptions { Media = new Dictionary<string, object> { [CrossAttentionInputs.MediaKey] = media } });
-            }, MediaTokens.CaptionPrompt(tok, imageTok), maxNewTokens, stop);
-            preds.Add(MediaTokens.Decode(tok, ids).Trim());
+            var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, imageTok) }, batch, Greedy(maxNewTokens, stop))[0];
+            preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }
         var refs = records.Select(r => r.Caption).ToList();
         var o = Header("caption", modelDir, manifest, records.Count);
@@ -132,10 +128,8 @@ public static class MultimodalEval
         {
             using var scope = NewDisposeScope();
             using var frames = model.ReadFrames(r.Video);
-            Tensor states;
-            using (torch.no_grad()) states = model.EncodeVideo(frames);
-            var ids = Greedy(t => model.Forward(t, null, states), MediaTokens.CaptionPrompt(tok, model.Config.Video.VideoTokenId), maxNewTokens, stop);
-            preds.Add(MediaTokens.Decode(tok, ids).Trim());
+            var result = model.Generate(MediaTokens.CaptionPrompt(tok, model.Config.Video.VideoTokenId), frames, Greedy(maxNewTokens, stop));
+            preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }
         var refs = records.Select(r => r.Caption).ToList();
         var o = Header("video", modelDir, manifest, records.Count);

@@ -172,7 +172,32 @@ public sealed class VisionLanguageModel : nn.Module
         GenerationOptions? options = null, Action<int, int>? onToken = null, CancellationToken cancel = default)
     {
         if (prompts.Count != images.Count) throw new ArgumentException($"{prompts.Count} prompts but image lists for {images.Count}.");
+        for (int r = 0; r < prompts.Count; r++)
+        {
+            int n = CrossAttentionMask.ImageRanges(prompts[r], Config.ImageTokenIndex).Count;
+            if (n != images[r].Count) throw new ArgumentException($"prompt {r} holds {n} <|image|> tokens but {images[r].Count} images were given.");
+        }
+        if (images.All(r => r.Count == 0)) return new TextGenerator(language_model, Tokenizer).GenerateBatch(prompts, options, onToken, cancel: cancel);
+        using var batch = Preprocessor.Batch(images);
+        return GenerateBatch(prompts, batch, options, onToken, cancel);
+    }
+
+    /// <summary>
+    /// Generates for a batch of token prompts whose images are already preprocessed into <paramref name="images"/> (one
+    /// row per prompt, e.g. from <see cref="ImagePreprocessor.Pack"/> with a tile budget of your own). The images are
+    /// encoded once; each cross-attention block computes its K/V at prefill and keeps them in its KV-cache slot.
+    /// </summary>
+    public IReadOnlyList<GenerationResult> GenerateBatch(IReadOnlyList<IReadOnlyList<int>> prompts, ImageBatch images,
+        GenerationOptions? options = null, Action<int, int>? onToken = null, CancellationToken cancel = default)
+    {
+        if (prompts.Count != images.BatchSize) throw new ArgumentException($"{prompts.Count} prompts but an image batch of {images.BatchSize} rows.");
         var generator = new TextGenerator(language_model, Tokenizer);
+        if (images.MaxImages == 0)
+        {
+            int n = prompts.Select(p => CrossAttentionMask.ImageRanges(p, Config.ImageTokenIndex).Count).FirstOrDefault(c => c > 0);
+            if (n > 0) throw new ArgumentException($"a prompt holds {n} <|image|> tokens but the image batch holds no images.");
+            return generator.GenerateBatch(prompts, options, onToken, cancel: cancel);
+        }
         int maxLen = prompts.Count == 0 ? 0 : prompts.Max(p => p.Count);
         var ranges = new List<IReadOnlyList<(int Start, int End)>>();
         for (int r = 0; r < prompts.Count; r++)
@@ -180,17 +205,15 @@ public sealed class VisionLanguageModel : nn.Module
             int pad = maxLen - prompts[r].Count;
             var rr = CrossAttentionMask.ImageRanges(prompts[r], Config.ImageTokenIndex)
                 .Select(x => (x.Start + pad, x.End == CrossAttentionMask.Open ? x.End : x.End + pad)).ToList();
-            if (rr.Count != images[r].Count)
-                throw new ArgumentException($"prompt {r} holds {rr.Count} <|image|> tokens but {images[r].Count} images were given.");
+            if (rr.Count != images.NumTiles[r].Count)
+                throw new ArgumentException($"prompt {r} holds {rr.Count} <|image|> tokens but {images.NumTiles[r].Count} images were given.");
             ranges.Add(rr);
         }
-        if (images.All(r => r.Count == 0)) return generator.GenerateBatch(prompts, options, onToken, cancel: cancel);
-        using var batch = Preprocessor.Batch(images);
-        using var states = WithNoGrad(() => EncodeImages(batch));
+        using var states = WithNoGrad(() => EncodeImages(images));
         return generator.GenerateBatch(prompts, options, onToken, (cache, fo) =>
         {
             int start = cache.Length, length = (int)fo.Positions!.shape[1];
-            var media = CrossAttentionFor(ranges, batch.NumTiles, start == 0 ? states : null, start, length);
+            var media = CrossAttentionFor(ranges, images.NumTiles, start == 0 ? states : null, start, length);
             return fo with { Media = new Dictionary<string, object> { [CrossAttentionInputs.MediaKey] = media } };
         }, cancel: cancel);
     }

@@ -227,6 +227,18 @@ public static class Program
             }));
             cmd.Subcommands.Add(sub);
         }
+        var probe = new Command("video-probe", "Linear read-out of motion directions from a video model's frame features and aggregator output, on a video+caption manifest of the demo grammar (where does the model lose motion?).");
+        var pModel = new Option<DirectoryInfo>("--model") { Description = "Video model folder.", Required = true };
+        var pData = new Option<FileInfo>("--data") { Description = "JSONL manifest of clips and captions (\"… moves left then …\").", Required = true };
+        var pLimit = new Option<int?>("--limit") { Description = "Use only the first N records." };
+        foreach (var o in new Option[] { pModel, pData, pLimit }) probe.Options.Add(o);
+        probe.SetAction(r => Guard(() =>
+        {
+            var res = MultimodalEval.VideoDirectionProbe(r.GetValue(pModel)!.FullName, r.GetValue(pData)!.FullName, r.GetValue(pLimit));
+            Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }));
+        cmd.Subcommands.Add(probe);
         return cmd;
     }
 

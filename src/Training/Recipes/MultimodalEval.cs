@@ -139,4 +139,66 @@ public static class MultimodalEval
         o["examples"] = Examples(refs, preds, examples);
         return o;
     }
+
+    /// <summary>Directions a <c>moves</c> event of the video caption grammar names, in label order.</summary>
+    public static IReadOnlyList<string> MoveDirections { get; } = new[] { "left", "right", "up", "down" };
+
+    /// <summary>
+    /// Where a video model loses motion: for every "moves" event of the clips' captions (event k fills half k of the
+    /// clip), a <see cref="LinearProbe"/> reads the direction from features of the half's first and last sampled frame:
+    /// the frame tokens after the image encoder and projector (<c>frame_tokens</c>), the 8 tokens per frame farthest from
+    /// the frame's mean token, averaged (<c>object_tokens</c>), all tokens averaged (<c>mean_tokens</c>) and the
+    /// aggregator's output for those frames' groups (<c>aggregated</c>). Each reports the best held-back accuracy over ridge
+    /// strengths 0.01, 1 and 100 (the first three quarters of the events fit, the last quarter is scored; chance 0.25).
+    /// </summary>
+    public static JsonObject VideoDirectionProbe(string modelDir, string manifest, int? limit = null)
+    {
+        var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
+        using var model = VideoLanguageModel.FromPretrained(modelDir);
+        model.eval();
+        int frames = model.Config.Video.NumFrames, perGroup = model.Config.Video.Aggregator.FramesPerGroup, half = frames / 2;
+        var sets = new Dictionary<string, List<float[]>> { ["frame_tokens"] = new(), ["object_tokens"] = new(), ["mean_tokens"] = new(), ["aggregated"] = new() };
+        var labels = new List<int>();
+        int clips = 0;
+        foreach (var r in records)
+        {
+            var events = r.Caption.Split(" then ");
+            var moves = Enumerable.Range(0, Math.Min(2, events.Length)).Where(k => events[k].Split(' ').Contains("moves")).ToList();
+            if (moves.Count == 0) continue;
+            clips++;
+            using var scope = NewDisposeScope();
+            using var read = model.ReadFrames(r.Video);
+            using var noGrad = torch.no_grad();
+            var tokens = model.EncodeFrames(read);                                                   // [F, T, D]
+            var agg = model.video_model.aggregator.Forward(tokens.unsqueeze(0)).squeeze(0);          // [G, L, D]
+            foreach (int k in moves)
+            {
+                int d = MoveDirections.ToList().IndexOf(events[k].Split(' ').Last());
+                if (d < 0) throw new DataFormatException($"{manifest}: '{events[k]}' names no direction of {string.Join("/", MoveDirections)}.");
+                int f0 = k * half, f1 = (k + 1) * half - 1;
+                float[] Pair(Func<Tensor, Tensor> of) => torch.cat(new[] { of(tokens[f0]), of(tokens[f1]) }).data<float>().ToArray();
+                sets["frame_tokens"].Add(Pair(t => t.flatten()));
+                sets["object_tokens"].Add(Pair(ObjectTokens));
+                sets["mean_tokens"].Add(Pair(t => t.mean(new long[] { 0 })));
+                sets["aggregated"].Add(torch.cat(new[] { agg[f0 / perGroup].flatten(), agg[f1 / perGroup].flatten() }).data<float>().ToArray());
+                labels.Add(d);
+            }
+        }
+        if (labels.Count < 8) throw new DataFormatException($"{manifest}: {labels.Count} \"moves\" events; the probe needs at least 8.");
+        var o = Header("video-probe", modelDir, manifest, clips);
+        o["moves"] = labels.Count;
+        o["chance"] = 1.0 / MoveDirections.Count;
+        var acc = new JsonObject();
+        foreach (var (name, x) in sets)
+            acc[name] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, labels, MoveDirections.Count, l).Test);
+        o["direction_accuracy"] = acc;
+        return o;
+    }
+
+    /// <summary>The 8 tokens of a frame [T, D] farthest from its mean token, averaged: a crude pooling over the moving object.</summary>
+    static Tensor ObjectTokens(Tensor frame)
+    {
+        var far = (frame - frame.mean(new long[] { 0 }, keepdim: true)).norm(1);
+        return frame.index_select(0, far.topk((int)Math.Min(8, frame.shape[0])).indexes).mean(new long[] { 0 });
+    }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Llama3.Multimodal.Training.Synthetic;
 
 namespace Llama3.Multimodal.Training.Tests.Recipes;
 
@@ -303,6 +304,21 @@ public class MultimodalRecipeTests
         Assert.Equal(1, vid["count"]!.GetValue<int>());
         Assert.Equal(new[] { "colour", "shape", "event1", "subject2", "event2" }, vid["per_part"]!.AsObject().Select(kv => kv.Key));
         foreach (var (_, v) in vid["per_part"]!.AsObject()) Assert.Equal(1, v!["total"]!.GetValue<int>());
+
+        // The direction probe on 24 clips: every "moves" event counted, one accuracy per feature set.
+        string clips = VideoDataMaker.Make(new VideoMakerOptions(24, Seed: 5, Size: 64, Seconds: 2, Fps: 4), Path.Combine(dir, "probe-clips")).ManifestPath;
+        int moves = File.ReadLines(clips).Select(l => JsonNode.Parse(l)!["caption"]!.GetValue<string>())
+            .Sum(c => c.Split(" then ").Count(e => e.Split(' ').Contains("moves")));
+        string videoModel = Path.Combine(dir, "video", "checkpoints", "step-00000001");
+        var probe = MultimodalEval.VideoDirectionProbe(videoModel, clips);
+        Assert.Equal(moves, probe["moves"]!.GetValue<int>());
+        Assert.True(moves >= 8, $"{moves} moves");
+        Assert.Equal(0.25, probe["chance"]!.GetValue<double>());
+        Assert.Equal(new[] { "frame_tokens", "object_tokens", "mean_tokens", "aggregated" }, probe["direction_accuracy"]!.AsObject().Select(kv => kv.Key));
+        foreach (var (_, v) in probe["direction_accuracy"]!.AsObject()) Assert.InRange(v!.GetValue<double>(), 0, 1);
+        var few = Assert.Throws<DataFormatException>(() => MultimodalEval.VideoDirectionProbe(videoModel, clips, limit: 2));
+        Assert.Contains(clips, few.Message);
+        Assert.Contains("at least 8", few.Message);
     }
 
     [Fact]

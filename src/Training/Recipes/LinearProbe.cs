@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using static TorchSharp.torch;
 
 namespace Llama3.Multimodal.Training;
@@ -26,12 +27,13 @@ public static class LinearProbe
         for (int i = 0; i < m; i++) for (int j = 0; j < dim; j++) flat[(long)i * dim + j] = features[i][j];
         var x = tensor(flat, new long[] { m, dim });
         var fit = x.narrow(0, 0, nt);
-        x = (x - fit.mean(new long[] { 0 })) / (fit.std(new long[] { 0 }) + 1e-6);
+        x = (x - fit.mean(new long[] { 0 })) / Scalars.Add(fit.std(new long[] { 0 }), tensor(1e-6, ScalarType.Float64));   // tensor constants: no temporary scalars
         var truth = tensor(labels.Select(l => (long)l).ToArray());
-        var y = nn.functional.one_hot(truth, classes).to(ScalarType.Float64) - 1.0 / classes;
+        var y = nn.functional.one_hot(truth, classes).to(ScalarType.Float64) - tensor(1.0 / classes, ScalarType.Float64);
         var xt = x.narrow(0, 0, nt);
         var gram = xt.matmul(xt.t());
-        var alpha = linalg.solve(gram + eye(nt, dtype: ScalarType.Float64) * (lambda * dim / 100.0), y.narrow(0, 0, nt));
+        var ridge = eye(nt, dtype: ScalarType.Float64) * tensor(lambda * dim / 100.0, ScalarType.Float64);
+        var alpha = linalg.solve(Scalars.Add(gram, ridge), y.narrow(0, 0, nt));
         var pred = x.matmul(xt.t()).matmul(alpha).argmax(1);
         double Acc(long from, long len) => pred.narrow(0, from, len).eq(truth.narrow(0, from, len)).to(ScalarType.Float64).mean().item<double>();
         return (Acc(0, nt), Acc(nt, m - nt));

@@ -140,9 +140,6 @@ public static class MultimodalEval
         return o;
     }
 
-    /// <summary>Directions a <c>moves</c> event of the video caption grammar names, in label order.</summary>
-    public static IReadOnlyList<string> MoveDirections { get; } = new[] { "left", "right", "up", "down" };
-
     /// <summary>
     /// Where a video model loses motion: for every "moves" event of the clips' captions (event k fills half k of the
     /// clip), a <see cref="LinearProbe"/> reads the direction from features of the half's first and last sampled frame:
@@ -162,8 +159,9 @@ public static class MultimodalEval
         int clips = 0;
         foreach (var r in records)
         {
-            var events = r.Caption.Split(" then ");
-            var moves = Enumerable.Range(0, Math.Min(2, events.Length)).Where(k => events[k].Split(' ').Contains("moves")).ToList();
+            var events = VideoCaptionGrammar.Parse(r.Caption)
+                ?? throw new DataFormatException($"{manifest}: '{r.Caption}' does not follow the video caption grammar.");
+            var moves = Enumerable.Range(0, Math.Min(2, events.Count)).Where(k => events[k].Verb == "moves").ToList();
             if (moves.Count == 0) continue;
             clips++;
             using var scope = NewDisposeScope();
@@ -173,8 +171,8 @@ public static class MultimodalEval
             var agg = model.video_model.aggregator.Forward(tokens.unsqueeze(0)).squeeze(0);          // [G, L, D]
             foreach (int k in moves)
             {
-                int d = MoveDirections.ToList().IndexOf(events[k].Split(' ').Last());
-                if (d < 0) throw new DataFormatException($"{manifest}: '{events[k]}' names no direction of {string.Join("/", MoveDirections)}.");
+                int d = VideoCaptionGrammar.Directions.ToList().IndexOf(events[k].Argument!);
+                if (d < 0) throw new DataFormatException($"{manifest}: '{events[k]}' names no direction of {string.Join("/", VideoCaptionGrammar.Directions)}.");
                 int f0 = k * half, f1 = (k + 1) * half - 1;
                 float[] Pair(Func<Tensor, Tensor> of) => torch.cat(new[] { of(tokens[f0]), of(tokens[f1]) }).data<float>().ToArray();
                 sets["frame_tokens"].Add(Pair(t => t.flatten()));
@@ -187,10 +185,10 @@ public static class MultimodalEval
         if (labels.Count < 8) throw new DataFormatException($"{manifest}: {labels.Count} \"moves\" events; the probe needs at least 8.");
         var o = Header("video-probe", modelDir, manifest, clips);
         o["moves"] = labels.Count;
-        o["chance"] = 1.0 / MoveDirections.Count;
+        o["chance"] = 1.0 / VideoCaptionGrammar.Directions.Count;
         var acc = new JsonObject();
         foreach (var (name, x) in sets)
-            acc[name] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, labels, MoveDirections.Count, l).Test);
+            acc[name] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, labels, VideoCaptionGrammar.Directions.Count, l).Test);
         o["direction_accuracy"] = acc;
         return o;
     }

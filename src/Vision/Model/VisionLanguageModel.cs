@@ -172,14 +172,10 @@ public sealed class VisionLanguageModel : nn.Module
         GenerationOptions? options = null, Action<int, int>? onToken = null, CancellationToken cancel = default)
     {
         if (prompts.Count != images.Count) throw new ArgumentException($"{prompts.Count} prompts but image lists for {images.Count}.");
-        for (int r = 0; r < prompts.Count; r++)
-        {
-            int n = CrossAttentionMask.ImageRanges(prompts[r], Config.ImageTokenIndex).Count;
-            if (n != images[r].Count) throw new ArgumentException($"prompt {r} holds {n} <|image|> tokens but {images[r].Count} images were given.");
-        }
+        var ranges = ImageRangesOf(prompts, images.Select(r => r.Count).ToList());
         if (images.All(r => r.Count == 0)) return new TextGenerator(language_model, Tokenizer).GenerateBatch(prompts, options, onToken, cancel: cancel);
         using var batch = Preprocessor.Batch(images);
-        return GenerateBatch(prompts, batch, options, onToken, cancel);
+        return GenerateWithImages(prompts, ranges, batch, options, onToken, cancel);
     }
 
     /// <summary>
@@ -191,13 +187,15 @@ public sealed class VisionLanguageModel : nn.Module
         GenerationOptions? options = null, Action<int, int>? onToken = null, CancellationToken cancel = default)
     {
         if (prompts.Count != images.BatchSize) throw new ArgumentException($"{prompts.Count} prompts but an image batch of {images.BatchSize} rows.");
-        var generator = new TextGenerator(language_model, Tokenizer);
-        if (images.MaxImages == 0)
-        {
-            int n = prompts.Select(p => CrossAttentionMask.ImageRanges(p, Config.ImageTokenIndex).Count).FirstOrDefault(c => c > 0);
-            if (n > 0) throw new ArgumentException($"a prompt holds {n} <|image|> tokens but the image batch holds no images.");
-            return generator.GenerateBatch(prompts, options, onToken, cancel: cancel);
-        }
+        var ranges = ImageRangesOf(prompts, images.NumTiles.Select(r => r.Count).ToList());
+        if (images.MaxImages == 0) return new TextGenerator(language_model, Tokenizer).GenerateBatch(prompts, options, onToken, cancel: cancel);
+        return GenerateWithImages(prompts, ranges, images, options, onToken, cancel);
+    }
+
+    /// <summary>Each prompt's <c>&lt;|image|&gt;</c> ranges in the left-padded batch; throws unless prompt r holds
+    /// <paramref name="imageCounts"/>[r] image tokens.</summary>
+    List<IReadOnlyList<(int Start, int End)>> ImageRangesOf(IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<int> imageCounts)
+    {
         int maxLen = prompts.Count == 0 ? 0 : prompts.Max(p => p.Count);
         var ranges = new List<IReadOnlyList<(int Start, int End)>>();
         for (int r = 0; r < prompts.Count; r++)
@@ -205,10 +203,17 @@ public sealed class VisionLanguageModel : nn.Module
             int pad = maxLen - prompts[r].Count;
             var rr = CrossAttentionMask.ImageRanges(prompts[r], Config.ImageTokenIndex)
                 .Select(x => (x.Start + pad, x.End == CrossAttentionMask.Open ? x.End : x.End + pad)).ToList();
-            if (rr.Count != images.NumTiles[r].Count)
-                throw new ArgumentException($"prompt {r} holds {rr.Count} <|image|> tokens but {images.NumTiles[r].Count} images were given.");
+            if (rr.Count != imageCounts[r])
+                throw new ArgumentException($"prompt {r} holds {rr.Count} <|image|> tokens but {imageCounts[r]} images were given.");
             ranges.Add(rr);
         }
+        return ranges;
+    }
+
+    IReadOnlyList<GenerationResult> GenerateWithImages(IReadOnlyList<IReadOnlyList<int>> prompts, List<IReadOnlyList<(int Start, int End)>> ranges,
+        ImageBatch images, GenerationOptions? options, Action<int, int>? onToken, CancellationToken cancel)
+    {
+        var generator = new TextGenerator(language_model, Tokenizer);
         using var states = WithNoGrad(() => EncodeImages(images));
         return generator.GenerateBatch(prompts, options, onToken, (cache, fo) =>
         {

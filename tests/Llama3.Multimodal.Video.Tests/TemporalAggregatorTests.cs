@@ -201,4 +201,89 @@ public class TemporalAggregatorTests
         Assert.Equal(latents * d + 32 * d + 4 * d + 2 * perLayer + 2 * d, agg.ParameterCount());   // + 4 group embeddings
         Assert.Equal(6404, cfg.Latents);
     }
+    static TemporalAggregatorConfig PerPosition(int group = 4, int layers = 2) =>
+        Tiny(group, layers) with { Merge = TemporalAggregatorConfig.MergePerPosition, NumLatents = null, MaxGroups = 2 };
+
+    [Fact]
+    public void PerPositionMergingEqualsOneLatentPerPlace()
+    {
+        // Position t of the aggregated frame is what a one-latent, one-token-per-frame aggregator with the same weights
+        // and latent row t makes of the group's tokens at t.
+        var cfg = PerPosition();
+        using var agg = new TemporalAggregator(cfg).InitializeWeights(21);
+        using var noGrad = torch.no_grad();
+        using (var lat = torch.randn(6, 32, generator: new Generator(22))) agg.latents.copy_(lat);   // distinct rows per place
+        using var x = torch.randn(2, 8, 6, 32, generator: new Generator(23));
+        using var y = agg.Forward(x);
+        Assert.Equal(new long[] { 2, 2, 6, 32 }, y.shape);
+        using var one = new TemporalAggregator(cfg with { Merge = TemporalAggregatorConfig.MergeLatents, TokensPerFrame = 1, NumLatents = 1 });
+        var src = agg.state_dict();
+        foreach (var (name, p) in one.named_parameters())
+            p.copy_(name == "latents" ? src["latents"].narrow(0, 0, 1) : src[name]);
+        for (int t = 0; t < 6; t++)
+        {
+            one.latents.copy_(agg.latents.narrow(0, t, 1));
+            using var place = x.narrow(2, t, 1).contiguous();
+            using var r = one.Forward(place);                                                      // [2, 2, 1, 32]
+            Assert.True(y.narrow(2, t, 1).allclose(r, rtol: 1e-4, atol: 1e-5), $"position {t}");
+        }
+    }
+
+    [Fact]
+    public void PerPositionMergingKeepsEachPlaceApart()
+    {
+        // Changing the tokens at one place of the frames changes that place of the aggregated frame only; with the
+        // default merge every aggregated token changes.
+        using var agg = new TemporalAggregator(PerPosition()).InitializeWeights(24);
+        using var flat = new TemporalAggregator(Tiny(group: 4) with { MaxGroups = 2 }).InitializeWeights(24);
+        using var x = torch.randn(1, 8, 6, 32, generator: new Generator(25));
+        using var changed = x.clone();
+        using (var noGrad = torch.no_grad()) changed.narrow(2, 2, 1).add_(torch.randn(1, 8, 1, 32, generator: new Generator(31)));
+        using var a = agg.Forward(x);
+        using var b = agg.Forward(changed);
+        for (int t = 0; t < 6; t++)
+            Assert.Equal(t != 2, a.narrow(2, t, 1).allclose(b.narrow(2, t, 1), rtol: t == 2 ? 1e-3 : 0, atol: t == 2 ? 1e-3 : 0));
+        using var fa = flat.Forward(x);
+        using var fb = flat.Forward(changed);
+        for (int t = 0; t < 6; t++) Assert.False(fa.narrow(2, t, 1).allclose(fb.narrow(2, t, 1), rtol: 1e-5, atol: 1e-6));
+    }
+
+    [Fact]
+    public void PerPositionMergingSeesTheOrderOfFrames()
+    {
+        using var agg = new TemporalAggregator(PerPosition()).InitializeWeights(26);
+        using var x = torch.randn(1, 4, 6, 32, generator: new Generator(27));
+        using var reversed = x.flip(1);
+        using var a = agg.Forward(x);
+        using var b = agg.Forward(reversed);
+        Assert.False(a.allclose(b, rtol: 1e-3, atol: 1e-4));
+        Assert.Equal(new long[] { 1, 1, 6, 32 }, a.shape);
+    }
+
+    [Fact]
+    public void PerPositionLatentsStartAtZeroSoTheFrameShowsThrough()
+    {
+        using var agg = new TemporalAggregator(PerPosition()).InitializeWeights(28);
+        Assert.Equal(0f, agg.latents.abs().max().item<float>());
+        Assert.True(agg.time_embedding.std().item<float>() > 0.5f);
+        // Identical frames give an aggregated frame that depends on the frame: two different frames differ.
+        using var f1 = torch.randn(1, 1, 6, 32, generator: new Generator(29)).expand(1, 4, 6, 32).contiguous();
+        using var f2 = torch.randn(1, 1, 6, 32, generator: new Generator(30)).expand(1, 4, 6, 32).contiguous();
+        using var a = agg.Forward(f1);
+        using var b = agg.Forward(f2);
+        Assert.False(a.allclose(b, rtol: 1e-2, atol: 1e-2));
+    }
+
+    [Fact]
+    public void PerPositionMergingNeedsOneLatentPerPlaceAndAKnownName()
+    {
+        var e = Assert.Throws<ConfigException>(() => new TemporalAggregator(PerPosition() with { NumLatents = 5 }));
+        Assert.Contains("num_latents = 5", e.Message);
+        Assert.Contains("tokens_per_frame = 6", e.Message);
+        var m = Assert.Throws<ConfigException>(() => new TemporalAggregator(Tiny() with { Merge = "mean" }));
+        Assert.Contains("merge = 'mean'", m.Message);
+        using var agg = new TemporalAggregator(PerPosition()).InitializeWeights(1);
+        using var wrong = torch.randn(1, 4, 5, 32);
+        Assert.Contains("tokens_per_frame", Assert.Throws<ArgumentException>(() => agg.Forward(wrong)).Message);
+    }
 }

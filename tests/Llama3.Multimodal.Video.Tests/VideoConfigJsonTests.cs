@@ -52,4 +52,21 @@ public class VideoConfigJsonTests
         var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(2, "bad/video_config.json"));
         Assert.Contains("max_groups = -2", e.Message);
     }
+    [Fact]
+    public void MergeRoundTripsAndFoldersWithoutItMergeWithLatents()
+    {
+        var c = VideoPresets.Get("tiny-video").Video;
+        var pp = c with { Aggregator = c.Aggregator with { Merge = TemporalAggregatorConfig.MergePerPosition, NumLatents = null } };
+        var o = VideoConfigJson.ToJson(pp);
+        Assert.Equal("per_position", (string)o["aggregator"]!["merge"]!);
+        var back = VideoConfigJson.Parse(LlamaConfigJson.ParseObject(o.ToJsonString(), "video_config.json"), "video_config.json");
+        Assert.True(back.Aggregator.PerPosition);
+        Assert.Equal(260, back.Aggregator.Latents);
+        ((JsonObject)o["aggregator"]!).Remove("merge");
+        ((JsonObject)o["aggregator"]!)["num_latents"] = 16;
+        Assert.Equal("latents", VideoConfigJson.Parse(o, "old/video_config.json").Aggregator.Merge);
+        ((JsonObject)o["aggregator"]!)["merge"] = "max";
+        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(2, "bad/video_config.json"));
+        Assert.Contains("merge = 'max'", e.Message);
+    }
 }

@@ -19,6 +19,11 @@ public sealed record MediaSection
     public int NumFrames { get; init; } = 16;
     /// <summary><c>video</c>: consecutive frames the aggregator merges into one (SPEC: 16 → 1 in pretraining).</summary>
     public int FramesPerGroup { get; init; } = 16;
+    /// <summary><c>video</c>: how the aggregator merges a group's frames: <c>latents</c> (learned latents attend to all the
+    /// group's tokens, open_flamingo's form) or <c>per_position</c> (each token position merged across the frames on its
+    /// own, so the aggregated frame keeps the frame's layout); null = the preset's (<c>latents</c>). Only a fresh
+    /// aggregator takes it: a video model named by <c>model.init_from</c> keeps its own.</summary>
+    public string? AggregatorMerge { get; init; }
     /// <summary><c>speech-stage2</c>: language named in the ASR prompt when a record has none.</summary>
     public string Language { get; init; } = "English";
     /// <summary>BEST-RQ: probability that a 10 ms frame starts a masked span (SPEC 0.025).</summary>

@@ -151,6 +151,8 @@ public sealed class VideoRecipe : Recipe
     static VideoConfig VideoFor(TrainConfig config, VideoLanguageConfig preset, VisionLanguageConfig b)
     {
         var a = preset.Video.Aggregator;
+        if (config.Media.AggregatorMerge is { } merge)
+            a = a with { Merge = merge, NumLatents = merge == TemporalAggregatorConfig.MergePerPosition ? null : a.NumLatents };
         int fpg = config.Media.FramesPerGroup;
         int imageLayers = b.CrossAttentionLayers.Count;
         var ordinals = preset.Video.BeforeImageCrossAttention?.Where(o => o <= imageLayers).ToArray();

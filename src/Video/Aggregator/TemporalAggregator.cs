@@ -11,7 +11,10 @@ namespace Llama3.Multimodal.Video;
 /// group, the learned time embedding of each frame's slot (and, when <see cref="TemporalAggregatorConfig.MaxGroups"/>
 /// &gt; 0, the learned embedding of the group's index in the clip) is added to all of that frame's tokens, the frames'
 /// tokens are flattened into one sequence, and learned latents attend to it (and to themselves) through the layers; a final
-/// LayerNorm gives the aggregated frame. 64 frames with groups of 32 give 2 aggregated frames.
+/// LayerNorm gives the aggregated frame. 64 frames with groups of 32 give 2 aggregated frames. With
+/// <see cref="TemporalAggregatorConfig.Merge"/> = <c>per_position</c> the same layers run on each token position
+/// separately: position t's latent attends to the group's G tokens at t (and to itself), so the aggregated frame keeps
+/// the frame's layout.
 /// </summary>
 public sealed class TemporalAggregator : nn.Module
 {
@@ -48,7 +51,9 @@ public sealed class TemporalAggregator : nn.Module
 
     /// <summary>
     /// Deterministic fresh weights from <paramref name="seed"/>: latents, time and group embeddings N(0, 1)
-    /// (open_flamingo's <c>randn</c>), projections N(0, std²), norms 1 and 0.
+    /// (open_flamingo's <c>randn</c>), projections N(0, std²), norms 1 and 0. Per-position latents start at 0 instead:
+    /// then every position's query starts equal, its attention over the group's frames uniform, and the aggregated
+    /// frame starts as the normed average of each position's tokens rather than as noise that hides them.
     /// </summary>
     public TemporalAggregator InitializeWeights(long seed, double std = 0.02)
     {
@@ -60,7 +65,8 @@ public sealed class TemporalAggregator : nn.Module
             if (p is null) continue;
             if (p.device_type == DeviceType.META) continue;
             using var cpu = torch.empty(p.shape, ScalarType.Float32).normal_(0, 1, gen);
-            p.copy_(cpu);
+            if (ReferenceEquals(p, latents) && Config.PerPosition) p.zero_();
+            else p.copy_(cpu);
         }
         return this;
     }
@@ -104,9 +110,21 @@ public sealed class TemporalAggregator : nn.Module
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], g = x.shape[1], t = x.shape[2], d = x.shape[3];
-        var media = x.reshape(n, g * t, d);                                                     // [N, G·T, D]
-        var lat = latents.unsqueeze(0).expand(n, -1, -1);                                       // [N, L, D]
-        foreach (var layer in layers) lat = layer.Forward(media, lat);
-        return norm.forward(lat).MoveToOuterDisposeScope();
+        if (Config.PerPosition)
+        {
+            if (t != latents.shape[0])
+                throw new ArgumentException($"per-position merging needs {latents.shape[0]} tokens per frame (tokens_per_frame); got {t}.");
+            var media = x.permute(0, 2, 1, 3).reshape(n * t, g, d);                             // [N·T, G, D]: one place, G frames
+            var lat = latents.unsqueeze(0).expand(n, -1, -1).reshape(n * t, 1, d);              // [N·T, 1, D]
+            foreach (var layer in layers) lat = layer.Forward(media, lat);
+            return norm.forward(lat).view(n, t, d).MoveToOuterDisposeScope();
+        }
+        else
+        {
+            var media = x.reshape(n, g * t, d);                                                 // [N, G·T, D]
+            var lat = latents.unsqueeze(0).expand(n, -1, -1);                                   // [N, L, D]
+            foreach (var layer in layers) lat = layer.Forward(media, lat);
+            return norm.forward(lat).MoveToOuterDisposeScope();
+        }
     }
 }

@@ -37,6 +37,23 @@ public sealed record TemporalAggregatorConfig
     public int MaxGroups { get; init; }
     /// <summary>LayerNorm epsilon (1e-5).</summary>
     public double LayerNormEps { get; init; } = 1e-5;
+    /// <summary>
+    /// How a group's frames are merged (JSON <c>merge</c>). <see cref="MergeLatents"/> (the default, open_flamingo's
+    /// flattened form): the latents attend to all G·T tokens of the group, so an aggregated token may mix any places of
+    /// the frames. <see cref="MergePerPosition"/>: each token position of the frame is merged across the group's frames
+    /// on its own: the latent of position t (one per position, so <see cref="NumLatents"/> = <see cref="TokensPerFrame"/>)
+    /// attends to the G tokens at t (and to itself), so the aggregated frame keeps the frame's token layout and each of
+    /// its tokens says what happened at one place over the group's frames.
+    /// </summary>
+    public string Merge { get; init; } = MergeLatents;
+
+    /// <summary><see cref="Merge"/> value: latents attend to all tokens of a group (default).</summary>
+    public const string MergeLatents = "latents";
+    /// <summary><see cref="Merge"/> value: each token position is merged across the group's frames on its own.</summary>
+    public const string MergePerPosition = "per_position";
+
+    /// <summary>True when <see cref="Merge"/> is <see cref="MergePerPosition"/>.</summary>
+    public bool PerPosition => Merge == MergePerPosition;
 
     /// <summary>Number of latents actually used.</summary>
     public int Latents => NumLatents ?? TokensPerFrame;
@@ -61,6 +78,10 @@ public sealed record TemporalAggregatorConfig
         Range("max_frames_per_group", MaxFramesPerGroup, 1, 4096);
         Range("frames_per_group", FramesPerGroup, 1, MaxFramesPerGroup);
         Range("max_groups", MaxGroups, 0, 4096);
+        if (Merge is not (MergeLatents or MergePerPosition))
+            throw new ConfigException($"{source}: merge = '{Merge}' is not known; use '{MergeLatents}' or '{MergePerPosition}'.");
+        if (PerPosition && Latents != TokensPerFrame)
+            throw new ConfigException($"{source}: merge = '{MergePerPosition}' needs one latent per token position, but num_latents = {Latents} and tokens_per_frame = {TokensPerFrame}.");
         if (!double.IsFinite(LayerNormEps) || LayerNormEps <= 0 || LayerNormEps > 1)
             throw new ConfigException($"{source}: layer_norm_eps = {LayerNormEps} must be in (0, 1].");
         return this;

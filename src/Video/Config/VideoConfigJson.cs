@@ -16,7 +16,7 @@ public static class VideoConfigJson
     static readonly HashSet<string> Agg = new()
     {
         "dim", "tokens_per_frame", "num_latents", "num_layers", "num_heads", "head_dim", "ffn_multiplier",
-        "frames_per_group", "max_frames_per_group", "max_groups", "layer_norm_eps",
+        "frames_per_group", "max_frames_per_group", "max_groups", "layer_norm_eps", "merge",
     };
 
     /// <summary>Reads <paramref name="path"/>.</summary>
@@ -43,6 +43,7 @@ public static class VideoConfigJson
             MaxFramesPerGroup = LlamaConfigJson.Int(a, "max_frames_per_group", s) ?? d.MaxFramesPerGroup,
             MaxGroups = LlamaConfigJson.Int(a, "max_groups", s) ?? d.MaxGroups,
             LayerNormEps = LlamaConfigJson.Num(a, "layer_norm_eps", s) ?? d.LayerNormEps,
+            Merge = LlamaConfigJson.Str(a, "merge", s) ?? d.Merge,
         };
         return new VideoConfig
         {
@@ -68,6 +69,7 @@ public static class VideoConfigJson
                 ["dim"] = a.Dim, ["tokens_per_frame"] = a.TokensPerFrame, ["num_latents"] = a.Latents, ["num_layers"] = a.NumLayers,
                 ["num_heads"] = a.NumHeads, ["head_dim"] = a.HeadDim, ["ffn_multiplier"] = a.FfnMultiplier,
                 ["frames_per_group"] = a.FramesPerGroup, ["max_frames_per_group"] = a.MaxFramesPerGroup, ["max_groups"] = a.MaxGroups, ["layer_norm_eps"] = a.LayerNormEps,
+                ["merge"] = a.Merge,
             },
         };
         if (c.BeforeImageCrossAttention is { } b) o["before_image_cross_attention"] = new JsonArray(b.Select(x => (JsonNode)x).ToArray());

@@ -25,6 +25,7 @@ public class MultimodalRecipeTests
     [InlineData("vision-stage1", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
     [InlineData("vision-stage2", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
     [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97)]
+    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "media.aggregator_merge=\"per_position\"")]
     [InlineData("speech-stage1", new[] { "encoder.layers.", "best_rq.heads." }, 4, 0.97)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.spec_augment=true")]
@@ -155,6 +156,20 @@ public class MultimodalRecipeTests
         Assert.Equal(uncached.Result.History.Select(h => h.Loss), cached.Result.History.Select(h => h.Loss));
         Assert.Equal(uncached.Result.History.Select(h => h.Loss), capped.Result.History.Select(h => h.Loss));
         Assert.Contains("media.frame_cache_mb", Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.frame_cache_mb=-1")).Message);
+    }
+
+    [Fact]
+    public void VideoAggregatorMergeChoosesTheFreshAggregatorsForm()
+    {
+        using (var r = RecipeRegistry.Create("video"))
+        {
+            r.Setup(Cfg("video", 1, "media.aggregator_merge=\"per_position\""), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            var agg = ((VideoRecipe)r).Vlm.video_model.aggregator;
+            Assert.True(agg.Config.PerPosition);
+            Assert.Equal(new long[] { agg.Config.TokensPerFrame, agg.Config.Dim }, agg.latents.shape);
+        }
+        var e = Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.aggregator_merge=\"mean\""));
+        Assert.Contains("media.aggregator_merge", e.Message);
     }
 
     [Fact]

@@ -207,8 +207,8 @@ public class TemporalAggregatorTests
     [Fact]
     public void PerPositionMergingEqualsOneLatentPerPlace()
     {
-        // Position t of the aggregated frame is what a one-latent, one-token-per-frame aggregator with the same weights
-        // and latent row t makes of the group's tokens at t.
+        // Place t of aggregated frame k is what a one-latent, one-token-per-frame aggregator with the same weights makes of
+        // the clip's tokens at t when its latent is latent row t plus the mean of group k's (embedded) tokens at t.
         var cfg = PerPosition();
         using var agg = new TemporalAggregator(cfg).InitializeWeights(21);
         using var noGrad = torch.no_grad();
@@ -220,13 +220,17 @@ public class TemporalAggregatorTests
         var src = agg.state_dict();
         foreach (var (name, p) in one.named_parameters())
             p.copy_(name == "latents" ? src["latents"].narrow(0, 0, 1) : src[name]);
-        for (int t = 0; t < 6; t++)
-        {
-            one.latents.copy_(agg.latents.narrow(0, t, 1));
-            using var place = x.narrow(2, t, 1).contiguous();
-            using var r = one.Forward(place);                                                      // [2, 2, 1, 32]
-            Assert.True(y.narrow(2, t, 1).allclose(r, rtol: 1e-4, atol: 1e-5), $"position {t}");
-        }
+        for (int b = 0; b < 2; b++)
+            for (int t = 0; t < 6; t++)
+                for (int k = 0; k < 2; k++)
+                {
+                    using var scope = NewDisposeScope();
+                    var place = x[b].narrow(1, t, 1).unsqueeze(0).contiguous();                     // [1, 8, 1, 32]
+                    var embedded = x[b].narrow(0, 4 * k, 4).select(1, t) + agg.time_embedding.narrow(0, 0, 4) + agg.group_embedding![k];
+                    one.latents.copy_(agg.latents.narrow(0, t, 1) + embedded.mean(new long[] { 0 }, keepdim: true));
+                    var r = one.Forward(place);                                                     // [1, 2, 1, 32]
+                    Assert.True(y[b, k, t].allclose(r[0, k, 0], rtol: 1e-4, atol: 1e-5), $"clip {b}, place {t}, group {k}");
+                }
     }
 
     [Fact]

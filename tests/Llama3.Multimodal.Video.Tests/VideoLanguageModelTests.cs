@@ -106,6 +106,35 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
     }
 
     [Fact]
+    public void VideoLayersCanStartAsCopiesOfTheImageLayerTheyPrecede()
+    {
+        using var m = _m.NewVideoModel(seed: 13).CopyImageCrossAttentionIntoVideoLayers();
+        var layers = m.language_model.model.layers;
+        int i = Assert.Single(m.Plan.VideoBlockIndices);
+        var image = layers[i + 1].named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        int copied = 0;
+        foreach (var (name, p) in layers[i].named_parameters())
+        {
+            if (name.EndsWith("_gate", StringComparison.Ordinal)) { Assert.Equal(0f, p.abs().max().item<float>()); continue; }
+            Assert.True(p.allclose(image[name], rtol: 0, atol: 0), name);
+            copied++;
+        }
+        Assert.True(copied >= 8, $"{copied} tensors copied");
+        // Gates still closed: exactly the image model; the video layer's weights are its own (a copy, not shared).
+        using var frames = m.ReadFrames(_m.Clip);
+        using var ids = Ids();
+        using var images = OneImage(m, frames);
+        using var noGrad = torch.no_grad();
+        using var video = m.EncodeVideo(frames);
+        using var expected = _m.Base.Forward(ids, images);
+        using var got = m.Forward(ids, images, video);
+        Assert.True(got.allclose(expected, rtol: 1e-5, atol: 1e-5));
+        var (qName, q) = layers[i].named_parameters().First(p => p.name.EndsWith("q_proj.weight", StringComparison.Ordinal));
+        q.add_(1.0);
+        Assert.False(q.allclose(image[qName], rtol: 0, atol: 0));
+    }
+
+    [Fact]
     public void DifferentClipsGiveDifferentLogitsOnceGatesOpen()
     {
         using var m = _m.NewVideoModel(seed: 9);

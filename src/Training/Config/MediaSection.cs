@@ -24,6 +24,10 @@ public sealed record MediaSection
     /// own, so the aggregated frame keeps the frame's layout); null = the preset's (<c>latents</c>). Only a fresh
     /// aggregator takes it: a video model named by <c>model.init_from</c> keeps its own.</summary>
     public string? AggregatorMerge { get; init; }
+    /// <summary><c>video</c>: fresh video cross-attention layers start as copies of the image cross-attention layer each
+    /// precedes (gates still at zero, so the model starts exactly as the image model); false = random (Flamingo's
+    /// start). A video model named by <c>model.init_from</c> keeps its own.</summary>
+    public bool VideoFromImageLayers { get; init; }
     /// <summary><c>speech-stage2</c>: language named in the ASR prompt when a record has none.</summary>
     public string Language { get; init; } = "English";
     /// <summary>BEST-RQ: probability that a 10 ms frame starts a masked span (SPEC 0.025).</summary>

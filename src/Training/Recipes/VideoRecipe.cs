@@ -134,13 +134,15 @@ public sealed class VideoRecipe : Recipe
         if (!string.IsNullOrEmpty(init))
         {
             var baseCfg = VisionLanguageConfigJson.Read(Path.Combine(init, "config.json"));
-            return VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype);
+            var fresh = VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype);
+            return config.Media.VideoFromImageLayers ? fresh.CopyImageCrossAttentionIntoVideoLayers() : fresh;
         }
         var vision = VisionRecipe.Build(config with { Media = config.Media with { Preset = VisionPresetOf(preset) } }, tok, CPU, ScalarType.Float32);
         var b = vision.Config;
         vision.Dispose();
         var cfg = new VideoLanguageConfig { Base = b, Video = VideoFor(config, preset, b) };
-        return VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd);
+        var model = VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd);
+        return config.Media.VideoFromImageLayers ? model.CopyImageCrossAttentionIntoVideoLayers() : model;
     }
 
     static string VisionPresetOf(VideoLanguageConfig preset) =>

@@ -13,8 +13,8 @@ namespace Llama3.Multimodal.Video;
 /// tokens are flattened into one sequence, and learned latents attend to it (and to themselves) through the layers; a final
 /// LayerNorm gives the aggregated frame. 64 frames with groups of 32 give 2 aggregated frames. With
 /// <see cref="TemporalAggregatorConfig.Merge"/> = <c>per_position</c> the same layers run on each token position
-/// separately: position t's latent attends to the group's G tokens at t (and to itself), so the aggregated frame keeps
-/// the frame's layout.
+/// separately: position t's latent, plus the mean of the group's tokens at t, attends to those G tokens (and to itself),
+/// so the aggregated frame keeps the frame's layout and starts as the average of the group's frames.
 /// </summary>
 public sealed class TemporalAggregator : nn.Module
 {
@@ -52,8 +52,8 @@ public sealed class TemporalAggregator : nn.Module
     /// <summary>
     /// Deterministic fresh weights from <paramref name="seed"/>: latents, time and group embeddings N(0, 1)
     /// (open_flamingo's <c>randn</c>), projections N(0, std²), norms 1 and 0. Per-position latents start at 0 instead:
-    /// then every position's query starts equal, its attention over the group's frames uniform, and the aggregated
-    /// frame starts as the normed average of each position's tokens rather than as noise that hides them.
+    /// each position's query then starts as the mean of its tokens over the group, and the aggregated frame as the
+    /// normed average of the group's frames rather than as noise that hides them.
     /// </summary>
     public TemporalAggregator InitializeWeights(long seed, double std = 0.02)
     {
@@ -115,7 +115,9 @@ public sealed class TemporalAggregator : nn.Module
             if (t != latents.shape[0])
                 throw new ArgumentException($"per-position merging needs {latents.shape[0]} tokens per frame (tokens_per_frame); got {t}.");
             var media = x.permute(0, 2, 1, 3).reshape(n * t, g, d);                             // [N·T, G, D]: one place, G frames
-            var lat = latents.unsqueeze(0).expand(n, -1, -1).reshape(n * t, 1, d);              // [N·T, 1, D]
+            // Position t's query starts from its learned latent plus the mean of the group's tokens there.
+            var lat = Scalars.Add(media.mean(new long[] { 1 }, keepdim: true),
+                latents.unsqueeze(0).expand(n, -1, -1).reshape(n * t, 1, d));                  // [N·T, 1, D]
             foreach (var layer in layers) lat = layer.Forward(media, lat);
             return norm.forward(lat).view(n, t, d).MoveToOuterDisposeScope();
         }

@@ -42,8 +42,8 @@ public sealed record TemporalAggregatorConfig
     /// flattened form): the latents attend to all G·T tokens of the group, so an aggregated token may mix any places of
     /// the frames. <see cref="MergePerPosition"/>: each token position of the frame is merged across the group's frames
     /// on its own: the latent of position t (one per position, so <see cref="NumLatents"/> = <see cref="TokensPerFrame"/>)
-    /// attends to the G tokens at t (and to itself), so the aggregated frame keeps the frame's token layout and each of
-    /// its tokens says what happened at one place over the group's frames.
+    /// plus the mean of the group's tokens at t attends to those G tokens (and to itself), so the aggregated frame keeps
+    /// the frame's token layout and each of its tokens says what happened at one place over the group's frames.
     /// </summary>
     public string Merge { get; init; } = MergeLatents;
 

@@ -95,6 +95,26 @@ public sealed class VideoLanguageModel : nn.Module
         return this;
     }
 
+    /// <summary>
+    /// Warm start of the video cross-attention: every video layer takes the weights of the image cross-attention layer
+    /// right after it in the stack (attention, norms, MLP), its gates staying at zero, so the model still behaves exactly
+    /// like the base, but each video layer starts out knowing how its image layer reads image tokens.
+    /// </summary>
+    public VideoLanguageModel CopyImageCrossAttentionIntoVideoLayers()
+    {
+        using var noGrad = torch.no_grad();
+        var layers = language_model.model.layers;
+        foreach (int i in Plan.VideoBlockIndices)
+        {
+            if (i + 1 >= layers.Count || layers[i + 1] is not GatedCrossAttentionBlock image || layers[i] is not VideoCrossAttentionLayer video)
+                throw new InvalidOperationException($"stack block {i + 1} after video layer {i} is not an image cross-attention layer.");
+            var from = image.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, p) in video.named_parameters())
+                if (name is not ("cross_attn_attn_gate" or "cross_attn_mlp_gate")) p.copy_(from[name]);
+        }
+        return this;
+    }
+
     /// <summary>Total parameter count (works on the meta device).</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 

@@ -159,7 +159,7 @@ public class MultimodalRecipeTests
     }
 
     [Fact]
-    public void VideoAggregatorMergeChoosesTheFreshAggregatorsForm()
+    public void VideoMediaSettingsShapeTheFreshVideoAdapter()
     {
         using (var r = RecipeRegistry.Create("video"))
         {
@@ -167,6 +167,16 @@ public class MultimodalRecipeTests
             var agg = ((VideoRecipe)r).Vlm.video_model.aggregator;
             Assert.True(agg.Config.PerPosition);
             Assert.Equal(new long[] { agg.Config.TokensPerFrame, agg.Config.Dim }, agg.latents.shape);
+        }
+        using (var r = RecipeRegistry.Create("video"))
+        {
+            r.Setup(Cfg("video", 1, "media.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            var m = ((VideoRecipe)r).Vlm;
+            int i = m.Plan.VideoBlockIndices[0];
+            var image = m.language_model.model.layers[i + 1].named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, p) in m.language_model.model.layers[i].named_parameters())
+                if (name.EndsWith("_gate", StringComparison.Ordinal)) Assert.Equal(0f, p.abs().max().item<float>());
+                else Assert.True(p.allclose(image[name], rtol: 0, atol: 0), name);
         }
         var e = Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.aggregator_merge=\"mean\""));
         Assert.Contains("media.aggregator_merge", e.Message);

@@ -28,6 +28,10 @@ public sealed record MediaSection
     /// precedes (gates still at zero, so the model starts exactly as the image model); false = random (Flamingo's
     /// start). A video model named by <c>model.init_from</c> keeps its own.</summary>
     public bool VideoFromImageLayers { get; init; }
+    /// <summary><c>video</c>: 1-based ordinals of the image cross-attention layers a fresh video cross-attention layer is
+    /// put before (e.g. <c>[1, 2]</c>: one before each of the tiny model's two image layers); null = the preset's
+    /// (SPEC: before every fourth). A video model named by <c>model.init_from</c> keeps its own.</summary>
+    public IReadOnlyList<int>? VideoLayersBefore { get; init; }
     /// <summary><c>speech-stage2</c>: language named in the ASR prompt when a record has none.</summary>
     public string Language { get; init; } = "English";
     /// <summary>BEST-RQ: probability that a 10 ms frame starts a masked span (SPEC 0.025).</summary>

@@ -157,8 +157,8 @@ public sealed class VideoRecipe : Recipe
             a = a with { Merge = merge, NumLatents = merge == TemporalAggregatorConfig.MergePerPosition ? null : a.NumLatents };
         int fpg = config.Media.FramesPerGroup;
         int imageLayers = b.CrossAttentionLayers.Count;
-        var ordinals = preset.Video.BeforeImageCrossAttention?.Where(o => o <= imageLayers).ToArray();
-        if (ordinals is { Length: 0 }) ordinals = new[] { imageLayers };
+        var ordinals = config.Media.VideoLayersBefore?.ToArray() ?? preset.Video.BeforeImageCrossAttention?.Where(o => o <= imageLayers).ToArray();
+        if (ordinals is { Length: 0 } && config.Media.VideoLayersBefore is null) ordinals = new[] { imageLayers };
         return new VideoConfig
         {
             Aggregator = a with { Dim = b.Text.HiddenSize, TokensPerFrame = b.Vision.MaxNumTiles * b.Vision.TokensPerTile, FramesPerGroup = fpg,

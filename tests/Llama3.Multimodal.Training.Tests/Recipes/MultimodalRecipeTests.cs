@@ -178,6 +178,23 @@ public class MultimodalRecipeTests
                 if (name.EndsWith("_gate", StringComparison.Ordinal)) Assert.Equal(0f, p.abs().max().item<float>());
                 else Assert.True(p.allclose(image[name], rtol: 0, atol: 0), name);
         }
+        using (var r = RecipeRegistry.Create("video"))
+        {
+            r.Setup(Cfg("video", 1, "media.video_layers_before=[1,2]", "media.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            var m = ((VideoRecipe)r).Vlm;
+            Assert.Equal(new[] { 1, 2 }, m.Config.Video.BeforeImageCrossAttention);
+            Assert.Equal(2, m.Plan.VideoBlockIndices.Count);
+            foreach (int i in m.Plan.VideoBlockIndices)
+            {
+                var (name, q) = m.language_model.model.layers[i].named_parameters().First(p => p.name.EndsWith("q_proj.weight", StringComparison.Ordinal));
+                Assert.True(q.allclose(m.language_model.model.layers[i + 1].named_parameters().First(p => p.name == name).parameter, rtol: 0, atol: 0));
+            }
+        }
+        using (var r = RecipeRegistry.Create("video"))
+        {
+            var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "media.video_layers_before=[3]"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
+            Assert.Contains("ordinal 3", bad.Message);
+        }
         var e = Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.aggregator_merge=\"mean\""));
         Assert.Contains("media.aggregator_merge", e.Message);
     }

@@ -290,4 +290,57 @@ public class TemporalAggregatorTests
         using var wrong = torch.randn(1, 4, 5, 32);
         Assert.Contains("tokens_per_frame", Assert.Throws<ArgumentException>(() => agg.Forward(wrong)).Message);
     }
+    [Fact]
+    public void PlaceCodeFollowsTheTileGridAndLeavesClassTokensAlone()
+    {
+        // 4 tiles (2 × 2) of a class token + 2 × 2 patches: the frame is 4 patches a side.
+        var cfg = new TemporalAggregatorConfig
+        {
+            Dim = 8, TokensPerFrame = 20, NumLayers = 1, NumHeads = 1, HeadDim = 8, FramesPerGroup = 2, MaxFramesPerGroup = 2,
+            Merge = TemporalAggregatorConfig.MergePerPosition, PlaceCode = true, TilesPerFrame = 4,
+        }.Validate();
+        var code = cfg.PlaceCodeValues();
+        float[] Row(int token) => code.AsSpan(token * 8, 8).ToArray();
+        foreach (int cls in new[] { 0, 5, 10, 15 }) Assert.All(Row(cls), v => Assert.Equal(0f, v));
+        double W(int f) => Math.PI * (f + 1) / 2;
+        void Place(int token, int x, int y)
+        {
+            var r = Row(token);
+            for (int f = 0; f < 2; f++)
+            {
+                Assert.Equal(Math.Sin(W(f) * (x + 0.5) / 4), r[4 * f], 5);
+                Assert.Equal(Math.Cos(W(f) * (x + 0.5) / 4), r[4 * f + 1], 5);
+                Assert.Equal(Math.Sin(W(f) * (y + 0.5) / 4), r[4 * f + 2], 5);
+                Assert.Equal(Math.Cos(W(f) * (y + 0.5) / 4), r[4 * f + 3], 5);
+            }
+        }
+        Place(1, 0, 0); Place(2, 1, 0); Place(3, 0, 1); Place(4, 1, 1);                        // tile 0, top left
+        Place(6, 2, 0); Place(9, 3, 1);                                                          // tile 1, top right
+        Place(11, 0, 2); Place(19, 3, 3);                                                        // tiles 2 and 3, bottom row
+    }
+
+    [Fact]
+    public void PlaceCodeIsAddedToTheAggregatedFrame()
+    {
+        var cfg = PerPosition() with { TokensPerFrame = 20, Dim = 32, TilesPerFrame = 4 };
+        using var plain = new TemporalAggregator(cfg).InitializeWeights(41);
+        using var coded = new TemporalAggregator(cfg with { PlaceCode = true });
+        using (var noGrad = torch.no_grad())
+            foreach (var (name, p) in coded.named_parameters()) p.copy_(plain.state_dict()[name]);
+        Assert.Equal(plain.named_parameters().Select(p => p.name), coded.named_parameters().Select(p => p.name));   // no new key
+        using var x = torch.randn(1, 8, 20, 32, generator: new Generator(42));
+        using var a = plain.Forward(x);
+        using var b = coded.Forward(x);
+        using var code = torch.tensor(cfg.PlaceCodeValues(), new long[] { 20, 32 });
+        Assert.True((b - a).allclose(code.expand(1, 2, 20, 32), rtol: 1e-5, atol: 1e-5));
+    }
+
+    [Fact]
+    public void PlaceCodeNeedsPerPositionMergingAndASquareTileGrid()
+    {
+        Assert.Contains("place_code", Assert.Throws<ConfigException>(() => (Tiny() with { PlaceCode = true }).Validate()).Message);
+        Assert.Contains("place_code", Assert.Throws<ConfigException>(() => (PerPosition() with { PlaceCode = true }).Validate()).Message);
+        Assert.Contains("tiles_per_frame = 3", Assert.Throws<ConfigException>(() => (PerPosition() with { TilesPerFrame = 3 }).Validate()).Message);
+        Assert.Contains("tokens per tile = 6", Assert.Throws<ConfigException>(() => (PerPosition() with { TilesPerFrame = 1 }).Validate()).Message);
+    }
 }

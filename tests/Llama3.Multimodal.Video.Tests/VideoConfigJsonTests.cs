@@ -62,6 +62,10 @@ public class VideoConfigJsonTests
         var back = VideoConfigJson.Parse(LlamaConfigJson.ParseObject(o.ToJsonString(), "video_config.json"), "video_config.json");
         Assert.True(back.Aggregator.PerPosition);
         Assert.Equal(260, back.Aggregator.Latents);
+        var coded = pp with { Aggregator = pp.Aggregator with { PlaceCode = true, TilesPerFrame = 4 } };
+        var codedBack = VideoConfigJson.Parse(VideoConfigJson.ToJson(coded), "video_config.json");
+        Assert.Equal(coded.Aggregator with { NumLatents = 260 }, codedBack.Aggregator);
+        Assert.False(VideoConfigJson.Parse(o, "video_config.json").Aggregator.PlaceCode);
         ((JsonObject)o["aggregator"]!).Remove("merge");
         ((JsonObject)o["aggregator"]!)["num_latents"] = 16;
         Assert.Equal("latents", VideoConfigJson.Parse(o, "old/video_config.json").Aggregator.Merge);

@@ -24,6 +24,9 @@ public sealed record MediaSection
     /// own, so the aggregated frame keeps the frame's layout); null = the preset's (<c>latents</c>). Only a fresh
     /// aggregator takes it: a video model named by <c>model.init_from</c> keeps its own.</summary>
     public string? AggregatorMerge { get; init; }
+    /// <summary><c>video</c>: with <c>per_position</c> merging, add the fixed 2-D code of each token's place in the frame to
+    /// the aggregated frame (<c>place_code</c>), so the video cross-attention can tell where each token is; false = off.</summary>
+    public bool AggregatorPlaceCode { get; init; }
     /// <summary><c>video</c>: fresh video cross-attention layers start as copies of the image cross-attention layer each
     /// precedes (gates still at zero, so the model starts exactly as the image model); false = random (Flamingo's
     /// start). A video model named by <c>model.init_from</c> keeps its own.</summary>

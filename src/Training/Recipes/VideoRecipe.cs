@@ -155,6 +155,7 @@ public sealed class VideoRecipe : Recipe
         var a = preset.Video.Aggregator;
         if (config.Media.AggregatorMerge is { } merge)
             a = a with { Merge = merge, NumLatents = merge == TemporalAggregatorConfig.MergePerPosition ? null : a.NumLatents };
+        if (config.Media.AggregatorPlaceCode) a = a with { PlaceCode = true };
         int fpg = config.Media.FramesPerGroup;
         int imageLayers = b.CrossAttentionLayers.Count;
         var ordinals = config.Media.VideoLayersBefore?.ToArray() ?? preset.Video.BeforeImageCrossAttention?.Where(o => o <= imageLayers).ToArray();
@@ -162,6 +163,7 @@ public sealed class VideoRecipe : Recipe
         return new VideoConfig
         {
             Aggregator = a with { Dim = b.Text.HiddenSize, TokensPerFrame = b.Vision.MaxNumTiles * b.Vision.TokensPerTile, FramesPerGroup = fpg,
+                TilesPerFrame = config.Media.AggregatorPlaceCode ? b.Vision.MaxNumTiles : a.TilesPerFrame,
                 MaxFramesPerGroup = Math.Max(a.MaxFramesPerGroup, fpg),
                 MaxGroups = a.MaxGroups > 0 ? Math.Max(a.MaxGroups, (config.Media.NumFrames + fpg - 1) / fpg) : 0 },
             NumFrames = config.Media.NumFrames,

@@ -35,6 +35,8 @@ public sealed class TemporalAggregator : nn.Module
     /// <summary>The configuration.</summary>
     public TemporalAggregatorConfig Config { get; }
 
+    float[]? _placeCode;
+
     /// <summary>Creates the aggregator with uninitialised weights (use the meta device to count parameters).</summary>
     public TemporalAggregator(TemporalAggregatorConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32) : base("TemporalAggregator")
     {
@@ -119,7 +121,13 @@ public sealed class TemporalAggregator : nn.Module
             var lat = Scalars.Add(media.mean(new long[] { 1 }, keepdim: true),
                 latents.unsqueeze(0).expand(n, -1, -1).reshape(n * t, 1, d));                  // [N·T, 1, D]
             foreach (var layer in layers) lat = layer.Forward(media, lat);
-            return norm.forward(lat).view(n, t, d).MoveToOuterDisposeScope();
+            var y = norm.forward(lat).view(n, t, d);
+            if (Config.PlaceCode)
+            {
+                _placeCode ??= Config.PlaceCodeValues();
+                y = Scalars.Add(y, torch.tensor(_placeCode, new long[] { t, d }, dtype: ScalarType.Float32, device: y.device).to_type(y.dtype));
+            }
+            return y.MoveToOuterDisposeScope();
         }
         else
         {

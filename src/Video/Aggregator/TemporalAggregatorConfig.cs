@@ -47,6 +47,18 @@ public sealed record TemporalAggregatorConfig
     /// </summary>
     public string Merge { get; init; } = MergeLatents;
 
+    /// <summary>
+    /// Per-position merging only (JSON <c>place_code</c>): adds to every aggregated token a fixed 2-D Fourier code of its
+    /// place in the frame (sines and cosines of the patch centre's x and y at Dim / 4 frequencies, 0 for the tiles' class
+    /// tokens), so the video cross-attention, which reads a set of tokens, can tell where each one is. Needs
+    /// <see cref="TilesPerFrame"/>; no weights, so no checkpoint key.
+    /// </summary>
+    public bool PlaceCode { get; init; }
+    /// <summary>Tiles per frame, a square grid g × g in row-major order, each a class token then p × p patches row-major
+    /// (JSON <c>tiles_per_frame</c>; the video model fits every frame into the largest square grid); needed by
+    /// <see cref="PlaceCode"/>, null = unknown.</summary>
+    public int? TilesPerFrame { get; init; }
+
     /// <summary><see cref="Merge"/> value: latents attend to all tokens of a group (default).</summary>
     public const string MergeLatents = "latents";
     /// <summary><see cref="Merge"/> value: each token position is merged across the group's frames on its own.</summary>
@@ -57,6 +69,36 @@ public sealed record TemporalAggregatorConfig
 
     /// <summary>Number of latents actually used.</summary>
     public int Latents => NumLatents ?? TokensPerFrame;
+
+    /// <summary>
+    /// The fixed place code [TokensPerFrame × Dim] (row-major) of <see cref="PlaceCode"/>: for the patch at column x and
+    /// row y of the whole frame (g·p patches a side), u = (x + ½)/(g·p), v = (y + ½)/(g·p), and frequencies
+    /// ω_k = π(k + 1)/2 for k &lt; Dim/4, the row is [sin ω_k u, cos ω_k u, sin ω_k v, cos ω_k v] for every k in turn;
+    /// class tokens get zeros.
+    /// </summary>
+    public float[] PlaceCodeValues()
+    {
+        int tiles = TilesPerFrame ?? throw new InvalidOperationException("tiles_per_frame is not set.");
+        int g = (int)Math.Round(Math.Sqrt(tiles)), perTile = TokensPerFrame / tiles, p = (int)Math.Round(Math.Sqrt(perTile - 1));
+        int k = Dim / 4, side = g * p;
+        var code = new float[(long)TokensPerFrame * Dim];
+        for (int tile = 0; tile < tiles; tile++)
+            for (int j = 1; j < perTile; j++)
+            {
+                int x = tile % g * p + (j - 1) % p, y = tile / g * p + (j - 1) / p;
+                double u = (x + 0.5) / side, v = (y + 0.5) / side;
+                long row = ((long)tile * perTile + j) * Dim;
+                for (int f = 0; f < k; f++)
+                {
+                    double w = Math.PI * (f + 1) / 2;
+                    code[row + 4 * f] = (float)Math.Sin(w * u);
+                    code[row + 4 * f + 1] = (float)Math.Cos(w * u);
+                    code[row + 4 * f + 2] = (float)Math.Sin(w * v);
+                    code[row + 4 * f + 3] = (float)Math.Cos(w * v);
+                }
+            }
+        return code;
+    }
 
     /// <summary>Aggregated frames produced from <paramref name="frames"/> frames: ceil(frames / group).</summary>
     public int GroupsFor(int frames) => (frames + FramesPerGroup - 1) / FramesPerGroup;
@@ -82,6 +124,19 @@ public sealed record TemporalAggregatorConfig
             throw new ConfigException($"{source}: merge = '{Merge}' is not known; use '{MergeLatents}' or '{MergePerPosition}'.");
         if (PerPosition && Latents != TokensPerFrame)
             throw new ConfigException($"{source}: merge = '{MergePerPosition}' needs one latent per token position, but num_latents = {Latents} and tokens_per_frame = {TokensPerFrame}.");
+        if (TilesPerFrame is { } tiles)
+        {
+            int g = (int)Math.Round(Math.Sqrt(tiles));
+            if (tiles < 1 || g * g != tiles || TokensPerFrame % tiles != 0)
+                throw new ConfigException($"{source}: tiles_per_frame = {tiles} must be a square number that divides tokens_per_frame = {TokensPerFrame}.");
+            int perTile = TokensPerFrame / tiles, p = (int)Math.Round(Math.Sqrt(perTile - 1));
+            if (p * p != perTile - 1)
+                throw new ConfigException($"{source}: tokens per tile = {perTile} is not a class token plus a square of patches.");
+        }
+        if (PlaceCode && !(PerPosition && TilesPerFrame is not null))
+            throw new ConfigException($"{source}: place_code needs merge = '{MergePerPosition}' and tiles_per_frame.");
+        if (PlaceCode && Dim % 4 != 0)
+            throw new ConfigException($"{source}: place_code needs dim = {Dim} to be a multiple of 4.");
         if (!double.IsFinite(LayerNormEps) || LayerNormEps <= 0 || LayerNormEps > 1)
             throw new ConfigException($"{source}: layer_norm_eps = {LayerNormEps} must be in (0, 1].");
         return this;

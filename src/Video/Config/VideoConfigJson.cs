@@ -16,7 +16,7 @@ public static class VideoConfigJson
     static readonly HashSet<string> Agg = new()
     {
         "dim", "tokens_per_frame", "num_latents", "num_layers", "num_heads", "head_dim", "ffn_multiplier",
-        "frames_per_group", "max_frames_per_group", "max_groups", "layer_norm_eps", "merge",
+        "frames_per_group", "max_frames_per_group", "max_groups", "layer_norm_eps", "merge", "place_code", "tiles_per_frame",
     };
 
     /// <summary>Reads <paramref name="path"/>.</summary>
@@ -44,6 +44,8 @@ public static class VideoConfigJson
             MaxGroups = LlamaConfigJson.Int(a, "max_groups", s) ?? d.MaxGroups,
             LayerNormEps = LlamaConfigJson.Num(a, "layer_norm_eps", s) ?? d.LayerNormEps,
             Merge = LlamaConfigJson.Str(a, "merge", s) ?? d.Merge,
+            PlaceCode = LlamaConfigJson.Bool(a, "place_code", s) ?? d.PlaceCode,
+            TilesPerFrame = LlamaConfigJson.Int(a, "tiles_per_frame", s),
         };
         return new VideoConfig
         {
@@ -69,9 +71,10 @@ public static class VideoConfigJson
                 ["dim"] = a.Dim, ["tokens_per_frame"] = a.TokensPerFrame, ["num_latents"] = a.Latents, ["num_layers"] = a.NumLayers,
                 ["num_heads"] = a.NumHeads, ["head_dim"] = a.HeadDim, ["ffn_multiplier"] = a.FfnMultiplier,
                 ["frames_per_group"] = a.FramesPerGroup, ["max_frames_per_group"] = a.MaxFramesPerGroup, ["max_groups"] = a.MaxGroups, ["layer_norm_eps"] = a.LayerNormEps,
-                ["merge"] = a.Merge,
+                ["merge"] = a.Merge, ["place_code"] = a.PlaceCode,
             },
         };
+        if (a.TilesPerFrame is { } tiles) ((JsonObject)o["aggregator"]!)["tiles_per_frame"] = tiles;
         if (c.BeforeImageCrossAttention is { } b) o["before_image_cross_attention"] = new JsonArray(b.Select(x => (JsonNode)x).ToArray());
         return o;
     }

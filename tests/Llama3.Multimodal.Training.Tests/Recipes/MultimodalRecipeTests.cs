@@ -26,13 +26,14 @@ public class MultimodalRecipeTests
     [InlineData("vision-stage2", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
     [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97)]
     [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "media.aggregator_merge=\"per_position\"")]
+    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "media.aggregator_place_code=true", "media.aggregator_merge=\"per_position\"")]
     [InlineData("speech-stage1", new[] { "encoder.layers.", "best_rq.heads." }, 4, 0.97)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.spec_augment=true")]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.speed_perturb=[0.9,1.0,1.1]")]
-    public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio, string set = "")
+    public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio, string set = "", string set2 = "")
     {
-        string[] sets = set.Length > 0 ? new[] { set } : Array.Empty<string>();
+        string[] sets = new[] { set, set2 }.Where(x => x.Length > 0).ToArray();
         string dir = TestRuns.TempDir();
         Dictionary<string, float[]> before, after;
         IReadOnlyList<string> trainable;
@@ -194,6 +195,18 @@ public class MultimodalRecipeTests
         {
             var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "media.video_layers_before=[3]"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
             Assert.Contains("ordinal 3", bad.Message);
+        }
+        using (var r = RecipeRegistry.Create("video"))
+        {
+            r.Setup(Cfg("video", 1, "media.aggregator_merge=\"per_position\"", "media.aggregator_place_code=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            var a = ((VideoRecipe)r).Vlm.Config.Video.Aggregator;
+            Assert.True(a.PlaceCode);
+            Assert.Equal(4, a.TilesPerFrame);
+        }
+        using (var r = RecipeRegistry.Create("video"))
+        {
+            var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "media.aggregator_place_code=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
+            Assert.Contains("place_code needs merge", bad.Message);
         }
         var e = Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.aggregator_merge=\"mean\""));
         Assert.Contains("media.aggregator_merge", e.Message);

@@ -15,23 +15,6 @@ namespace Llama3.Multimodal.Training;
 /// </summary>
 public static class MultimodalEval
 {
-    /// <summary>Greedy continuation of <paramref name="prompt"/> until an end token or <paramref name="maxNew"/> tokens; <paramref name="logits"/> maps ids [1, L] to logits [1, L, V].</summary>
-    public static List<int> Greedy(Func<Tensor, Tensor> logits, IReadOnlyList<int> prompt, int maxNew, ISet<int> stop)
-    {
-        var ids = prompt.ToList();
-        var outIds = new List<int>();
-        using var noGrad = torch.no_grad();
-        for (int s = 0; s < maxNew; s++)
-        {
-            using var scope = NewDisposeScope();
-            var t = torch.tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count });
-            int next = (int)logits(t)[0, -1].argmax().item<long>();
-            if (stop.Contains(next)) break;
-            ids.Add(next); outIds.Add(next);
-        }
-        return outIds;
-    }
-
     /// <summary>Greedy decoding of at most <paramref name="maxNew"/> tokens, ending at any of <paramref name="stop"/> (the KV-cached generation path the models' own APIs use).</summary>
     static GenerationOptions Greedy(int maxNew, ISet<int> stop) => new() { MaxNewTokens = maxNew, Temperature = 0, StopTokens = stop.ToList() };
 
@@ -92,6 +75,9 @@ public static class MultimodalEval
         var records = JsonlManifest.ReadAudioTexts(manifest, false, out int _).Take(limit ?? int.MaxValue).ToList();
         using var logMel = new LogMelSpectrogram();
         var stop = new HashSet<int> { tok.EosId, tok.EotId };
+        // KV-cached greedy decoding over the spliced prompt embeddings (the generator's tokenizer only names default stops,
+        // which are given here, so a byte-level model gets the Llama 3 one).
+        var gen = new TextGenerator(model.language_model, (tok as Llama3TrainingTokenizer)?.Inner ?? Llama3Tokenizer.Default);
         var preds = new List<string>();
         foreach (var r in records)
         {
@@ -102,9 +88,11 @@ public static class MultimodalEval
             int span = (int)speech.shape[1];
             string system = r.Task == "ast" ? SpeechLanguageModel.AstPrompt(r.Language!) : SpeechLanguageModel.AsrPrompt(r.Language ?? language);
             var (prompt, offset) = SpeechSftRecipe.Prompt(tok, system, span);
-            var ids = Greedy(t => model.language_model.ForwardEmbeddings(model.SpliceEmbeddings(t, speech, new[] { offset }, new[] { span })),
-                prompt, maxNewTokens, stop);
-            preds.Add(MediaTokens.Decode(tok, ids).Trim());
+            Tensor embeddings;
+            using (torch.no_grad())
+                embeddings = model.SpliceEmbeddings(torch.tensor(prompt.Select(i => (long)i).ToArray(), new long[] { 1, prompt.Count }), speech, new[] { offset }, new[] { span });
+            var result = gen.Generate(prompt, Greedy(maxNewTokens, stop), promptEmbeddings: embeddings);
+            preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }
         var refs = records.Select(r => r.Text).ToList();
         var o = Header("asr", modelDir, manifest, records.Count);

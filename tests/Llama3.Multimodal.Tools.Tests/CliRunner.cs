@@ -15,8 +15,6 @@ internal static class CliRunner
 
     public static string Temp()
     {
-        string d = Path.Combine(Path.GetTempPath(), "l3mm-cli", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(d);
-        return d;
+        return Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-cli");
     }
 }

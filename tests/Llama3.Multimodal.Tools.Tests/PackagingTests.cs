@@ -55,8 +55,14 @@ public class PackagingTests
     [Fact]
     public void PackedLibrariesCaptionAnImageInAFreshApp()
     {
+        string work = Directory.CreateTempSubdirectory("l3mm-pack").FullName;   // about 1.4 GB of restored packages
+        try { PackAndCaptionInAFreshApp(work); }
+        finally { Llama3.Multimodal.Tests.Shared.TestTemp.Delete(work); }
+    }
+
+    void PackAndCaptionInAFreshApp(string work)
+    {
         string root = RepoRoot();
-        string work = Directory.CreateTempSubdirectory("l3mm-pack").FullName;
         string feed = Path.Combine(work, "feed");
         string version = "0.1.0-t" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff");
         foreach (var proj in new[] { "src/Text/Llama3.Multimodal.Text.csproj", "src/Vision/Llama3.Multimodal.Vision.csproj" })

@@ -17,9 +17,7 @@ internal static class TestRuns
 
     public static string TempDir()
     {
-        string d = Path.Combine(Path.GetTempPath(), "l3mm-train-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(d);
-        return d;
+        return Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-train-tests");
     }
 
     /// <summary>The recipe's demo config over the shared data, shrunk further (dim 32, seq 32), then <paramref name="sets"/>.</summary>

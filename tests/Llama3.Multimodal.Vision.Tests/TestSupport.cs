@@ -25,9 +25,7 @@ internal static class TestSupport
 
     public static string TempDir()
     {
-        string d = Path.Combine(Path.GetTempPath(), "l3mm-vision-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(d);
-        return d;
+        return Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-vision-tests");
     }
 
     /// <summary>Renders a scene (gradient background, a circle and a rectangle) into an RGB image.</summary>

@@ -1,8 +1,9 @@
 namespace Llama3.Multimodal.Tests.Shared;
 
 /// <summary>
-/// Folders for a test process's files: all under one folder per process (<c>{temp}/{area}/{guid}</c>), deleted when the
-/// process exits, so repeated test runs do not fill the disk.
+/// Folders for a test process's files: all under one folder per process (<c>{temp}/{area}/{pid}-{guid}</c>), deleted when
+/// the process exits; folders of processes that are gone (a test host that was killed) are deleted by the next run, so
+/// repeated test runs do not fill the disk.
 /// </summary>
 internal static class TestTemp
 {
@@ -17,7 +18,11 @@ internal static class TestTemp
         {
             if (!Roots.TryGetValue(area, out root!))
             {
-                root = Path.Combine(Path.GetTempPath(), area, Guid.NewGuid().ToString("N"));
+                string parent = Path.Combine(Path.GetTempPath(), area);
+                if (Directory.Exists(parent))
+                    foreach (var old in Directory.GetDirectories(parent))
+                        if (!IsRunning(Path.GetFileName(old))) Delete(old);
+                root = Path.Combine(parent, $"{Environment.ProcessId}-{Guid.NewGuid():N}");
                 Roots[area] = root;
                 string r = root;
                 AppDomain.CurrentDomain.ProcessExit += (_, _) => Delete(r);
@@ -26,6 +31,20 @@ internal static class TestTemp
         string d = Path.Combine(root, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(d);
         return d;
+    }
+
+    // A folder named "{pid}-…" belongs to a running process; any other name (older layouts) is stale.
+    static bool IsRunning(string name)
+    {
+        int dash = name.IndexOf('-');
+        if (dash <= 0 || !int.TryParse(name.AsSpan(0, dash), out int pid)) return false;
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 
     /// <summary>Deletes <paramref name="dir"/> and everything in it, ignoring what cannot be deleted.</summary>

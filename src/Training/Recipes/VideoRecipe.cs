@@ -134,15 +134,17 @@ public sealed class VideoRecipe : Recipe
         if (!string.IsNullOrEmpty(init))
         {
             var baseCfg = VisionLanguageConfigJson.Read(Path.Combine(init, "config.json"));
-            var fresh = VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype);
-            return config.Media.VideoFromImageLayers ? fresh.CopyImageCrossAttentionIntoVideoLayers() : fresh;
+            return WarmStart(VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype));
         }
         var vision = VisionRecipe.Build(config with { Media = config.Media with { Preset = VisionPresetOf(preset) } }, tok, CPU, ScalarType.Float32);
         var b = vision.Config;
         vision.Dispose();
         var cfg = new VideoLanguageConfig { Base = b, Video = VideoFor(config, preset, b) };
-        var model = VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd);
-        return config.Media.VideoFromImageLayers ? model.CopyImageCrossAttentionIntoVideoLayers() : model;
+        return WarmStart(VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd));
+
+        // A fresh adapter's video layers start as copies of the image layers after them when media.video_from_image_layers.
+        VideoLanguageModel WarmStart(VideoLanguageModel fresh) =>
+            config.Media.VideoFromImageLayers ? fresh.CopyImageCrossAttentionIntoVideoLayers() : fresh;
     }
 
     static string VisionPresetOf(VideoLanguageConfig preset) =>

@@ -112,29 +112,29 @@ public sealed class TemporalAggregator : nn.Module
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0], g = x.shape[1], t = x.shape[2], d = x.shape[3];
+        Tensor media, lat;
         if (Config.PerPosition)
         {
             if (t != latents.shape[0])
                 throw new ArgumentException($"per-position merging needs {latents.shape[0]} tokens per frame (tokens_per_frame); got {t}.");
-            var media = x.permute(0, 2, 1, 3).reshape(n * t, g, d);                             // [N·T, G, D]: one place, G frames
+            media = x.permute(0, 2, 1, 3).reshape(n * t, g, d);                                 // [N·T, G, D]: one place, G frames
             // Position t's query starts from its learned latent plus the mean of the group's tokens there.
-            var lat = Scalars.Add(media.mean(new long[] { 1 }, keepdim: true),
+            lat = Scalars.Add(media.mean(new long[] { 1 }, keepdim: true),
                 latents.unsqueeze(0).expand(n, -1, -1).reshape(n * t, 1, d));                  // [N·T, 1, D]
-            foreach (var layer in layers) lat = layer.Forward(media, lat);
-            var y = norm.forward(lat).view(n, t, d);
-            if (Config.PlaceCode)
-            {
-                _placeCode ??= Config.PlaceCodeValues();
-                y = Scalars.Add(y, torch.tensor(_placeCode, new long[] { t, d }, dtype: ScalarType.Float32, device: y.device).to_type(y.dtype));
-            }
-            return y.MoveToOuterDisposeScope();
         }
         else
         {
-            var media = x.reshape(n, g * t, d);                                                 // [N, G·T, D]
-            var lat = latents.unsqueeze(0).expand(n, -1, -1);                                   // [N, L, D]
-            foreach (var layer in layers) lat = layer.Forward(media, lat);
-            return norm.forward(lat).MoveToOuterDisposeScope();
+            media = x.reshape(n, g * t, d);                                                     // [N, G·T, D]
+            lat = latents.unsqueeze(0).expand(n, -1, -1);                                       // [N, L, D]
         }
+        foreach (var layer in layers) lat = layer.Forward(media, lat);
+        var y = norm.forward(lat);
+        if (Config.PerPosition) y = y.view(n, t, d);
+        if (Config.PlaceCode)
+        {
+            _placeCode ??= Config.PlaceCodeValues();
+            y = Scalars.Add(y, torch.tensor(_placeCode, new long[] { t, d }, dtype: ScalarType.Float32, device: y.device).to_type(y.dtype));
+        }
+        return y.MoveToOuterDisposeScope();
     }
 }

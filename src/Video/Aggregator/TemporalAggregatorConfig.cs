@@ -79,7 +79,7 @@ public sealed record TemporalAggregatorConfig
     public float[] PlaceCodeValues()
     {
         int tiles = TilesPerFrame ?? throw new InvalidOperationException("tiles_per_frame is not set.");
-        int g = (int)Math.Round(Math.Sqrt(tiles)), perTile = TokensPerFrame / tiles, p = (int)Math.Round(Math.Sqrt(perTile - 1));
+        var (g, perTile, p) = TileGrid(tiles);
         int k = Dim / 4, side = g * p;
         var code = new float[(long)TokensPerFrame * Dim];
         for (int tile = 0; tile < tiles; tile++)
@@ -98,6 +98,13 @@ public sealed record TemporalAggregatorConfig
                 }
             }
         return code;
+    }
+
+    // Tiles a side, tokens per tile and patches a side of a tile, for TilesPerFrame = tiles.
+    (int G, int PerTile, int P) TileGrid(int tiles)
+    {
+        int perTile = TokensPerFrame / tiles;
+        return ((int)Math.Round(Math.Sqrt(tiles)), perTile, (int)Math.Round(Math.Sqrt(Math.Max(0, perTile - 1))));
     }
 
     /// <summary>Aggregated frames produced from <paramref name="frames"/> frames: ceil(frames / group).</summary>
@@ -126,10 +133,9 @@ public sealed record TemporalAggregatorConfig
             throw new ConfigException($"{source}: merge = '{MergePerPosition}' needs one latent per token position, but num_latents = {Latents} and tokens_per_frame = {TokensPerFrame}.");
         if (TilesPerFrame is { } tiles)
         {
-            int g = (int)Math.Round(Math.Sqrt(tiles));
-            if (tiles < 1 || g * g != tiles || TokensPerFrame % tiles != 0)
+            var (g, perTile, p) = tiles < 1 ? (0, 0, 0) : TileGrid(tiles);
+            if (tiles < 1 || TokensPerFrame % tiles != 0 || g * g != tiles)
                 throw new ConfigException($"{source}: tiles_per_frame = {tiles} must be a square number that divides tokens_per_frame = {TokensPerFrame}.");
-            int perTile = TokensPerFrame / tiles, p = (int)Math.Round(Math.Sqrt(perTile - 1));
             if (p * p != perTile - 1)
                 throw new ConfigException($"{source}: tokens per tile = {perTile} is not a class token plus a square of patches.");
         }

@@ -12,11 +12,13 @@
 # STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles), plus as many images of side STAGE2_MIX_SIZE (e.g.
 # 112, one tile: so that stage 2 keeps what stage 1 learned; drawn with seed + 100000) when set; SPEC_AUGMENT=1 adds SpecAugment to the speech rounds;
 # VIDEO_SIZE (side of the rendered clips, default 64); VIDEO_VISION_FROM (an image-text folder whose base weights replace
-# the video model's, media.vision_from; "last" = this run's last vision model; default none).
+# the video model's, media.vision_from; "last" = this run's last vision model; default none); VIDEO_SETS: extra
+# space-separated KEY=VALUE overrides for every video round, given after the round's own (so they may replace them),
+# e.g. VIDEO_SETS='optim.min_lr=0.0003 train.trainable=["aggregator","video_cross_attention","image_encoder","projector"]'.
 # Prints the last checkpoint of each modality.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -eq 4 ] || { sed -n 2,15p "$0"; exit 2; }
+[ $# -eq 4 ] || { sed -n 2,18p "$0"; exit 2; }
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 THREADS="${THREADS:-2}"
 IMAGE_SIZE="${IMAGE_SIZE:-64}"
@@ -97,5 +99,7 @@ speech_sets=(--set media.encoder_from=null --set 'media.speed_perturb=[0.85,0.9,
 [ "$3" = - ] || chain speech-stage2 speech "$(cd "$3" && pwd)" "$SPEECH_ROUNDS" "${speech_sets[@]}"
 [ "$VIDEO_VISION_FROM" != last ] || { echo "VIDEO_VISION_FROM=last needs a vision model (VISION_FROM)" >&2; exit 2; }
 video_sets=(--set media.frame_cache_mb=3072)
+read -ra extra_video_sets <<< "${VIDEO_SETS:-}"
+for s in "${extra_video_sets[@]}"; do video_sets+=(--set "$s"); done
 [ -z "$VIDEO_VISION_FROM" ] || video_sets+=(--set "media.vision_from=\"$(cd "$VIDEO_VISION_FROM" && pwd)\"")
 [ "$4" = - ] || chain video video "$(cd "$4" && pwd)" "$VIDEO_ROUNDS" "${video_sets[@]}"

@@ -185,11 +185,15 @@ public static class Program
         var count = new Option<int?>("--count") { Description = "Training items per kind (default: images 2000, speech 600, video 300; text documents 2000)." };
         var evalCount = new Option<int?>("--eval-count") { Description = "Items per evaluation/held-out set (default: a tenth of --count)." };
         var size = new Option<int>("--size") { Description = "Image and video side in pixels.", DefaultValueFactory = _ => 64 };
+        var kinds = new Option<string?>("--kinds") { Description = "Image scene kinds, comma-separated (single, count, overlap, word, number; default: all, weighted 40/20/20/12/8 %). Only word and number: no held-out set." };
         foreach (var o in new Option[] { outDir, seed, count, evalCount, size }) cmd.Options.Add(o);
+        if (kind is "images" or "all") cmd.Options.Add(kinds);
         cmd.SetAction(r => Guard(() =>
         {
             string dir = r.GetValue(outDir)!.FullName;
-            var files = DemoData.Write(kind, dir, r.GetValue(seed), r.GetValue(count), r.GetValue(evalCount), r.GetValue(size));
+            string? k = kind is "images" or "all" ? r.GetValue(kinds) : null;
+            var imageKinds = k?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var files = DemoData.Write(kind, dir, r.GetValue(seed), r.GetValue(count), r.GetValue(evalCount), r.GetValue(size), imageKinds);
             foreach (var f in files) Console.WriteLine(f);
             return 0;
         }));

@@ -24,8 +24,11 @@ public static class DemoData
     /// Writes <paramref name="kind"/> (<c>images</c>, <c>speech</c>, <c>video</c>, <c>text</c> or <c>all</c>) into
     /// <paramref name="dir"/>: <c>{kind}/</c>, <c>{kind}-eval/</c>, <c>{kind}-heldout/</c> (images, speech), and the
     /// recipes' demo configs. <paramref name="count"/> null = the kind's default (images 2000, speech 600, video 300).
+    /// <paramref name="imageKinds"/> limits the image scenes to some kinds (single, count, overlap, word, number; null =
+    /// all); the held-out set is then made only if a shape kind is among them (word and number scenes have no colour+shape).
     /// </summary>
-    public static IReadOnlyList<string> Write(string kind, string dir, int seed, int? count = null, int? evalCount = null, int imageSize = 64)
+    public static IReadOnlyList<string> Write(string kind, string dir, int seed, int? count = null, int? evalCount = null, int imageSize = 64,
+        IReadOnlyList<string>? imageKinds = null)
     {
         if (!Kinds.Contains(kind)) throw new ConfigException($"make-data kind '{kind}': expected one of {string.Join(", ", Kinds)}.");
         Directory.CreateDirectory(dir);
@@ -39,9 +42,10 @@ public static class DemoData
         if (all || kind == "images")
         {
             int n = count ?? 2000, e = evalCount ?? Math.Max(16, n / 10);
-            written.Add(ImageDataMaker.Make(new ImageMakerOptions(n, seed, imageSize, HeldOutShapes, HeldOutMode.Exclude), Path.Combine(dir, "images")).ManifestPath);
-            written.Add(ImageDataMaker.Make(new ImageMakerOptions(e, seed + 1, imageSize, HeldOutShapes, HeldOutMode.Exclude), Path.Combine(dir, "images-eval")).ManifestPath);
-            written.Add(ImageDataMaker.Make(new ImageMakerOptions(e, seed + 2, imageSize, HeldOutShapes, HeldOutMode.Only), Path.Combine(dir, "images-heldout")).ManifestPath);
+            written.Add(ImageDataMaker.Make(new ImageMakerOptions(n, seed, imageSize, HeldOutShapes, HeldOutMode.Exclude, imageKinds), Path.Combine(dir, "images")).ManifestPath);
+            written.Add(ImageDataMaker.Make(new ImageMakerOptions(e, seed + 1, imageSize, HeldOutShapes, HeldOutMode.Exclude, imageKinds), Path.Combine(dir, "images-eval")).ManifestPath);
+            if (imageKinds is null || imageKinds.Any(k => k is not ("word" or "number")))
+                written.Add(ImageDataMaker.Make(new ImageMakerOptions(e, seed + 2, imageSize, HeldOutShapes, HeldOutMode.Only, imageKinds), Path.Combine(dir, "images-heldout")).ManifestPath);
             WriteConfigs(dir, "vision-stage1", "vision-stage2");
         }
         if (all || kind == "speech")

@@ -18,6 +18,19 @@ public class MmTrainCliTests
     }
 
     [Fact]
+    public void MakeDataImagesTakesSceneKinds()
+    {
+        string data = TestRuns.TempDir();
+        var mk = Run("make-data", "images", "--out", data, "--seed", "3", "--count", "6", "--eval-count", "2", "--kinds", "number");
+        Assert.True(mk.Code == 0, mk.Err);
+        Assert.All(File.ReadLines(Path.Combine(data, "images", "manifest.jsonl")), l => Assert.Contains("\"the number ", l));
+        Assert.False(Directory.Exists(Path.Combine(data, "images-heldout")));
+        var bad = Run("make-data", "images", "--out", TestRuns.TempDir(), "--count", "2", "--kinds", "single,circles");
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("\"circles\"", bad.Err);
+    }
+
+    [Fact]
     public void TrainsResumesAndEvaluatesAVisionModelFromTheCommandLine()
     {
         string data = TestRuns.TempDir(), outDir = TestRuns.TempDir();

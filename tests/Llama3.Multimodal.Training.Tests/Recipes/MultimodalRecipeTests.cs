@@ -426,4 +426,25 @@ public class MultimodalRecipeTests
         Assert.All(held, h => Assert.True(h.Caption.Contains("green triangle") || h.Caption.Contains("blue star"), h.Caption));
         Assert.Throws<Text.ConfigException>(() => DemoData.Write("pictures", dir, 1));
     }
+
+    [Fact]
+    public void MakeDataImageKindsLimitTheScenesAndDropTheHeldOutSetForPrintOnly()
+    {
+        string dir = TestRuns.TempDir();
+        var files = DemoData.Write("images", dir, seed: 6, count: 12, evalCount: 4, imageKinds: new[] { "word", "number" });
+        Assert.Equal(2, files.Count);
+        Assert.False(Directory.Exists(Path.Combine(dir, "images-heldout")));
+        foreach (var set in new[] { "images", "images-eval" })
+        {
+            var records = JsonlManifest.ReadImageCaptions(Path.Combine(dir, set, "manifest.jsonl"), false, out _);
+            Assert.Equal(set == "images" ? 12 : 4, records.Count);
+            Assert.All(records, r => Assert.Matches("^the (word [A-Z]+|number [0-9]{1,2})$", r.Caption));
+        }
+        string other = TestRuns.TempDir();
+        Assert.Equal(3, DemoData.Write("images", other, seed: 6, count: 6, evalCount: 2, imageKinds: new[] { "overlap" }).Count);
+        Assert.All(JsonlManifest.ReadImageCaptions(Path.Combine(other, "images", "manifest.jsonl"), false, out _),
+            r => Assert.Contains(" in front of ", r.Caption));
+        var bad = Assert.Throws<SyntheticDataException>(() => DemoData.Write("images", TestRuns.TempDir(), 1, 4, 2, imageKinds: new[] { "words" }));
+        Assert.Contains("\"words\"", bad.Message);
+    }
 }

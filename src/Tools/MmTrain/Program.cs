@@ -186,13 +186,13 @@ public static class Program
         var evalCount = new Option<int?>("--eval-count") { Description = "Items per evaluation/held-out set (default: a tenth of --count)." };
         var size = new Option<int>("--size") { Description = "Image and video side in pixels.", DefaultValueFactory = _ => 64 };
         var kinds = new Option<string?>("--kinds") { Description = "Image scene kinds, comma-separated (single, count, overlap, word, number; default: all, weighted 40/20/20/12/8 %). Only word and number: no held-out set." };
+        bool makesImages = kind is "images" or "all";
         foreach (var o in new Option[] { outDir, seed, count, evalCount, size }) cmd.Options.Add(o);
-        if (kind is "images" or "all") cmd.Options.Add(kinds);
+        if (makesImages) cmd.Options.Add(kinds);
         cmd.SetAction(r => Guard(() =>
         {
             string dir = r.GetValue(outDir)!.FullName;
-            string? k = kind is "images" or "all" ? r.GetValue(kinds) : null;
-            var imageKinds = k?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var imageKinds = makesImages ? r.GetValue(kinds)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null;
             var files = DemoData.Write(kind, dir, r.GetValue(seed), r.GetValue(count), r.GetValue(evalCount), r.GetValue(size), imageKinds);
             foreach (var f in files) Console.WriteLine(f);
             return 0;

@@ -44,7 +44,7 @@ public static class DemoData
             int n = count ?? 2000, e = evalCount ?? Math.Max(16, n / 10);
             written.Add(ImageDataMaker.Make(new ImageMakerOptions(n, seed, imageSize, HeldOutShapes, HeldOutMode.Exclude, imageKinds), Path.Combine(dir, "images")).ManifestPath);
             written.Add(ImageDataMaker.Make(new ImageMakerOptions(e, seed + 1, imageSize, HeldOutShapes, HeldOutMode.Exclude, imageKinds), Path.Combine(dir, "images-eval")).ManifestPath);
-            if (imageKinds is null || imageKinds.Any(k => k is not ("word" or "number")))
+            if (imageKinds is null || imageKinds.Any(k => !ShapeScenes.IsPrintKind(k)))
                 written.Add(ImageDataMaker.Make(new ImageMakerOptions(e, seed + 2, imageSize, HeldOutShapes, HeldOutMode.Only, imageKinds), Path.Combine(dir, "images-heldout")).ManifestPath);
             WriteConfigs(dir, "vision-stage1", "vision-stage2");
         }

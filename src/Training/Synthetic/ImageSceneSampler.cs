@@ -25,7 +25,7 @@ internal sealed class ImageSceneSampler
         var ks = kinds?.ToArray() ?? AllKinds;
         foreach (var k in ks)
             if (!AllKinds.Contains(k)) throw new SyntheticDataException($"unknown image scene kind \"{k}\" (known: {string.Join(", ", AllKinds)}).");
-        if (mode == HeldOutMode.Only) ks = ks.Where(k => k is not ("word" or "number")).ToArray();
+        if (mode == HeldOutMode.Only) ks = ks.Where(k => !ShapeScenes.IsPrintKind(k)).ToArray();
         if (ks.Length == 0) throw new SyntheticDataException("no image scene kind left to make (word and number scenes cannot be held-out colour+shape scenes).");
         _kinds = ks;
         _weights = ks.Select(k => DefaultWeights[Array.IndexOf(AllKinds, k)]).ToArray();

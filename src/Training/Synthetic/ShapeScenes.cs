@@ -30,6 +30,9 @@ public static class ShapeScenes
         "FISH", "BIRD", "STAR", "MOON", "TREE", "SHIP", "FROG", "LAMP", "DOOR", "JUMP", "QUIZ", "WAVE",
     };
 
+    /// <summary>Whether scenes of <paramref name="kind"/> show printed text (word, number), so have no colour+shape pair.</summary>
+    public static bool IsPrintKind(string kind) => kind is "word" or "number";
+
     /// <summary>The sRGB value of a shape colour name.</summary>
     public static SKColor Colour(string name) => name switch
     {

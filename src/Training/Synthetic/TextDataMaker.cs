@@ -73,7 +73,7 @@ public static class TextDataMaker
             default:
             {
                 ImageAttributes a;
-                do a = RandomAttributes(rng); while (a.Kind is "word" or "number");
+                do a = RandomAttributes(rng); while (ShapeScenes.IsPrintKind(a.Kind));
                 string caption = ImageCaptionGrammar.Caption(a);
                 switch (rng.Next(3))
                 {

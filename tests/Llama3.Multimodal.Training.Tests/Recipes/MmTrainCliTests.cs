@@ -70,4 +70,55 @@ public class MmTrainCliTests
         Assert.True(recipe.Tokenizer.VocabSize > 300 && recipe.Tokenizer.VocabSize < 1000, $"vocab {recipe.Tokenizer.VocabSize}");
         Assert.Equal(recipe.Tokenizer.VocabSize, recipe.Slm.language_model.Config.VocabSize);
     }
+
+    static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (Directory.Exists(Path.Combine(d.FullName, "assets", "models", "demo"))) return d.FullName;
+        throw new DirectoryNotFoundException("assets/models/demo not found above the test binaries.");
+    }
+
+    [Fact]
+    public void GrowVisionKeepsTheShippedModelsCaptionsAndARecipeContinuesIt()
+    {
+        string root = RepoRoot(), shipped = Path.Combine(root, "assets", "models", "demo", "vision");
+        string manifest = Path.Combine(root, "assets", "demo", "images", "manifest.jsonl");
+        string grown = Path.Combine(TestRuns.TempDir(), "grown");
+        var g = Run("grow-vision", "--model", shipped, "--out", grown, "--width-factor", "2", "--mlp-factor", "2", "--add-global-layers", "1", "--noise", "0");
+        Assert.True(g.Code == 0, g.Err);
+        Assert.Contains("parameters", g.Out);
+        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(grown, "config.json")))!["vision_config"]!;
+        Assert.Equal(64, cfg["hidden_size"]!.GetValue<int>());
+        Assert.Equal(4, cfg["attention_heads"]!.GetValue<int>());
+        Assert.Equal(256, cfg["intermediate_size"]!.GetValue<int>());
+        Assert.Equal(2, cfg["num_global_layers"]!.GetValue<int>());
+        Assert.True(File.Exists(Path.Combine(grown, "tokenizer.model")) && File.Exists(Path.Combine(grown, "train_info.json")) && File.Exists(Path.Combine(grown, "growth.json")));
+        // the same function: the grown model captions the shipped images exactly as the shipped one does
+        var before = MultimodalEval.Caption(shipped, manifest, examples: -1);
+        var after = MultimodalEval.Caption(grown, manifest, examples: -1);
+        Assert.Equal(before["examples"]!.ToJsonString(), after["examples"]!.ToJsonString());
+
+        // a vision recipe continues it through model.init_from
+        string outDir = TestRuns.TempDir();
+        var t = Run("vision-stage2", "--config", Path.Combine(root, "configs", "demo", "vision-stage2.json"), "--out", outDir,
+            "--set", $"model.init_from={JsonValue.Create(grown).ToJsonString()}", "--set", $"tokenizer={JsonValue.Create(Path.Combine(shipped, "tokenizer.model")).ToJsonString()}",
+            "--set", $"data.train={JsonValue.Create(manifest).ToJsonString()}", "--set", $"data.eval={JsonValue.Create(manifest).ToJsonString()}",
+            "--set", "optim.total_steps=2", "--set", "optim.warmup_steps=0", "--set", "batch.global=2", "--set", "batch.micro=2", "--set", "train.eval_every=0");
+        Assert.True(t.Code == 0, t.Err);
+        var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoints", CheckpointStore.NameOf(2), "config.json")))!["vision_config"]!;
+        Assert.Equal(64, trained["hidden_size"]!.GetValue<int>());
+
+        // refusals: a non-empty output folder is left as it was; a bad factor is named
+        File.WriteAllText(Path.Combine(outDir, "keep.txt"), "mine");
+        var busy = Run("grow-vision", "--model", shipped, "--out", outDir);
+        Assert.Equal(2, busy.Code);
+        Assert.Contains("not empty", busy.Err);
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(outDir, "keep.txt")));
+        var bad = Run("grow-vision", "--model", shipped, "--out", Path.Combine(TestRuns.TempDir(), "x"), "--width-factor", "0");
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("width factor 0", bad.Err);
+        var missing = Run("grow-vision", "--model", Path.Combine(TestRuns.TempDir(), "none"), "--out", Path.Combine(TestRuns.TempDir(), "y"));
+        Assert.Equal(2, missing.Code);
+        Assert.Contains("not found", missing.Err);
+    }
 }

@@ -1,0 +1,172 @@
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Vision;
+
+/// <summary>How to enlarge a trained image encoder (see <see cref="VisionEncoderGrowth"/>).</summary>
+public sealed record VisionGrowthOptions
+{
+    /// <summary>Encoder width multiplier (hidden size and attention heads; per-head width stays). 1 keeps the width.</summary>
+    public int WidthFactor { get; init; } = 1;
+    /// <summary>MLP hidden size multiplier, on top of the width (the new size is intermediate · this). 1 keeps it.</summary>
+    public int MlpFactor { get; init; } = 1;
+    /// <summary>Gated global layers appended after the existing ones, their tanh gates at zero (so each starts as the identity).</summary>
+    public int AddGlobalLayers { get; init; }
+    /// <summary>
+    /// Relative Gaussian noise added to every widened tensor (σ = this · the tensor's standard deviation), so that the
+    /// copies of a channel can grow apart in training; 0 gives a model that computes exactly what the source did.
+    /// </summary>
+    public double Noise { get; init; } = 0.01;
+    /// <summary>Seed of the new layers' weights and of the noise.</summary>
+    public long Seed { get; init; } = 1;
+}
+
+/// <summary>
+/// Function-preserving growth of a trained image encoder (Net2Net-style), so that a small model that has learnt can get
+/// more capacity without starting again. Widening copies every channel <c>k</c> times (channel <c>j</c> of the new encoder
+/// is channel <c>j mod D</c> of the old one) and divides the weights that read the copies by <c>k</c>: the mean and
+/// variance of a LayerNorm over the copies are those over the originals, the attention heads are copied whole (per-head
+/// width and scale unchanged), so every token state is the old one repeated. The projector reads the repeated features
+/// with its columns divided likewise. Added global layers start with zero tanh gates, the identity. The text decoder
+/// and its cross-attention layers are copied unchanged.
+/// </summary>
+public static class VisionEncoderGrowth
+{
+    /// <summary>The encoder shape after growth (validated).</summary>
+    public static VisionLanguageConfig GrownConfig(VisionLanguageConfig source, VisionGrowthOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.WidthFactor < 1 || options.WidthFactor > 16) throw new ArgumentOutOfRangeException(nameof(options), $"width factor {options.WidthFactor} must be in 1..16.");
+        if (options.MlpFactor < 1 || options.MlpFactor > 16) throw new ArgumentOutOfRangeException(nameof(options), $"MLP factor {options.MlpFactor} must be in 1..16.");
+        if (options.AddGlobalLayers < 0 || options.AddGlobalLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added global layers {options.AddGlobalLayers} must be in 0..64.");
+        if (!double.IsFinite(options.Noise) || options.Noise < 0 || options.Noise > 1) throw new ArgumentOutOfRangeException(nameof(options), $"noise {options.Noise} must be in [0, 1].");
+        var v = source.Vision;
+        var grown = v with
+        {
+            HiddenSize = v.HiddenSize * options.WidthFactor,
+            AttentionHeads = v.AttentionHeads * options.WidthFactor,
+            IntermediateSize = v.IntermediateSize * options.WidthFactor * options.MlpFactor,
+            NumGlobalLayers = v.NumGlobalLayers + options.AddGlobalLayers,
+        };
+        return (source with { Vision = grown.Validate("grown vision_config") }).Validate("grown config");
+    }
+
+    /// <summary>
+    /// A new model (same device and dtype as <paramref name="source"/>) whose encoder is grown by <paramref name="options"/>;
+    /// with <see cref="VisionGrowthOptions.Noise"/> 0 its logits equal the source's up to rounding.
+    /// </summary>
+    public static VisionLanguageModel Grow(VisionLanguageModel source, VisionGrowthOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var cfg = GrownConfig(source.Config, options);
+        var old = source.Config.Vision;
+        int f = options.WidthFactor, mf = f * options.MlpFactor;
+        var model = VisionLanguageModel.Create(cfg, source.Device, source.DType).InitializeWeights(options.Seed, cfg.Vision.InitializerRange);
+        try
+        {
+            var src = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            using var gen = new Generator((ulong)options.Seed, source.Device);
+            using var noGrad = no_grad();
+            foreach (var (name, dst) in model.named_parameters())
+            {
+                using var scope = NewDisposeScope();
+                if (!src.TryGetValue(name, out var s))
+                {
+                    if (!IsAddedGlobalLayer(name, old.NumGlobalLayers))
+                        throw new CheckpointFormatException($"growing the encoder: the grown model has {name}, which the source lacks.");
+                    continue;   // a new global layer: random weights, zero gates (InitializeWeights)
+                }
+                var grown = GrowTensor(name, s, old, f, mf);
+                if (!grown.shape.SequenceEqual(dst.shape))
+                    throw new CheckpointFormatException($"growing the encoder: {name} became [{string.Join(", ", grown.shape)}], the grown model needs [{string.Join(", ", dst.shape)}].");
+                if (options.Noise > 0 && (f > 1 || options.MlpFactor > 1) && IsWidened(name) && grown.numel() > 1)
+                {
+                    using var sigma = (options.Noise * grown.std().ToDouble()).ToScalar();
+                    grown = grown.add(randn(grown.shape, grown.dtype, grown.device, generator: gen), sigma);
+                }
+                dst.copy_(grown);
+            }
+            model.Tokenizer = source.Tokenizer;
+            model.PromptFormat = source.PromptFormat;
+            model.Alpha = source.Alpha;
+            model.HfCompatibleCrossAttention = source.HfCompatibleCrossAttention;
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    static bool IsAddedGlobalLayer(string name, int oldGlobal)
+    {
+        const string prefix = "vision_model.global_transformer.layers.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal)) return false;
+        int dot = name.IndexOf('.', prefix.Length);
+        return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int i) && i >= oldGlobal;
+    }
+
+    static bool IsWidened(string name) =>
+        (name.StartsWith("vision_model.", StringComparison.Ordinal) && !name.EndsWith("gate", StringComparison.Ordinal)
+            && !name.EndsWith("gate_attn", StringComparison.Ordinal) && !name.EndsWith("gate_ffn", StringComparison.Ordinal))
+        || name == "multi_modal_projector.weight";
+
+    /// <summary>The source tensor with each grown axis re-indexed; axes that read copies are divided by their factor.</summary>
+    static Tensor GrowTensor(string name, Tensor s, VisionConfig old, int f, int mf)
+    {
+        int d = old.HiddenSize, di = old.IntermediateSize;
+        if (!name.StartsWith("vision_model.", StringComparison.Ordinal))
+        {
+            if (name == "multi_modal_projector.weight") return Repeat(s, 1, ProjectorColumns(old, f), f);
+            return s.clone();   // projector bias, text decoder, cross-attention layers
+        }
+        if (name.EndsWith("gate", StringComparison.Ordinal) || name.EndsWith("gate_attn", StringComparison.Ordinal) || name.EndsWith("gate_ffn", StringComparison.Ordinal))
+            return s.clone();
+        if (name.EndsWith("mlp.fc1.weight", StringComparison.Ordinal))
+            return Repeat(Repeat(s, 0, Cyclic(di * mf, di), 1), 1, Cyclic(d * f, d), f);
+        if (name.EndsWith("mlp.fc1.bias", StringComparison.Ordinal)) return Repeat(s, 0, Cyclic(di * mf, di), 1);
+        if (name.EndsWith("mlp.fc2.weight", StringComparison.Ordinal))
+            return Repeat(Repeat(s, 0, Cyclic(d * f, d), 1), 1, Cyclic(di * mf, di), mf);
+        if (name.Contains(".self_attn.", StringComparison.Ordinal))   // q/k/v/o [D, D], no biases
+            return Repeat(Repeat(s, 0, Cyclic(d * f, d), 1), 1, Cyclic(d * f, d), f);
+        if (name.EndsWith("tile_embedding.weight", StringComparison.Ordinal) || name.EndsWith("tile_positional_embedding.embedding.weight", StringComparison.Ordinal))
+        {
+            // [ratios, tiles · (tokens ·) D]: the hidden axis is the innermost one
+            var shaped = s.reshape(s.shape[0], -1, d);
+            return Repeat(shaped, 2, Cyclic(d * f, d), 1).reshape(s.shape[0], -1);
+        }
+        if (name.EndsWith("patch_embedding.weight", StringComparison.Ordinal)) return Repeat(s, 0, Cyclic(d * f, d), 1);
+        // class embedding [D], positional embedding [tokens, D], LayerNorm weights and biases [D]
+        return Repeat(s, (int)s.dim() - 1, Cyclic(d * f, d), 1);
+    }
+
+    static long[] Cyclic(int newSize, int oldSize) => Enumerable.Range(0, newSize).Select(j => (long)(j % oldSize)).ToArray();
+
+    /// <summary>
+    /// Source column of each projector input column: [global output | intermediates interleaved channel by channel],
+    /// i.e. column D·f + c·n + i of the grown features is column D + (c mod D)·n + i of the old ones.
+    /// </summary>
+    static long[] ProjectorColumns(VisionConfig old, int f)
+    {
+        int d = old.HiddenSize, n = old.IntermediateLayersIndices.Count;
+        var cols = new long[d * f * (1 + n)];
+        for (int c = 0; c < d * f; c++)
+        {
+            cols[c] = c % d;
+            for (int i = 0; i < n; i++) cols[d * f + c * n + i] = d + (c % d) * n + i;
+        }
+        return cols;
+    }
+
+    static Tensor Repeat(Tensor s, int axis, long[] sourceIndex, int divideBy)
+    {
+        using var idx = tensor(sourceIndex, ScalarType.Int64, s.device);
+        var picked = s.index_select(axis, idx);
+        if (divideBy == 1) return picked;
+        using var inv = (1.0 / divideBy).ToScalar();
+        return picked.mul(inv);
+    }
+}

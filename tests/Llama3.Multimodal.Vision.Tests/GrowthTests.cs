@@ -1,0 +1,103 @@
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Vision.Tests;
+
+public class GrowthTests
+{
+    static Tensor Logits(VisionLanguageModel m, int imageSide, int seed)
+    {
+        var ids = VisionPrompt.EncodeInstruct(m.Tokenizer, "What is this?", 1);
+        using var batch = m.Preprocessor.Batch(new[] { (IReadOnlyList<RgbImage>)new[] { TestSupport.Scene(imageSide, imageSide, seed) } });
+        using var _ = no_grad();
+        using var idT = tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count });
+        return m.Forward(idT, batch);
+    }
+
+    static bool Same(Tensor a, Tensor b)
+    {
+        if (!a.shape.SequenceEqual(b.shape)) return false;
+        using var eq = a.eq(b);
+        using var all = eq.all();
+        return all.item<bool>();
+    }
+
+    static double MaxRelative(Tensor a, Tensor b)
+    {
+        using var diff = (a - b).abs().max();
+        using var scale = a.abs().max();
+        return diff.ToDouble() / scale.ToDouble();
+    }
+
+    [Theory]
+    [InlineData(2, 1, 0, 60)]     // wider: 2 × width, 2 × heads, one tile
+    [InlineData(2, 2, 1, 200)]    // wider, a 4 × MLP, one more global layer; a 2 × 2-tile image
+    [InlineData(1, 3, 2, 200)]    // same width, 3 × MLP, two more global layers
+    public void GrownModelWithoutNoiseComputesTheSameLogits(int width, int mlp, int addGlobal, int side)
+    {
+        using var m = TestSupport.Tiny(31);
+        var opts = new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, Noise = 0, Seed = 5 };
+        using var g = VisionEncoderGrowth.Grow(m, opts);
+        var v = m.Config.Vision;
+        Assert.Equal(v.HiddenSize * width, g.Config.Vision.HiddenSize);
+        Assert.Equal(v.AttentionHeads * width, g.Config.Vision.AttentionHeads);
+        Assert.Equal(v.HeadDim, g.Config.Vision.HeadDim);
+        Assert.Equal(v.IntermediateSize * width * mlp, g.Config.Vision.IntermediateSize);
+        Assert.Equal(v.NumGlobalLayers + addGlobal, g.Config.Vision.NumGlobalLayers);
+        Assert.True(g.ParameterCount() > m.ParameterCount());
+        using var a = Logits(m, side, 3);
+        using var b = Logits(g, side, 3);
+        Assert.Equal(a.shape, b.shape);
+        double rel = MaxRelative(a, b);
+        Assert.True(rel < 1e-4, $"grown logits differ by {rel:G3} (relative)");
+    }
+
+    [Fact]
+    public void NoiseMakesTheCopiesDifferButKeepsTheFunctionClose()
+    {
+        using var m = TestSupport.Tiny(32);
+        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = 2, Noise = 0.01, Seed = 9 });
+        int d = m.Config.Vision.HiddenSize;
+        var q = g.named_parameters().Single(p => p.name == "vision_model.transformer.layers.0.self_attn.q_proj.weight").parameter;
+        using var top = q.narrow(0, 0, d);
+        using var copy = q.narrow(0, d, d);
+        Assert.False(top.allclose(copy), "the two copies of each channel are still identical: training could not separate them");
+        using var a = Logits(m, 60, 4);
+        using var b = Logits(g, 60, 4);
+        double rel = MaxRelative(a, b);
+        Assert.True(rel > 1e-7 && rel < 0.2, $"relative change {rel:G3}");
+        // the decoder is copied, not perturbed
+        var src = m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in g.named_parameters().Where(p => p.name.StartsWith("language_model.", StringComparison.Ordinal)))
+            Assert.True(Same(p, src[name]), name);
+    }
+
+    [Fact]
+    public void GrownModelSavesAndLoadsBitExactly()
+    {
+        using var m = TestSupport.Tiny(33);
+        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = 2, AddGlobalLayers = 1, Seed = 2 });
+        string dir = TestSupport.TempDir();
+        g.Save(dir);
+        using var back = VisionLanguageModel.FromPretrained(dir);
+        Assert.Equal(g.Config, back.Config);
+        var saved = g.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in back.named_parameters()) Assert.True(Same(p, saved[name]), name);
+    }
+
+    [Theory]
+    [InlineData(0, 1, 0, 0.0, "width factor 0")]
+    [InlineData(1, 0, 0, 0.0, "MLP factor 0")]
+    [InlineData(1, 1, -1, 0.0, "added global layers -1")]
+    [InlineData(1, 1, 0, -0.5, "noise -0.5")]
+    public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected)
+    {
+        using var m = TestSupport.Tiny(34);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, Noise = noise }));
+        Assert.Contains(expected, e.Message);
+    }
+}

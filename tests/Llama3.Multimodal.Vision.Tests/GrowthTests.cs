@@ -33,13 +33,15 @@ public class GrowthTests
     }
 
     [Theory]
-    [InlineData(2, 1, 0, 60)]     // wider: 2 × width, 2 × heads, one tile
-    [InlineData(2, 2, 1, 200)]    // wider, a 4 × MLP, one more global layer; a 2 × 2-tile image
-    [InlineData(1, 3, 2, 200)]    // same width, 3 × MLP, two more global layers
-    public void GrownModelWithoutNoiseComputesTheSameLogits(int width, int mlp, int addGlobal, int side)
+    [InlineData(2, 1, 0, 0, 60)]     // wider: 2 × width, 2 × heads, one tile
+    [InlineData(2, 2, 1, 0, 200)]    // wider, a 4 × MLP, one more global layer; a 2 × 2-tile image
+    [InlineData(1, 3, 2, 0, 200)]    // same width, 3 × MLP, two more global layers
+    [InlineData(1, 1, 0, 2, 60)]     // two more decoder cross-attention layers
+    [InlineData(2, 1, 1, 1, 200)]    // all at once
+    public void GrownModelWithoutNoiseComputesTheSameLogits(int width, int mlp, int addGlobal, int addCross, int side)
     {
         using var m = TestSupport.Tiny(31);
-        var opts = new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, Noise = 0, Seed = 5 };
+        var opts = new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, AddCrossAttentionLayers = addCross, Noise = 0, Seed = 5 };
         using var g = VisionEncoderGrowth.Grow(m, opts);
         var v = m.Config.Vision;
         Assert.Equal(v.HiddenSize * width, g.Config.Vision.HiddenSize);
@@ -47,6 +49,9 @@ public class GrowthTests
         Assert.Equal(v.HeadDim, g.Config.Vision.HeadDim);
         Assert.Equal(v.IntermediateSize * width * mlp, g.Config.Vision.IntermediateSize);
         Assert.Equal(v.NumGlobalLayers + addGlobal, g.Config.Vision.NumGlobalLayers);
+        int n = m.Config.Text.NumLayers;
+        Assert.Equal(n + addCross, g.Config.Text.NumLayers);
+        Assert.Equal(m.Config.CrossAttentionLayers.Concat(Enumerable.Range(n, addCross)), g.Config.CrossAttentionLayers);
         Assert.True(g.ParameterCount() > m.ParameterCount());
         using var a = Logits(m, side, 3);
         using var b = Logits(g, side, 3);
@@ -79,7 +84,7 @@ public class GrowthTests
     public void GrownModelSavesAndLoadsBitExactly()
     {
         using var m = TestSupport.Tiny(33);
-        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = 2, AddGlobalLayers = 1, Seed = 2 });
+        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = 2, AddGlobalLayers = 1, AddCrossAttentionLayers = 1, Seed = 2 });
         string dir = TestSupport.TempDir();
         g.Save(dir);
         using var back = VisionLanguageModel.FromPretrained(dir);
@@ -92,6 +97,7 @@ public class GrowthTests
     [InlineData(0, 1, 0, 0.0, "width factor 0")]
     [InlineData(1, 0, 0, 0.0, "MLP factor 0")]
     [InlineData(1, 1, -1, 0.0, "added global layers -1")]
+    [InlineData(1, 1, 99, 0.0, "added global layers 99")]
     [InlineData(1, 1, 0, -0.5, "noise -0.5")]
     public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected)
     {

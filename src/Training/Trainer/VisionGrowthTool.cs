@@ -46,11 +46,13 @@ public static class VisionGrowthTool
                 ["width_factor"] = options.WidthFactor,
                 ["mlp_factor"] = options.MlpFactor,
                 ["add_global_layers"] = options.AddGlobalLayers,
+                ["add_cross_attention_layers"] = options.AddCrossAttentionLayers,
                 ["noise"] = options.Noise,
                 ["seed"] = options.Seed,
                 ["vision_hidden_size"] = grown.Config.Vision.HiddenSize,
                 ["vision_intermediate_size"] = grown.Config.Vision.IntermediateSize,
                 ["vision_global_layers"] = grown.Config.Vision.NumGlobalLayers,
+                ["cross_attention_layers"] = new JsonArray(grown.Config.CrossAttentionLayers.Select(i => (JsonNode)i).ToArray()),
             };
             File.WriteAllText(Path.Combine(tmp, "growth.json"), record.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             if (Directory.Exists(full)) Directory.Delete(full);   // empty (checked above)

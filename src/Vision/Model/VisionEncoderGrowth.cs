@@ -14,6 +14,11 @@ public sealed record VisionGrowthOptions
     /// <summary>Gated global layers appended after the existing ones, their tanh gates at zero (so each starts as the identity).</summary>
     public int AddGlobalLayers { get; init; }
     /// <summary>
+    /// Gated cross-attention layers appended at the end of the decoder (after its last layer, so their queries see the
+    /// whole text so far), tanh gates at zero (so each starts as the identity).
+    /// </summary>
+    public int AddCrossAttentionLayers { get; init; }
+    /// <summary>
     /// Relative Gaussian noise added to every widened tensor (σ = this · the tensor's standard deviation), so that the
     /// copies of a channel can grow apart in training; 0 gives a model that computes exactly what the source did.
     /// </summary>
@@ -28,8 +33,8 @@ public sealed record VisionGrowthOptions
 /// is channel <c>j mod D</c> of the old one) and divides the weights that read the copies by <c>k</c>: the mean and
 /// variance of a LayerNorm over the copies are those over the originals, the attention heads are copied whole (per-head
 /// width and scale unchanged), so every token state is the old one repeated. The projector reads the repeated features
-/// with its columns divided likewise. Added global layers start with zero tanh gates, the identity. The text decoder
-/// and its cross-attention layers are copied unchanged.
+/// with its columns divided likewise. Added global layers and added decoder cross-attention layers start with zero tanh
+/// gates, the identity. The rest of the text decoder and its cross-attention layers are copied unchanged.
 /// </summary>
 public static class VisionEncoderGrowth
 {
@@ -41,6 +46,7 @@ public static class VisionEncoderGrowth
         if (options.WidthFactor < 1 || options.WidthFactor > 16) throw new ArgumentOutOfRangeException(nameof(options), $"width factor {options.WidthFactor} must be in 1..16.");
         if (options.MlpFactor < 1 || options.MlpFactor > 16) throw new ArgumentOutOfRangeException(nameof(options), $"MLP factor {options.MlpFactor} must be in 1..16.");
         if (options.AddGlobalLayers < 0 || options.AddGlobalLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added global layers {options.AddGlobalLayers} must be in 0..64.");
+        if (options.AddCrossAttentionLayers < 0 || options.AddCrossAttentionLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added cross-attention layers {options.AddCrossAttentionLayers} must be in 0..64.");
         if (!double.IsFinite(options.Noise) || options.Noise < 0 || options.Noise > 1) throw new ArgumentOutOfRangeException(nameof(options), $"noise {options.Noise} must be in [0, 1].");
         var v = source.Vision;
         var grown = v with
@@ -50,7 +56,13 @@ public static class VisionEncoderGrowth
             IntermediateSize = v.IntermediateSize * options.WidthFactor * options.MlpFactor,
             NumGlobalLayers = v.NumGlobalLayers + options.AddGlobalLayers,
         };
-        return (source with { Vision = grown.Validate("grown vision_config") }).Validate("grown config");
+        int n = source.Text.NumLayers, add = options.AddCrossAttentionLayers;
+        return (source with
+        {
+            Vision = grown.Validate("grown vision_config"),
+            Text = source.Text with { NumLayers = n + add },
+            CrossAttentionLayers = source.CrossAttentionLayers.Concat(Enumerable.Range(n, add)).ToArray(),
+        }).Validate("grown config");
     }
 
     /// <summary>
@@ -74,9 +86,10 @@ public static class VisionEncoderGrowth
                 using var scope = NewDisposeScope();
                 if (!src.TryGetValue(name, out var s))
                 {
-                    if (!IsAddedGlobalLayer(name, old.NumGlobalLayers))
-                        throw new CheckpointFormatException($"growing the encoder: the grown model has {name}, which the source lacks.");
-                    continue;   // a new global layer: random weights, zero gates (InitializeWeights)
+                    if (!IsAddedLayer(name, "vision_model.global_transformer.layers.", old.NumGlobalLayers)
+                        && !IsAddedLayer(name, "language_model.model.layers.", source.Config.Text.NumLayers))
+                        throw new CheckpointFormatException($"growing the model: the grown model has {name}, which the source lacks.");
+                    continue;   // a new global or cross-attention layer: random weights, zero gates (InitializeWeights)
                 }
                 var grown = GrowTensor(name, s, old, f, mf);
                 if (!grown.shape.SequenceEqual(dst.shape))
@@ -101,12 +114,11 @@ public static class VisionEncoderGrowth
         }
     }
 
-    static bool IsAddedGlobalLayer(string name, int oldGlobal)
+    static bool IsAddedLayer(string name, string prefix, int oldCount)
     {
-        const string prefix = "vision_model.global_transformer.layers.";
         if (!name.StartsWith(prefix, StringComparison.Ordinal)) return false;
         int dot = name.IndexOf('.', prefix.Length);
-        return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int i) && i >= oldGlobal;
+        return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int i) && i >= oldCount;
     }
 
     static bool IsWidened(string name) =>

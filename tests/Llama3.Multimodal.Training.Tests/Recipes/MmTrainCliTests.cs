@@ -84,7 +84,7 @@ public class MmTrainCliTests
         string root = RepoRoot(), shipped = Path.Combine(root, "assets", "models", "demo", "vision");
         string manifest = Path.Combine(root, "assets", "demo", "images", "manifest.jsonl");
         string grown = Path.Combine(TestRuns.TempDir(), "grown");
-        var g = Run("grow-vision", "--model", shipped, "--out", grown, "--width-factor", "2", "--mlp-factor", "2", "--add-global-layers", "1", "--noise", "0");
+        var g = Run("grow-vision", "--model", shipped, "--out", grown, "--width-factor", "2", "--mlp-factor", "2", "--add-global-layers", "1", "--add-cross-attention-layers", "1", "--noise", "0");
         Assert.True(g.Code == 0, g.Err);
         Assert.Contains("parameters", g.Out);
         var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(grown, "config.json")))!["vision_config"]!;
@@ -92,6 +92,9 @@ public class MmTrainCliTests
         Assert.Equal(4, cfg["attention_heads"]!.GetValue<int>());
         Assert.Equal(256, cfg["intermediate_size"]!.GetValue<int>());
         Assert.Equal(2, cfg["num_global_layers"]!.GetValue<int>());
+        var text = JsonNode.Parse(File.ReadAllText(Path.Combine(grown, "config.json")))!["text_config"]!;
+        Assert.Equal(5, text["num_hidden_layers"]!.GetValue<int>());
+        Assert.Equal("[0,2,4]", text["cross_attention_layers"]!.ToJsonString());
         Assert.True(File.Exists(Path.Combine(grown, "tokenizer.model")) && File.Exists(Path.Combine(grown, "train_info.json")) && File.Exists(Path.Combine(grown, "growth.json")));
         // the same function: the grown model captions the shipped images exactly as the shipped one does
         var before = MultimodalEval.Caption(shipped, manifest, examples: -1);

@@ -15,6 +15,14 @@ internal static class TestRuns
 
     public static string DataDir => Data.Value;
 
+    /// <summary>The repository root (the folder above the test binaries that holds assets/models/demo).</summary>
+    public static string RepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (Directory.Exists(Path.Combine(d.FullName, "assets", "models", "demo"))) return d.FullName;
+        throw new DirectoryNotFoundException("assets/models/demo not found above the test binaries.");
+    }
+
     public static string TempDir()
     {
         return Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-train-tests");

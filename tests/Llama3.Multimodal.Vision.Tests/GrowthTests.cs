@@ -98,7 +98,8 @@ public class GrowthTests
     [InlineData(1, 0, 0, 0.0, "MLP factor 0")]
     [InlineData(1, 1, -1, 0.0, "added global layers -1")]
     [InlineData(1, 1, 99, 0.0, "added global layers 99")]
-    [InlineData(1, 1, 0, -0.5, "noise -0.5")]
+    [InlineData(2, 1, 0, -0.5, "noise -0.5")]
+    [InlineData(1, 1, 0, 0.0, "nothing to grow")]
     public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected)
     {
         using var m = TestSupport.Tiny(34);

@@ -111,7 +111,7 @@ public static class Program
             "new global and decoder cross-attention layers with zero gates), so that vision-stage1/2 can continue it with more capacity via model.init_from.");
         var model = new Option<DirectoryInfo>("--model") { Description = "Vision model folder (config.json + safetensors, e.g. OUT/checkpoints/step-N).", Required = true };
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for the grown model (must not exist or be empty).", Required = true };
-        var width = new Option<int>("--width-factor") { Description = "Encoder width multiplier (hidden size and heads; per-head width stays).", DefaultValueFactory = _ => 2 };
+        var width = new Option<int>("--width-factor") { Description = "Encoder width multiplier (hidden size and heads; per-head width stays).", DefaultValueFactory = _ => 1 };
         var mlp = new Option<int>("--mlp-factor") { Description = "Extra MLP hidden-size multiplier on top of the width.", DefaultValueFactory = _ => 1 };
         var global = new Option<int>("--add-global-layers") { Description = "Gated global layers to append (gates at zero).", DefaultValueFactory = _ => 0 };
         var cross = new Option<int>("--add-cross-attention-layers") { Description = "Gated cross-attention layers to append at the end of the decoder (gates at zero).", DefaultValueFactory = _ => 0 };

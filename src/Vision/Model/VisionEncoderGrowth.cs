@@ -48,6 +48,8 @@ public static class VisionEncoderGrowth
         if (options.AddGlobalLayers < 0 || options.AddGlobalLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added global layers {options.AddGlobalLayers} must be in 0..64.");
         if (options.AddCrossAttentionLayers < 0 || options.AddCrossAttentionLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added cross-attention layers {options.AddCrossAttentionLayers} must be in 0..64.");
         if (!double.IsFinite(options.Noise) || options.Noise < 0 || options.Noise > 1) throw new ArgumentOutOfRangeException(nameof(options), $"noise {options.Noise} must be in [0, 1].");
+        if (options.WidthFactor == 1 && options.MlpFactor == 1 && options.AddGlobalLayers == 0 && options.AddCrossAttentionLayers == 0)
+            throw new ArgumentOutOfRangeException(nameof(options), "nothing to grow: width factor 1, MLP factor 1, no added layers.");
         var v = source.Vision;
         var grown = v with
         {

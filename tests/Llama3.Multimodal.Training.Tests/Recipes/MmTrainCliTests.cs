@@ -71,17 +71,11 @@ public class MmTrainCliTests
         Assert.Equal(recipe.Tokenizer.VocabSize, recipe.Slm.language_model.Config.VocabSize);
     }
 
-    static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (Directory.Exists(Path.Combine(d.FullName, "assets", "models", "demo"))) return d.FullName;
-        throw new DirectoryNotFoundException("assets/models/demo not found above the test binaries.");
-    }
 
     [Fact]
     public void GrowVisionKeepsTheShippedModelsCaptionsAndARecipeContinuesIt()
     {
-        string root = RepoRoot(), shipped = Path.Combine(root, "assets", "models", "demo", "vision");
+        string root = TestRuns.RepoRoot(), shipped = Path.Combine(root, "assets", "models", "demo", "vision");
         string manifest = Path.Combine(root, "assets", "demo", "images", "manifest.jsonl");
         string grown = Path.Combine(TestRuns.TempDir(), "grown");
         var g = Run("grow-vision", "--model", shipped, "--out", grown, "--width-factor", "2", "--mlp-factor", "2", "--add-global-layers", "1", "--add-cross-attention-layers", "1", "--noise", "0");

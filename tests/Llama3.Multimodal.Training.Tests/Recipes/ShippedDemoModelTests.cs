@@ -6,17 +6,11 @@ namespace Llama3.Multimodal.Training.Tests;
 /// <summary>The shipped demo vision model works through the library's public captioning API, not only through <c>mm-train eval</c>.</summary>
 public class ShippedDemoModelTests
 {
-    static string RepoRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (Directory.Exists(Path.Combine(d.FullName, "assets", "models", "demo"))) return d.FullName;
-        throw new DirectoryNotFoundException("assets/models/demo not found above the test binaries.");
-    }
 
     [Fact]
     public void PublicCaptionApiOnTheShippedModelEqualsTheRecipeEvaluation()
     {
-        string root = RepoRoot();
+        string root = TestRuns.RepoRoot();
         string model = Path.Combine(root, "assets", "models", "demo", "vision");
         string manifest = Path.Combine(root, "assets", "demo", "images", "manifest.jsonl");
         var eval = MultimodalEval.Caption(model, manifest, limit: 4);
@@ -35,7 +29,7 @@ public class ShippedDemoModelTests
     [Fact]
     public void ShippedVisionModelCaptionsTheShippedImages()
     {
-        string root = RepoRoot();
+        string root = TestRuns.RepoRoot();
         using var vlm = VisionLanguageModel.FromPretrained(Path.Combine(root, "assets", "models", "demo", "vision"));
         Assert.Equal("two large red diamonds", vlm.Caption(Path.Combine(root, "assets", "demo", "images", "000002.png")));
         var eval = MultimodalEval.Caption(Path.Combine(root, "assets", "models", "demo", "vision"), Path.Combine(root, "assets", "demo", "images", "manifest.jsonl"));
@@ -47,7 +41,7 @@ public class ShippedDemoModelTests
     [Fact]
     public void EvaluationListsAsManyExamplesAsAsked()
     {
-        string root = RepoRoot();
+        string root = TestRuns.RepoRoot();
         string model = Path.Combine(root, "assets", "models", "demo", "vision");
         string manifest = Path.Combine(root, "assets", "demo", "images", "manifest.jsonl");
         int records = File.ReadLines(manifest).Count(l => !string.IsNullOrWhiteSpace(l));
@@ -64,7 +58,7 @@ public class ShippedDemoModelTests
     [Fact]
     public void ShippedSpeechModelTranscribesHeldOutVoices()
     {
-        string root = RepoRoot();
+        string root = TestRuns.RepoRoot();
         var eval = MultimodalEval.Asr(Path.Combine(root, "assets", "models", "demo", "speech"), Path.Combine(root, "assets", "demo", "speech", "manifest.jsonl"));
         double wer = eval["wer"]!.GetValue<double>();
         Assert.True(wer <= 0.10, eval.ToJsonString());                      // the model card's target for unseen voices
@@ -78,7 +72,7 @@ public class ShippedDemoModelTests
     [Fact]
     public void ShippedVideoModelNamesTheFirstObjectAndTheSecondEvent()
     {
-        string root = RepoRoot();
+        string root = TestRuns.RepoRoot();
         var eval = MultimodalEval.Video(Path.Combine(root, "assets", "models", "demo", "video"), Path.Combine(root, "assets", "demo", "videos", "manifest.jsonl"));
         var pairs = eval["examples"]!.AsArray().Select(e => (Ref: e!["reference"]!.GetValue<string>().Split(' '), Pred: e["prediction"]!.GetValue<string>().Split(' '))).ToList();
         Assert.Equal(4, pairs.Count);

@@ -81,14 +81,17 @@ public class MmTrainCliTests
         var g = Run("grow-vision", "--model", shipped, "--out", grown, "--width-factor", "2", "--mlp-factor", "2", "--add-global-layers", "1", "--add-cross-attention-layers", "1", "--noise", "0");
         Assert.True(g.Code == 0, g.Err);
         Assert.Contains("parameters", g.Out);
-        var cfg = JsonNode.Parse(File.ReadAllText(Path.Combine(grown, "config.json")))!["vision_config"]!;
-        Assert.Equal(64, cfg["hidden_size"]!.GetValue<int>());
-        Assert.Equal(4, cfg["attention_heads"]!.GetValue<int>());
-        Assert.Equal(256, cfg["intermediate_size"]!.GetValue<int>());
-        Assert.Equal(2, cfg["num_global_layers"]!.GetValue<int>());
-        var text = JsonNode.Parse(File.ReadAllText(Path.Combine(grown, "config.json")))!["text_config"]!;
-        Assert.Equal(5, text["num_hidden_layers"]!.GetValue<int>());
-        Assert.Equal("[0,2,4]", text["cross_attention_layers"]!.ToJsonString());
+        var src = JsonNode.Parse(File.ReadAllText(Path.Combine(shipped, "config.json")))!;
+        var dst = JsonNode.Parse(File.ReadAllText(Path.Combine(grown, "config.json")))!;
+        int V(JsonNode c, string section, string key) => c[section]![key]!.GetValue<int>();
+        Assert.Equal(2 * V(src, "vision_config", "hidden_size"), V(dst, "vision_config", "hidden_size"));
+        Assert.Equal(2 * V(src, "vision_config", "attention_heads"), V(dst, "vision_config", "attention_heads"));
+        Assert.Equal(4 * V(src, "vision_config", "intermediate_size"), V(dst, "vision_config", "intermediate_size"));
+        Assert.Equal(V(src, "vision_config", "num_global_layers") + 1, V(dst, "vision_config", "num_global_layers"));
+        int layers = V(src, "text_config", "num_hidden_layers");
+        Assert.Equal(layers + 1, V(dst, "text_config", "num_hidden_layers"));
+        var cross = src["text_config"]!["cross_attention_layers"]!.AsArray().Select(x => x!.GetValue<int>()).Append(layers);
+        Assert.Equal(cross, dst["text_config"]!["cross_attention_layers"]!.AsArray().Select(x => x!.GetValue<int>()));
         Assert.True(File.Exists(Path.Combine(grown, "tokenizer.model")) && File.Exists(Path.Combine(grown, "train_info.json")) && File.Exists(Path.Combine(grown, "growth.json")));
         // the same function: the grown model captions the shipped images exactly as the shipped one does
         var before = MultimodalEval.Caption(shipped, manifest, examples: -1);
@@ -102,8 +105,9 @@ public class MmTrainCliTests
             "--set", $"data.train={JsonValue.Create(manifest).ToJsonString()}", "--set", $"data.eval={JsonValue.Create(manifest).ToJsonString()}",
             "--set", "optim.total_steps=2", "--set", "optim.warmup_steps=0", "--set", "batch.global=2", "--set", "batch.micro=2", "--set", "train.eval_every=0");
         Assert.True(t.Code == 0, t.Err);
-        var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoints", CheckpointStore.NameOf(2), "config.json")))!["vision_config"]!;
-        Assert.Equal(64, trained["hidden_size"]!.GetValue<int>());
+        var trained = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "checkpoints", CheckpointStore.NameOf(2), "config.json")))!;
+        Assert.Equal(V(dst, "vision_config", "hidden_size"), V(trained, "vision_config", "hidden_size"));
+        Assert.Equal(layers + 1, V(trained, "text_config", "num_hidden_layers"));
 
         // refusals: a non-empty output folder is left as it was; a bad factor is named
         File.WriteAllText(Path.Combine(outDir, "keep.txt"), "mine");

@@ -123,10 +123,12 @@ public static class VisionEncoderGrowth
         return dot > 0 && int.TryParse(name.AsSpan(prefix.Length, dot - prefix.Length), out int i) && i >= oldCount;
     }
 
+    /// <summary>A scalar tanh gate (embedding, attention or MLP gate): copied as it is.</summary>
+    static bool IsGate(string name) =>
+        name.EndsWith("gate", StringComparison.Ordinal) || name.EndsWith("gate_attn", StringComparison.Ordinal) || name.EndsWith("gate_ffn", StringComparison.Ordinal);
+
     static bool IsWidened(string name) =>
-        (name.StartsWith("vision_model.", StringComparison.Ordinal) && !name.EndsWith("gate", StringComparison.Ordinal)
-            && !name.EndsWith("gate_attn", StringComparison.Ordinal) && !name.EndsWith("gate_ffn", StringComparison.Ordinal))
-        || name == "multi_modal_projector.weight";
+        (name.StartsWith("vision_model.", StringComparison.Ordinal) && !IsGate(name)) || name == "multi_modal_projector.weight";
 
     /// <summary>The source tensor with each grown axis re-indexed; axes that read copies are divided by their factor.</summary>
     static Tensor GrowTensor(string name, Tensor s, VisionConfig old, int f, int mf)
@@ -137,8 +139,7 @@ public static class VisionEncoderGrowth
             if (name == "multi_modal_projector.weight") return Repeat(s, 1, ProjectorColumns(old, f), f);
             return s.clone();   // projector bias, text decoder, cross-attention layers
         }
-        if (name.EndsWith("gate", StringComparison.Ordinal) || name.EndsWith("gate_attn", StringComparison.Ordinal) || name.EndsWith("gate_ffn", StringComparison.Ordinal))
-            return s.clone();
+        if (IsGate(name)) return s.clone();
         if (name.EndsWith("mlp.fc1.weight", StringComparison.Ordinal))
             return Repeat(Repeat(s, 0, Cyclic(di * mf, di), 1), 1, Cyclic(d * f, d), f);
         if (name.EndsWith("mlp.fc1.bias", StringComparison.Ordinal)) return Repeat(s, 0, Cyclic(di * mf, di), 1);

@@ -34,14 +34,14 @@ public class ShippedDemoModelTests
         Assert.Equal("two large red diamonds", vlm.Caption(Path.Combine(root, "assets", "demo", "images", "000002.png")));
         var eval = MultimodalEval.Caption(Path.Combine(root, "assets", "models", "demo", "vision"), Path.Combine(root, "assets", "demo", "images", "manifest.jsonl"));
         Assert.True(eval["exact_match"]!.GetValue<double>() >= 0.875, eval.ToJsonString());
-        // At most one attribute of the eight captions wrong (the shipped model names one small circle a square).
+        // Every attribute of the eight captions right.
         int wrong = 0;
         foreach (var attribute in new[] { "colour", "size", "position", "count", "shape", "text" })
         {
             if (eval["per_attribute"]![attribute] is not { } a) continue;
             wrong += a["total"]!.GetValue<int>() - a["correct"]!.GetValue<int>();
         }
-        Assert.True(wrong <= 1, $"{wrong} attributes wrong: {eval.ToJsonString()}");
+        Assert.True(wrong == 0, $"{wrong} attributes wrong: {eval.ToJsonString()}");
     }
 
     [Fact]

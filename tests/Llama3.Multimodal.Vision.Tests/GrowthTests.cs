@@ -93,6 +93,77 @@ public class GrowthTests
         foreach (var (name, p) in back.named_parameters()) Assert.True(Same(p, saved[name]), name);
     }
 
+    static Dictionary<string, TorchSharp.Modules.Parameter> Params(VisionLanguageModel m) => m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+
+    /// <summary>Sets every tanh gate of the encoder's global layers and the decoder's cross-attention blocks (HF names) to the given values in turn.</summary>
+    static void SetGates(VisionLanguageModel m, params double[] values)
+    {
+        using var _ = no_grad();
+        int i = 0;
+        foreach (var (name, p) in m.named_parameters())
+            if (name.EndsWith(".gate_attn", StringComparison.Ordinal) || name.EndsWith(".gate_ffn", StringComparison.Ordinal)
+                || name.EndsWith("_attn_gate", StringComparison.Ordinal) || name.EndsWith("_mlp_gate", StringComparison.Ordinal))
+            {
+                using var v = values[i++ % values.Length].ToScalar();
+                p.fill_(v);
+            }
+    }
+
+    [Fact]
+    public void OpenedGatesComputeTheSameLogitsWithEveryGateOpen()
+    {
+        using var m = TestSupport.Tiny(35);
+        SetGates(m, 0.1, -0.2, 0.0, 0.9);   // 0.9: |tanh| 0.72, already open
+        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { OpenGates = 0.5, AddGlobalLayers = 1, Seed = 3 });
+        Assert.Equal(m.Config.Vision.NumGlobalLayers + 1, g.Config.Vision.NumGlobalLayers);
+        var before = Params(m);
+        int opened = 0, kept = 0;
+        foreach (var (name, p) in Params(g).Where(x => x.Key.EndsWith("gate_attn") || x.Key.EndsWith("gate_ffn") || x.Key.EndsWith("_attn_gate") || x.Key.EndsWith("_mlp_gate")))
+        {
+            double t = Math.Tanh(p.ToDouble());
+            Assert.True(Math.Abs(t) >= 0.5 - 1e-6, $"{name}: tanh {t:G3}");
+            if (before.TryGetValue(name, out var old) && Math.Abs(Math.Tanh(old.ToDouble())) >= 0.5) { Assert.True(Same(p, old), name); kept++; }
+            else opened++;
+        }
+        Assert.True(opened > 0 && kept > 0, $"opened {opened}, kept {kept}");
+        // The added layer starts as the identity through a zero output projection instead of a zero gate.
+        int last = g.Config.Vision.NumGlobalLayers - 1;
+        var o = Params(g)[$"vision_model.global_transformer.layers.{last}.self_attn.o_proj.weight"];
+        using (var absMax = o.abs().max()) Assert.Equal(0.0, absMax.ToDouble());
+        using var a = Logits(m, 200, 6);
+        using var b = Logits(g, 200, 6);
+        double rel = MaxRelative(a, b);
+        Assert.True(rel < 1e-4, $"logits with opened gates differ by {rel:G3} (relative)");
+    }
+
+    [Fact]
+    public void AShutGlobalLayerLearnsOnlyOnceItsGateIsOpened()
+    {
+        using var m = TestSupport.Tiny(36, gates: false);   // seeded initialisation: every gate at zero
+        using (no_grad())
+            foreach (var (name, p) in m.named_parameters().Where(x => x.name.StartsWith("language_model.", StringComparison.Ordinal) && x.name.Contains("_gate")))
+            {
+                using var v = 0.7.ToScalar();
+                p.fill_(v);   // the decoder reads the image; the encoder's global layers stay shut
+            }
+        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { OpenGates = 0.5 });
+        double GradNorm(VisionLanguageModel model)
+        {
+            model.zero_grad();
+            var ids = VisionPrompt.EncodeInstruct(model.Tokenizer, "What is this?", 1);
+            using var batch = model.Preprocessor.Batch(new[] { (IReadOnlyList<RgbImage>)new[] { TestSupport.Scene(60, 60, 2) } });
+            using var idT = tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count });
+            using var logits = model.Forward(idT, batch);
+            using var loss = logits.square().mean();
+            loss.backward();
+            var w = Params(model)["vision_model.global_transformer.layers.0.self_attn.o_proj.weight"];
+            using var n = w.grad!.norm();
+            return n.ToDouble();
+        }
+        Assert.Equal(0.0, GradNorm(m));          // multiplied by tanh(0)
+        Assert.True(GradNorm(g) > 0, "the opened branch's output projection gets no gradient");
+    }
+
     [Theory]
     [InlineData(0, 1, 0, 0.0, "width factor 0")]
     [InlineData(1, 0, 0, 0.0, "MLP factor 0")]
@@ -100,11 +171,13 @@ public class GrowthTests
     [InlineData(1, 1, 99, 0.0, "added global layers 99")]
     [InlineData(2, 1, 0, -0.5, "noise -0.5")]
     [InlineData(1, 1, 0, 0.0, "nothing to grow")]
-    public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected)
+    [InlineData(1, 1, 0, 0.0, "open-gates magnitude 1.5", 1.5)]
+    [InlineData(1, 1, 0, 0.0, "open-gates magnitude -0.1", -0.1)]
+    public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected, double openGates = 0)
     {
         using var m = TestSupport.Tiny(34);
         var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, Noise = noise }));
+            VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, Noise = noise, OpenGates = openGates }));
         Assert.Contains(expected, e.Message);
     }
 }

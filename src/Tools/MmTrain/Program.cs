@@ -117,12 +117,14 @@ public static class Program
         var cross = new Option<int>("--add-cross-attention-layers") { Description = "Gated cross-attention layers to append at the end of the decoder (gates at zero).", DefaultValueFactory = _ => 0 };
         var noise = new Option<double>("--noise") { Description = "Relative noise on the widened weights so that copies can diverge (0: exactly the same function).", DefaultValueFactory = _ => 0.01 };
         var seed = new Option<long>("--seed") { Description = "Seed of the new layers and the noise.", DefaultValueFactory = _ => 1 };
-        foreach (var o in new Option[] { model, outDir, width, mlp, global, cross, noise, seed }) cmd.Options.Add(o);
+        var open = new Option<double>("--open-gates") { Description = "Open every gated branch (global layers, cross-attention) whose |tanh(gate)| is below this (e.g. 0.5) to it, " +
+            "its output projection scaled so that the model computes the same; shut gates get almost no gradient. 0: leave the gates.", DefaultValueFactory = _ => 0 };
+        foreach (var o in new Option[] { model, outDir, width, mlp, global, cross, noise, seed, open }) cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
             var opts = new Llama3.Multimodal.Vision.VisionGrowthOptions
             {
-                WidthFactor = r.GetValue(width), MlpFactor = r.GetValue(mlp), AddGlobalLayers = r.GetValue(global), AddCrossAttentionLayers = r.GetValue(cross), Noise = r.GetValue(noise), Seed = r.GetValue(seed),
+                WidthFactor = r.GetValue(width), MlpFactor = r.GetValue(mlp), AddGlobalLayers = r.GetValue(global), AddCrossAttentionLayers = r.GetValue(cross), Noise = r.GetValue(noise), Seed = r.GetValue(seed), OpenGates = r.GetValue(open),
             };
             var (before, after) = VisionGrowthTool.Run(r.GetValue(model)!.FullName, r.GetValue(outDir)!.FullName, opts);
             Console.WriteLine($"grown image encoder: {before:N0} → {after:N0} parameters, written to {r.GetValue(outDir)!.FullName}.");

@@ -48,6 +48,7 @@ public static class VisionGrowthTool
                 ["add_global_layers"] = options.AddGlobalLayers,
                 ["add_cross_attention_layers"] = options.AddCrossAttentionLayers,
                 ["noise"] = options.Noise,
+                ["open_gates"] = options.OpenGates,
                 ["seed"] = options.Seed,
                 ["vision_hidden_size"] = grown.Config.Vision.HiddenSize,
                 ["vision_intermediate_size"] = grown.Config.Vision.IntermediateSize,

@@ -25,6 +25,16 @@ public sealed record VisionGrowthOptions
     public double Noise { get; init; } = 0.01;
     /// <summary>Seed of the new layers' weights and of the noise.</summary>
     public long Seed { get; init; } = 1;
+    /// <summary>
+    /// 0 (default): gates as they are. Otherwise a tanh-gate magnitude in (0, 1): every gated branch whose |tanh(gate)| is
+    /// below it (the encoder's global layers, attention and MLP; the decoder's cross-attention blocks, attention and MLP)
+    /// gets its gate set so that |tanh(gate)| equals it, and the branch's output projection is scaled by
+    /// old tanh / new tanh, so that the model computes what it did. A branch whose gate stays near zero in training gets
+    /// almost no gradient into its weights (they are multiplied by the gate) and its gate almost none either (the branch's
+    /// output is unlearnt noise), so it stays shut; opened this way its output projection learns at once. Added layers
+    /// start with that gate and a zero output projection.
+    /// </summary>
+    public double OpenGates { get; init; }
 }
 
 /// <summary>
@@ -48,8 +58,9 @@ public static class VisionEncoderGrowth
         if (options.AddGlobalLayers < 0 || options.AddGlobalLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added global layers {options.AddGlobalLayers} must be in 0..64.");
         if (options.AddCrossAttentionLayers < 0 || options.AddCrossAttentionLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added cross-attention layers {options.AddCrossAttentionLayers} must be in 0..64.");
         if (!double.IsFinite(options.Noise) || options.Noise < 0 || options.Noise > 1) throw new ArgumentOutOfRangeException(nameof(options), $"noise {options.Noise} must be in [0, 1].");
-        if (options.WidthFactor == 1 && options.MlpFactor == 1 && options.AddGlobalLayers == 0 && options.AddCrossAttentionLayers == 0)
-            throw new ArgumentOutOfRangeException(nameof(options), "nothing to grow: width factor 1, MLP factor 1, no added layers.");
+        if (!double.IsFinite(options.OpenGates) || options.OpenGates < 0 || options.OpenGates > 0.99) throw new ArgumentOutOfRangeException(nameof(options), $"open-gates magnitude {options.OpenGates} must be 0 (off) or in (0, 0.99].");
+        if (options.WidthFactor == 1 && options.MlpFactor == 1 && options.AddGlobalLayers == 0 && options.AddCrossAttentionLayers == 0 && options.OpenGates == 0)
+            throw new ArgumentOutOfRangeException(nameof(options), "nothing to grow: width factor 1, MLP factor 1, no added layers, gates left as they are.");
         var v = source.Vision;
         var grown = v with
         {
@@ -103,6 +114,7 @@ public static class VisionEncoderGrowth
                 }
                 dst.copy_(grown);
             }
+            if (options.OpenGates > 0) OpenGatedBranches(model, options.OpenGates);
             model.Tokenizer = source.Tokenizer;
             model.PromptFormat = source.PromptFormat;
             model.Alpha = source.Alpha;
@@ -113,6 +125,43 @@ public static class VisionEncoderGrowth
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The gated branches: gate name suffix → the output projections (weight, bias) that the gate multiplies.</summary>
+    static readonly (string Gate, string[] Outputs)[] GatedBranches =
+    {
+        ("gate_attn", new[] { "self_attn.o_proj.weight" }),
+        ("gate_ffn", new[] { "mlp.fc2.weight", "mlp.fc2.bias" }),
+        ("cross_attn_attn_gate", new[] { "cross_attn.o_proj.weight" }),
+        ("cross_attn_mlp_gate", new[] { "mlp.down_proj.weight" }),
+    };
+
+    /// <summary>Sets |tanh(gate)| to at least <paramref name="magnitude"/> in every gated branch, rescaling its output projections (see <see cref="VisionGrowthOptions.OpenGates"/>).</summary>
+    static void OpenGatedBranches(VisionLanguageModel model, double magnitude)
+    {
+        var p = model.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+        double opened = Math.Atanh(magnitude);
+        foreach (var (name, gate) in p)
+        {
+            foreach (var (suffix, outputs) in GatedBranches)
+            {
+                if (!name.EndsWith("." + suffix, StringComparison.Ordinal)) continue;
+                string layer = name[..^suffix.Length];
+                double g = gate.ToDouble(), t = Math.Tanh(g);
+                if (Math.Abs(t) >= magnitude) break;
+                double newGate = g < 0 ? -opened : opened;
+                double scale = t / Math.Tanh(newGate);
+                foreach (var o in outputs)
+                {
+                    if (!p.TryGetValue(layer + o, out var w)) throw new CheckpointFormatException($"opening the gate {name}: the model has no {layer + o}.");
+                    using var s = scale.ToScalar();
+                    w.mul_(s);
+                }
+                using var ng = newGate.ToScalar();
+                gate.fill_(ng);
+                break;
+            }
         }
     }
 

@@ -95,14 +95,18 @@ public class GrowthTests
 
     static Dictionary<string, TorchSharp.Modules.Parameter> Params(VisionLanguageModel m) => m.named_parameters().ToDictionary(p => p.name, p => p.parameter);
 
-    /// <summary>Sets every tanh gate of the encoder's global layers and the decoder's cross-attention blocks (HF names) to the given values in turn.</summary>
+    /// <summary>A branch gate (HF names): the encoder's global layers' and the decoder's cross-attention blocks'.</summary>
+    static bool IsBranchGate(string name) =>
+        name.EndsWith(".gate_attn", StringComparison.Ordinal) || name.EndsWith(".gate_ffn", StringComparison.Ordinal)
+        || name.EndsWith("_attn_gate", StringComparison.Ordinal) || name.EndsWith("_mlp_gate", StringComparison.Ordinal);
+
+    /// <summary>Sets every branch gate to the given values in turn.</summary>
     static void SetGates(VisionLanguageModel m, params double[] values)
     {
         using var _ = no_grad();
         int i = 0;
         foreach (var (name, p) in m.named_parameters())
-            if (name.EndsWith(".gate_attn", StringComparison.Ordinal) || name.EndsWith(".gate_ffn", StringComparison.Ordinal)
-                || name.EndsWith("_attn_gate", StringComparison.Ordinal) || name.EndsWith("_mlp_gate", StringComparison.Ordinal))
+            if (IsBranchGate(name))
             {
                 using var v = values[i++ % values.Length].ToScalar();
                 p.fill_(v);
@@ -118,7 +122,7 @@ public class GrowthTests
         Assert.Equal(m.Config.Vision.NumGlobalLayers + 1, g.Config.Vision.NumGlobalLayers);
         var before = Params(m);
         int opened = 0, kept = 0;
-        foreach (var (name, p) in Params(g).Where(x => x.Key.EndsWith("gate_attn") || x.Key.EndsWith("gate_ffn") || x.Key.EndsWith("_attn_gate") || x.Key.EndsWith("_mlp_gate")))
+        foreach (var (name, p) in Params(g).Where(x => IsBranchGate(x.Key)))
         {
             double t = Math.Tanh(p.ToDouble());
             Assert.True(Math.Abs(t) >= 0.5 - 1e-6, $"{name}: tanh {t:G3}");

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Tests.Shared;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Vision;
 using TorchSharp;
@@ -137,6 +138,35 @@ public class ModelTests
         using var full = m.Forward(tensor(all.Select(i => (long)i).ToArray(), new long[] { 1, all.Count }), batch);
         for (int s = 0; s < result.Tokens.Count; s++)
             Assert.Equal(result.Tokens[s], (int)full[0, ids.Count - 1 + s].argmax().item<long>());
+    }
+
+    [Fact]
+    public void BeamSearchWithImagesMatchesACacheFreeReference()
+    {
+        using var m = TestSupport.Tiny(21);
+        var a = TestSupport.Scene(220, 180, 3);
+        var b = TestSupport.Scene(120, 240, 4);
+        var p0 = Prompt(m, 1);
+        var p1 = Prompt(m, 2, "Which is brighter?");
+        var greedy = m.GenerateBatch(new[] { (IReadOnlyList<int>)p0 }, new[] { (IReadOnlyList<RgbImage>)new[] { a } },
+            new GenerationOptions { MaxNewTokens = 5, StopTokens = Array.Empty<int>() })[0];
+        // The greedy caption's second token stops a candidate, so some beams finish early.
+        var stops = new HashSet<int> { greedy.Tokens[1] };
+        var o = new GenerationOptions { MaxNewTokens = 5, NumBeams = 3, StopTokens = stops.ToList() };
+        var rows = new[] { (IReadOnlyList<int>)p0, p1 };
+        var images = new[] { (IReadOnlyList<RgbImage>)new[] { a }, new[] { a, b } };
+        var batch = m.GenerateBatch(rows, images, o);
+        // Each prompt of a batch gets what it gets alone.
+        Assert.Equal(m.GenerateBatch(new[] { p1 }, new[] { images[1] }, o)[0].Tokens, batch[1].Tokens);
+        using var _ = no_grad();
+        using var pix = Images(m, new[] { a });
+        var expected = ReferenceBeamSearch.Run(seq =>
+        {
+            var all = p0.Concat(seq).Select(x => (long)x).ToArray();
+            using var logits = m.Forward(tensor(all, new long[] { 1, all.Length }), pix);
+            return logits[0, all.Length - 1].log_softmax(-1).data<float>().ToArray();
+        }, 3, o.MaxNewTokens, stops);
+        Assert.Equal(expected, batch[0].Tokens);
     }
 
     [Fact]

@@ -72,6 +72,22 @@ public sealed class KvCache : IDisposable
     /// <summary>The K/V stored by <see cref="SetStatic"/>, or nulls.</summary>
     public (Tensor? K, Tensor? V) GetStatic(int layer) => (_staticK[layer], _staticV[layer]);
 
+    /// <summary>
+    /// Beam search: row <c>r</c> of every cached tensor (growing and static) becomes row <paramref name="rows"/>[r] of what
+    /// it was, in place (the allocation is kept).
+    /// </summary>
+    public void Reorder(IReadOnlyList<long> rows)
+    {
+        if (rows.Count != _batch) throw new ArgumentException($"{rows.Count} source rows for a cache of batch {_batch}.");
+        if (rows.Any(r => r < 0 || r >= _batch)) throw new ArgumentException($"a source row is outside the cache's batch of {_batch}.");
+        using var scope = NewDisposeScope();
+        using var _ = torch.no_grad();
+        var idx = torch.tensor(rows.ToArray());
+        foreach (var t in _k.Concat(_v).Concat(_staticK).Concat(_staticV))
+            if (t is not null)
+                t.copy_(t.index_select(0, idx.to(t.device)));
+    }
+
     /// <summary>Forgets all tokens (keeps the allocation and static K/V).</summary>
     public void Reset() => Length = 0;
 

@@ -245,15 +245,16 @@ public static class Program
             var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
             var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
             var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list in the JSON (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
-            foreach (var o in new Option[] { model, data, limit, maxNew, examples }) sub.Options.Add(o);
+            var beams = new Option<int>("--num-beams") { Description = "Beam search width (1: greedy).", DefaultValueFactory = _ => 1 };
+            foreach (var o in new Option[] { model, data, limit, maxNew, examples, beams }) sub.Options.Add(o);
             sub.SetAction(r => Guard(() =>
             {
                 string m = r.GetValue(model)!.FullName, d = r.GetValue(data)!.FullName;
                 var res = task switch
                 {
-                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples)),
-                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples)),
-                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples)),
+                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
+                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
+                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
                 };
                 Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;

@@ -15,8 +15,8 @@ namespace Llama3.Multimodal.Training;
 /// </summary>
 public static class MultimodalEval
 {
-    /// <summary>Greedy decoding of at most <paramref name="maxNew"/> tokens, ending at any of <paramref name="stop"/> (the KV-cached generation path the models' own APIs use).</summary>
-    static GenerationOptions Greedy(int maxNew, ISet<int> stop) => new() { MaxNewTokens = maxNew, Temperature = 0, StopTokens = stop.ToList() };
+    /// <summary>Greedy decoding (with <paramref name="beams"/> &gt; 1: beam search) of at most <paramref name="maxNew"/> tokens, ending at any of <paramref name="stop"/> (the KV-cached generation path the models' own APIs use).</summary>
+    static GenerationOptions Greedy(int maxNew, ISet<int> stop, int beams) => new() { MaxNewTokens = maxNew, Temperature = 0, StopTokens = stop.ToList(), NumBeams = beams };
 
     /// <summary>How many reference/prediction pairs an evaluation lists when not told otherwise.</summary>
     public const int DefaultExamples = 5;
@@ -37,9 +37,9 @@ public static class MultimodalEval
     /// <summary>
     /// Captions every image of an image+caption manifest with a <c>vision-stage1/2</c> model: caption exact match and
     /// per-attribute accuracy (references parsed with the caption grammar). <paramref name="examples"/> reference/prediction
-    /// pairs are listed (−1: all).
+    /// pairs are listed (−1: all); <paramref name="numBeams"/> &gt; 1 decodes with beam search.
     /// </summary>
-    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples)
+    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples, int numBeams = 1)
     {
         var (_, tok, _, maxTiles) = MediaTokens.ReadInfo(modelDir);
         var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
@@ -54,7 +54,7 @@ public static class MultimodalEval
             using var scope = NewDisposeScope();
             using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, ImageLoader.Load(r.Image));
             using var batch = model.Preprocessor.Pack(new[] { (IReadOnlyList<ProcessedImage>)new[] { p } });
-            var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, imageTok) }, batch, Greedy(maxNewTokens, stop))[0];
+            var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, imageTok) }, batch, Greedy(maxNewTokens, stop, numBeams))[0];
             preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }
         var refs = records.Select(r => r.Caption).ToList();
@@ -66,7 +66,7 @@ public static class MultimodalEval
     }
 
     /// <summary>Transcribes (ASR prompt) every utterance of an audio manifest with a <c>speech-stage2</c> model: WER after the English normaliser, with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
-    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples)
+    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples, int numBeams = 1)
     {
         var (model, tok) = SpeechSftRecipe.LoadTrained(modelDir);
         using var owned = model;
@@ -91,7 +91,7 @@ public static class MultimodalEval
             Tensor embeddings;
             using (torch.no_grad())
                 embeddings = model.SpliceEmbeddings(torch.tensor(prompt.Select(i => (long)i).ToArray(), new long[] { 1, prompt.Count }), speech, new[] { offset }, new[] { span });
-            var result = gen.Generate(prompt, Greedy(maxNewTokens, stop), promptEmbeddings: embeddings);
+            var result = gen.Generate(prompt, Greedy(maxNewTokens, stop, numBeams), promptEmbeddings: embeddings);
             preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }
         var refs = records.Select(r => r.Text).ToList();
@@ -104,7 +104,7 @@ public static class MultimodalEval
     /// <summary>Captions every clip of a video manifest with a <c>video</c> model: temporal-caption accuracy, the rate of
     /// time-reversed captions, and per-part accuracy (first subject's colour and shape, each event, the second subject), with
     /// <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
-    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160, int examples = DefaultExamples)
+    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160, int examples = DefaultExamples, int numBeams = 1)
     {
         var (_, tok, _, _) = MediaTokens.ReadInfo(modelDir);
         var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
@@ -116,7 +116,7 @@ public static class MultimodalEval
         {
             using var scope = NewDisposeScope();
             using var frames = model.ReadFrames(r.Video);
-            var result = model.Generate(MediaTokens.CaptionPrompt(tok, model.Config.Video.VideoTokenId), frames, Greedy(maxNewTokens, stop));
+            var result = model.Generate(MediaTokens.CaptionPrompt(tok, model.Config.Video.VideoTokenId), frames, Greedy(maxNewTokens, stop, numBeams));
             preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }
         var refs = records.Select(r => r.Caption).ToList();

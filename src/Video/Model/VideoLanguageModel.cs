@@ -270,10 +270,14 @@ public sealed class VideoLanguageModel : nn.Module
         if (at < 0) throw new ArgumentException($"the prompt holds no <|video|> token (id {Config.Video.VideoTokenId}).");
         using var states = WithNoGrad(() => EncodeVideo(frames));
         var generator = new TextGenerator(language_model, Tokenizer);
+        // Beam search runs the prompt as NumBeams rows.
+        int w = Math.Max(1, options?.NumBeams ?? 1);
+        using var rowStates = w == 1 ? null : states.repeat_interleave(w, 0);
+        var rowsAt = Enumerable.Repeat(at, w).ToArray();
         return generator.Generate(prompt, options, onToken, (cache, fo) =>
         {
             int start = cache.Length, length = (int)fo.Positions!.shape[1];
-            var media = VideoInputs(new[] { at }, start == 0 ? states : null, start, length);
+            var media = VideoInputs(rowsAt, start == 0 ? rowStates ?? states : null, start, length);
             return fo with { Media = new Dictionary<string, object> { [VideoCrossAttentionInputs.MediaKey] = media } };
         });
     }

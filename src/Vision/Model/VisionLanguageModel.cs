@@ -215,10 +215,15 @@ public sealed class VisionLanguageModel : nn.Module
     {
         var generator = new TextGenerator(language_model, Tokenizer);
         using var states = WithNoGrad(() => EncodeImages(images));
+        // Beam search runs each prompt as NumBeams consecutive rows.
+        int w = Math.Max(1, options?.NumBeams ?? 1);
+        var rowRanges = w == 1 ? ranges : ranges.SelectMany(r => Enumerable.Repeat(r, w)).ToList();
+        var rowTiles = w == 1 ? images.NumTiles : images.NumTiles.SelectMany(r => Enumerable.Repeat(r, w)).ToList();
+        using var rowStates = w == 1 ? null : states.repeat_interleave(w, 0);
         return generator.GenerateBatch(prompts, options, onToken, (cache, fo) =>
         {
             int start = cache.Length, length = (int)fo.Positions!.shape[1];
-            var media = CrossAttentionFor(ranges, images.NumTiles, start == 0 ? states : null, start, length);
+            var media = CrossAttentionFor(rowRanges, rowTiles, start == 0 ? rowStates ?? states : null, start, length);
             return fo with { Media = new Dictionary<string, object> { [CrossAttentionInputs.MediaKey] = media } };
         }, cancel: cancel);
     }

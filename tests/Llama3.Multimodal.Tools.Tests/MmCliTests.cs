@@ -53,6 +53,18 @@ public class MmCliTests
     }
 
     [Fact]
+    public void GenerateWithBeams()
+    {
+        string dir = TinyModel();
+        var beams = Mm("generate", "--model", dir, "--prompt", "Hello", "--max-new-tokens", "4", "--num-beams", "3");
+        Assert.Equal(0, beams.Code);
+        Assert.False(string.IsNullOrWhiteSpace(beams.Out));
+        var bad = Mm("generate", "--model", dir, "--prompt", "Hello", "--num-beams", "3", "--temperature", "0.5");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("temperature 0", bad.Err);
+    }
+
+    [Fact]
     public void LogitsMatchTheLibraryAndSurviveConversionToMeta()
     {
         string dir = TinyModel(3);

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Tests.Shared;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Vision;
 using TorchSharp;
@@ -177,6 +178,27 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
         bool same = a.allclose(b, rtol: 1e-5, atol: 1e-5);
         // Without group embeddings the video layers see the same set of aggregated tokens either way round.
         Assert.Equal(maxGroups == 0, same);
+    }
+
+    [Fact]
+    public void BeamSearchMatchesACacheFreeReference()
+    {
+        using var m = _m.NewVideoModel(seed: 5);
+        SetVideoGates(m, 0.8);
+        var prompt = VideoPrompt.EncodeInstruct(m.Tokenizer, "What moves?");
+        using var frames = m.ReadFrames(_m.Clip);
+        var o = new GenerationOptions { MaxNewTokens = 4, NumBeams = 3, StopTokens = Array.Empty<int>() };
+        var result = m.Generate(prompt, frames, o);
+        using var noGrad = torch.no_grad();
+        using var video = m.EncodeVideo(frames);
+        var expected = ReferenceBeamSearch.Run(seq =>
+        {
+            var all = prompt.Concat(seq).Select(x => (long)x).ToArray();
+            using var ids = torch.tensor(all, new long[] { 1, all.Length });
+            using var logits = m.Forward(ids, null, video);
+            return logits[0, -1].log_softmax(-1).data<float>().ToArray();
+        }, 3, o.MaxNewTokens, new HashSet<int>());
+        Assert.Equal(expected, result.Tokens);
     }
 
     [Fact]

@@ -97,6 +97,22 @@ public class GenerationTests
     }
 
     [Fact]
+    public void BeamSearchFromPromptEmbeddingsEqualsBeamSearchFromIds()
+    {
+        // The speech path passes embeddings instead of ids; each prompt's rows are repeated per beam.
+        using var m = TestModels.Model(TestModels.Small(vocab: 48), seed: 9);
+        var g = new TextGenerator(m, Llama3Tokenizer.Default);
+        var prompts = new[] { new List<int> { 1, 5, 9, 13 }, new List<int> { 2, 4, 6, 8 } };
+        var o = new GenerationOptions { MaxNewTokens = 6, NumBeams = 3, StopTokens = new[] { 3, 11 } };
+        var fromIds = g.GenerateBatch(prompts, o);
+        using var _ = no_grad();
+        using var ids = tensor(prompts.SelectMany(p => p.Select(x => (long)x)).ToArray(), new long[] { 2, 4 });
+        using var emb = m.Embed(ids);
+        var fromEmb = g.GenerateBatch(prompts, o, promptEmbeddings: emb);
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(fromIds[i].Tokens, fromEmb[i].Tokens);
+    }
+
+    [Fact]
     public void BadBeamSettingsAreRefusedByValue()
     {
         var zero = Assert.Throws<ArgumentException>(() => new GenerationOptions { NumBeams = 0 }.Validate());

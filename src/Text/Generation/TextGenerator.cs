@@ -84,18 +84,7 @@ public sealed class TextGenerator
                 }
                 if (done.All(d => d) || cancel.IsCancellationRequested) break;
                 using var scope = NewDisposeScope();
-                var stepIds = new long[b];
-                var stepPos = new long[b];
-                for (int r = 0; r < b; r++) { stepIds[r] = next[r]; stepPos[r] = nextPos[r]++; }
-                var fo = new ForwardOptions
-                {
-                    Positions = torch.tensor(stepPos, new long[] { b, 1 }).to(dev),
-                    Cache = cache,
-                    KeyValid = validT?.narrow(1, 0, cache.Length + 1),
-                    LastOnly = true,
-                };
-                if (prepare != null) fo = prepare(cache, fo) with { Positions = fo.Positions, KeyValid = fo.KeyValid, Cache = cache };
-                var logits = Model.Forward(torch.tensor(stepIds, new long[] { b, 1 }).to(dev), fo);
+                var logits = DecodeStep(next, nextPos, cache, validT, prepare);
                 next = sampler.Next(logits.select(1, 0));
                 steps++;
             }
@@ -111,6 +100,27 @@ public sealed class TextGenerator
             DecodeSeconds = decode,
             DecodeSteps = steps,
         }).ToList();
+    }
+
+    /// <summary>
+    /// One cached decode step: feeds <paramref name="ids"/> (one per row) at each row's next position (advanced here),
+    /// with the padding mask so far and the caller's media, and returns the last-position logits [B, 1, V].
+    /// </summary>
+    Tensor DecodeStep(long[] ids, long[] nextPos, KvCache cache, Tensor? validT, Func<KvCache, ForwardOptions, ForwardOptions>? prepare)
+    {
+        int b = ids.Length;
+        var dev = Model.Device;
+        var stepPos = new long[b];
+        for (int r = 0; r < b; r++) stepPos[r] = nextPos[r]++;
+        var fo = new ForwardOptions
+        {
+            Positions = torch.tensor(stepPos, new long[] { b, 1 }).to(dev),
+            Cache = cache,
+            KeyValid = validT?.narrow(1, 0, cache.Length + 1),
+            LastOnly = true,
+        };
+        if (prepare != null) fo = prepare(cache, fo) with { Positions = fo.Positions, KeyValid = fo.KeyValid, Cache = cache };
+        return Model.Forward(torch.tensor(ids, new long[] { b, 1 }).to(dev), fo);
     }
 
     /// <summary>Checks the prompts and lays them out left-padded: ids and positions [b, maxLen], key validity [b, capacity].</summary>
@@ -275,18 +285,7 @@ public sealed class TextGenerator
                 if (groupDone.All(d => d) || cancel.IsCancellationRequested) break;
                 using var scope = NewDisposeScope();
                 cache.Reorder(parents);
-                var stepPos = new long[b];
-                for (int r = 0; r < b; r++) stepPos[r] = nextPos[r]++;
-                var fo = new ForwardOptions
-                {
-                    Positions = torch.tensor(stepPos, new long[] { b, 1 }).to(dev),
-                    Cache = cache,
-                    KeyValid = validT?.narrow(1, 0, cache.Length + 1),
-                    LastOnly = true,
-                };
-                if (prepare != null) fo = prepare(cache, fo) with { Positions = fo.Positions, KeyValid = fo.KeyValid, Cache = cache };
-                var logits = Model.Forward(torch.tensor(nextIds, new long[] { b, 1 }).to(dev), fo);
-                TopOf(logits);
+                TopOf(DecodeStep(nextIds, nextPos, cache, validT, prepare));
                 steps++;
             }
         }

@@ -1,6 +1,6 @@
 // Text decoder benchmarks: memory bandwidth, prefill/decode tokens/s for `tiny` and the Llama 3.2 1B shape (random
 // weights, f32, CPU), op overhead, and peak RAM while loading a 1B checkpoint.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|1b|save DIR|load DIR]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|beams|1b|save DIR|load DIR]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -23,6 +23,7 @@ if (mode == "save")
 double bw = 0;
 if (mode is "all" or "bandwidth" or "1b") bw = Bandwidth();
 if (mode is "all" or "tiny") Tiny();
+if (mode is "all" or "beams") Beams();
 if (mode is "all" or "1b") OneB(bw);
 
 static long PeakRss()
@@ -116,6 +117,36 @@ static void Tiny()
     Console.WriteLine($"  tensors created per decoded token: {ops:F0}; single-op overhead {op:F2} µs → op floor {floorMs:F2} ms/token; ratio {tokenMs / floorMs:F2}×");
     double lmHeadMs = 128256.0 * 64 * 4 / 19.5e9 * 1000;
     Console.WriteLine($"  the 128256×64 output head reads 32.8 MB per token (≥ {lmHeadMs:F2} ms at 19.5 GB/s): op floor + head floor = {floorMs + lmHeadMs:F2} ms; ratio {tokenMs / (floorMs + lmHeadMs):F2}× (target ≤ 2×)");
+}
+
+static void Beams()
+{
+    // Greedy vs beam search through TextGenerator on `tiny`: decode steps per second (one step advances every beam),
+    // and tensors created per step, which must not grow with the step count (no per-token allocation growth).
+    using var m = LlamaForCausalLM.Create(TextPresets.Get("tiny")).InitializeWeights(1);
+    var gen = new TextGenerator(m, Llama3Tokenizer.Default);
+    var rng = new Random(2);
+    var prompt = Enumerable.Range(0, 64).Select(_ => rng.Next(1000, 100000)).ToArray();
+    foreach (int beams in new[] { 1, 2, 4, 8 })
+    {
+        double best = 0, opsShort = 0, opsLong = 0;
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var options = new GenerationOptions { MaxNewTokens = 64, NumBeams = beams, StopTokens = Array.Empty<int>() };
+            var stats = DisposeScopeManager.Statistics;
+            long c0 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+            var r = gen.Generate(prompt, options with { MaxNewTokens = 17 });
+            long c1 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+            var sw = Stopwatch.StartNew();
+            r = gen.Generate(prompt, options);
+            double s = sw.Elapsed.TotalSeconds;
+            long c2 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+            opsShort = (c1 - c0) / 17.0; opsLong = (c2 - c1) / 64.0;
+            best = Math.Max(best, r.Tokens.Count / s);
+        }
+        Console.WriteLine($"tiny, {beams} beam(s), 64-token prompt, 64 new tokens: {best:F1} steps/s ({1000 / best:F2} ms/step, prefill included); " +
+            $"tensors per step {opsShort:F0} (17 steps) / {opsLong:F0} (64 steps)");
+    }
 }
 
 static void OneB(double bw)

@@ -79,8 +79,7 @@ static (double Prefill, double Decode, double OpsPerToken) Run(LlamaForCausalLM 
         using (var s = NewDisposeScope())
             next = m.Forward(tensor(ids, new long[] { 1, prompt }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
         double pre = sw.Elapsed.TotalSeconds;
-        var stats = DisposeScopeManager.Statistics;
-        long c0 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+        long c0 = CreatedTensors();
         sw.Restart();
         for (int i = 0; i < decode; i++)
         {
@@ -89,11 +88,18 @@ static (double Prefill, double Decode, double OpsPerToken) Run(LlamaForCausalLM 
             next = logits[0, 0].argmax().item<long>();
         }
         double dec = sw.Elapsed.TotalSeconds;
-        ops = (stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount - c0) / (double)decode;
+        ops = (CreatedTensors() - c0) / (double)decode;
         bestPre = Math.Max(bestPre, prompt / pre);
         bestDec = Math.Max(bestDec, decode / dec);
     }
     return (bestPre, bestDec, ops);
+}
+
+// Tensors created so far in this process, inside or outside dispose scopes.
+static long CreatedTensors()
+{
+    var stats = DisposeScopeManager.Statistics;
+    return stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
 }
 
 static double OpOverheadMicros()
@@ -133,14 +139,13 @@ static void Beams()
         for (int rep = 0; rep < 3; rep++)
         {
             var options = new GenerationOptions { MaxNewTokens = 64, NumBeams = beams, StopTokens = Array.Empty<int>() };
-            var stats = DisposeScopeManager.Statistics;
-            long c0 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+            long c0 = CreatedTensors();
             var r = gen.Generate(prompt, options with { MaxNewTokens = 17 });
-            long c1 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+            long c1 = CreatedTensors();
             var sw = Stopwatch.StartNew();
             r = gen.Generate(prompt, options);
             double s = sw.Elapsed.TotalSeconds;
-            long c2 = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount;
+            long c2 = CreatedTensors();
             opsShort = (c1 - c0) / 17.0; opsLong = (c2 - c1) / 64.0;
             best = Math.Max(best, r.Tokens.Count / s);
         }

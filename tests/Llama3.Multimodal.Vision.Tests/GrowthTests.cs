@@ -60,6 +60,39 @@ public class GrowthTests
         Assert.True(rel < 1e-4, $"grown logits differ by {rel:G3} (relative)");
     }
 
+    [Theory]
+    [InlineData(1, 2, 200)]   // two more local layers; a 2 × 2-tile image
+    [InlineData(2, 1, 60)]    // wider and one more local layer
+    public void AddedLocalLayersStartAsTheIdentityAndLearn(int width, int addLocal, int side)
+    {
+        using var m = TestSupport.Tiny(37);
+        using var g = VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = width, AddLocalLayers = addLocal, Noise = 0, Seed = 4 });
+        int old = m.Config.Vision.NumHiddenLayers;
+        Assert.Equal(old + addLocal, g.Config.Vision.NumHiddenLayers);
+        Assert.Equal(m.Config.Vision.IntermediateLayersIndices, g.Config.Vision.IntermediateLayersIndices);
+        Assert.Equal(m.Config.Vision.OutputDim * width, g.Config.Vision.OutputDim);
+        var p = Params(g);
+        string first = $"vision_model.transformer.layers.{old}.";
+        foreach (var o in new[] { "self_attn.o_proj.weight", "mlp.fc2.weight", "mlp.fc2.bias" })
+            using (var absMax = p[first + o].abs().max()) Assert.Equal(0.0, absMax.ToDouble());
+        using (var qMax = p[first + "self_attn.q_proj.weight"].abs().max()) Assert.True(qMax.ToDouble() > 0, "the new layer's readers are zero");
+        using var a = Logits(m, side, 8);
+        using var b = Logits(g, side, 8);
+        double rel = MaxRelative(a, b);
+        Assert.True(rel < 1e-4, $"logits with added local layers differ by {rel:G3} (relative)");
+
+        // The zero output projection learns at once: its gradient does not pass through itself.
+        g.zero_grad();
+        var ids = VisionPrompt.EncodeInstruct(g.Tokenizer, "What is this?", 1);
+        using var batch = g.Preprocessor.Batch(new[] { (IReadOnlyList<RgbImage>)new[] { TestSupport.Scene(side, side, 2) } });
+        using var idT = tensor(ids.Select(i => (long)i).ToArray(), new long[] { 1, ids.Count });
+        using var logits = g.Forward(idT, batch);
+        using var loss = logits.square().mean();
+        loss.backward();
+        using var n = p[first + "self_attn.o_proj.weight"].grad!.norm();
+        Assert.True(n.ToDouble() > 0, "the added local layer's output projection gets no gradient");
+    }
+
     [Fact]
     public void NoiseMakesTheCopiesDifferButKeepsTheFunctionClose()
     {
@@ -175,13 +208,14 @@ public class GrowthTests
     [InlineData(1, 1, 99, 0.0, "added global layers 99")]
     [InlineData(2, 1, 0, -0.5, "noise -0.5")]
     [InlineData(1, 1, 0, 0.0, "nothing to grow")]
+    [InlineData(1, 1, 0, 0.0, "added local layers -2", 0.0, -2)]
     [InlineData(1, 1, 0, 0.0, "open-gates magnitude 1.5", 1.5)]
     [InlineData(1, 1, 0, 0.0, "open-gates magnitude -0.1", -0.1)]
-    public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected, double openGates = 0)
+    public void BadOptionsAreRefusedByName(int width, int mlp, int addGlobal, double noise, string expected, double openGates = 0, int addLocal = 0)
     {
         using var m = TestSupport.Tiny(34);
         var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, Noise = noise, OpenGates = openGates }));
+            VisionEncoderGrowth.Grow(m, new VisionGrowthOptions { WidthFactor = width, MlpFactor = mlp, AddGlobalLayers = addGlobal, AddLocalLayers = addLocal, Noise = noise, OpenGates = openGates }));
         Assert.Contains(expected, e.Message);
     }
 }

@@ -108,23 +108,24 @@ public static class Program
     static Command GrowVisionCommand()
     {
         var cmd = new Command("grow-vision", "Enlarge a trained vision model's image encoder without changing what it computes (channels copied, readers divided; " +
-            "new global and decoder cross-attention layers with zero gates), so that vision-stage1/2 can continue it with more capacity via model.init_from.");
+            "new local layers with zero output projections, new global and decoder cross-attention layers with zero gates), so that vision-stage1/2 can continue it with more capacity via model.init_from.");
         var model = new Option<DirectoryInfo>("--model") { Description = "Vision model folder (config.json + safetensors, e.g. OUT/checkpoints/step-N).", Required = true };
         var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder for the grown model (must not exist or be empty).", Required = true };
         var width = new Option<int>("--width-factor") { Description = "Encoder width multiplier (hidden size and heads; per-head width stays).", DefaultValueFactory = _ => 1 };
         var mlp = new Option<int>("--mlp-factor") { Description = "Extra MLP hidden-size multiplier on top of the width.", DefaultValueFactory = _ => 1 };
         var global = new Option<int>("--add-global-layers") { Description = "Gated global layers to append (gates at zero).", DefaultValueFactory = _ => 0 };
+        var local = new Option<int>("--add-local-layers") { Description = "Local (ungated) encoder layers to append after the existing ones (zero output projections: the identity).", DefaultValueFactory = _ => 0 };
         var cross = new Option<int>("--add-cross-attention-layers") { Description = "Gated cross-attention layers to append at the end of the decoder (gates at zero).", DefaultValueFactory = _ => 0 };
         var noise = new Option<double>("--noise") { Description = "Relative noise on the widened weights so that copies can diverge (0: exactly the same function).", DefaultValueFactory = _ => 0.01 };
         var seed = new Option<long>("--seed") { Description = "Seed of the new layers and the noise.", DefaultValueFactory = _ => 1 };
         var open = new Option<double>("--open-gates") { Description = "Open every gated branch (global layers, cross-attention) whose |tanh(gate)| is below this (e.g. 0.5) to it, " +
             "its output projection scaled so that the model computes the same; shut gates get almost no gradient. 0: leave the gates.", DefaultValueFactory = _ => 0 };
-        foreach (var o in new Option[] { model, outDir, width, mlp, global, cross, noise, seed, open }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { model, outDir, width, mlp, global, local, cross, noise, seed, open }) cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
             var opts = new Llama3.Multimodal.Vision.VisionGrowthOptions
             {
-                WidthFactor = r.GetValue(width), MlpFactor = r.GetValue(mlp), AddGlobalLayers = r.GetValue(global), AddCrossAttentionLayers = r.GetValue(cross), Noise = r.GetValue(noise), Seed = r.GetValue(seed), OpenGates = r.GetValue(open),
+                WidthFactor = r.GetValue(width), MlpFactor = r.GetValue(mlp), AddGlobalLayers = r.GetValue(global), AddLocalLayers = r.GetValue(local), AddCrossAttentionLayers = r.GetValue(cross), Noise = r.GetValue(noise), Seed = r.GetValue(seed), OpenGates = r.GetValue(open),
             };
             var (before, after) = VisionGrowthTool.Run(r.GetValue(model)!.FullName, r.GetValue(outDir)!.FullName, opts);
             Console.WriteLine($"grown image encoder: {before:N0} → {after:N0} parameters, written to {r.GetValue(outDir)!.FullName}.");

@@ -46,6 +46,7 @@ public static class VisionGrowthTool
                 ["width_factor"] = options.WidthFactor,
                 ["mlp_factor"] = options.MlpFactor,
                 ["add_global_layers"] = options.AddGlobalLayers,
+                ["add_local_layers"] = options.AddLocalLayers,
                 ["add_cross_attention_layers"] = options.AddCrossAttentionLayers,
                 ["noise"] = options.Noise,
                 ["open_gates"] = options.OpenGates,
@@ -53,6 +54,7 @@ public static class VisionGrowthTool
                 ["vision_hidden_size"] = grown.Config.Vision.HiddenSize,
                 ["vision_intermediate_size"] = grown.Config.Vision.IntermediateSize,
                 ["vision_global_layers"] = grown.Config.Vision.NumGlobalLayers,
+                ["vision_local_layers"] = grown.Config.Vision.NumHiddenLayers,
                 ["cross_attention_layers"] = new JsonArray(grown.Config.CrossAttentionLayers.Select(i => (JsonNode)i).ToArray()),
             };
             File.WriteAllText(Path.Combine(tmp, "growth.json"), record.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -14,6 +14,13 @@ public sealed record VisionGrowthOptions
     /// <summary>Gated global layers appended after the existing ones, their tanh gates at zero (so each starts as the identity).</summary>
     public int AddGlobalLayers { get; init; }
     /// <summary>
+    /// Local (ungated) encoder layers appended after the existing ones, before the post-tile stage. Each starts as the
+    /// identity through zero output projections (attention <c>o_proj</c>, MLP <c>fc2</c> weight and bias), which learn at
+    /// once because their gradient does not pass through them. The multi-layer features keep their indices, so the
+    /// projector's input is unchanged.
+    /// </summary>
+    public int AddLocalLayers { get; init; }
+    /// <summary>
     /// Gated cross-attention layers appended at the end of the decoder (after its last layer, so their queries see the
     /// whole text so far), tanh gates at zero (so each starts as the identity).
     /// </summary>
@@ -43,7 +50,7 @@ public sealed record VisionGrowthOptions
 /// is channel <c>j mod D</c> of the old one) and divides the weights that read the copies by <c>k</c>: the mean and
 /// variance of a LayerNorm over the copies are those over the originals, the attention heads are copied whole (per-head
 /// width and scale unchanged), so every token state is the old one repeated. The projector reads the repeated features
-/// with its columns divided likewise. Added global layers and added decoder cross-attention layers start with zero tanh
+/// with its columns divided likewise. Added local layers start with zero output projections, added global layers and added decoder cross-attention layers start with zero tanh
 /// gates, the identity. The rest of the text decoder and its cross-attention layers are copied unchanged.
 /// </summary>
 public static class VisionEncoderGrowth
@@ -56,10 +63,11 @@ public static class VisionEncoderGrowth
         if (options.WidthFactor < 1 || options.WidthFactor > 16) throw new ArgumentOutOfRangeException(nameof(options), $"width factor {options.WidthFactor} must be in 1..16.");
         if (options.MlpFactor < 1 || options.MlpFactor > 16) throw new ArgumentOutOfRangeException(nameof(options), $"MLP factor {options.MlpFactor} must be in 1..16.");
         if (options.AddGlobalLayers < 0 || options.AddGlobalLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added global layers {options.AddGlobalLayers} must be in 0..64.");
+        if (options.AddLocalLayers < 0 || options.AddLocalLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added local layers {options.AddLocalLayers} must be in 0..64.");
         if (options.AddCrossAttentionLayers < 0 || options.AddCrossAttentionLayers > 64) throw new ArgumentOutOfRangeException(nameof(options), $"added cross-attention layers {options.AddCrossAttentionLayers} must be in 0..64.");
         if (!double.IsFinite(options.Noise) || options.Noise < 0 || options.Noise > 1) throw new ArgumentOutOfRangeException(nameof(options), $"noise {options.Noise} must be in [0, 1].");
         if (!double.IsFinite(options.OpenGates) || options.OpenGates < 0 || options.OpenGates > 0.99) throw new ArgumentOutOfRangeException(nameof(options), $"open-gates magnitude {options.OpenGates} must be 0 (off) or in (0, 0.99].");
-        if (options.WidthFactor == 1 && options.MlpFactor == 1 && options.AddGlobalLayers == 0 && options.AddCrossAttentionLayers == 0 && options.OpenGates == 0)
+        if (options.WidthFactor == 1 && options.MlpFactor == 1 && options.AddGlobalLayers == 0 && options.AddLocalLayers == 0 && options.AddCrossAttentionLayers == 0 && options.OpenGates == 0)
             throw new ArgumentOutOfRangeException(nameof(options), "nothing to grow: width factor 1, MLP factor 1, no added layers, gates left as they are.");
         var v = source.Vision;
         var grown = v with
@@ -68,6 +76,7 @@ public static class VisionEncoderGrowth
             AttentionHeads = v.AttentionHeads * options.WidthFactor,
             IntermediateSize = v.IntermediateSize * options.WidthFactor * options.MlpFactor,
             NumGlobalLayers = v.NumGlobalLayers + options.AddGlobalLayers,
+            NumHiddenLayers = v.NumHiddenLayers + options.AddLocalLayers,
         };
         int n = source.Text.NumLayers, add = options.AddCrossAttentionLayers;
         return (source with
@@ -99,6 +108,11 @@ public static class VisionEncoderGrowth
                 using var scope = NewDisposeScope();
                 if (!src.TryGetValue(name, out var s))
                 {
+                    if (IsAddedLayer(name, "vision_model.transformer.layers.", old.NumHiddenLayers))
+                    {
+                        if (LocalOutputs.Any(o => name.EndsWith("." + o, StringComparison.Ordinal))) dst.zero_();
+                        continue;   // a new local layer: random readers, zero output projections (the identity)
+                    }
                     if (!IsAddedLayer(name, "vision_model.global_transformer.layers.", old.NumGlobalLayers)
                         && !IsAddedLayer(name, "language_model.model.layers.", source.Config.Text.NumLayers))
                         throw new CheckpointFormatException($"growing the model: the grown model has {name}, which the source lacks.");
@@ -127,6 +141,9 @@ public static class VisionEncoderGrowth
             throw;
         }
     }
+
+    /// <summary>The output projections of a local layer's two branches, zeroed in an added one.</summary>
+    static readonly string[] LocalOutputs = { "self_attn.o_proj.weight", "mlp.fc2.weight", "mlp.fc2.bias" };
 
     /// <summary>The gated branches: gate name suffix → the output projections (weight, bias) that the gate multiplies.</summary>
     static readonly (string Gate, string[] Outputs)[] GatedBranches =

@@ -35,8 +35,8 @@ public static class MultimodalEval
         new() { ["task"] = task, ["model"] = Path.GetFullPath(model), ["data"] = Path.GetFullPath(data), ["count"] = count };
 
     /// <summary>
-    /// Captions every image of an image+caption manifest with a <c>vision-stage1/2</c> model: caption exact match and
-    /// per-attribute accuracy (references parsed with the caption grammar). <paramref name="examples"/> reference/prediction
+    /// Captions every image of an image+caption manifest with a <c>vision-stage1/2</c> model: caption exact match,
+    /// per-attribute accuracy and exact match per scene kind (references parsed with the caption grammar). <paramref name="examples"/> reference/prediction
     /// pairs are listed (−1: all); <paramref name="numBeams"/> &gt; 1 decodes with beam search.
     /// </summary>
     public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples, int numBeams = 1)
@@ -61,6 +61,7 @@ public static class MultimodalEval
         var o = Header("caption", modelDir, manifest, records.Count);
         o["exact_match"] = CaptionScorer.ExactMatch(preds, refs);
         o["per_attribute"] = Counts(CaptionScorer.PerAttribute(preds, refs.Select(ImageCaptionGrammar.Parse).ToList()));
+        o["per_kind"] = Counts(CaptionScorer.PerKind(preds, refs));
         o["examples"] = Examples(refs, preds, examples);
         return o;
     }

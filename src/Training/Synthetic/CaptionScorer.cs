@@ -47,6 +47,26 @@ public static class CaptionScorer
         return total.ToDictionary(kv => kv.Key, kv => (correct.GetValueOrDefault(kv.Key), kv.Value, (double)correct.GetValueOrDefault(kv.Key) / kv.Value));
     }
 
+    /// <summary>
+    /// Exact match per scene kind of the reference (single, count, overlap, word, number; through
+    /// <see cref="ImageCaptionGrammar.Parse"/>): where a model fails (printed numbers, the second object of an overlap)
+    /// rather than how often. Returns kind → (correct, total, accuracy).
+    /// </summary>
+    public static IReadOnlyDictionary<string, (int Correct, int Total, double Accuracy)> PerKind(
+        IReadOnlyList<string> predictions, IReadOnlyList<string> references)
+    {
+        Check(predictions.Count, references.Count);
+        var correct = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var total = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < predictions.Count; i++)
+        {
+            string kind = ImageCaptionGrammar.Parse(references[i]).Kind;
+            total[kind] = total.GetValueOrDefault(kind) + 1;
+            if (Normalize(predictions[i]) == Normalize(references[i])) correct[kind] = correct.GetValueOrDefault(kind) + 1;
+        }
+        return total.ToDictionary(kv => kv.Key, kv => (correct.GetValueOrDefault(kv.Key), kv.Value, (double)correct.GetValueOrDefault(kv.Key) / kv.Value));
+    }
+
     internal static void Check(int p, int r)
     {
         if (p != r) throw new ArgumentException($"{p} predictions but {r} references.");

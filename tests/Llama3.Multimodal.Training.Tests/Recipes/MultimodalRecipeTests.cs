@@ -348,6 +348,7 @@ public class MultimodalRecipeTests
         Assert.InRange(cap["exact_match"]!.GetValue<double>(), 0, 1);
         Assert.NotEmpty(cap["per_attribute"]!.AsObject());
         foreach (var (_, v) in cap["per_attribute"]!.AsObject()) Assert.InRange(v!["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.Equal(2, cap["per_kind"]!.AsObject().Sum(kv => kv.Value!["total"]!.GetValue<int>()));
         Assert.Equal(2, cap["examples"]!.AsArray().Count);
 
         var asr = Train("speech-stage2", m => MultimodalEval.Asr(m, MediaTestData.SpeechManifest, limit: 2, maxNewTokens: 8));

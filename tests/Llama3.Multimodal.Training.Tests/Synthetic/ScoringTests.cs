@@ -42,6 +42,14 @@ public class ScoringTests
         Assert.Equal(1.0, acc["position"].Accuracy);
         Assert.Equal(1.0, acc["text"].Accuracy);
         Assert.Equal(2.0 / 3, acc["colour"].Accuracy, 9);
+        var kinds = CaptionScorer.PerKind(preds, refCaptions);
+        Assert.Equal(new[] { "count", "overlap", "single", "word" }, kinds.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        Assert.Equal((1, 1), (kinds["single"].Correct, kinds["single"].Total));
+        Assert.Equal((0, 1), (kinds["count"].Correct, kinds["count"].Total));
+        Assert.Equal(0.0, kinds["overlap"].Accuracy);
+        Assert.Equal(1.0, kinds["word"].Accuracy);
+        var digits = CaptionScorer.PerKind(new[] { "the number 74", "the number 47", "the word BOX" }, new[] { "the number 47", "the number 47", "the word BOX" });
+        Assert.Equal((1, 2), (digits["number"].Correct, digits["number"].Total));
         // Every grammar caption parses back to its attributes.
         var rng = new Random(5);
         for (int i = 0; i < 300; i++)

@@ -33,18 +33,11 @@ public static class CaptionScorer
         IReadOnlyList<string> predictions, IReadOnlyList<ImageAttributes> references)
     {
         Check(predictions.Count, references.Count);
-        var correct = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        var total = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < predictions.Count; i++)
+        return Tally(Enumerable.Range(0, predictions.Count).SelectMany(i =>
         {
             var p = ImageCaptionGrammar.Parse(predictions[i]);
-            foreach (var (name, value) in references[i].Captioned())
-            {
-                total[name] = total.GetValueOrDefault(name) + 1;
-                if (p.Get(name) == value) correct[name] = correct.GetValueOrDefault(name) + 1;
-            }
-        }
-        return total.ToDictionary(kv => kv.Key, kv => (correct.GetValueOrDefault(kv.Key), kv.Value, (double)correct.GetValueOrDefault(kv.Key) / kv.Value));
+            return references[i].Captioned().Select(a => (a.Name, p.Get(a.Name) == a.Value));
+        }));
     }
 
     /// <summary>
@@ -56,15 +49,20 @@ public static class CaptionScorer
         IReadOnlyList<string> predictions, IReadOnlyList<string> references)
     {
         Check(predictions.Count, references.Count);
-        var correct = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        var total = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < predictions.Count; i++)
+        return Tally(Enumerable.Range(0, predictions.Count).Select(i =>
+            (ImageCaptionGrammar.Parse(references[i]).Kind, Normalize(predictions[i]) == Normalize(references[i]))));
+    }
+
+    /// <summary>(key, right?) outcomes → key → (correct, total, accuracy), keys in ordinal order.</summary>
+    static IReadOnlyDictionary<string, (int Correct, int Total, double Accuracy)> Tally(IEnumerable<(string Key, bool Right)> outcomes)
+    {
+        var counts = new SortedDictionary<string, (int Correct, int Total)>(StringComparer.Ordinal);
+        foreach (var (key, right) in outcomes)
         {
-            string kind = ImageCaptionGrammar.Parse(references[i]).Kind;
-            total[kind] = total.GetValueOrDefault(kind) + 1;
-            if (Normalize(predictions[i]) == Normalize(references[i])) correct[kind] = correct.GetValueOrDefault(kind) + 1;
+            var (c, t) = counts.GetValueOrDefault(key);
+            counts[key] = (c + (right ? 1 : 0), t + 1);
         }
-        return total.ToDictionary(kv => kv.Key, kv => (correct.GetValueOrDefault(kv.Key), kv.Value, (double)correct.GetValueOrDefault(kv.Key) / kv.Value));
+        return counts.ToDictionary(kv => kv.Key, kv => (kv.Value.Correct, kv.Value.Total, (double)kv.Value.Correct / kv.Value.Total));
     }
 
     internal static void Check(int p, int r)

@@ -262,19 +262,28 @@ public static class Program
             }));
             cmd.Subcommands.Add(sub);
         }
-        var probe = new Command("video-probe", "Linear read-out of motion directions from a video model's frame features and aggregator output, on a video+caption manifest of the demo grammar (where does the model lose motion?).");
-        var pModel = new Option<DirectoryInfo>("--model") { Description = "Video model folder.", Required = true };
-        var pData = new Option<FileInfo>("--data") { Description = "JSONL manifest of clips and captions (\"… moves left then …\").", Required = true };
+        cmd.Subcommands.Add(Probe("video-probe", "Linear read-out of motion directions from a video model's frame features and aggregator output, on a video+caption manifest of the demo grammar (where does the model lose motion?).",
+            "Video model folder.", "JSONL manifest of clips and captions (\"… moves left then …\").", MultimodalEval.VideoDirectionProbe));
+        cmd.Subcommands.Add(Probe("number-probe", "Linear read-out of the tens and ones digit of printed two-digit numbers from a vision model's patch embeddings and cross-attention source, next to its own captions (where does the model lose the digits' order?).",
+            "Vision model folder.", "JSONL manifest of images and captions (\"the number 42\" records are used; one image size).", (m, d, l) => MultimodalEval.NumberProbe(m, d, l)));
+        return cmd;
+    }
+
+    /// <summary>An <c>eval</c> diagnostic subcommand: <c>--model</c>, <c>--data</c>, <c>--limit</c>, JSON on stdout.</summary>
+    static Command Probe(string name, string description, string modelHelp, string dataHelp, Func<string, string, int?, System.Text.Json.Nodes.JsonObject> run)
+    {
+        var probe = new Command(name, description);
+        var pModel = new Option<DirectoryInfo>("--model") { Description = modelHelp, Required = true };
+        var pData = new Option<FileInfo>("--data") { Description = dataHelp, Required = true };
         var pLimit = new Option<int?>("--limit") { Description = "Use only the first N records." };
         foreach (var o in new Option[] { pModel, pData, pLimit }) probe.Options.Add(o);
         probe.SetAction(r => Guard(() =>
         {
-            var res = MultimodalEval.VideoDirectionProbe(r.GetValue(pModel)!.FullName, r.GetValue(pData)!.FullName, r.GetValue(pLimit));
+            var res = run(r.GetValue(pModel)!.FullName, r.GetValue(pData)!.FullName, r.GetValue(pLimit));
             Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             return 0;
         }));
-        cmd.Subcommands.Add(probe);
-        return cmd;
+        return probe;
     }
 
     static int Guard(Func<int> body)

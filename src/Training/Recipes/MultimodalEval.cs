@@ -182,6 +182,139 @@ public static class MultimodalEval
         return o;
     }
 
+    /// <summary>
+    /// Where a vision model loses printed two-digit numbers: for every "the number NN" record of an image manifest, a
+    /// <see cref="LinearProbe"/> reads the tens digit and the ones digit from the patch embeddings of the image's tiles
+    /// before any encoder layer (<c>patch_embeddings</c>), from the cross-attention source the decoder reads (encoder and
+    /// projector output, <c>encoder_tokens</c>) and from that source averaged over its tokens (<c>mean_tokens</c>: no
+    /// position left, so the digits' order must be in the tokens themselves). The first three quarters of the numbers fit,
+    /// the last quarter is scored (best of ridge strengths 0.01, 1 and 100; chance 0.1), and the model's own greedy
+    /// captions of that last quarter are scored the same way (<c>caption</c>). All images must have the same tile count.
+    /// Glyph-centred probes read one patch only, the one under each digit's centre (found from the ink's bounding box and
+    /// the stroke font's metrics): the digit (<c>glyph_digit</c>, chance 0.1) and whether it is the left or the right one
+    /// (<c>glyph_order</c>, chance 0.5), from that patch's embedding and from its token of the cross-attention source.
+    /// </summary>
+    public static JsonObject NumberProbe(string modelDir, string manifest, int? limit = null, int maxNewTokens = 32)
+    {
+        var (_, tok, _, maxTiles) = MediaTokens.ReadInfo(modelDir);
+        var records = JsonlManifest.ReadImageCaptions(manifest, false, out _)
+            .Where(r => ImageCaptionGrammar.Parse(r.Caption) is { Kind: "number", Text.Length: 2 }).Take(limit ?? int.MaxValue).ToList();
+        if (records.Count < 8) throw new DataFormatException($"{manifest}: {records.Count} two-digit \"the number NN\" records; the probe needs at least 8.");
+        using var model = VisionLanguageModel.FromPretrained(modelDir);
+        model.eval();
+        var pre = VisionRecipe.Preprocessor(model.Config.Vision, maxTiles);
+        var stop = new HashSet<int> { tok.EosId, tok.EotId };
+        int tokens = model.Config.Vision.TokensPerTile, held = records.Count - (int)(records.Count * 0.75);
+        int? tiles = null;
+        var sets = new Dictionary<string, List<float[]>> { ["patch_embeddings"] = new(), ["encoder_tokens"] = new(), ["mean_tokens"] = new() };
+        var digits = new[] { new List<int>(), new List<int>() };
+        var glyphs = new Dictionary<string, List<float[]>> { ["patch_embeddings"] = new(), ["encoder_tokens"] = new() };
+        var glyphDigit = new List<int>();
+        var glyphOrder = new List<int>();
+        var said = new List<string>();
+        for (int i = 0; i < records.Count; i++)
+        {
+            var r = records[i];
+            using var scope = NewDisposeScope();
+            var image = ImageLoader.Load(r.Image);
+            string text = ImageCaptionGrammar.Parse(r.Caption).Text!;
+            using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, image);
+            tiles ??= p.NumTiles;
+            if (p.NumTiles != tiles) throw new DataFormatException($"{manifest}: {r.Image} makes {p.NumTiles} tiles, the first image {tiles}; probe one image size at a time.");
+            using var batch = model.Preprocessor.Pack(new[] { (IReadOnlyList<ProcessedImage>)new[] { p } });
+            using (torch.no_grad())
+            {
+                var c = model.Config.Vision;
+                var px = batch.PixelValues.reshape(-1, c.NumChannels, c.ImageSize, c.ImageSize).narrow(0, 0, p.NumTiles).to(model.vision_model.class_embedding.dtype);
+                var patches = model.vision_model.patch_embedding.forward(px).to(ScalarType.Float32);              // [tiles, g², D]
+                sets["patch_embeddings"].Add(patches.flatten().data<float>().ToArray());
+                var source = model.EncodeImages(batch)[0].narrow(0, 0, (long)p.NumTiles * tokens).to(ScalarType.Float32);
+                sets["encoder_tokens"].Add(source.flatten().data<float>().ToArray());
+                sets["mean_tokens"].Add(source.mean(new long[] { 0 }).data<float>().ToArray());
+                var centres = GlyphCentres(image, text)
+                    ?? throw new DataFormatException($"{manifest}: {r.Image} shows no printed text (no pixel differs from the background).");
+                for (int k = 0; k < 2; k++)
+                {
+                    var (tile, patch) = PatchAt(p, c, image, centres[k]);
+                    glyphs["patch_embeddings"].Add(patches[tile, patch].data<float>().ToArray());
+                    glyphs["encoder_tokens"].Add(source[(long)tile * tokens + 1 + patch].data<float>().ToArray());
+                    glyphDigit.Add(text[k] - '0');
+                    glyphOrder.Add(k);
+                }
+            }
+            digits[0].Add(text[0] - '0');
+            digits[1].Add(text[1] - '0');
+            if (i >= records.Count - held)
+            {
+                var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, model.Config.ImageTokenIndex) }, batch, Greedy(maxNewTokens, stop, 1))[0];
+                said.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
+            }
+        }
+        var o = Header("number-probe", modelDir, manifest, records.Count);
+        o["tiles"] = tiles;
+        o["scored"] = held;
+        o["chance"] = 0.1;
+        var names = new[] { "tens", "ones" };
+        foreach (var (name, x) in sets)
+        {
+            var acc = new JsonObject();
+            for (int k = 0; k < 2; k++) acc[names[k]] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, digits[k], 10, l).Test);
+            o[name] = acc;
+        }
+        foreach (var (label, classes, name) in new[] { (glyphDigit, 10, "glyph_digit"), (glyphOrder, 2, "glyph_order") })
+        {
+            var acc = new JsonObject();
+            foreach (var (feature, x) in glyphs) acc[feature] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, label, classes, l).Test);
+            o[name] = acc;
+        }
+        var read = said.Select(s => ImageCaptionGrammar.Parse(s) is { Kind: "number", Text.Length: 2 } a ? a.Text! : "").ToList();
+        double Share(Func<int, bool> right) => Enumerable.Range(0, held).Count(right) / (double)held;
+        int first = records.Count - held;
+        o["caption"] = new JsonObject
+        {
+            ["tens"] = Share(j => read[j].Length == 2 && read[j][0] - '0' == digits[0][first + j]),
+            ["ones"] = Share(j => read[j].Length == 2 && read[j][1] - '0' == digits[1][first + j]),
+            ["both"] = Share(j => read[j].Length == 2 && read[j][0] - '0' == digits[0][first + j] && read[j][1] - '0' == digits[1][first + j]),
+            ["swapped"] = Share(j => read[j].Length == 2 && digits[0][first + j] != digits[1][first + j]
+                && read[j][0] - '0' == digits[1][first + j] && read[j][1] - '0' == digits[0][first + j]),
+        };
+        return o;
+    }
+
+    /// <summary>
+    /// Image-pixel centres of the two glyphs of a printed two-digit <paramref name="text"/>: the ink is every pixel that
+    /// differs from the top-left pixel (the flat background); its box gives the letter height and the text's left edge
+    /// (the stroke font's digits fill their 4×6 cell's height; only '1' starts one unit right of the cell's edge). Null: no ink.
+    /// Within about a pixel of the drawn centres (tested).
+    /// </summary>
+    internal static (double X, double Y)[]? GlyphCentres(RgbImage image, string text)
+    {
+        int x0 = int.MaxValue, y0 = int.MaxValue, x1 = -1, y1 = -1;
+        for (int y = 0; y < image.Height; y++)
+            for (int x = 0; x < image.Width; x++)
+            {
+                int diff = 0;
+                for (int ch = 0; ch < 3; ch++) diff = Math.Max(diff, Math.Abs(image[x, y, ch] - image[0, 0, ch]));
+                if (diff <= 64) continue;
+                x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
+            }
+        if (x1 < 0) return null;
+        // The strokes are max(1, h/7) wide and centred on the glyph's lines, so the ink reaches half a stroke past the cell.
+        double ink = y1 - y0 + 1, h = ink >= 8 ? ink * 7 / 8 : ink - 1, stroke = Math.Max(1, h / 7), unit = h / 6;
+        double left = x0 + stroke / 2 - (text[0] == '1' ? unit : 0), cy = (y0 + y1 + 1) / 2.0;
+        return new[] { (left + 2 * unit, cy), (left + StrokeFont.Advance * h + 2 * unit, cy) };
+    }
+
+    /// <summary>The tile slot and row-major patch index under pixel <paramref name="at"/> of <paramref name="image"/> once processed into <paramref name="p"/>.</summary>
+    static (int Tile, int Patch) PatchAt(ProcessedImage p, VisionConfig c, RgbImage image, (double X, double Y) at)
+    {
+        double x = at.X * p.Resized.W / image.Width, y = at.Y * p.Resized.H / image.Height;
+        int col = Math.Clamp((int)(x / c.ImageSize), 0, p.Grid.W - 1), row = Math.Clamp((int)(y / c.ImageSize), 0, p.Grid.H - 1);
+        int px = Math.Clamp((int)((x - col * c.ImageSize) / c.PatchSize), 0, c.GridSize - 1);
+        int py = Math.Clamp((int)((y - row * c.ImageSize) / c.PatchSize), 0, c.GridSize - 1);
+        return (row * p.Grid.W + col, py * c.GridSize + px);
+    }
+
     /// <summary>The 8 tokens of a frame [T, D] farthest from its mean token, averaged: a crude pooling over the moving object.</summary>
     static Tensor ObjectTokens(Tensor frame)
     {

@@ -375,6 +375,41 @@ public class MultimodalRecipeTests
         var few = Assert.Throws<DataFormatException>(() => MultimodalEval.VideoDirectionProbe(videoModel, clips, limit: 2));
         Assert.Contains(clips, few.Message);
         Assert.Contains("at least 8", few.Message);
+
+        // The number probe on 24 printed numbers: only two-digit ones are probed, one accuracy per feature set and digit.
+        string numbers = ImageDataMaker.Make(new ImageMakerOptions(24, Seed: 6, Size: 64, Kinds: new[] { "number" }), Path.Combine(dir, "probe-numbers")).ManifestPath;
+        int twoDigit = File.ReadLines(numbers).Count(l => JsonNode.Parse(l)!["caption"]!.GetValue<string>().Split(' ')[^1].Length == 2);
+        string imageModel = Path.Combine(dir, "vision-stage1", "checkpoints", "step-00000001");
+        var np = MultimodalEval.NumberProbe(imageModel, numbers, maxNewTokens: 4);
+        Assert.Equal(twoDigit, np["count"]!.GetValue<int>());
+        Assert.Equal(twoDigit - (int)(twoDigit * 0.75), np["scored"]!.GetValue<int>());
+        foreach (var set in new[] { "patch_embeddings", "encoder_tokens", "mean_tokens" })
+            Assert.Equal(new[] { "tens", "ones" }, np[set]!.AsObject().Select(kv => kv.Key));
+        Assert.Equal(new[] { "patch_embeddings", "encoder_tokens" }, np["glyph_digit"]!.AsObject().Select(kv => kv.Key));
+        Assert.Equal(new[] { "tens", "ones", "both", "swapped" }, np["caption"]!.AsObject().Select(kv => kv.Key));
+        foreach (var key in new[] { "patch_embeddings", "glyph_digit", "glyph_order", "caption" })
+            foreach (var (_, v) in np[key]!.AsObject()) Assert.InRange(v!.GetValue<double>(), 0, 1);
+        var noNumbers = Assert.Throws<DataFormatException>(() => MultimodalEval.NumberProbe(imageModel, MediaTestData.ImageManifest));
+        Assert.Contains("two-digit", noNumbers.Message);
+    }
+
+    [Theory]
+    [InlineData("47", 0.2f, 0.3f, 0.2f)]
+    [InlineData("15", 0.5f, 0.6f, 0.1f)]
+    [InlineData("81", 0.1f, 0.1f, 0.3f)]
+    public void GlyphCentresFindBothDigitsOfARenderedNumber(string text, float x, float y, float h)
+    {
+        const int side = 224;
+        var scene = new ImageScene(new ImageAttributes("number", Text: text), "grey", Array.Empty<PlacedShape>(), new PlacedText(text, x, y, h, SkiaSharp.SKColors.Black));
+        var image = Vision.ImageLoader.Decode(scene.RenderPng(side), text);
+        var c = MultimodalEval.GlyphCentres(image, text)!;
+        double unit = h * side / 6;
+        for (int k = 0; k < 2; k++)
+        {
+            Assert.InRange(c[k].X, x * side + k * StrokeFont.Advance * h * side + 2 * unit - 1.5, x * side + k * StrokeFont.Advance * h * side + 2 * unit + 1.5);
+            Assert.InRange(c[k].Y, (y + h / 2) * side - 1.5, (y + h / 2) * side + 1.5);
+        }
+        Assert.Null(MultimodalEval.GlyphCentres(Vision.RgbImage.Filled(32, 32, 128, 128, 128), text));
     }
 
     [Fact]

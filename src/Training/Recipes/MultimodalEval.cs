@@ -177,7 +177,7 @@ public static class MultimodalEval
         o["chance"] = 1.0 / VideoCaptionGrammar.Directions.Count;
         var acc = new JsonObject();
         foreach (var (name, x) in sets)
-            acc[name] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, labels, VideoCaptionGrammar.Directions.Count, l).Test);
+            acc[name] = BestProbe(x, labels, VideoCaptionGrammar.Directions.Count);
         o["direction_accuracy"] = acc;
         return o;
     }
@@ -258,25 +258,25 @@ public static class MultimodalEval
         foreach (var (name, x) in sets)
         {
             var acc = new JsonObject();
-            for (int k = 0; k < 2; k++) acc[names[k]] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, digits[k], 10, l).Test);
+            for (int k = 0; k < 2; k++) acc[names[k]] = BestProbe(x, digits[k], 10);
             o[name] = acc;
         }
         foreach (var (label, classes, name) in new[] { (glyphDigit, 10, "glyph_digit"), (glyphOrder, 2, "glyph_order") })
         {
             var acc = new JsonObject();
-            foreach (var (feature, x) in glyphs) acc[feature] = new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(x, label, classes, l).Test);
+            foreach (var (feature, x) in glyphs) acc[feature] = BestProbe(x, label, classes);
             o[name] = acc;
         }
         var read = said.Select(s => ImageCaptionGrammar.Parse(s) is { Kind: "number", Text.Length: 2 } a ? a.Text! : "").ToList();
         double Share(Func<int, bool> right) => Enumerable.Range(0, held).Count(right) / (double)held;
         int first = records.Count - held;
+        bool Said(int j, int place, int digit) => read[j].Length == 2 && read[j][place] - '0' == digits[digit][first + j];   // caption j's digit at place = the true digit
         o["caption"] = new JsonObject
         {
-            ["tens"] = Share(j => read[j].Length == 2 && read[j][0] - '0' == digits[0][first + j]),
-            ["ones"] = Share(j => read[j].Length == 2 && read[j][1] - '0' == digits[1][first + j]),
-            ["both"] = Share(j => read[j].Length == 2 && read[j][0] - '0' == digits[0][first + j] && read[j][1] - '0' == digits[1][first + j]),
-            ["swapped"] = Share(j => read[j].Length == 2 && digits[0][first + j] != digits[1][first + j]
-                && read[j][0] - '0' == digits[1][first + j] && read[j][1] - '0' == digits[0][first + j]),
+            ["tens"] = Share(j => Said(j, 0, 0)),
+            ["ones"] = Share(j => Said(j, 1, 1)),
+            ["both"] = Share(j => Said(j, 0, 0) && Said(j, 1, 1)),
+            ["swapped"] = Share(j => digits[0][first + j] != digits[1][first + j] && Said(j, 0, 1) && Said(j, 1, 0)),
         };
         return o;
     }
@@ -314,6 +314,10 @@ public static class MultimodalEval
         int py = Math.Clamp((int)((y - row * c.ImageSize) / c.PatchSize), 0, c.GridSize - 1);
         return (row * p.Grid.W + col, py * c.GridSize + px);
     }
+
+    /// <summary>The best held-back accuracy of a <see cref="LinearProbe"/> over ridge strengths 0.01, 1 and 100.</summary>
+    static double BestProbe(IReadOnlyList<float[]> features, IReadOnlyList<int> labels, int classes) =>
+        new[] { 0.01, 1.0, 100.0 }.Max(l => LinearProbe.Fit(features, labels, classes, l).Test);
 
     /// <summary>The 8 tokens of a frame [T, D] farthest from its mean token, averaged: a crude pooling over the moving object.</summary>
     static Tensor ObjectTokens(Tensor frame)

@@ -64,4 +64,10 @@ public sealed record MediaSection
     /// aggregator and video cross-attention (Llama 3's video SFT: video parameters from video pretraining, image weights
     /// and LLM from their finetuned versions); null = keep the video model's own.</summary>
     public string? VisionFrom { get; init; }
+    /// <summary><c>vision-stage1</c>/<c>vision-stage2</c>: weight of an auxiliary glyph loss for rendered print (the word
+    /// and number scenes of <c>make-data images</c>): the cross-attention source row of the patch under each glyph's centre,
+    /// read through the frozen decoder's final norm and output head, is trained to name that character's token
+    /// (cross-entropy, summed into the caption loss with this weight; training batches only, so evaluation loss stays the
+    /// caption loss). Not part of Llama 3's recipe: 0 (the default) = off.</summary>
+    public double GlyphLossWeight { get; init; }
 }

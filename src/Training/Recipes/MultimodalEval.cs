@@ -231,13 +231,13 @@ public static class MultimodalEval
                 var source = model.EncodeImages(batch)[0].narrow(0, 0, (long)p.NumTiles * tokens).to(ScalarType.Float32);
                 sets["encoder_tokens"].Add(source.flatten().data<float>().ToArray());
                 sets["mean_tokens"].Add(source.mean(new long[] { 0 }).data<float>().ToArray());
-                var centres = GlyphCentres(image, text)
+                var centres = PrintedGlyphs.Centres(image, text)
                     ?? throw new DataFormatException($"{manifest}: {r.Image} shows no printed text (no pixel differs from the background).");
                 for (int k = 0; k < 2; k++)
                 {
-                    var (tile, patch) = PatchAt(p, c, image, centres[k]);
+                    var (tile, patch) = PrintedGlyphs.PatchAt(p, c, image, centres[k]);
                     glyphs["patch_embeddings"].Add(patches[tile, patch].data<float>().ToArray());
-                    glyphs["encoder_tokens"].Add(source[(long)tile * tokens + 1 + patch].data<float>().ToArray());
+                    glyphs["encoder_tokens"].Add(source[PrintedGlyphs.SourceRow(c, tile, patch)].data<float>().ToArray());
                     glyphDigit.Add(text[k] - '0');
                     glyphOrder.Add(k);
                 }
@@ -279,40 +279,6 @@ public static class MultimodalEval
             ["swapped"] = Share(j => digits[0][first + j] != digits[1][first + j] && Said(j, 0, 1) && Said(j, 1, 0)),
         };
         return o;
-    }
-
-    /// <summary>
-    /// Image-pixel centres of the two glyphs of a printed two-digit <paramref name="text"/>: the ink is every pixel that
-    /// differs from the top-left pixel (the flat background); its box gives the letter height and the text's left edge
-    /// (the stroke font's digits fill their 4×6 cell's height; only '1' starts one unit right of the cell's edge). Null: no ink.
-    /// Within about a pixel of the drawn centres (tested).
-    /// </summary>
-    internal static (double X, double Y)[]? GlyphCentres(RgbImage image, string text)
-    {
-        int x0 = int.MaxValue, y0 = int.MaxValue, x1 = -1, y1 = -1;
-        for (int y = 0; y < image.Height; y++)
-            for (int x = 0; x < image.Width; x++)
-            {
-                int diff = 0;
-                for (int ch = 0; ch < 3; ch++) diff = Math.Max(diff, Math.Abs(image[x, y, ch] - image[0, 0, ch]));
-                if (diff <= 64) continue;
-                x0 = Math.Min(x0, x); x1 = Math.Max(x1, x); y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
-            }
-        if (x1 < 0) return null;
-        // The strokes are max(1, h/7) wide and centred on the glyph's lines, so the ink reaches half a stroke past the cell.
-        double ink = y1 - y0 + 1, h = ink >= 8 ? ink * 7 / 8 : ink - 1, stroke = Math.Max(1, h / 7), unit = h / 6;
-        double left = x0 + stroke / 2 - (text[0] == '1' ? unit : 0), cy = (y0 + y1 + 1) / 2.0;
-        return new[] { (left + 2 * unit, cy), (left + StrokeFont.Advance * h + 2 * unit, cy) };
-    }
-
-    /// <summary>The tile slot and row-major patch index under pixel <paramref name="at"/> of <paramref name="image"/> once processed into <paramref name="p"/>.</summary>
-    static (int Tile, int Patch) PatchAt(ProcessedImage p, VisionConfig c, RgbImage image, (double X, double Y) at)
-    {
-        double x = at.X * p.Resized.W / image.Width, y = at.Y * p.Resized.H / image.Height;
-        int col = Math.Clamp((int)(x / c.ImageSize), 0, p.Grid.W - 1), row = Math.Clamp((int)(y / c.ImageSize), 0, p.Grid.H - 1);
-        int px = Math.Clamp((int)((x - col * c.ImageSize) / c.PatchSize), 0, c.GridSize - 1);
-        int py = Math.Clamp((int)((y - row * c.ImageSize) / c.PatchSize), 0, c.GridSize - 1);
-        return (row * p.Grid.W + col, py * c.GridSize + px);
     }
 
     /// <summary>The best held-back accuracy of a <see cref="LinearProbe"/> over ridge strengths 0.01, 1 and 100.</summary>

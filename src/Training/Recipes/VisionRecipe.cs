@@ -169,13 +169,39 @@ public abstract class VisionRecipe : Recipe
         return model;
     }
 
-    /// <summary>One prepared record: ids, labels and the preprocessed image.</summary>
-    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image);
+    /// <summary>One prepared record: ids, labels, the preprocessed image and its glyph targets (source row, token id).</summary>
+    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, (int Row, long Token)[] Glyphs);
 
-    Item Prepare(ImageCaptionRecord r)
+    Item Prepare(ImageCaptionRecord r, bool eval)
     {
         var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.ImageTokenIndex, r.Caption, Config.Data.SeqLen);
-        return new Item(ids, labels, ProcessImage(_pre!, Vlm.Preprocessor, ImageLoader.Load(r.Image)));
+        var image = ImageLoader.Load(r.Image);
+        var p = ProcessImage(_pre!, Vlm.Preprocessor, image);
+        var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<(int, long)>() : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer);
+        return new Item(ids, labels, p, glyphs);
+    }
+
+    /// <summary>
+    /// Glyph-loss targets of a record (<c>media.glyph_loss_weight</c>): for a word or number caption of
+    /// <see cref="Synthetic.ImageCaptionGrammar"/>, the source row of the patch under each printed character and the
+    /// character's token (characters the tokenizer does not encode as one token are left out); none for other captions
+    /// or when no ink is found.
+    /// </summary>
+    internal static (int Row, long Token)[] GlyphTargets(string caption, RgbImage image, ProcessedImage p, VisionConfig c, ITrainingTokenizer tok)
+    {
+        var a = Synthetic.ImageCaptionGrammar.Parse(caption);
+        if (a is null || !Synthetic.ShapeScenes.IsPrintKind(a.Kind) || string.IsNullOrEmpty(a.Text)) return Array.Empty<(int, long)>();
+        var centres = PrintedGlyphs.Centres(image, a.Text);
+        if (centres is null) return Array.Empty<(int, long)>();
+        var list = new List<(int, long)>();
+        for (int k = 0; k < a.Text.Length; k++)
+        {
+            var ids = tok.Encode(a.Text[k].ToString());
+            if (ids.Count != 1) continue;
+            var (tile, patch) = PrintedGlyphs.PatchAt(p, c, image, centres[k]);
+            list.Add((PrintedGlyphs.SourceRow(c, tile, patch), ids[0]));
+        }
+        return list.ToArray();
     }
 
     /// <summary>Preprocesses with <paramref name="pre"/> and numbers the aspect ratio as the model's preprocessor does.</summary>
@@ -192,7 +218,7 @@ public abstract class VisionRecipe : Recipe
         if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
         var list = JsonlManifest.ReadImageCaptions(path, Config.Data.SkipBadRecords, out int skipped);
         if (!eval) SkippedRecords = skipped;
-        return new SampleBatchSource<ImageCaptionRecord, Item>(list, Prepare, Collate, Config.Batch.Micro, Config.Seed,
+        return new SampleBatchSource<ImageCaptionRecord, Item>(list, r => Prepare(r, eval), Collate, Config.Batch.Micro, Config.Seed,
             !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
     }
 
@@ -212,6 +238,13 @@ public abstract class VisionRecipe : Recipe
         b.Tensors["pixel_values"] = batch.PixelValues.clone();
         b.Tensors["aspect_ratio_ids"] = batch.AspectRatioIds.clone();
         b.Tensors["aspect_ratio_mask"] = batch.AspectRatioMask.clone();
+        var glyphs = items.SelectMany((it, i) => it.Glyphs.Select(g => (Sample: (long)i, g.Row, g.Token))).ToList();
+        if (glyphs.Count > 0)
+        {
+            b.Tensors["glyph_sample"] = torch.tensor(glyphs.Select(g => g.Sample).ToArray());
+            b.Tensors["glyph_row"] = torch.tensor(glyphs.Select(g => (long)g.Row).ToArray());
+            b.Tensors["glyph_target"] = torch.tensor(glyphs.Select(g => g.Token).ToArray());
+        }
         return b;
     }
 
@@ -231,8 +264,39 @@ public abstract class VisionRecipe : Recipe
     {
         using var scope = NewDisposeScope();
         using var images = Images(batch);
-        var logits = Vlm.Forward(batch["input_ids"].to(Device), images);
-        return new LossOutput(PreferenceLosses.CrossEntropySum(logits, batch["labels"].to(Device)).MoveToOuterDisposeScope());
+        var ids = batch["input_ids"].to(Device);
+        if (!batch.Tensors.ContainsKey("glyph_target"))
+            return new LossOutput(PreferenceLosses.CrossEntropySum(Vlm.Forward(ids, images), batch["labels"].to(Device)).MoveToOuterDisposeScope());
+        var states = Vlm.EncodeImages(images);                                                          // [B, S, D]
+        var caption = PreferenceLosses.CrossEntropySum(Vlm.ForwardEncoded(ids, images, states), batch["labels"].to(Device));
+        var (glyph, correct) = GlyphLoss(states, batch);
+        long n = batch["glyph_target"].shape[0];
+        double mean = glyph.item<float>() / n;
+        var metrics = new Dictionary<string, double>
+        {
+            // The trainer divides metric sums by the caption tokens; scaled so that the logged values are per glyph.
+            ["glyph_loss"] = mean * batch.LossElements,
+            ["glyph_accuracy"] = (double)correct / n * batch.LossElements,
+        };
+        return new LossOutput((caption + glyph.mul(Config.Media.GlyphLossWeight)).MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// The glyph loss (<c>media.glyph_loss_weight</c>) of a micro-batch: each target's cross-attention source row, through
+    /// the decoder's final norm and output head, against the character's token; summed cross-entropy and the count read right.
+    /// </summary>
+    internal (Tensor Sum, long Correct) GlyphLoss(Tensor states, MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        long s = states.shape[1];
+        var flat = batch["glyph_sample"].mul(s).add(batch["glyph_row"]).to(Device);
+        var rows = states.reshape(-1, states.shape[2]).index_select(0, flat);
+        var lm = Vlm.language_model;
+        var logits = lm.Logits(lm.model.norm.forward(rows));                                             // [G, V] f32
+        var target = batch["glyph_target"].to(logits.device);
+        long correct = logits.argmax(-1).eq(target).sum().item<long>();
+        var sum = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
+        return (sum.MoveToOuterDisposeScope(), correct);
     }
 
     /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.</summary>

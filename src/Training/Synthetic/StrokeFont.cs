@@ -48,6 +48,11 @@ internal static class StrokeFont
         ['9'] = "4,3 0,3 0,0 4,0 4,6 0,6",
     };
 
+    /// <summary>Left margin of <paramref name="c"/>'s strokes inside its 4×6 cell, in grid units (1 for '1' and 'I', 0 for most).</summary>
+    public static int LeftMargin(char c) =>
+        Glyphs.TryGetValue(c, out var g) ? g.Split(new[] { ';', ' ' }).Min(p => int.Parse(p.Split(',')[0], System.Globalization.CultureInfo.InvariantCulture))
+            : throw new SyntheticDataException($"the stroke font has no glyph for '{c}' (A–Z, 0–9 only).");
+
     /// <summary>Advance per character in glyph heights.</summary>
     public const float Advance = 0.9f;
 

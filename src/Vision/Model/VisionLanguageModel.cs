@@ -146,11 +146,30 @@ public sealed class VisionLanguageModel : nn.Module
             return language_model.Forward(ids, options).MoveToOuterDisposeScope();
         }
         if (images.BatchSize != rows.Count) throw new ArgumentException($"{rows.Count} token rows but images for {images.BatchSize}.");
-        var states = EncodeImages(images);
+        return ForwardRows(ids, rows, images, EncodeImages(images), options).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="Forward(Tensor, ImageBatch?, ForwardOptions?)"/> with the images already encoded
+    /// (<paramref name="visionStates"/> = <see cref="EncodeImages"/> of <paramref name="images"/>), so that a caller can
+    /// also use the cross-attention source itself (e.g. an auxiliary loss on it) without encoding twice.
+    /// </summary>
+    public Tensor ForwardEncoded(Tensor ids, ImageBatch images, Tensor visionStates, ForwardOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        var rows = RangesOf(ids);
+        if (rows.All(r => r.Count == 0)) throw new ArgumentException("the tokens hold no <|image|> for the encoded images.");
+        if (images.BatchSize != rows.Count) throw new ArgumentException($"{rows.Count} token rows but images for {images.BatchSize}.");
+        if (visionStates.shape[0] != rows.Count) throw new ArgumentException($"{rows.Count} token rows but vision states for {visionStates.shape[0]}.");
+        return ForwardRows(ids, rows, images, visionStates, options ?? new ForwardOptions()).MoveToOuterDisposeScope();
+    }
+
+    Tensor ForwardRows(Tensor ids, List<IReadOnlyList<(int Start, int End)>> rows, ImageBatch images, Tensor states, ForwardOptions options)
+    {
         int start = options.Cache?.Length ?? 0;
         var media = CrossAttentionFor(rows, images.NumTiles, states, start, (int)ids.shape[1]);
         var fo = options with { Media = new Dictionary<string, object> { [CrossAttentionInputs.MediaKey] = media } };
-        return language_model.Forward(ids, fo).MoveToOuterDisposeScope();
+        return language_model.Forward(ids, fo);
     }
 
     List<IReadOnlyList<(int Start, int End)>> RangesOf(Tensor ids)

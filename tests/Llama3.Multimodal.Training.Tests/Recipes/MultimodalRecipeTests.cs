@@ -393,25 +393,6 @@ public class MultimodalRecipeTests
         Assert.Contains("two-digit", noNumbers.Message);
     }
 
-    [Theory]
-    [InlineData("47", 0.2f, 0.3f, 0.2f)]
-    [InlineData("15", 0.5f, 0.6f, 0.1f)]
-    [InlineData("81", 0.1f, 0.1f, 0.3f)]
-    public void GlyphCentresFindBothDigitsOfARenderedNumber(string text, float x, float y, float h)
-    {
-        const int side = 224;
-        var scene = new ImageScene(new ImageAttributes("number", Text: text), "grey", Array.Empty<PlacedShape>(), new PlacedText(text, x, y, h, SkiaSharp.SKColors.Black));
-        var image = Vision.ImageLoader.Decode(scene.RenderPng(side), text);
-        var c = MultimodalEval.GlyphCentres(image, text)!;
-        double unit = h * side / 6;
-        for (int k = 0; k < 2; k++)
-        {
-            Assert.InRange(c[k].X, x * side + k * StrokeFont.Advance * h * side + 2 * unit - 1.5, x * side + k * StrokeFont.Advance * h * side + 2 * unit + 1.5);
-            Assert.InRange(c[k].Y, (y + h / 2) * side - 1.5, (y + h / 2) * side + 1.5);
-        }
-        Assert.Null(MultimodalEval.GlyphCentres(Vision.RgbImage.Filled(32, 32, 128, 128, 128), text));
-    }
-
     [Fact]
     public void UnknownComponentAndMissingEncoderCheckpointAreNamed()
     {

@@ -1,0 +1,132 @@
+using System.Text.Json;
+using Llama3.Multimodal.Training.Synthetic;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training.Tests.Recipes;
+
+/// <summary>
+/// The vision recipes' glyph loss (<c>media.glyph_loss_weight</c>): where the printed characters are, which source rows and
+/// tokens they give, how the loss adds to the caption loss, and that it trains the image side only.
+/// </summary>
+public class GlyphLossTests
+{
+    static readonly Lazy<string> Print = new(() => ImageDataMaker.Make(
+        new ImageMakerOptions(8, Seed: 11, Size: 112, Kinds: new[] { "word", "number" }), Path.Combine(TestRuns.TempDir(), "print")).ManifestPath);
+
+    static TrainConfig Cfg(double weight, params string[] extra) => ConfigLoader.Load(new VisionStage1Recipe().DemoConfig(), null, new List<string>
+    {
+        "model.init_from=null", $"data.train=\"{Print.Value}\"", $"data.eval=\"{Print.Value}\"", "optim.total_steps=4", "optim.warmup_steps=1",
+        "optim.schedule=\"constant\"", "optim.lr=0.01", "data.seq_len=96", "train.log_every=1000", "train.eval_every=0", "train.save_every=0",
+        "batch.micro=4", "batch.global=4", "data.prefetch=4", "data.shuffle=false", $"media.glyph_loss_weight={weight}",
+    }.Concat(extra).ToList());
+
+    [Theory]
+    [InlineData("47", 0.2f, 0.3f, 0.2f)]
+    [InlineData("15", 0.5f, 0.6f, 0.1f)]
+    [InlineData("81", 0.1f, 0.1f, 0.3f)]
+    [InlineData("7", 0.4f, 0.4f, 0.2f)]
+    [InlineData("CAT", 0.1f, 0.4f, 0.15f)]
+    [InlineData("INK", 0.2f, 0.2f, 0.12f)]
+    public void CentresFindEveryCharacterOfRenderedText(string text, float x, float y, float h)
+    {
+        const int side = 224;
+        string kind = char.IsDigit(text[0]) ? "number" : "word";
+        var scene = new ImageScene(new ImageAttributes(kind, Text: text), "grey", Array.Empty<PlacedShape>(), new PlacedText(text, x, y, h, SkiaSharp.SKColors.Black));
+        var image = Vision.ImageLoader.Decode(scene.RenderPng(side), text);
+        var c = PrintedGlyphs.Centres(image, text)!;
+        Assert.Equal(text.Length, c.Length);
+        double unit = h * side / 6;
+        for (int k = 0; k < text.Length; k++)
+        {
+            double cx = x * side + k * StrokeFont.Advance * h * side + 2 * unit;
+            Assert.InRange(c[k].X, cx - 1.5, cx + 1.5);
+            Assert.InRange(c[k].Y, (y + h / 2) * side - 1.5, (y + h / 2) * side + 1.5);
+        }
+        Assert.Null(PrintedGlyphs.Centres(Vision.RgbImage.Filled(32, 32, 128, 128, 128), text));
+    }
+
+    [Fact]
+    public void TargetsAreTheCharactersTokensUnderTheirPatches()
+    {
+        var vision = Vision.VisionPresets.Get("tiny-vision").Vision;
+        var pre = VisionRecipe.Preprocessor(vision, 4);
+        var scene = new ImageScene(new ImageAttributes("number", Text: "52"), "grey", Array.Empty<PlacedShape>(), new PlacedText("52", 0.55f, 0.1f, 0.2f, SkiaSharp.SKColors.Black));
+        var image = Vision.ImageLoader.Decode(scene.RenderPng(224), "52");
+        using var p = VisionRecipe.ProcessImage(pre, pre, image);
+        Assert.Equal(4, p.NumTiles);
+        var t = VisionRecipe.GlyphTargets("the number 52", image, p, vision, ByteTokenizer.Instance);
+        Assert.Equal(new[] { (long)ByteTokenizer.Instance.Encode("5").Single(), ByteTokenizer.Instance.Encode("2").Single() }, t.Select(g => g.Token));
+        // The glyphs sit in the top-right tile (slot 1 of 2 × 2), in patch row 3 (centre y = 0.2 · 224 ≈ 45 px; 45 / 14 → 3).
+        foreach (var (row, _) in t)
+        {
+            int tile = row / vision.TokensPerTile, patch = row % vision.TokensPerTile - 1;
+            Assert.Equal(1, tile);
+            Assert.Equal(3, patch / vision.GridSize);
+        }
+        Assert.True(t[1].Row > t[0].Row, "the second digit lies right of the first");
+        Assert.Empty(VisionRecipe.GlyphTargets("a small red circle at the top left", image, p, vision, ByteTokenizer.Instance));
+        Assert.Empty(VisionRecipe.GlyphTargets("the number 52", Vision.RgbImage.Filled(224, 224, 128, 128, 128), p, vision, ByteTokenizer.Instance));
+    }
+
+    [Fact]
+    public void LossIsCaptionPlusWeightedGlyphTermAndTrainsOnlyTheImageSide()
+    {
+        string dir = TestRuns.TempDir();
+        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(2.0), dir, TestRuns.Quiet);
+        var recipe = (VisionRecipe)t.Recipe;
+        using var source = recipe.OpenData(false, DataCursor.Start);
+        using var batch = source.Next(96);
+        var texts = File.ReadLines(Print.Value).Select(l => ImageCaptionGrammar.Parse(JsonDocument.Parse(l).RootElement.GetProperty("caption").GetString()!)!.Text!).Take(4);
+        Assert.Equal(texts.Sum(s => s.Length), batch["glyph_target"].shape[0]);
+
+        var images = VisionRecipe.Images(batch);
+        var ids = batch["input_ids"];
+        var states = recipe.Vlm.EncodeImages(images);
+        using (no_grad())
+        {
+            var plain = recipe.Vlm.Forward(ids, images);
+            var encoded = recipe.Vlm.ForwardEncoded(ids, images, states);
+            Assert.Equal(0f, (plain - encoded).abs().max().item<float>());   // the same computation, bit for bit
+            double caption = PreferenceLosses.CrossEntropySum(plain, batch["labels"]).item<float>();
+            var (glyph, correct) = recipe.GlyphLoss(states, batch);
+            var output = recipe.Loss(batch);
+            Assert.Equal(caption + 2.0 * glyph.item<float>(), output.Sum.item<float>(), 1e-3 * Math.Abs(output.Sum.item<float>()));
+            long n = batch["glyph_target"].shape[0];
+            Assert.Equal(glyph.item<float>() / n * batch.LossElements, output.Metrics!["glyph_loss"], 1e-3);
+            Assert.InRange(output.Metrics["glyph_accuracy"], 0, batch.LossElements);
+            Assert.InRange(correct, 0, n);
+        }
+
+        // The glyph term alone reaches the encoder and projector, never the frozen decoder.
+        foreach (var p in recipe.Vlm.parameters()) p.grad?.zero_();
+        recipe.GlyphLoss(states, batch).Sum.backward();
+        var grads = recipe.Vlm.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad is { } g ? g.abs().sum().item<float>() : 0f);
+        Assert.True(grads["multi_modal_projector.weight"] > 0);
+        Assert.True(grads["vision_model.patch_embedding.weight"] > 0);
+        Assert.All(grads.Where(g => g.Key.StartsWith("language_model.", StringComparison.Ordinal)), g => Assert.Equal(0f, g.Value));
+
+        // Evaluation batches carry no glyph targets: the evaluation loss stays the caption loss.
+        using var eval = recipe.OpenData(true, DataCursor.Start);
+        using var eb = eval.Next(96);
+        Assert.False(eb.Tensors.ContainsKey("glyph_target"));
+    }
+
+    [Fact]
+    public void TrainingWithTheGlyphLossLogsItAndLowersIt()
+    {
+        string dir = TestRuns.TempDir();
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, "optim.total_steps=12"), dir, TestRuns.Quiet)) t.Run();
+        var steps = File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.TryGetProperty("glyph_loss", out _)).Select(e => e.GetProperty("glyph_loss").GetDouble()).ToList();
+        Assert.Equal(12, steps.Count);
+        Assert.True(steps.TakeLast(3).Average() < 0.9 * steps.Take(3).Average(), $"glyph loss {steps[0]:F3} → {steps[^1]:F3}");
+    }
+
+    [Fact]
+    public void NegativeWeightIsRefusedByName()
+    {
+        var e = Assert.Throws<Text.ConfigException>(() => Cfg(-0.5));
+        Assert.Contains("media.glyph_loss_weight", e.Message);
+    }
+}

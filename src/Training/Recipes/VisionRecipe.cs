@@ -278,7 +278,8 @@ public abstract class VisionRecipe : Recipe
             ["glyph_loss"] = mean * batch.LossElements,
             ["glyph_accuracy"] = (double)correct / n * batch.LossElements,
         };
-        return new LossOutput((caption + glyph.mul(Config.Media.GlyphLossWeight)).MoveToOuterDisposeScope(), metrics);
+        using var weight = Config.Media.GlyphLossWeight.ToScalar();
+        return new LossOutput(caption.add(glyph, weight).MoveToOuterDisposeScope(), metrics);
     }
 
     /// <summary>
@@ -289,7 +290,8 @@ public abstract class VisionRecipe : Recipe
     {
         using var scope = NewDisposeScope();
         long s = states.shape[1];
-        var flat = batch["glyph_sample"].mul(s).add(batch["glyph_row"]).to(Device);
+        using var rowsPerSample = s.ToScalar();
+        var flat = batch["glyph_sample"].mul(rowsPerSample).add(batch["glyph_row"], Scalars.One).to(Device);
         var rows = states.reshape(-1, states.shape[2]).index_select(0, flat);
         var lm = Vlm.language_model;
         var logits = lm.Logits(lm.model.norm.forward(rows));                                             // [G, V] f32

@@ -70,4 +70,14 @@ public sealed record MediaSection
     /// (cross-entropy, summed into the caption loss with this weight; training batches only, so evaluation loss stays the
     /// caption loss). Not part of Llama 3's recipe: 0 (the default) = off.</summary>
     public double GlyphLossWeight { get; init; }
+    /// <summary><c>vision-stage1</c>/<c>vision-stage2</c>: what reads the glyph loss's source rows
+    /// (<see cref="GlyphLossWeight"/>): <c>"output"</c> (the default) = the frozen decoder's final norm and output head,
+    /// against the character's token; <c>"linear"</c> = a linear head of the run's own, trained with it (not part of the
+    /// saved model; kept in checkpoints as <c>glyph_head.safetensors</c> for resuming), naming the character among
+    /// 0–9 and A–Z and its place in the text (first … fourth), two cross-entropy terms.</summary>
+    public string GlyphHead { get; init; } = GlyphHeadOutput;
+    /// <summary><see cref="GlyphHead"/>: read through the decoder's output head.</summary>
+    public const string GlyphHeadOutput = "output";
+    /// <summary><see cref="GlyphHead"/>: read by a linear head of the run's own.</summary>
+    public const string GlyphHeadLinear = "linear";
 }

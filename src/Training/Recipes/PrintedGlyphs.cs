@@ -10,6 +10,11 @@ namespace Llama3.Multimodal.Training;
 /// </summary>
 internal static class PrintedGlyphs
 {
+    /// <summary>The characters of printed words and numbers, in class order (the glyph loss's own head).</summary>
+    public const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    /// <summary>Places in a text the glyph loss's own head tells apart (first … fourth; words have at most four letters).</summary>
+    public const int Slots = 4;
+
     /// <summary>
     /// Image-pixel centres of the glyphs of <paramref name="text"/>, one per character: the ink is every pixel that differs
     /// from the top-left pixel (the flat background) by more than 64 in some channel; its box gives the letter height (every

@@ -45,6 +45,13 @@ public abstract class Recipe : IDisposable
     /// <summary>The module whose parameters are trained and checkpointed.</summary>
     public abstract nn.Module Model { get; }
 
+    /// <summary>
+    /// Parameters trained beside <see cref="Model"/>'s that are not part of the model (e.g. an auxiliary read-out head of a
+    /// training loss): always trained, with names that must not clash with the model's; the recipe keeps them in its
+    /// checkpoints (<see cref="SaveModel"/>/<see cref="LoadModel"/>) so that a run resumes exactly. Empty by default.
+    /// </summary>
+    public virtual IReadOnlyList<(string Name, Tensor Param)> AuxiliaryParameters => Array.Empty<(string, Tensor)>();
+
     /// <summary>Builds the model (and any frozen reference) on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
     public abstract void Setup(TrainConfig config, Device device, ScalarType dtype);
 

@@ -18,6 +18,10 @@ public abstract class VisionRecipe : Recipe
 {
     VisionLanguageModel? _model;
     ImagePreprocessor? _pre;
+    TorchSharp.Modules.Linear? _glyphHead;
+
+    /// <summary>The file of a checkpoint that holds the glyph loss's own head (<c>media.glyph_head = "linear"</c>).</summary>
+    public const string GlyphHeadFile = "glyph_head.safetensors";
 
     /// <summary>The tokenizer of the run.</summary>
     public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
@@ -29,6 +33,12 @@ public abstract class VisionRecipe : Recipe
     public override nn.Module Model => Vlm;
     /// <inheritdoc/>
     public override IReadOnlyList<string> DefaultTrainable => new[] { "image_encoder", "adapters" };
+    /// <inheritdoc/>
+    public override IReadOnlyList<(string Name, Tensor Param)> AuxiliaryParameters =>
+        _glyphHead is null ? Array.Empty<(string, Tensor)>() : _glyphHead.named_parameters().Select(p => ("glyph_head." + p.name, (Tensor)p.parameter)).ToList();
+    /// <summary>The glyph loss's own head (<c>media.glyph_head = "linear"</c>): decoder width → <see cref="PrintedGlyphs.Alphabet"/>
+    /// characters then <see cref="PrintedGlyphs.Slots"/> places; null otherwise.</summary>
+    internal TorchSharp.Modules.Linear? GlyphHead => _glyphHead;
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, string[]> Components
@@ -89,6 +99,13 @@ public abstract class VisionRecipe : Recipe
         Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
         _model = Build(config, Tokenizer, device, dtype);
         _pre = Preprocessor(_model.Config.Vision, config.Media.MaxTiles);
+        _glyphHead?.Dispose(); _glyphHead = null;
+        if (config.Media.GlyphLossWeight > 0 && config.Media.GlyphHead == MediaSection.GlyphHeadLinear)
+        {
+            // Drawn from libtorch's generator, which the trainer has just seeded: the same seed gives the same head.
+            _glyphHead = nn.Linear(_model.Config.Text.HiddenSize, PrintedGlyphs.Alphabet.Length + PrintedGlyphs.Slots);
+            _glyphHead.to(device, dtype);
+        }
     }
 
     /// <summary>A preprocessor fitting images to at most <paramref name="maxTiles"/> tiles, packing to the model's tile count.</summary>
@@ -169,37 +186,49 @@ public abstract class VisionRecipe : Recipe
         return model;
     }
 
-    /// <summary>One prepared record: ids, labels, the preprocessed image and its glyph targets (source row, token id).</summary>
-    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, (int Row, long Token)[] Glyphs);
+    /// <summary>One prepared record: ids, labels, the preprocessed image and its glyph targets.</summary>
+    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, GlyphTarget[] Glyphs);
+
+    /// <summary>
+    /// One printed character's glyph-loss target: its patch's row in the image's cross-attention source, its token (for
+    /// the output-head read-out), its index in <see cref="PrintedGlyphs.Alphabet"/> and its place in the text (for the
+    /// linear head; places past the last slot count as the last).
+    /// </summary>
+    internal readonly record struct GlyphTarget(int Row, long Token, int Char, int Slot);
 
     Item Prepare(ImageCaptionRecord r, bool eval)
     {
         var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.ImageTokenIndex, r.Caption, Config.Data.SeqLen);
         var image = ImageLoader.Load(r.Image);
         var p = ProcessImage(_pre!, Vlm.Preprocessor, image);
-        var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<(int, long)>() : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer);
+        var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<GlyphTarget>()
+            : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer, Config.Media.GlyphHead);
         return new Item(ids, labels, p, glyphs);
     }
 
     /// <summary>
     /// Glyph-loss targets of a record (<c>media.glyph_loss_weight</c>): for a word or number caption of
-    /// <see cref="Synthetic.ImageCaptionGrammar"/>, the source row of the patch under each printed character and the
-    /// character's token (characters the tokenizer does not encode as one token are left out); none for other captions
-    /// or when no ink is found.
+    /// <see cref="Synthetic.ImageCaptionGrammar"/>, the source row of the patch under each printed character, the
+    /// character's token, its class and its place; none for other captions or when no ink is found. Characters the
+    /// read-out cannot name are left out: with <paramref name="head"/> <c>"output"</c> those the tokenizer does not encode as
+    /// one token (their token is then −1 elsewhere), with <c>"linear"</c> those outside <see cref="PrintedGlyphs.Alphabet"/>.
     /// </summary>
-    internal static (int Row, long Token)[] GlyphTargets(string caption, RgbImage image, ProcessedImage p, VisionConfig c, ITrainingTokenizer tok)
+    internal static GlyphTarget[] GlyphTargets(string caption, RgbImage image, ProcessedImage p, VisionConfig c, ITrainingTokenizer tok,
+        string head = MediaSection.GlyphHeadOutput)
     {
         var a = Synthetic.ImageCaptionGrammar.Parse(caption);
-        if (a is null || !Synthetic.ShapeScenes.IsPrintKind(a.Kind) || string.IsNullOrEmpty(a.Text)) return Array.Empty<(int, long)>();
+        if (a is null || !Synthetic.ShapeScenes.IsPrintKind(a.Kind) || string.IsNullOrEmpty(a.Text)) return Array.Empty<GlyphTarget>();
         var centres = PrintedGlyphs.Centres(image, a.Text);
-        if (centres is null) return Array.Empty<(int, long)>();
-        var list = new List<(int, long)>();
+        if (centres is null) return Array.Empty<GlyphTarget>();
+        bool linear = head == MediaSection.GlyphHeadLinear;
+        var list = new List<GlyphTarget>();
         for (int k = 0; k < a.Text.Length; k++)
         {
             var ids = tok.Encode(a.Text[k].ToString());
-            if (ids.Count != 1) continue;
+            int cls = PrintedGlyphs.Alphabet.IndexOf(a.Text[k]);
+            if (linear ? cls < 0 : ids.Count != 1) continue;
             var (tile, patch) = PrintedGlyphs.PatchAt(p, c, image, centres[k]);
-            list.Add((PrintedGlyphs.SourceRow(c, tile, patch), ids[0]));
+            list.Add(new GlyphTarget(PrintedGlyphs.SourceRow(c, tile, patch), ids.Count == 1 ? ids[0] : -1, cls, Math.Min(k, PrintedGlyphs.Slots - 1)));
         }
         return list.ToArray();
     }
@@ -238,12 +267,14 @@ public abstract class VisionRecipe : Recipe
         b.Tensors["pixel_values"] = batch.PixelValues.clone();
         b.Tensors["aspect_ratio_ids"] = batch.AspectRatioIds.clone();
         b.Tensors["aspect_ratio_mask"] = batch.AspectRatioMask.clone();
-        var glyphs = items.SelectMany((it, i) => it.Glyphs.Select(g => (Sample: (long)i, g.Row, g.Token))).ToList();
+        var glyphs = items.SelectMany((it, i) => it.Glyphs.Select(g => (Sample: (long)i, Target: g))).ToList();
         if (glyphs.Count > 0)
         {
             b.Tensors["glyph_sample"] = torch.tensor(glyphs.Select(g => g.Sample).ToArray());
-            b.Tensors["glyph_row"] = torch.tensor(glyphs.Select(g => (long)g.Row).ToArray());
-            b.Tensors["glyph_target"] = torch.tensor(glyphs.Select(g => g.Token).ToArray());
+            b.Tensors["glyph_row"] = torch.tensor(glyphs.Select(g => (long)g.Target.Row).ToArray());
+            b.Tensors["glyph_target"] = torch.tensor(glyphs.Select(g => g.Target.Token).ToArray());
+            b.Tensors["glyph_class"] = torch.tensor(glyphs.Select(g => (long)g.Target.Char).ToArray());
+            b.Tensors["glyph_slot"] = torch.tensor(glyphs.Select(g => (long)g.Target.Slot).ToArray());
         }
         return b;
     }
@@ -269,7 +300,7 @@ public abstract class VisionRecipe : Recipe
             return new LossOutput(PreferenceLosses.CrossEntropySum(Vlm.Forward(ids, images), batch["labels"].to(Device)).MoveToOuterDisposeScope());
         var states = Vlm.EncodeImages(images);                                                          // [B, S, D]
         var caption = PreferenceLosses.CrossEntropySum(Vlm.ForwardEncoded(ids, images, states), batch["labels"].to(Device));
-        var (glyph, correct) = GlyphLoss(states, batch);
+        var (glyph, correct, slots) = GlyphLoss(states, batch);
         long n = batch["glyph_target"].shape[0];
         double mean = glyph.item<float>() / n;
         var metrics = new Dictionary<string, double>
@@ -278,47 +309,80 @@ public abstract class VisionRecipe : Recipe
             ["glyph_loss"] = mean * batch.LossElements,
             ["glyph_accuracy"] = (double)correct / n * batch.LossElements,
         };
+        if (slots is { } s) metrics["glyph_slot_accuracy"] = (double)s / n * batch.LossElements;
         using var weight = Config.Media.GlyphLossWeight.ToScalar();
         return new LossOutput(caption.add(glyph, weight).MoveToOuterDisposeScope(), metrics);
     }
 
     /// <summary>
-    /// The glyph loss (<c>media.glyph_loss_weight</c>) of a micro-batch: each target's cross-attention source row, through
-    /// the decoder's final norm and output head, against the character's token; summed cross-entropy and the count read right.
+    /// The glyph loss (<c>media.glyph_loss_weight</c>) of a micro-batch: each target's cross-attention source row, read
+    /// either through the decoder's final norm and output head against the character's token, or (<c>media.glyph_head =
+    /// "linear"</c>) by the run's own head against the character's class plus, as a second term, its place in the text.
+    /// Returns the summed cross-entropy, the characters read right and (linear head only) the places read right.
     /// </summary>
-    internal (Tensor Sum, long Correct) GlyphLoss(Tensor states, MicroBatch batch)
+    internal (Tensor Sum, long Correct, long? SlotsCorrect) GlyphLoss(Tensor states, MicroBatch batch)
     {
         using var scope = NewDisposeScope();
         long s = states.shape[1];
         using var rowsPerSample = s.ToScalar();
         var flat = batch["glyph_sample"].mul(rowsPerSample).add(batch["glyph_row"], Scalars.One).to(Device);
         var rows = states.reshape(-1, states.shape[2]).index_select(0, flat);
+        if (_glyphHead is { } head)
+        {
+            var both = head.forward(rows).to_type(ScalarType.Float32);                                  // [G, chars + slots]
+            int chars = PrintedGlyphs.Alphabet.Length;
+            var charLogits = both.narrow(1, 0, chars);
+            var slotLogits = both.narrow(1, chars, PrintedGlyphs.Slots);
+            var cls = batch["glyph_class"].to(both.device);
+            var slot = batch["glyph_slot"].to(both.device);
+            long charsRight = charLogits.argmax(-1).eq(cls).sum().item<long>();
+            long slotsRight = slotLogits.argmax(-1).eq(slot).sum().item<long>();
+            var total = nn.functional.cross_entropy(charLogits, cls, reduction: nn.Reduction.Sum)
+                .add(nn.functional.cross_entropy(slotLogits, slot, reduction: nn.Reduction.Sum), Scalars.One);
+            return (total.MoveToOuterDisposeScope(), charsRight, slotsRight);
+        }
         var lm = Vlm.language_model;
         var logits = lm.Logits(lm.model.norm.forward(rows));                                             // [G, V] f32
         var target = batch["glyph_target"].to(logits.device);
         long correct = logits.argmax(-1).eq(target).sum().item<long>();
         var sum = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
-        return (sum.MoveToOuterDisposeScope(), correct);
+        return (sum.MoveToOuterDisposeScope(), correct, null);
     }
 
-    /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.</summary>
+    /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.
+    /// With the glyph loss's own head, that head is written beside it (<see cref="GlyphHeadFile"/>).</summary>
     public override void SaveModel(string directory)
     {
         Vlm.Save(directory);
         MediaTokens.WriteInfo(directory, Name, Config);
+        if (_glyphHead is not null)
+            SafeTensorsWriter.Save(Path.Combine(directory, GlyphHeadFile), _glyphHead.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
     }
 
     /// <inheritdoc/>
+    /// <remarks>The glyph loss's own head is read from <see cref="GlyphHeadFile"/> when the folder has one (a checkpoint of a
+    /// run with that head); otherwise it keeps its fresh weights.</remarks>
     public override void LoadModel(string directory)
     {
-        using var reader = CheckpointReader.Open(directory);
-        StateLoader.Load(Vlm, reader);
+        using (var reader = CheckpointReader.Open(directory)) StateLoader.Load(Vlm, reader);
+        string head = Path.Combine(directory, GlyphHeadFile);
+        if (_glyphHead is null || !File.Exists(head)) return;
+        using var file = SafeTensorsFile.Open(head);
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in _glyphHead.named_parameters())
+        {
+            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{head}: no '{name}' for the glyph head.");
+            using var t = file.Read(name);
+            if (!t.shape.SequenceEqual(p.shape))
+                throw new CheckpointFormatException($"{head}: '{name}' has shape [{string.Join(", ", t.shape)}], the glyph head needs [{string.Join(", ", p.shape)}].");
+            p.copy_(t);
+        }
     }
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _model?.Dispose();
+        if (disposing) { _model?.Dispose(); _glyphHead?.Dispose(); }
         base.Dispose(disposing);
     }
 }

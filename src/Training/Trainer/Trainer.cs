@@ -61,7 +61,7 @@ public sealed class Trainer : IDisposable
         recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);
         _trainable = SelectTrainable();
         // Every rank starts from rank 0's weights (random inits may differ by rank).
-        Distributed.DataParallel.BroadcastParameters(recipe.Model.parameters(), _coll);
+        Distributed.DataParallel.BroadcastParameters(recipe.Model.parameters().Concat(recipe.AuxiliaryParameters.Select(a => a.Param)), _coll);
         if (mixed)
         {
             // The model computes in bf16; AdamW updates f32 masters whose values are copied back after each step.
@@ -106,6 +106,12 @@ public sealed class Trainer : IDisposable
             if (train) list.Add((name, p));
         }
         if (list.Count == 0) throw new ConfigException("train.trainable/freeze leave no parameter to train.");
+        foreach (var (name, p) in Recipe.AuxiliaryParameters)
+        {
+            if (names.Contains(name)) throw new InvalidOperationException($"{Recipe.Name}: auxiliary parameter '{name}' clashes with a model parameter.");
+            p.requires_grad_(true);
+            list.Add((name, p));
+        }
         return list;
     }
 

@@ -217,6 +217,7 @@ public sealed class Trainer : IDisposable
             using var totalScalar = total.ToScalar();
             var mine = batches.Where((_, i) => i % _coll.WorldSize == _coll.Rank).ToList();
             Recipe.Model.zero_grad();
+            foreach (var (_, p) in Recipe.AuxiliaryParameters) p.grad?.zero_();
             Recipe.Model.train();
             var acc = _master?.Select(m => torch.zeros(m.shape, ScalarType.Float32, m.device)).ToList();
             double lossSum = 0;

@@ -58,7 +58,7 @@ public class GlyphLossTests
         var t = VisionRecipe.GlyphTargets("the number 52", image, p, vision, ByteTokenizer.Instance);
         Assert.Equal(new[] { (long)ByteTokenizer.Instance.Encode("5").Single(), ByteTokenizer.Instance.Encode("2").Single() }, t.Select(g => g.Token));
         // The glyphs sit in the top-right tile (slot 1 of 2 × 2), in patch row 3 (centre y = 0.2 · 224 ≈ 45 px; 45 / 14 → 3).
-        foreach (var (row, _) in t)
+        foreach (var (row, _, _, _) in t)
         {
             int tile = row / vision.TokensPerTile, patch = row % vision.TokensPerTile - 1;
             Assert.Equal(1, tile);
@@ -89,7 +89,8 @@ public class GlyphLossTests
             var encoded = recipe.Vlm.ForwardEncoded(ids, images, states);
             Assert.Equal(0f, (plain - encoded).abs().max().item<float>());   // the same computation, bit for bit
             double caption = PreferenceLosses.CrossEntropySum(plain, batch["labels"]).item<float>();
-            var (glyph, correct) = recipe.GlyphLoss(states, batch);
+            var (glyph, correct, slots) = recipe.GlyphLoss(states, batch);
+            Assert.Null(slots);
             var output = recipe.Loss(batch);
             Assert.Equal(caption + 2.0 * glyph.item<float>(), output.Sum.item<float>(), 1e-3 * Math.Abs(output.Sum.item<float>()));
             long n = batch["glyph_target"].shape[0];
@@ -128,5 +129,112 @@ public class GlyphLossTests
     {
         var e = Assert.Throws<Text.ConfigException>(() => Cfg(-0.5));
         Assert.Contains("media.glyph_loss_weight", e.Message);
+        var h = Assert.Throws<Text.ConfigException>(() => Cfg(1.0, "media.glyph_head=\"softmax\""));
+        Assert.Contains("media.glyph_head", h.Message);
+        Assert.Contains("softmax", h.Message);
+    }
+
+    const string Linear = "media.glyph_head=\"linear\"";
+
+    [Fact]
+    public void LinearHeadTargetsAreClassesAndPlaces()
+    {
+        var vision = Vision.VisionPresets.Get("tiny-vision").Vision;
+        var pre = VisionRecipe.Preprocessor(vision, 4);
+        foreach (var text in new[] { "52", "FISH", "0" })
+        {
+            string kind = char.IsDigit(text[0]) ? "number" : "word";
+            var scene = new ImageScene(new ImageAttributes(kind, Text: text), "white", Array.Empty<PlacedShape>(), new PlacedText(text, 0.1f, 0.3f, 0.2f, SkiaSharp.SKColors.Black));
+            var image = Vision.ImageLoader.Decode(scene.RenderPng(112), text);
+            using var p = VisionRecipe.ProcessImage(pre, pre, image);
+            var t = VisionRecipe.GlyphTargets($"the {kind} {text}", image, p, vision, ByteTokenizer.Instance, MediaSection.GlyphHeadLinear);
+            Assert.Equal(text.Select(ch => PrintedGlyphs.Alphabet.IndexOf(ch)), t.Select(g => g.Char));
+            Assert.Equal(Enumerable.Range(0, text.Length), t.Select(g => g.Slot));
+            Assert.Equal(text.Select(ch => (long)ByteTokenizer.Instance.Encode(ch.ToString()).Single()), t.Select(g => g.Token));
+            Assert.Equal(t.Select(g => g.Row).Order(), t.Select(g => g.Row));   // left to right along one patch row
+        }
+        Assert.Equal(10, PrintedGlyphs.Alphabet.IndexOf('A'));
+        Assert.True(ShapeScenes.Words.All(w => w.Length <= PrintedGlyphs.Slots && w.All(ch => PrintedGlyphs.Alphabet.Contains(ch))));
+    }
+
+    [Fact]
+    public void LinearHeadLossIsCharacterPlusPlaceAndTrainsTheHeadAndImageSideOnly()
+    {
+        string dir = TestRuns.TempDir();
+        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(0.5, Linear), dir, TestRuns.Quiet);
+        var recipe = (VisionRecipe)t.Recipe;
+        var head = recipe.GlyphHead!;
+        Assert.Contains("glyph_head.weight", t.TrainableNames);
+        Assert.Contains("glyph_head.bias", t.TrainableNames);
+        Assert.DoesNotContain(recipe.Vlm.named_parameters(), p => p.name.Contains("glyph", StringComparison.Ordinal));
+        Assert.Equal(new long[] { PrintedGlyphs.Alphabet.Length + PrintedGlyphs.Slots, recipe.Vlm.Config.Text.HiddenSize }, head.weight!.shape);
+
+        using var source = recipe.OpenData(false, DataCursor.Start);
+        using var batch = source.Next(96);
+        var images = VisionRecipe.Images(batch);
+        var ids = batch["input_ids"];
+        var states = recipe.Vlm.EncodeImages(images);
+        using (no_grad())
+        {
+            // The same sum computed by hand from the head's weights.
+            long rows = states.shape[1];
+            var flat = batch["glyph_sample"] * rows + batch["glyph_row"];
+            var logits = states.reshape(-1, states.shape[2]).index_select(0, flat).matmul(head.weight!.t()) + head.bias!;
+            int chars = PrintedGlyphs.Alphabet.Length;
+            double expected = nn.functional.cross_entropy(logits.narrow(1, 0, chars), batch["glyph_class"], reduction: nn.Reduction.Sum).item<float>()
+                + nn.functional.cross_entropy(logits.narrow(1, chars, PrintedGlyphs.Slots), batch["glyph_slot"], reduction: nn.Reduction.Sum).item<float>();
+            var (glyph, correct, slots) = recipe.GlyphLoss(states, batch);
+            Assert.Equal(expected, glyph.item<float>(), 1e-4 * expected);
+            long n = batch["glyph_class"].shape[0];
+            Assert.Equal(logits.narrow(1, 0, chars).argmax(-1).eq(batch["glyph_class"]).sum().item<long>(), correct);
+            Assert.Equal(logits.narrow(1, chars, PrintedGlyphs.Slots).argmax(-1).eq(batch["glyph_slot"]).sum().item<long>(), slots);
+
+            double caption = PreferenceLosses.CrossEntropySum(recipe.Vlm.Forward(ids, images), batch["labels"]).item<float>();
+            var output = recipe.Loss(batch);
+            Assert.Equal(caption + 0.5 * glyph.item<float>(), output.Sum.item<float>(), 1e-3 * Math.Abs(output.Sum.item<float>()));
+            Assert.InRange(output.Metrics!["glyph_slot_accuracy"], 0, batch.LossElements);
+        }
+
+        foreach (var p in recipe.Vlm.parameters()) p.grad?.zero_();
+        recipe.GlyphLoss(states, batch).Sum.backward();
+        var grads = recipe.Vlm.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad is { } g ? g.abs().sum().item<float>() : 0f);
+        Assert.True(head.weight!.grad!.abs().sum().item<float>() > 0);
+        Assert.True(grads["multi_modal_projector.weight"] > 0);
+        Assert.True(grads["vision_model.patch_embedding.weight"] > 0);
+        Assert.All(grads.Where(g => g.Key.StartsWith("language_model.", StringComparison.Ordinal)), g => Assert.Equal(0f, g.Value));
+    }
+
+    [Fact]
+    public void LinearHeadIsKeptInCheckpointsNotInTheModelAndResumesExactly()
+    {
+        string full = TestRuns.TempDir(), split = TestRuns.TempDir();
+        TrainResult whole;
+        Dictionary<string, float[]> head;
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, Linear, "optim.total_steps=12"), full, TestRuns.Quiet))
+        {
+            whole = t.Run();
+            head = TestRuns.Weights(((VisionRecipe)t.Recipe).GlyphHead!);
+        }
+        var steps = File.ReadLines(Path.Combine(full, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.TryGetProperty("glyph_slot_accuracy", out _)).Select(e => e.GetProperty("glyph_loss").GetDouble()).ToList();
+        Assert.Equal(12, steps.Count);
+        Assert.True(steps.TakeLast(3).Average() < 0.9 * steps.Take(3).Average(), $"glyph loss {steps[0]:F3} → {steps[^1]:F3}");
+
+        string ck = Path.Combine(full, "checkpoints", CheckpointStore.NameOf(12));
+        using (var f = Text.SafeTensorsFile.Open(Path.Combine(ck, VisionRecipe.GlyphHeadFile)))
+            Assert.Equal(new[] { "bias", "weight" }, f.Entries.Keys.Order());
+        using (var m = Text.SafeTensorsFile.Open(Path.Combine(ck, "model.safetensors")))
+            Assert.DoesNotContain(m.Entries.Keys, k => k.Contains("glyph", StringComparison.Ordinal));
+        // The saved model loads as a plain vision model.
+        using (var vlm = Vision.VisionLanguageModel.FromPretrained(ck, CPU, ScalarType.Float32)) Assert.NotNull(vlm);
+
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, Linear, "optim.total_steps=12", "train.max_steps=6", "train.save_every=6"), split, TestRuns.Quiet)) t.Run();
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, Linear, "optim.total_steps=12", "train.save_every=6"), split, TestRuns.Quiet))
+        {
+            var r = t.Run(resume: true);
+            Assert.Equal(whole.History.Skip(6).Select(h => h.Loss), r.History.Select(h => h.Loss));
+            var resumed = TestRuns.Weights(((VisionRecipe)t.Recipe).GlyphHead!);
+            foreach (var (name, w) in head) Assert.True(w.AsSpan().SequenceEqual(resumed[name]), $"glyph head {name} differs after resume");
+        }
     }
 }

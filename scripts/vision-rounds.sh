@@ -15,19 +15,20 @@
 #   STEPS    steps per round (9000), LR / MIN_LR (0.0005 / 0.00005), WARMUP (100), THREADS (2)
 #   GLYPH    media.glyph_loss_weight of the rounds (default 0: off), the auxiliary loss on the glyphs of printed words/numbers
 #   GLYPH_HEAD  media.glyph_head: "output" (default, the decoder's output head) or "linear" (a head of the run's own)
+#   SHAPE    media.shape_loss_weight (default 0: off), the auxiliary loss naming the shape under every patch of shape scenes
 #   AVERAGE  how many last checkpoints of the last round to average (3; 0 or 1: none), SAVE_EVERY steps apart (1000)
 #   EVAL     an image manifest for the rounds' evaluation loss (default: the first round's 112-px scenes part's set)
 # Prints the final model folder (ROOT/final).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -eq 2 ] || { sed -n 2,23p "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,24p "$0"; exit 2; }
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 FROM="$(cd "$2" && pwd)"
 GROW="${GROW:-}"
 ROUNDS="${ROUNDS:-5000 6000 7000 8000}"
 MIX="${MIX:-100:224:20000:all 200:112:20000:all 300:64:10000:all 700:224:10000:number 400:112:8000:number 500:224:6000:word,number 600:112:6000:word,number}"
 STEPS="${STEPS:-9000}" LR="${LR:-0.0005}" MIN_LR="${MIN_LR:-0.00005}" WARMUP="${WARMUP:-100}" THREADS="${THREADS:-2}"
-AVERAGE="${AVERAGE:-3}" SAVE_EVERY="${SAVE_EVERY:-1000}" GLYPH="${GLYPH:-0}" GLYPH_HEAD="${GLYPH_HEAD:-output}"
+AVERAGE="${AVERAGE:-3}" SAVE_EVERY="${SAVE_EVERY:-1000}" GLYPH="${GLYPH:-0}" GLYPH_HEAD="${GLYPH_HEAD:-output}" SHAPE="${SHAPE:-0}"
 dotnet build "$here/src/Tools/MmTrain" -c Release -v q -nologo >/dev/null
 MT=(dotnet "$here/src/Tools/MmTrain/bin/Release/net10.0/mm-train.dll")
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$ROOT/rounds.log" >&2; }
@@ -73,11 +74,11 @@ for base in $ROUNDS; do
   dir="$ROOT/round$n-seed$base"; mkdir -p "$dir"
   mix "$base" "$dir"
   eval_set="${EVAL:-$(ls "$ROOT"/round1-seed*/p*/images-eval/manifest.jsonl | head -1)}"
-  log "round $n: base seed $base, $(wc -l < "$dir/mix.jsonl") records, $STEPS steps, lr $LR → $MIN_LR, glyph loss $GLYPH ($GLYPH_HEAD head), from $from"
+  log "round $n: base seed $base, $(wc -l < "$dir/mix.jsonl") records, $STEPS steps, lr $LR → $MIN_LR, glyph loss $GLYPH ($GLYPH_HEAD head), shape loss $SHAPE, from $from"
   "${MT[@]}" vision-stage2 --config "$here/configs/demo/vision-stage2.json" --out "$dir/run" --resume --threads "$THREADS" \
     --set "tokenizer=\"$tok\"" --set "model.init_from=\"$from\"" --set "data.train=\"$dir/mix.jsonl\"" \
     --set "data.eval=\"$eval_set\"" --set "optim.total_steps=$STEPS" --set "optim.lr=$LR" --set "optim.min_lr=$MIN_LR" \
-    --set "optim.warmup_steps=$WARMUP" --set "media.glyph_loss_weight=$GLYPH" --set "media.glyph_head=\"$GLYPH_HEAD\"" --set "train.save_every=$SAVE_EVERY" --set "train.keep_last=$(( AVERAGE > 3 ? AVERAGE : 3 ))" \
+    --set "optim.warmup_steps=$WARMUP" --set "media.glyph_loss_weight=$GLYPH" --set "media.glyph_head=\"$GLYPH_HEAD\"" --set "media.shape_loss_weight=$SHAPE" --set "train.save_every=$SAVE_EVERY" --set "train.keep_last=$(( AVERAGE > 3 ? AVERAGE : 3 ))" \
     >> "$dir/train.log" 2>&1 || { tail -5 "$dir/train.log" >&2; exit 1; }
   last="$dir/run"; from="$(ls -d "$last/checkpoints/step-"* | sort | tail -1)"; n=$((n + 1))
 done

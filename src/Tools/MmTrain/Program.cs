@@ -44,7 +44,7 @@ public static class Program
             "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
             "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}, media.{preset,encoder_from,max_tiles,cross_attention_layers,num_frames,frames_per_group,language," +
-            "mask_probability,mask_span,codebooks,codebook_size,stats_utterances,max_audio_frames,spec_augment,speed_perturb,frame_cache_mb,vision_from,glyph_loss_weight,glyph_head}.";
+            "mask_probability,mask_span,codebooks,codebook_size,stats_utterances,max_audio_frames,spec_augment,speed_perturb,frame_cache_mb,vision_from,glyph_loss_weight,glyph_head,shape_loss_weight}.";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
         var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
         var outDir = new Option<DirectoryInfo?>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/ (required unless --print-config)." };

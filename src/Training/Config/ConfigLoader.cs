@@ -129,6 +129,7 @@ public static class ConfigLoader
             if (!(f >= 0.5 && f <= 2)) Fail("media.speed_perturb", f, "rates in [0.5, 2]");
         if (c.Media.FrameCacheMb < 0) Fail("media.frame_cache_mb", c.Media.FrameCacheMb, "≥ 0");
         if (!(c.Media.GlyphLossWeight >= 0 && double.IsFinite(c.Media.GlyphLossWeight))) Fail("media.glyph_loss_weight", c.Media.GlyphLossWeight, "finite and ≥ 0");
+        if (!(c.Media.ShapeLossWeight >= 0 && double.IsFinite(c.Media.ShapeLossWeight))) Fail("media.shape_loss_weight", c.Media.ShapeLossWeight, "finite and ≥ 0");
         if (c.Media.GlyphHead is not (MediaSection.GlyphHeadOutput or MediaSection.GlyphHeadLinear)) Fail("media.glyph_head", c.Media.GlyphHead, "output or linear");
         if (c.Media.AggregatorMerge is { } merge && merge is not (Video.TemporalAggregatorConfig.MergeLatents or Video.TemporalAggregatorConfig.MergePerPosition))
             Fail("media.aggregator_merge", merge, "latents or per_position");

@@ -73,9 +73,16 @@ public sealed record MediaSection
     /// <summary><c>vision-stage1</c>/<c>vision-stage2</c>: what reads the glyph loss's source rows
     /// (<see cref="GlyphLossWeight"/>): <c>"output"</c> (the default) = the frozen decoder's final norm and output head,
     /// against the character's token; <c>"linear"</c> = a linear head of the run's own, trained with it (not part of the
-    /// saved model; kept in checkpoints as <c>glyph_head.safetensors</c> for resuming), naming the character among
+    /// saved model; kept in checkpoints for resuming), naming the character among
     /// 0–9 and A–Z and its place in the text (first … fourth), two cross-entropy terms.</summary>
     public string GlyphHead { get; init; } = GlyphHeadOutput;
+    /// <summary><c>vision-stage1</c>/<c>vision-stage2</c>: weight of an auxiliary patch-shape loss for rendered shape
+    /// scenes (single, count and overlap scenes of <c>make-data images</c>): a linear head of the run's own reads every
+    /// patch's cross-attention source row and is trained to name the shape that covers that patch (the one whose colour has
+    /// the most of its pixels, at least a fifth of them; otherwise "background"), so that the back shape of an overlap is
+    /// named where it shows. Per image the mean cross-entropy over its patches, summed into the caption loss with this
+    /// weight (training batches only). The head is not part of the saved model. Not part of Llama 3's recipe: 0 = off.</summary>
+    public double ShapeLossWeight { get; init; }
     /// <summary><see cref="GlyphHead"/>: read through the decoder's output head.</summary>
     public const string GlyphHeadOutput = "output";
     /// <summary><see cref="GlyphHead"/>: read by a linear head of the run's own.</summary>

@@ -47,8 +47,8 @@ public abstract class Recipe : IDisposable
 
     /// <summary>
     /// Parameters trained beside <see cref="Model"/>'s that are not part of the model (e.g. an auxiliary read-out head of a
-    /// training loss): always trained, with names that must not clash with the model's; the recipe keeps them in its
-    /// checkpoints (<see cref="SaveModel"/>/<see cref="LoadModel"/>) so that a run resumes exactly. Empty by default.
+    /// training loss): always trained, with names that must not clash with the model's. The trainer keeps them in each
+    /// checkpoint (<see cref="Trainer.AuxiliaryFile"/>, not in the model's files) so that a run resumes exactly. Empty by default.
     /// </summary>
     public virtual IReadOnlyList<(string Name, Tensor Param)> AuxiliaryParameters => Array.Empty<(string, Tensor)>();
 

@@ -19,9 +19,7 @@ public abstract class VisionRecipe : Recipe
     VisionLanguageModel? _model;
     ImagePreprocessor? _pre;
     TorchSharp.Modules.Linear? _glyphHead;
-
-    /// <summary>The file of a checkpoint that holds the glyph loss's own head (<c>media.glyph_head = "linear"</c>).</summary>
-    public const string GlyphHeadFile = "glyph_head.safetensors";
+    TorchSharp.Modules.Linear? _shapeHead;
 
     /// <summary>The tokenizer of the run.</summary>
     public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
@@ -35,10 +33,14 @@ public abstract class VisionRecipe : Recipe
     public override IReadOnlyList<string> DefaultTrainable => new[] { "image_encoder", "adapters" };
     /// <inheritdoc/>
     public override IReadOnlyList<(string Name, Tensor Param)> AuxiliaryParameters =>
-        _glyphHead is null ? Array.Empty<(string, Tensor)>() : _glyphHead.named_parameters().Select(p => ("glyph_head." + p.name, (Tensor)p.parameter)).ToList();
+        new[] { ("glyph_head", _glyphHead), ("shape_head", _shapeHead) }.Where(h => h.Item2 is not null)
+            .SelectMany(h => h.Item2!.named_parameters().Select(p => ($"{h.Item1}.{p.name}", (Tensor)p.parameter))).ToList();
     /// <summary>The glyph loss's own head (<c>media.glyph_head = "linear"</c>): decoder width → <see cref="PrintedGlyphs.Alphabet"/>
     /// characters then <see cref="PrintedGlyphs.Slots"/> places; null otherwise.</summary>
     internal TorchSharp.Modules.Linear? GlyphHead => _glyphHead;
+    /// <summary>The patch-shape loss's head (<c>media.shape_loss_weight</c> &gt; 0): decoder width → the
+    /// <see cref="Synthetic.ShapeScenes.Shapes"/> then background; null otherwise.</summary>
+    internal TorchSharp.Modules.Linear? ShapeHead => _shapeHead;
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, string[]> Components
@@ -100,11 +102,17 @@ public abstract class VisionRecipe : Recipe
         _model = Build(config, Tokenizer, device, dtype);
         _pre = Preprocessor(_model.Config.Vision, config.Media.MaxTiles);
         _glyphHead?.Dispose(); _glyphHead = null;
+        _shapeHead?.Dispose(); _shapeHead = null;
         if (config.Media.GlyphLossWeight > 0 && config.Media.GlyphHead == MediaSection.GlyphHeadLinear)
         {
             // Drawn from libtorch's generator, which the trainer has just seeded: the same seed gives the same head.
             _glyphHead = nn.Linear(_model.Config.Text.HiddenSize, PrintedGlyphs.Alphabet.Length + PrintedGlyphs.Slots);
             _glyphHead.to(device, dtype);
+        }
+        if (config.Media.ShapeLossWeight > 0)
+        {
+            _shapeHead = nn.Linear(_model.Config.Text.HiddenSize, Synthetic.ShapeScenes.Shapes.Count + 1);
+            _shapeHead.to(device, dtype);
         }
     }
 
@@ -187,7 +195,7 @@ public abstract class VisionRecipe : Recipe
     }
 
     /// <summary>One prepared record: ids, labels, the preprocessed image and its glyph targets.</summary>
-    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, GlyphTarget[] Glyphs);
+    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, GlyphTarget[] Glyphs, long[]? Shapes);
 
     /// <summary>
     /// One printed character's glyph-loss target: its patch's row in the image's cross-attention source, its token (for
@@ -203,7 +211,8 @@ public abstract class VisionRecipe : Recipe
         var p = ProcessImage(_pre!, Vlm.Preprocessor, image);
         var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<GlyphTarget>()
             : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer, Config.Media.GlyphHead);
-        return new Item(ids, labels, p, glyphs);
+        var shapes = eval || Config.Media.ShapeLossWeight == 0 ? null : ShapeTargets(r.Caption, image, p, Vlm.Config.Vision);
+        return new Item(ids, labels, p, glyphs, shapes);
     }
 
     /// <summary>
@@ -231,6 +240,55 @@ public abstract class VisionRecipe : Recipe
             list.Add(new GlyphTarget(PrintedGlyphs.SourceRow(c, tile, patch), ids.Count == 1 ? ids[0] : -1, cls, Math.Min(k, PrintedGlyphs.Slots - 1)));
         }
         return list.ToArray();
+    }
+
+    /// <summary>
+    /// Patch-shape targets of a record (<c>media.shape_loss_weight</c>), one per row of the image's cross-attention source
+    /// (<see cref="VisionConfig.MaxNumTiles"/> × <see cref="VisionConfig.TokensPerTile"/>): for a single, count or overlap
+    /// caption of <see cref="Synthetic.ImageCaptionGrammar"/>, each patch's class is the captioned shape (index in
+    /// <see cref="Synthetic.ShapeScenes.Shapes"/>) whose colour has the most of the image pixels that fall in the patch, if
+    /// at least a fifth of them, else background (<c>Shapes.Count</c>); class tokens, empty tiles and patches no pixel falls in
+    /// are −100 (ignored). Null for print captions and captions outside the grammar.
+    /// </summary>
+    internal static long[]? ShapeTargets(string caption, RgbImage image, ProcessedImage p, VisionConfig c)
+    {
+        var a = Synthetic.ImageCaptionGrammar.Parse(caption);
+        if (a is null || a.Kind is not ("single" or "count" or "overlap") || a.Shape is null || a.Colour is null) return null;
+        var objects = new List<(int Shape, SkiaSharp.SKColor Colour)> { (IndexOfShape(a.Shape), Synthetic.ShapeScenes.Colour(a.Colour)) };
+        if (a.Kind == "overlap" && a.Shape2 is not null && a.Colour2 is not null)
+            objects.Add((IndexOfShape(a.Shape2), Synthetic.ShapeScenes.Colour(a.Colour2)));
+        if (objects.Any(o => o.Shape < 0)) return null;
+        int rows = c.MaxNumTiles * c.TokensPerTile;
+        var total = new int[rows];
+        var hits = new int[rows, objects.Count];
+        for (int y = 0; y < image.Height; y++)
+            for (int x = 0; x < image.Width; x++)
+            {
+                var (tile, patch) = PrintedGlyphs.PatchAt(p, c, image, (x + 0.5, y + 0.5));
+                int row = PrintedGlyphs.SourceRow(c, tile, patch);
+                total[row]++;
+                for (int o = 0; o < objects.Count; o++)
+                {
+                    var k = objects[o].Colour;
+                    // Within 40 of the shape's colour in every channel: its fill, not an edge blended with the background.
+                    if (Math.Abs(image[x, y, 0] - k.Red) <= 40 && Math.Abs(image[x, y, 1] - k.Green) <= 40 && Math.Abs(image[x, y, 2] - k.Blue) <= 40) { hits[row, o]++; break; }
+                }
+            }
+        var labels = new long[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            if (total[r] == 0) { labels[r] = -100; continue; }
+            int best = 0;
+            for (int o = 1; o < objects.Count; o++) if (hits[r, o] > hits[r, best]) best = o;
+            labels[r] = hits[r, best] * 5 >= total[r] ? objects[best].Shape : Synthetic.ShapeScenes.Shapes.Count;
+        }
+        return labels;
+    }
+
+    static int IndexOfShape(string shape)
+    {
+        for (int i = 0; i < Synthetic.ShapeScenes.Shapes.Count; i++) if (Synthetic.ShapeScenes.Shapes[i] == shape) return i;
+        return -1;
     }
 
     /// <summary>Preprocesses with <paramref name="pre"/> and numbers the aspect ratio as the model's preprocessor does.</summary>
@@ -276,6 +334,17 @@ public abstract class VisionRecipe : Recipe
             b.Tensors["glyph_class"] = torch.tensor(glyphs.Select(g => (long)g.Target.Char).ToArray());
             b.Tensors["glyph_slot"] = torch.tensor(glyphs.Select(g => (long)g.Target.Slot).ToArray());
         }
+        if (items.Any(i => i.Shapes is not null))
+        {
+            int rows = Vlm.Config.Vision.MaxNumTiles * Vlm.Config.Vision.TokensPerTile;
+            var flat = new long[items.Count * rows];
+            for (int i = 0; i < items.Count; i++)
+            {
+                if (items[i].Shapes is { } sh) Array.Copy(sh, 0, flat, i * rows, rows);
+                else Array.Fill(flat, -100L, i * rows, rows);
+            }
+            b.Tensors["shape_labels"] = torch.tensor(flat, new long[] { items.Count, rows });
+        }
         return b;
     }
 
@@ -296,22 +365,59 @@ public abstract class VisionRecipe : Recipe
         using var scope = NewDisposeScope();
         using var images = Images(batch);
         var ids = batch["input_ids"].to(Device);
-        if (!batch.Tensors.ContainsKey("glyph_target"))
+        bool glyphs = batch.Tensors.ContainsKey("glyph_target"), shapes = batch.Tensors.ContainsKey("shape_labels");
+        if (!glyphs && !shapes)
             return new LossOutput(PreferenceLosses.CrossEntropySum(Vlm.Forward(ids, images), batch["labels"].to(Device)).MoveToOuterDisposeScope());
         var states = Vlm.EncodeImages(images);                                                          // [B, S, D]
-        var caption = PreferenceLosses.CrossEntropySum(Vlm.ForwardEncoded(ids, images, states), batch["labels"].to(Device));
-        var (glyph, correct, slots) = GlyphLoss(states, batch);
-        long n = batch["glyph_target"].shape[0];
-        double mean = glyph.item<float>() / n;
-        var metrics = new Dictionary<string, double>
+        var total = PreferenceLosses.CrossEntropySum(Vlm.ForwardEncoded(ids, images, states), batch["labels"].to(Device));
+        // The trainer divides metric sums by the caption tokens; scaled so that the logged values are per glyph / patch.
+        var metrics = new Dictionary<string, double>();
+        if (glyphs)
         {
-            // The trainer divides metric sums by the caption tokens; scaled so that the logged values are per glyph.
-            ["glyph_loss"] = mean * batch.LossElements,
-            ["glyph_accuracy"] = (double)correct / n * batch.LossElements,
-        };
-        if (slots is { } s) metrics["glyph_slot_accuracy"] = (double)s / n * batch.LossElements;
-        using var weight = Config.Media.GlyphLossWeight.ToScalar();
-        return new LossOutput(caption.add(glyph, weight).MoveToOuterDisposeScope(), metrics);
+            var (glyph, correct, slots) = GlyphLoss(states, batch);
+            long n = batch["glyph_target"].shape[0];
+            metrics["glyph_loss"] = glyph.item<float>() / n * batch.LossElements;
+            metrics["glyph_accuracy"] = (double)correct / n * batch.LossElements;
+            if (slots is { } sr) metrics["glyph_slot_accuracy"] = (double)sr / n * batch.LossElements;
+            using var weight = Config.Media.GlyphLossWeight.ToScalar();
+            total = total.add(glyph, weight);
+        }
+        if (shapes)
+        {
+            var (shape, right, patches, withLabels) = ShapeLoss(states, batch);
+            if (withLabels > 0)
+            {
+                metrics["shape_loss"] = shape.item<float>() / withLabels * batch.LossElements;
+                metrics["shape_accuracy"] = (double)right / patches * batch.LossElements;
+            }
+            using var weight = Config.Media.ShapeLossWeight.ToScalar();
+            total = total.add(shape, weight);
+        }
+        return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// The patch-shape loss (<c>media.shape_loss_weight</c>) of a micro-batch: the run's own head on every source row
+    /// against <see cref="ShapeTargets"/>; per image the mean cross-entropy over its labelled patches, summed over the images
+    /// that have any. Returns that sum, the patches named right, the patches labelled and the images labelled.
+    /// </summary>
+    internal (Tensor Sum, long Correct, long Patches, long Images) ShapeLoss(Tensor states, MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        var head = _shapeHead ?? throw new InvalidOperationException("media.shape_loss_weight is 0: no shape head.");
+        var labels = batch["shape_labels"].to(Device);                                                  // [B, S]
+        if (labels.shape[1] != states.shape[1])
+            throw new InvalidOperationException($"shape labels have {labels.shape[1]} rows per image, the source has {states.shape[1]}.");
+        var logits = head.forward(states).to_type(ScalarType.Float32);                                 // [B, S, classes]
+        long classes = logits.shape[2];
+        var ce = nn.functional.cross_entropy(logits.reshape(-1, classes), labels.reshape(-1), ignore_index: -100, reduction: nn.Reduction.None)
+            .reshape(labels.shape[0], labels.shape[1]);
+        var valid = labels.ge(Scalars.Zero);
+        var count = valid.sum(1).to_type(ScalarType.Float32);                                          // [B]
+        var sum = ce.sum(1).div(count.clamp_min(Scalars.One)).sum();
+        long right = logits.argmax(-1).eq(labels).logical_and(valid).sum().item<long>();
+        long patches = valid.sum().item<long>(), images = count.gt(Scalars.Zero).sum().item<long>();
+        return (sum.MoveToOuterDisposeScope(), right, patches, images);
     }
 
     /// <summary>
@@ -349,34 +455,18 @@ public abstract class VisionRecipe : Recipe
         return (sum.MoveToOuterDisposeScope(), correct, null);
     }
 
-    /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.
-    /// With the glyph loss's own head, that head is written beside it (<see cref="GlyphHeadFile"/>).</summary>
+    /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.</summary>
     public override void SaveModel(string directory)
     {
         Vlm.Save(directory);
         MediaTokens.WriteInfo(directory, Name, Config);
-        if (_glyphHead is not null)
-            SafeTensorsWriter.Save(Path.Combine(directory, GlyphHeadFile), _glyphHead.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
     }
 
     /// <inheritdoc/>
-    /// <remarks>The glyph loss's own head is read from <see cref="GlyphHeadFile"/> when the folder has one (a checkpoint of a
-    /// run with that head); otherwise it keeps its fresh weights.</remarks>
     public override void LoadModel(string directory)
     {
-        using (var reader = CheckpointReader.Open(directory)) StateLoader.Load(Vlm, reader);
-        string head = Path.Combine(directory, GlyphHeadFile);
-        if (_glyphHead is null || !File.Exists(head)) return;
-        using var file = SafeTensorsFile.Open(head);
-        using var noGrad = torch.no_grad();
-        foreach (var (name, p) in _glyphHead.named_parameters())
-        {
-            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{head}: no '{name}' for the glyph head.");
-            using var t = file.Read(name);
-            if (!t.shape.SequenceEqual(p.shape))
-                throw new CheckpointFormatException($"{head}: '{name}' has shape [{string.Join(", ", t.shape)}], the glyph head needs [{string.Join(", ", p.shape)}].");
-            p.copy_(t);
-        }
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Vlm, reader);
     }
 
     /// <inheritdoc/>

@@ -37,6 +37,9 @@ public sealed class Trainer : IDisposable
     public AdamW Optimizer { get; }
     /// <summary>Optimizer steps done.</summary>
     public long Step { get; private set; }
+    /// <summary>The checkpoint file of the recipe's <see cref="Recipe.AuxiliaryParameters"/> (absent when it has none).</summary>
+    public const string AuxiliaryFile = "auxiliary.safetensors";
+
     /// <summary>Names of the trained parameters.</summary>
     public IReadOnlyList<string> TrainableNames => _trainable.Select(t => t.Name).ToList();
 
@@ -302,6 +305,8 @@ public sealed class Trainer : IDisposable
     string WriteCheckpoint() => _store.Save(Step, dir =>
     {
         Recipe.SaveModel(dir);
+        if (Recipe.AuxiliaryParameters.Count > 0)
+            SafeTensorsWriter.Save(Path.Combine(dir, AuxiliaryFile), Recipe.AuxiliaryParameters.Select(a => new KeyValuePair<string, Tensor>(a.Name, a.Param)));
         SafeTensorsWriter.Save(Path.Combine(dir, "optimizer.safetensors"), Optimizer.StateTensors());
         if (_master is not null)
             SafeTensorsWriter.Save(Path.Combine(dir, "master.safetensors"), _trainable.Select((t, i) => new KeyValuePair<string, Tensor>(t.Name, _master[i])));
@@ -320,6 +325,23 @@ public sealed class Trainer : IDisposable
         AtomicFile.WriteAllText(Path.Combine(dir, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }, _opt.BeforeCheckpointCommit);
 
+    // A checkpoint without the file (written before the recipe had auxiliary parameters) leaves them as initialised.
+    void LoadAuxiliary(string dir)
+    {
+        string path = Path.Combine(dir, AuxiliaryFile);
+        if (Recipe.AuxiliaryParameters.Count == 0 || !File.Exists(path)) return;
+        using var file = SafeTensorsFile.Open(path);
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in Recipe.AuxiliaryParameters)
+        {
+            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{path}: no '{name}' (auxiliary parameter of {Recipe.Name}).");
+            using var t = file.Read(name);
+            if (!t.shape.SequenceEqual(p.shape))
+                throw new CheckpointFormatException($"{path}: '{name}' has shape [{string.Join(", ", t.shape)}], {Recipe.Name} needs [{string.Join(", ", p.shape)}].");
+            p.copy_(t);
+        }
+    }
+
     void LoadCheckpoint(string dir)
     {
         string statePath = Path.Combine(dir, "trainer_state.json");
@@ -328,6 +350,7 @@ public sealed class Trainer : IDisposable
         catch (ConfigException e) { throw new CheckpointFormatException(e.Message, e); }
         if (s["recipe"]?.GetValue<string>() is { } r && r != Recipe.Name) throw new CheckpointFormatException($"{statePath}: checkpoint of recipe '{r}', not '{Recipe.Name}'.");
         Recipe.LoadModel(dir);
+        LoadAuxiliary(dir);
         var steps = (s["optimizer_steps"] as JsonObject ?? new JsonObject()).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<long>());
         using (var opt = SafeTensorsFile.Open(Path.Combine(dir, "optimizer.safetensors")))
             Optimizer.LoadState(name => opt.Entries.ContainsKey(name) ? opt.Read(name) : null, steps);

@@ -221,8 +221,8 @@ public class GlyphLossTests
         Assert.True(steps.TakeLast(3).Average() < 0.9 * steps.Take(3).Average(), $"glyph loss {steps[0]:F3} → {steps[^1]:F3}");
 
         string ck = Path.Combine(full, "checkpoints", CheckpointStore.NameOf(12));
-        using (var f = Text.SafeTensorsFile.Open(Path.Combine(ck, VisionRecipe.GlyphHeadFile)))
-            Assert.Equal(new[] { "bias", "weight" }, f.Entries.Keys.Order());
+        using (var f = Text.SafeTensorsFile.Open(Path.Combine(ck, Trainer.AuxiliaryFile)))
+            Assert.Equal(new[] { "glyph_head.bias", "glyph_head.weight" }, f.Entries.Keys.Order());
         using (var m = Text.SafeTensorsFile.Open(Path.Combine(ck, "model.safetensors")))
             Assert.DoesNotContain(m.Entries.Keys, k => k.Contains("glyph", StringComparison.Ordinal));
         // The saved model loads as a plain vision model.

@@ -21,7 +21,7 @@
 # Prints the final model folder (ROOT/final).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -eq 2 ] || { sed -n 2,24p "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,21p "$0"; exit 2; }
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 FROM="$(cd "$2" && pwd)"
 GROW="${GROW:-}"

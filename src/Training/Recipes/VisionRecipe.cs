@@ -472,7 +472,7 @@ public abstract class VisionRecipe : Recipe
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) { _model?.Dispose(); _glyphHead?.Dispose(); }
+        if (disposing) { _model?.Dispose(); _glyphHead?.Dispose(); _shapeHead?.Dispose(); }
         base.Dispose(disposing);
     }
 }

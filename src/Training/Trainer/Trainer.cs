@@ -63,6 +63,9 @@ public sealed class Trainer : IDisposable
         recipe.Rng = new Generator((ulong)config.Seed, CPU);
         recipe.Setup(config, device, mixed ? ScalarType.BFloat16 : ScalarType.Float32);
         _trainable = SelectTrainable();
+        // A run started from another run's checkpoint continues that run's auxiliary heads (a resume overwrites them).
+        if (!string.IsNullOrEmpty(config.Model.InitFrom) && Directory.Exists(config.Model.InitFrom))
+            LoadAuxiliary(config.Model.InitFrom, partial: true);
         // Every rank starts from rank 0's weights (random inits may differ by rank).
         Distributed.DataParallel.BroadcastParameters(recipe.Model.parameters().Concat(recipe.AuxiliaryParameters.Select(a => a.Param)), _coll);
         if (mixed)
@@ -326,7 +329,8 @@ public sealed class Trainer : IDisposable
     }, _opt.BeforeCheckpointCommit);
 
     // A checkpoint without the file (written before the recipe had auxiliary parameters) leaves them as initialised.
-    void LoadAuxiliary(string dir)
+    // With partial (the file of model.init_from, whose run may have had other heads), names it lacks stay initialised too.
+    void LoadAuxiliary(string dir, bool partial = false)
     {
         string path = Path.Combine(dir, AuxiliaryFile);
         if (Recipe.AuxiliaryParameters.Count == 0 || !File.Exists(path)) return;
@@ -334,7 +338,11 @@ public sealed class Trainer : IDisposable
         using var noGrad = torch.no_grad();
         foreach (var (name, p) in Recipe.AuxiliaryParameters)
         {
-            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{path}: no '{name}' (auxiliary parameter of {Recipe.Name}).");
+            if (!file.Entries.ContainsKey(name))
+            {
+                if (partial) continue;
+                throw new CheckpointFormatException($"{path}: no '{name}' (auxiliary parameter of {Recipe.Name}).");
+            }
             using var t = file.Read(name);
             if (!t.shape.SequenceEqual(p.shape))
                 throw new CheckpointFormatException($"{path}: '{name}' has shape [{string.Join(", ", t.shape)}], {Recipe.Name} needs [{string.Join(", ", p.shape)}].");

@@ -220,5 +220,20 @@ public class GlyphLossTests
             var resumed = TestRuns.Weights(((VisionRecipe)t.Recipe).GlyphHead!);
             foreach (var (name, w) in head) Assert.True(w.AsSpan().SequenceEqual(resumed[name]), $"glyph head {name} differs after resume");
         }
+
+        // A new run started from the checkpoint (model.init_from) continues its head; from the model files alone, the
+        // head starts as initialised.
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, Linear, $"model.init_from=\"{ck}\""), TestRuns.TempDir(), TestRuns.Quiet))
+        {
+            var continued = TestRuns.Weights(((VisionRecipe)t.Recipe).GlyphHead!);
+            foreach (var (name, w) in head) Assert.True(w.AsSpan().SequenceEqual(continued[name]), $"glyph head {name} not taken from {ck}");
+        }
+        string bare = TestRuns.TempDir();
+        foreach (var f in Directory.GetFiles(ck).Where(f => Path.GetFileName(f) != Trainer.AuxiliaryFile)) File.Copy(f, Path.Combine(bare, Path.GetFileName(f)));
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, Linear, $"model.init_from=\"{bare}\""), TestRuns.TempDir(), TestRuns.Quiet))
+        {
+            var fresh = TestRuns.Weights(((VisionRecipe)t.Recipe).GlyphHead!);
+            Assert.False(fresh["weight"].AsSpan().SequenceEqual(head["weight"]), "a folder without auxiliary.safetensors must leave the head as initialised");
+        }
     }
 }

@@ -83,6 +83,14 @@ public sealed record MediaSection
     /// named where it shows. Per image the mean cross-entropy over its patches, summed into the caption loss with this
     /// weight (training batches only). The head is not part of the saved model. Not part of Llama 3's recipe: 0 = off.</summary>
     public double ShapeLossWeight { get; init; }
+    /// <summary><c>vision-stage1</c>/<c>vision-stage2</c>: weight of an anchor loss that keeps what the model already
+    /// does for images other than rendered print: for every training image whose caption is not a word or number caption,
+    /// the relative squared distance between its cross-attention source and that of the starting model
+    /// (<c>model.init_from</c>, kept frozen beside the run) — Σ(s − s₀)² / Σs₀² per image, summed into the caption loss
+    /// with this weight (training batches only). With the glyph loss it lets a round teach the encoder print while the
+    /// scenes' source stays where it was. Not part of Llama 3's recipe: 0 (the default) = off; needs
+    /// <c>model.init_from</c> to name a vision model.</summary>
+    public double AnchorLossWeight { get; init; }
     /// <summary><see cref="GlyphHead"/>: read through the decoder's output head.</summary>
     public const string GlyphHeadOutput = "output";
     /// <summary><see cref="GlyphHead"/>: read by a linear head of the run's own.</summary>

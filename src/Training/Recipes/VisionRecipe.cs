@@ -20,6 +20,7 @@ public abstract class VisionRecipe : Recipe
     ImagePreprocessor? _pre;
     TorchSharp.Modules.Linear? _glyphHead;
     TorchSharp.Modules.Linear? _shapeHead;
+    VisionLanguageModel? _anchor;
 
     /// <summary>The tokenizer of the run.</summary>
     public ITrainingTokenizer Tokenizer { get; private set; } = ByteTokenizer.Instance;
@@ -41,6 +42,8 @@ public abstract class VisionRecipe : Recipe
     /// <summary>The patch-shape loss's head (<c>media.shape_loss_weight</c> &gt; 0): decoder width → the
     /// <see cref="Synthetic.ShapeScenes.Shapes"/> then background; null otherwise.</summary>
     internal TorchSharp.Modules.Linear? ShapeHead => _shapeHead;
+    /// <summary>The frozen starting model the anchor loss compares with (<c>media.anchor_loss_weight</c> &gt; 0); null otherwise.</summary>
+    internal VisionLanguageModel? AnchorModel => _anchor;
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, string[]> Components
@@ -103,6 +106,15 @@ public abstract class VisionRecipe : Recipe
         _pre = Preprocessor(_model.Config.Vision, config.Media.MaxTiles);
         _glyphHead?.Dispose(); _glyphHead = null;
         _shapeHead?.Dispose(); _shapeHead = null;
+        _anchor?.Dispose(); _anchor = null;
+        if (config.Media.AnchorLossWeight > 0)
+        {
+            if (string.IsNullOrEmpty(config.Model.InitFrom) || !IsVisionFolder(config.Model.InitFrom))
+                throw new ConfigException($"media.anchor_loss_weight = {config.Media.AnchorLossWeight} needs model.init_from to name a vision model folder (got '{config.Model.InitFrom}').");
+            _anchor = VisionLanguageModel.FromPretrained(config.Model.InitFrom, device, dtype);
+            foreach (var q in _anchor.parameters()) q.requires_grad_(false);
+            _anchor.eval();
+        }
         if (config.Media.GlyphLossWeight > 0 && config.Media.GlyphHead == MediaSection.GlyphHeadLinear)
         {
             // Drawn from libtorch's generator, which the trainer has just seeded: the same seed gives the same head.
@@ -195,7 +207,7 @@ public abstract class VisionRecipe : Recipe
     }
 
     /// <summary>One prepared record: ids, labels, the preprocessed image and its glyph targets.</summary>
-    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, GlyphTarget[] Glyphs, long[]? Shapes);
+    internal sealed record Item(long[] Ids, long[] Labels, ProcessedImage Image, GlyphTarget[] Glyphs, long[]? Shapes, bool Anchored = false);
 
     /// <summary>
     /// One printed character's glyph-loss target: its patch's row in the image's cross-attention source, its token (for
@@ -212,8 +224,14 @@ public abstract class VisionRecipe : Recipe
         var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<GlyphTarget>()
             : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer, Config.Media.GlyphHead);
         var shapes = eval || Config.Media.ShapeLossWeight == 0 ? null : ShapeTargets(r.Caption, image, p, Vlm.Config.Vision);
-        return new Item(ids, labels, p, glyphs, shapes);
+        bool anchored = !eval && Config.Media.AnchorLossWeight > 0 && IsAnchored(r.Caption);
+        return new Item(ids, labels, p, glyphs, shapes, anchored);
     }
+
+    /// <summary>Whether the anchor loss (<c>media.anchor_loss_weight</c>) holds a record's image to the starting model's:
+    /// every caption but the word and number captions of <see cref="Synthetic.ImageCaptionGrammar"/>.</summary>
+    internal static bool IsAnchored(string caption) =>
+        Synthetic.ImageCaptionGrammar.Parse(caption) is not { } a || !Synthetic.ShapeScenes.IsPrintKind(a.Kind);
 
     /// <summary>
     /// Glyph-loss targets of a record (<c>media.glyph_loss_weight</c>): for a word or number caption of
@@ -334,6 +352,8 @@ public abstract class VisionRecipe : Recipe
             b.Tensors["glyph_class"] = torch.tensor(glyphs.Select(g => (long)g.Target.Char).ToArray());
             b.Tensors["glyph_slot"] = torch.tensor(glyphs.Select(g => (long)g.Target.Slot).ToArray());
         }
+        if (items.Any(i => i.Anchored))
+            b.Tensors["anchor_mask"] = torch.tensor(items.Select(i => i.Anchored ? 1f : 0f).ToArray());
         if (items.Any(i => i.Shapes is not null))
         {
             int rows = Vlm.Config.Vision.MaxNumTiles * Vlm.Config.Vision.TokensPerTile;
@@ -366,7 +386,8 @@ public abstract class VisionRecipe : Recipe
         using var images = Images(batch);
         var ids = batch["input_ids"].to(Device);
         bool glyphs = batch.Tensors.ContainsKey("glyph_target"), shapes = batch.Tensors.ContainsKey("shape_labels");
-        if (!glyphs && !shapes)
+        bool anchor = _anchor is not null && batch.Tensors.ContainsKey("anchor_mask");
+        if (!glyphs && !shapes && !anchor)
             return new LossOutput(PreferenceLosses.CrossEntropySum(Vlm.Forward(ids, images), batch["labels"].to(Device)).MoveToOuterDisposeScope());
         var states = Vlm.EncodeImages(images);                                                          // [B, S, D]
         var total = PreferenceLosses.CrossEntropySum(Vlm.ForwardEncoded(ids, images, states), batch["labels"].to(Device));
@@ -393,7 +414,35 @@ public abstract class VisionRecipe : Recipe
             using var weight = Config.Media.ShapeLossWeight.ToScalar();
             total = total.add(shape, weight);
         }
+        if (anchor)
+        {
+            var (sum, anchored) = AnchorLoss(states, images, batch);
+            metrics["anchor_loss"] = sum.item<float>() / anchored * batch.LossElements;
+            using var weight = Config.Media.AnchorLossWeight.ToScalar();
+            total = total.add(sum, weight);
+        }
         return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
+    /// The anchor loss (<c>media.anchor_loss_weight</c>) of a micro-batch: for each image marked in <c>anchor_mask</c>, the
+    /// squared distance between its cross-attention source <paramref name="states"/> and the frozen starting model's,
+    /// relative to the latter's squared norm; summed over those images. Returns that sum and how many images it covers.
+    /// </summary>
+    internal (Tensor Sum, long Images) AnchorLoss(Tensor states, ImageBatch images, MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        var anchorModel = _anchor ?? throw new InvalidOperationException("media.anchor_loss_weight is 0: no anchor model.");
+        var mask = batch["anchor_mask"].to(Device).to_type(ScalarType.Float32);                          // [B]
+        Tensor reference;
+        using (torch.no_grad()) reference = anchorModel.EncodeImages(images).to_type(ScalarType.Float32);
+        if (!reference.shape.SequenceEqual(states.shape))
+            throw new InvalidOperationException($"anchor model source [{string.Join(", ", reference.shape)}] differs from the run's [{string.Join(", ", states.shape)}].");
+        var diff = states.to_type(ScalarType.Float32).sub(reference).square().sum(new long[] { 1, 2 });
+        using var tiny = 1e-12.ToScalar();
+        var norm = reference.square().sum(new long[] { 1, 2 }).clamp_min(tiny);
+        var sum = diff.div(norm).mul(mask).sum();
+        return (sum.MoveToOuterDisposeScope(), (long)mask.sum().item<float>());
     }
 
     /// <summary>
@@ -472,7 +521,7 @@ public abstract class VisionRecipe : Recipe
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) { _model?.Dispose(); _glyphHead?.Dispose(); _shapeHead?.Dispose(); }
+        if (disposing) { _model?.Dispose(); _glyphHead?.Dispose(); _shapeHead?.Dispose(); _anchor?.Dispose(); }
         base.Dispose(disposing);
     }
 }

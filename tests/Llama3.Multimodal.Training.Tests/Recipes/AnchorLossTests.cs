@@ -1,0 +1,118 @@
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training.Tests.Recipes;
+
+/// <summary>
+/// The vision recipes' anchor loss (<c>media.anchor_loss_weight</c>): which images it holds, its value against a frozen
+/// copy of the starting model, what it trains, and that the copy never changes.
+/// </summary>
+public class AnchorLossTests
+{
+    static readonly Lazy<string> Mixed = AuxiliaryLosses.Images(14, "overlap", "single", "number");
+
+    /// <summary>A starting vision model: two steps of a fresh run, its checkpoint folder.</summary>
+    static readonly Lazy<string> Start = new(() =>
+    {
+        string dir = TestRuns.TempDir();
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), AuxiliaryLosses.Config(Mixed.Value, new[] { "optim.total_steps=2", "train.save_every=2" }), dir, TestRuns.Quiet))
+            t.Run();
+        return Path.Combine(dir, "checkpoints", CheckpointStore.NameOf(2));
+    });
+
+    static TrainConfig Cfg(double weight, params string[] extra) =>
+        AuxiliaryLosses.Config(Mixed.Value, extra.Prepend($"model.init_from=\"{Start.Value}\"").Prepend($"media.anchor_loss_weight={weight}"));
+
+    [Fact]
+    public void HoldsEveryImageButPrint()
+    {
+        Assert.True(VisionRecipe.IsAnchored("a red circle in front of a blue square"));
+        Assert.True(VisionRecipe.IsAnchored("three small green squares"));
+        Assert.True(VisionRecipe.IsAnchored("a photo of a cat"));                 // not of the grammar: not print either
+        Assert.False(VisionRecipe.IsAnchored("the number 52"));
+        Assert.False(VisionRecipe.IsAnchored("the word CAT"));
+    }
+
+    [Fact]
+    public void LossIsCaptionPlusWeightedRelativeDistanceOfSceneImagesToTheStartingModel()
+    {
+        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(0.5), TestRuns.TempDir(), TestRuns.Quiet);
+        var recipe = (VisionRecipe)t.Recipe;
+        var anchor = recipe.AnchorModel!;
+        Assert.DoesNotContain(t.TrainableNames, n => n.StartsWith("anchor", StringComparison.Ordinal));
+        using var source = recipe.OpenData(false, DataCursor.Start);
+        using var batch = source.Next(96);
+        var mask = batch["anchor_mask"].data<float>().ToArray();
+        Assert.Contains(1f, mask);
+        using var images = VisionRecipe.Images(batch);
+
+        // Where the run starts, it is the starting model: nothing to pay.
+        using (no_grad())
+            Assert.Equal(0, recipe.AnchorLoss(recipe.Vlm.EncodeImages(images), images, batch).Sum.item<float>(), 6);
+
+        using (no_grad())
+        {
+            var w = recipe.Vlm.vision_model.patch_embedding.weight!;
+            using var scale = 0.05.ToScalar();
+            w.add_(randn_like(w).mul_(scale));
+        }
+        var states = recipe.Vlm.EncodeImages(images);
+        using (no_grad())
+        {
+            var reference = anchor.EncodeImages(images);
+            double expected = 0;
+            for (int b = 0; b < mask.Length; b++)
+                if (mask[b] == 1f)
+                    expected += states[b].sub(reference[b]).square().sum().item<float>() / reference[b].square().sum().item<float>();
+            Assert.True(expected > 1e-6, $"perturbed source moved only {expected}");
+            var (sum, count) = recipe.AnchorLoss(states, images, batch);
+            Assert.Equal(expected, sum.item<float>(), 1e-4 * expected);
+            Assert.Equal((long)mask.Sum(), count);
+
+            double caption = PreferenceLosses.CrossEntropySum(recipe.Vlm.Forward(batch["input_ids"], images), batch["labels"]).item<float>();
+            var output = recipe.Loss(batch);
+            Assert.Equal(caption + 0.5 * expected, output.Sum.item<float>(), 1e-3 * Math.Abs(output.Sum.item<float>()));
+            Assert.Equal(expected / count * batch.LossElements, output.Metrics!["anchor_loss"], 1e-3 * output.Metrics["anchor_loss"]);
+        }
+
+        AuxiliaryLosses.AssertTrainsHeadAndImageSideOnly(recipe, recipe.AnchorLoss(states, images, batch).Sum, null);
+        Assert.All(anchor.parameters(), p => Assert.Null(p.grad));
+
+        using var eval = recipe.OpenData(true, DataCursor.Start);
+        using var eb = eval.Next(96);
+        Assert.False(eb.Tensors.ContainsKey("anchor_mask"));
+    }
+
+    [Fact]
+    public void TrainingLogsItAndLeavesTheStartingModelAsItWas()
+    {
+        string dir = TestRuns.TempDir();
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, "optim.total_steps=4", "train.log_every=1"), dir, TestRuns.Quiet))
+        {
+            var anchor = ((VisionRecipe)t.Recipe).AnchorModel!;
+            var before = anchor.named_parameters().ToDictionary(p => p.name, p => p.parameter.clone());
+            t.Run();
+            foreach (var (name, p) in anchor.named_parameters())
+                Assert.True(p.equal(before[name]).all().item<bool>(), $"anchor parameter {name} changed");
+            // The run itself moved away from it.
+            var moved = ((VisionRecipe)t.Recipe).Vlm.vision_model.patch_embedding.weight!;
+            Assert.False(moved.equal(before["vision_model.patch_embedding.weight"]).all().item<bool>());
+        }
+        var logged = File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.TryGetProperty("anchor_loss", out _)).ToList();
+        Assert.NotEmpty(logged);
+        Assert.All(logged, e => Assert.True(e.GetProperty("anchor_loss").GetDouble() >= 0));
+    }
+
+    [Fact]
+    public void BadSettingsAreRefusedByName()
+    {
+        var e = Assert.Throws<Text.ConfigException>(() => Cfg(-1));
+        Assert.Contains("media.anchor_loss_weight", e.Message);
+        var cfg = AuxiliaryLosses.Config(Mixed.Value, new[] { "media.anchor_loss_weight=1", "model.init_from=null" });
+        var missing = Assert.Throws<Text.ConfigException>(() => new Trainer(RecipeRegistry.Create("vision-stage1"), cfg, TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains("media.anchor_loss_weight", missing.Message);
+        Assert.Contains("model.init_from", missing.Message);
+    }
+}

@@ -16,7 +16,7 @@
 #   GLYPH    media.glyph_loss_weight of the rounds (default 0: off), the auxiliary loss on the glyphs of printed words/numbers
 #   GLYPH_HEAD  media.glyph_head: "output" (default, the decoder's output head) or "linear" (a head of the run's own)
 #   SHAPE    media.shape_loss_weight (default 0: off), the auxiliary loss naming the shape under every patch of shape scenes
-#   ANCHOR   media.anchor_loss_weight (default 0: off), holding non-print images' cross-attention source to FROM's
+#   ANCHOR   media.anchor_loss_weight (default 0: off), holding non-print images' cross-attention source to each round's starting model's
 #   TRAINABLE  space-separated parameter-name prefixes or components trained (train.trainable; default: the recipe's),
 #            e.g. "vision_model.transformer.layers.2 vision_model.transformer.layers.3" to train only grown layers
 #   AVERAGE  how many last checkpoints of the last round to average (3; 0 or 1: none), SAVE_EVERY steps apart (1000)

@@ -79,9 +79,7 @@ public class AnchorLossTests
         AuxiliaryLosses.AssertTrainsHeadAndImageSideOnly(recipe, recipe.AnchorLoss(states, images, batch).Sum, null);
         Assert.All(anchor.parameters(), p => Assert.Null(p.grad));
 
-        using var eval = recipe.OpenData(true, DataCursor.Start);
-        using var eb = eval.Next(96);
-        Assert.False(eb.Tensors.ContainsKey("anchor_mask"));
+        AuxiliaryLosses.AssertEvaluationBatchesLack(recipe, "anchor_mask");
     }
 
     [Fact]

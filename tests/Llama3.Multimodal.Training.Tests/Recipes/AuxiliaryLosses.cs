@@ -29,4 +29,12 @@ internal static class AuxiliaryLosses
         Assert.True(grads["vision_model.patch_embedding.weight"] > 0);
         Assert.All(grads.Where(g => g.Key.StartsWith("language_model.", StringComparison.Ordinal)), g => Assert.Equal(0f, g.Value));
     }
+
+    /// <summary>Checks that evaluation batches carry no <paramref name="key"/>: the evaluation loss stays the caption loss.</summary>
+    public static void AssertEvaluationBatchesLack(VisionRecipe recipe, string key)
+    {
+        using var eval = recipe.OpenData(true, DataCursor.Start);
+        using var batch = eval.Next(96);
+        Assert.False(batch.Tensors.ContainsKey(key));
+    }
 }

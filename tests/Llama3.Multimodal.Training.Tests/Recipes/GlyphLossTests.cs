@@ -97,10 +97,7 @@ public class GlyphLossTests
         // The glyph term alone reaches the encoder and projector, never the frozen decoder.
         AuxiliaryLosses.AssertTrainsHeadAndImageSideOnly(recipe, recipe.GlyphLoss(states, batch).Sum, null);
 
-        // Evaluation batches carry no glyph targets: the evaluation loss stays the caption loss.
-        using var eval = recipe.OpenData(true, DataCursor.Start);
-        using var eb = eval.Next(96);
-        Assert.False(eb.Tensors.ContainsKey("glyph_target"));
+        AuxiliaryLosses.AssertEvaluationBatchesLack(recipe, "glyph_target");
     }
 
     [Fact]

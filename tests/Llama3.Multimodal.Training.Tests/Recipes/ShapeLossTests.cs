@@ -95,9 +95,7 @@ public class ShapeLossTests
 
         AuxiliaryLosses.AssertTrainsHeadAndImageSideOnly(recipe, recipe.ShapeLoss(states, batch).Sum, head);
 
-        using var eval = recipe.OpenData(true, DataCursor.Start);
-        using var eb = eval.Next(96);
-        Assert.False(eb.Tensors.ContainsKey("shape_labels"));
+        AuxiliaryLosses.AssertEvaluationBatchesLack(recipe, "shape_labels");
     }
 
     [Fact]

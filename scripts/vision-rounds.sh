@@ -17,6 +17,7 @@
 #   GLYPH_HEAD  media.glyph_head: "output" (default, the decoder's output head) or "linear" (a head of the run's own)
 #   SHAPE    media.shape_loss_weight (default 0: off), the auxiliary loss naming the shape under every patch of shape scenes
 #   ANCHOR   media.anchor_loss_weight (default 0: off), holding non-print images' cross-attention source to each round's starting model's
+#   ANCHOR_FROM  media.anchor_from: a vision model folder to hold them to instead (default: each round's starting model)
 #   TRAINABLE  space-separated parameter-name prefixes or components trained (train.trainable; default: the recipe's),
 #            e.g. "vision_model.transformer.layers.2 vision_model.transformer.layers.3" to train only grown layers
 #   AVERAGE  how many last checkpoints of the last round to average (3; 0 or 1: none), SAVE_EVERY steps apart (1000)
@@ -24,7 +25,7 @@
 # Prints the final model folder (ROOT/final).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -eq 2 ] || { sed -n 2,24p "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n 2,25p "$0"; exit 2; }
 ROOT="$(mkdir -p "$1" && cd "$1" && pwd)"
 FROM="$(cd "$2" && pwd)"
 GROW="${GROW:-}"
@@ -32,11 +33,12 @@ ROUNDS="${ROUNDS:-5000 6000 7000 8000}"
 MIX="${MIX:-100:224:20000:all 200:112:20000:all 300:64:10000:all 700:224:10000:number 400:112:8000:number 500:224:6000:word,number 600:112:6000:word,number}"
 STEPS="${STEPS:-9000}" LR="${LR:-0.0005}" MIN_LR="${MIN_LR:-0.00005}" WARMUP="${WARMUP:-100}" THREADS="${THREADS:-2}"
 AVERAGE="${AVERAGE:-3}" SAVE_EVERY="${SAVE_EVERY:-1000}" GLYPH="${GLYPH:-0}" GLYPH_HEAD="${GLYPH_HEAD:-output}" SHAPE="${SHAPE:-0}" ANCHOR="${ANCHOR:-0}"
-TRAINABLE="${TRAINABLE:-}"
-trainable_args=()
+TRAINABLE="${TRAINABLE:-}" ANCHOR_FROM="${ANCHOR_FROM:-}"
+extra_args=()
 if [ -n "$TRAINABLE" ]; then
-  trainable_args=(--set "train.trainable=[$(printf '"%s",' $TRAINABLE | sed 's/,$//')]")
+  extra_args=(--set "train.trainable=[$(printf '"%s",' $TRAINABLE | sed 's/,$//')]")
 fi
+[ -z "$ANCHOR_FROM" ] || extra_args+=(--set "media.anchor_from=\"$(cd "$ANCHOR_FROM" && pwd)\"")
 dotnet build "$here/src/Tools/MmTrain" -c Release -v q -nologo >/dev/null
 MT=(dotnet "$here/src/Tools/MmTrain/bin/Release/net10.0/mm-train.dll")
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$ROOT/rounds.log" >&2; }
@@ -86,7 +88,7 @@ for base in $ROUNDS; do
   "${MT[@]}" vision-stage2 --config "$here/configs/demo/vision-stage2.json" --out "$dir/run" --resume --threads "$THREADS" \
     --set "tokenizer=\"$tok\"" --set "model.init_from=\"$from\"" --set "data.train=\"$dir/mix.jsonl\"" \
     --set "data.eval=\"$eval_set\"" --set "optim.total_steps=$STEPS" --set "optim.lr=$LR" --set "optim.min_lr=$MIN_LR" \
-    --set "optim.warmup_steps=$WARMUP" --set "media.glyph_loss_weight=$GLYPH" --set "media.glyph_head=\"$GLYPH_HEAD\"" --set "media.shape_loss_weight=$SHAPE" --set "media.anchor_loss_weight=$ANCHOR" --set "train.save_every=$SAVE_EVERY" --set "train.keep_last=$(( AVERAGE > 3 ? AVERAGE : 3 ))" "${trainable_args[@]}" \
+    --set "optim.warmup_steps=$WARMUP" --set "media.glyph_loss_weight=$GLYPH" --set "media.glyph_head=\"$GLYPH_HEAD\"" --set "media.shape_loss_weight=$SHAPE" --set "media.anchor_loss_weight=$ANCHOR" --set "train.save_every=$SAVE_EVERY" --set "train.keep_last=$(( AVERAGE > 3 ? AVERAGE : 3 ))" "${extra_args[@]}" \
     >> "$dir/train.log" 2>&1 || { tail -5 "$dir/train.log" >&2; exit 1; }
   last="$dir/run"; from="$(ls -d "$last/checkpoints/step-"* | sort | tail -1)"; n=$((n + 1))
 done

@@ -131,6 +131,8 @@ public static class ConfigLoader
         if (!(c.Media.GlyphLossWeight >= 0 && double.IsFinite(c.Media.GlyphLossWeight))) Fail("media.glyph_loss_weight", c.Media.GlyphLossWeight, "finite and ≥ 0");
         if (!(c.Media.ShapeLossWeight >= 0 && double.IsFinite(c.Media.ShapeLossWeight))) Fail("media.shape_loss_weight", c.Media.ShapeLossWeight, "finite and ≥ 0");
         if (!(c.Media.AnchorLossWeight >= 0 && double.IsFinite(c.Media.AnchorLossWeight))) Fail("media.anchor_loss_weight", c.Media.AnchorLossWeight, "finite and ≥ 0");
+        if (c.Media.AnchorFrom is { } anchorFrom && c.Media.AnchorLossWeight == 0)
+            Fail("media.anchor_from", anchorFrom, "set only with media.anchor_loss_weight > 0");
         if (c.Media.GlyphHead is not (MediaSection.GlyphHeadOutput or MediaSection.GlyphHeadLinear)) Fail("media.glyph_head", c.Media.GlyphHead, "output or linear");
         if (c.Media.AggregatorMerge is { } merge && merge is not (Video.TemporalAggregatorConfig.MergeLatents or Video.TemporalAggregatorConfig.MergePerPosition))
             Fail("media.aggregator_merge", merge, "latents or per_position");

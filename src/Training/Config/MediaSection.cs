@@ -91,6 +91,12 @@ public sealed record MediaSection
     /// scenes' source stays where it was. Not part of Llama 3's recipe: 0 (the default) = off; needs
     /// <c>model.init_from</c> to name a vision model.</summary>
     public double AnchorLossWeight { get; init; }
+    /// <summary><c>vision-stage1</c>/<c>vision-stage2</c>: the vision model folder the anchor loss
+    /// (<see cref="AnchorLossWeight"/>) compares with, when it is not the starting model: for example a model that still
+    /// has the scenes, while the run starts from one that has since learnt print. Its cross-attention source must have the
+    /// run's shape (the same tile size, patch size, tile count and decoder width). Null (the default) =
+    /// <c>model.init_from</c>; only with <c>media.anchor_loss_weight</c> &gt; 0.</summary>
+    public string? AnchorFrom { get; init; }
     /// <summary><see cref="GlyphHead"/>: read through the decoder's output head.</summary>
     public const string GlyphHeadOutput = "output";
     /// <summary><see cref="GlyphHead"/>: read by a linear head of the run's own.</summary>

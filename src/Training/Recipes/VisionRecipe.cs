@@ -109,9 +109,7 @@ public abstract class VisionRecipe : Recipe
         _anchor?.Dispose(); _anchor = null;
         if (config.Media.AnchorLossWeight > 0)
         {
-            if (string.IsNullOrEmpty(config.Model.InitFrom) || !IsVisionFolder(config.Model.InitFrom))
-                throw new ConfigException($"media.anchor_loss_weight = {config.Media.AnchorLossWeight} needs model.init_from to name a vision model folder (got '{config.Model.InitFrom}').");
-            _anchor = VisionLanguageModel.FromPretrained(config.Model.InitFrom, device, dtype);
+            _anchor = LoadAnchor(config, _model.Config, device, dtype);
             foreach (var q in _anchor.parameters()) q.requires_grad_(false);
             _anchor.eval();
         }
@@ -126,6 +124,35 @@ public abstract class VisionRecipe : Recipe
             _shapeHead = nn.Linear(_model.Config.Text.HiddenSize, Synthetic.ShapeScenes.Shapes.Count + 1);
             _shapeHead.to(device, dtype);
         }
+    }
+
+    // The frozen model of the anchor loss: media.anchor_from, else model.init_from; its source must have the run's shape.
+    static VisionLanguageModel LoadAnchor(TrainConfig config, VisionLanguageConfig run, Device device, ScalarType dtype)
+    {
+        double w = config.Media.AnchorLossWeight;
+        string? dir = config.Media.AnchorFrom;
+        if (dir is not null)
+        {
+            if (!IsVisionFolder(dir))
+                throw new ConfigException($"media.anchor_from = '{dir}' is not a vision model folder (no config.json with a vision_config).");
+        }
+        else if (string.IsNullOrEmpty(config.Model.InitFrom) || !IsVisionFolder(config.Model.InitFrom))
+            throw new ConfigException($"media.anchor_loss_weight = {w} needs model.init_from (or media.anchor_from) to name a vision model folder (got model.init_from = '{config.Model.InitFrom}').");
+        string key = dir is not null ? "media.anchor_from" : "model.init_from";
+        dir ??= config.Model.InitFrom!;
+        var anchor = VisionLanguageModel.FromPretrained(dir, device, dtype);
+        var (a, r) = (anchor.Config, run);
+        string? mismatch =
+            a.Vision.ImageSize != r.Vision.ImageSize ? $"vision_config.image_size {a.Vision.ImageSize} (run: {r.Vision.ImageSize})" :
+            a.Vision.PatchSize != r.Vision.PatchSize ? $"vision_config.patch_size {a.Vision.PatchSize} (run: {r.Vision.PatchSize})" :
+            a.Vision.MaxNumTiles != r.Vision.MaxNumTiles ? $"vision_config.max_num_tiles {a.Vision.MaxNumTiles} (run: {r.Vision.MaxNumTiles})" :
+            a.Text.HiddenSize != r.Text.HiddenSize ? $"text_config.hidden_size {a.Text.HiddenSize} (run: {r.Text.HiddenSize})" : null;
+        if (mismatch is not null)
+        {
+            anchor.Dispose();
+            throw new ConfigException($"{key} = '{dir}': its cross-attention source differs from the run's model: {mismatch}.");
+        }
+        return anchor;
     }
 
     /// <summary>A preprocessor fitting images to at most <paramref name="maxTiles"/> tiles, packing to the model's tile count.</summary>

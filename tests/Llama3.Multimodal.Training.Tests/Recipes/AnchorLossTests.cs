@@ -21,6 +21,19 @@ public class AnchorLossTests
         return Path.Combine(dir, "checkpoints", CheckpointStore.NameOf(2));
     });
 
+    /// <summary>Another vision model of the same shape (two steps of a run with another seed), and one whose decoder is
+    /// wider, so that its cross-attention source has another width.</summary>
+    static readonly Lazy<string> Other = new(() => TwoSteps("seed=77"));
+    static readonly Lazy<string> Wider = new(() => TwoSteps("model.hidden_size=128"));
+
+    static string TwoSteps(string set)
+    {
+        string dir = TestRuns.TempDir();
+        using (var t = new Trainer(RecipeRegistry.Create("vision-stage1"), AuxiliaryLosses.Config(Mixed.Value, new[] { "optim.total_steps=2", "train.save_every=2", set }), dir, TestRuns.Quiet))
+            t.Run();
+        return Path.Combine(dir, "checkpoints", CheckpointStore.NameOf(2));
+    }
+
     static TrainConfig Cfg(double weight, params string[] extra) =>
         AuxiliaryLosses.Config(Mixed.Value, extra.Prepend($"model.init_from=\"{Start.Value}\"").Prepend($"media.anchor_loss_weight={weight}"));
 
@@ -101,6 +114,48 @@ public class AnchorLossTests
             .Where(e => e.TryGetProperty("anchor_loss", out _)).ToList();
         Assert.NotEmpty(logged);
         Assert.All(logged, e => Assert.True(e.GetProperty("anchor_loss").GetDouble() >= 0));
+    }
+
+    [Fact]
+    public void AnchorFromNamesTheModelToHoldToInsteadOfTheStartingOne()
+    {
+        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"media.anchor_from=\"{Other.Value}\""), TestRuns.TempDir(), TestRuns.Quiet);
+        var recipe = (VisionRecipe)t.Recipe;
+        using var other = Vision.VisionLanguageModel.FromPretrained(Other.Value, CPU, ScalarType.Float32);
+        var expected = other.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in recipe.AnchorModel!.named_parameters())
+            Assert.True(p.equal(expected[name]).all().item<bool>(), $"anchor parameter {name} is not media.anchor_from's");
+        // The run starts from model.init_from, so where it starts it already pays for the distance to the other model.
+        Assert.False(recipe.Vlm.vision_model.patch_embedding.weight!.equal(expected["vision_model.patch_embedding.weight"]).all().item<bool>());
+        using var source = recipe.OpenData(false, DataCursor.Start);
+        using var batch = source.Next(96);
+        using var images = VisionRecipe.Images(batch);
+        using (no_grad())
+        {
+            using var states = recipe.Vlm.EncodeImages(images);
+            var (sum, count) = recipe.AnchorLoss(states, images, batch);
+            Assert.True(count > 0);
+            Assert.True(sum.item<float>() > 1e-6f);
+        }
+    }
+
+    [Fact]
+    public void BadAnchorFromIsRefusedByName()
+    {
+        var alone = Assert.Throws<Text.ConfigException>(() => Cfg(0, $"media.anchor_from=\"{Other.Value}\""));
+        Assert.Contains("media.anchor_from", alone.Message);
+        Assert.Contains("media.anchor_loss_weight", alone.Message);
+
+        string notVision = TestRuns.TempDir();
+        var missing = Assert.Throws<Text.ConfigException>(() =>
+            new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"media.anchor_from=\"{notVision}\""), TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains("media.anchor_from", missing.Message);
+        Assert.Contains(notVision, missing.Message);
+
+        var wider = Assert.Throws<Text.ConfigException>(() =>
+            new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"media.anchor_from=\"{Wider.Value}\""), TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains("media.anchor_from", wider.Message);
+        Assert.Contains("text_config.hidden_size 128", wider.Message);
     }
 
     [Fact]

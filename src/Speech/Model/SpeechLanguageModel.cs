@@ -98,7 +98,7 @@ public sealed class SpeechLanguageModel : nn.Module
         var tok = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
         var m = new SpeechLanguageModel(config, tok, device ?? CPU, dtype);
         using var reader = CheckpointReader.Open(directory);
-        StateLoader.Load(m, reader, ignoreUnexpected: k => config.Text.TieWordEmbeddings && k == "language_model.lm_head.weight");
+        StateLoader.Load(m, reader, ignoreUnexpected: k => config.Text.TieWordEmbeddings && k == "language_model.lm_head.weight", memoryMap: true);
         return m;
     }
 

@@ -178,7 +178,8 @@ public sealed class LlamaForCausalLM : nn.Module
             var m = Create(cfg, device, dtype, devices: devices);
             using var reader = CheckpointReader.Open(directory);
             StateLoader.Load(m, reader, progress: progress,
-                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal),
+                memoryMap: true);
             return m;
         }
         if (File.Exists(meta))

@@ -322,7 +322,7 @@ public sealed class VideoLanguageModel : nn.Module
         {
             using var reader = CheckpointReader.Open(directory);
             StateLoader.Load(model, reader, keyFor: model.CheckpointKey, progress: progress,
-                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal), memoryMap: true);
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;

@@ -290,7 +290,7 @@ public sealed class VisionLanguageModel : nn.Module
             using var reader = CheckpointReader.Open(directory);
             bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
             StateLoader.Load(model, reader, keyFor: newer ? NewerKey : null, progress: progress,
-                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal), memoryMap: true);
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;

@@ -14,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+invocation="bench/compare-llamacpp.sh$(printf ' %q' "$@")"
 config=llama3.2-1b; tokens=64; threads=2; reps=2; prompt="The quick brown fox jumps over"; precisions="f32 bf16 q8"
 work=""; out=""; loaded=0; clean=0; seed=1
 while [ $# -gt 0 ]; do
@@ -79,7 +80,7 @@ done
 load1=$(cut -d' ' -f1 /proc/loadavg)
 awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }' && loaded=1
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version), node $(node --version); load average at start $load1"
-cmd="bench/compare-llamacpp.sh --config $config --tokens $tokens --threads $threads --reps $reps"
+cmd="$invocation"
 node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
   "$config" "$tokens" "$threads" "$reps" "$prompt" "$machine" "$cmd" "$loaded" "$nlc_version" >> "$results"
 

@@ -314,10 +314,26 @@ public sealed class VisionLanguageModel : nn.Module
     /// Saves <c>config.json</c> and the weights in the Hugging Face layout (<c>model.safetensors</c>, or shards of at most
     /// <paramref name="maxShardBytes"/> with <c>model.safetensors.index.json</c>), optionally converting to <paramref name="dtype"/>.
     /// </summary>
-    public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
+    public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30) => Save(directory, dtype, maxShardBytes, null);
+
+    /// <summary>
+    /// Writes a random-weight checkpoint with the weights <c>Create(config).InitializeWeights(seed, std)</c> would hold,
+    /// stored as <paramref name="dtype"/>, without ever holding the model: it is built on the meta device and each weight
+    /// is drawn, converted and written on its own (Llama 3.2 11B Vision in bf16 needs about one embedding table of memory).
+    /// </summary>
+    public static void SaveRandom(VisionLanguageConfig config, string directory, long seed, ScalarType dtype = ScalarType.Float32, double std = 0.02,
+        long maxShardBytes = 5L << 30)
+    {
+        using var m = Create(config, torch.device(DeviceType.META), dtype);
+        var values = new WeightInit.Stream(m, seed, std);
+        m.Save(directory, dtype, maxShardBytes, values);
+    }
+
+    void Save(string directory, ScalarType? dtype, long maxShardBytes, WeightInit.Stream? values)
     {
         Directory.CreateDirectory(directory);
-        var tensors = named_parameters().Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype, () => np.parameter.detach(), true)).ToList();
+        var tensors = named_parameters().Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype,
+            values is null ? () => np.parameter.detach() : () => values.Next(np.name), true)).ToList();
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
         string tdt = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
         var cfg = VisionLanguageConfigJson.ToHuggingFace(Config, tdt);

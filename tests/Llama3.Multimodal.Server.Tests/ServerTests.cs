@@ -195,9 +195,15 @@ public class ServerTests : IClassFixture<ServerFixture>
     [Fact]
     public async Task OversizedBodiesUnknownRoutesAndWrongMethodsGetErrorJson()
     {
-        var big = await _f.PostJson("v1/chat/completions", "{\"model\":\"tiny\",\"x\":\"" + new string('a', 5 << 20) + "\"}");
-        Assert.Equal(413, big.Status);
-        Assert.Equal("request_too_large", big.Body.GetProperty("error").GetProperty("code").GetString());
+        // With Expect: 100-continue the client waits for the answer before sending the body.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        {
+            Content = new StringContent("{\"model\":\"tiny\",\"x\":\"" + new string('a', 5 << 20) + "\"}", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.ExpectContinue = true;
+        var big = await _f.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, big.StatusCode);
+        Assert.Equal("request_too_large", JsonDocument.Parse(await big.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
         var missing = await _f.Http.GetAsync("v1/nothing");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.True(JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement.TryGetProperty("error", out _));

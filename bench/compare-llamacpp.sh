@@ -96,7 +96,9 @@ log "same-model check (f32): next-token probabilities after the prompt"
 node bench/llamacpp/generate.mjs --model "$d/f32.gguf" --prompt "$prompt" --threads "$threads" --top 20 > "$d/llamacpp-top.json"
 ids=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).prompt_ids.join(",")' "$d/llamacpp-top.json")
 mm logits --model "$d/f32" --ids "$ids" --positions last --out "$d/ours-logits.json" >&2
-echo "{\"kind\":\"agree\",\"precision\":\"f32\",$(node bench/llamacpp/compare-logits.mjs "$d/ours-logits.json" "$d/llamacpp-top.json" | sed 's/^{//')" >> "$results"
+ours_ids=$(mm tokenize --text "$prompt" --bos | tr -d ' \n')
+same_ids=false; [ "[$ids]" = "$ours_ids" ] && same_ids=true
+echo "{\"kind\":\"agree\",\"precision\":\"f32\",\"same_prompt_ids\":$same_ids,$(node bench/llamacpp/compare-logits.mjs "$d/ours-logits.json" "$d/llamacpp-top.json" | sed 's/^{//')" >> "$results"
 tail -1 "$results" >&2
 
 now() { date +%s.%N; }

@@ -80,7 +80,7 @@ notes.push("read-bandwidth fraction: weight bytes a decoded token reads (from th
 if (estimated) notes.push("ours' first token = load_s + prefill_s from `--stats` (this build has no first_token_s).");
 const agree = lines.filter(l => l.kind === "agree");
 for (const a of agree)
-    notes.push(`same model check (${a.precision}): llama.cpp's top-${a.tokens_compared} next-token probabilities after the prompt vs ours (\`mm logits\`, f32): top-1 ${a.top1_agree ? "agrees" : "DIFFERS"}, max |Δ log p| ${a.max_abs_dlogp}.`);
+    notes.push(`same model check (${a.precision}): ${a.same_prompt_ids === undefined ? "" : a.same_prompt_ids ? "both tokenize the prompt to the same ids; " : "the two tokenizations of the prompt DIFFER; "}llama.cpp's top-${a.tokens_compared} next-token probabilities after the prompt vs ours (\`mm logits\`, f32): top-1 ${a.top1_agree ? "agrees" : "DIFFERS"}, max |Δ log p| ${a.max_abs_dlogp}.`);
 for (const s of lines.filter(l => l.kind === "skip")) notes.push(`${label[s.precision]}: ours skipped — ${s.reason}.`);
 md.push(notes.map(n => "- " + n).join("\n"));
 md.push("");

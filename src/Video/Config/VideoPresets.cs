@@ -23,9 +23,9 @@ public static class VideoPresets
                 HeadDim = 16, FfnMultiplier = 2, FramesPerGroup = 4, MaxFramesPerGroup = 8, MaxGroups = 4,
             },
             NumFrames = 8,
-            BeforeImageCrossAttention = new[] { 2 },
+            CrossAttentionLayers = new[] { b.CrossAttentionLayers[1] },
         }),
-        // SPEC defaults: 64 frames, groups of 32, latents = tokens per frame (4 × 1601), 2 layers, video layers before
+        // The paper's video settings (§7.2): 64 frames, groups of 32, latents = tokens per frame (4 × 1601), 2 layers, video layers before
         // the 4th and 8th image layers (11B: 2 layers; 90B: 5); group embeddings for up to 4 aggregated frames, so that
         // SFT's two aggregated frames keep their order.
         "llama3.2-11b-video" => Build(VisionPresets.Get("llama3.2-11b-vision"), Full),

@@ -15,9 +15,9 @@ public sealed record MediaSection
     public int MaxTiles { get; init; } = 4;
     /// <summary>Image cross-attention layers added when a vision model is built from a text-only checkpoint (null = the preset's count, capped at the text layers).</summary>
     public int? CrossAttentionLayers { get; init; }
-    /// <summary><c>video</c>: frames sampled uniformly per clip (SPEC: 16 in video pretraining).</summary>
+    /// <summary><c>video</c>: frames sampled uniformly per clip (Llama 3 paper §7.4: 16 in video pretraining).</summary>
     public int NumFrames { get; init; } = 16;
-    /// <summary><c>video</c>: consecutive frames the aggregator merges into one (SPEC: 16 → 1 in pretraining).</summary>
+    /// <summary><c>video</c>: consecutive frames the aggregator merges into one (Llama 3 paper §7.4: 16 → 1 in pretraining).</summary>
     public int FramesPerGroup { get; init; } = 16;
     /// <summary><c>video</c>: how the aggregator merges a group's frames: <c>latents</c> (learned latents attend to all the
     /// group's tokens, open_flamingo's form) or <c>per_position</c> (each token position merged across the frames on its
@@ -33,21 +33,21 @@ public sealed record MediaSection
     public bool VideoFromImageLayers { get; init; }
     /// <summary><c>video</c>: 1-based ordinals of the image cross-attention layers a fresh video cross-attention layer is
     /// put before (e.g. <c>[1, 2]</c>: one before each of the tiny model's two image layers); null = the preset's
-    /// (SPEC: before every fourth). A video model named by <c>model.init_from</c> keeps its own.</summary>
+    /// (Llama 3 paper §7.2: before every fourth). A video model named by <c>model.init_from</c> keeps its own.</summary>
     public IReadOnlyList<int>? VideoLayersBefore { get; init; }
     /// <summary><c>speech-stage2</c>: language named in the ASR prompt when a record has none.</summary>
     public string Language { get; init; } = "English";
-    /// <summary>BEST-RQ: probability that a 10 ms frame starts a masked span (SPEC 0.025).</summary>
+    /// <summary>BEST-RQ: probability that a 10 ms frame starts a masked span (Llama 3 paper §8.3: 0.025).</summary>
     public double MaskProbability { get; init; } = 0.025;
-    /// <summary>BEST-RQ: span length in 10 ms frames (SPEC 32).</summary>
+    /// <summary>BEST-RQ: span length in 10 ms frames (Llama 3 paper §8.3: 32).</summary>
     public int MaskSpan { get; init; } = 32;
-    /// <summary>BEST-RQ: codebooks (SPEC 16).</summary>
+    /// <summary>BEST-RQ: codebooks (Llama 3 paper §8.3: 16).</summary>
     public int Codebooks { get; init; } = 16;
-    /// <summary>BEST-RQ: vectors per codebook (SPEC 8192).</summary>
+    /// <summary>BEST-RQ: vectors per codebook (Llama 3 paper §8.3: 8192).</summary>
     public int CodebookSize { get; init; } = 8192;
     /// <summary>BEST-RQ: utterances the per-bin mean/variance are measured on before training (0 = all training utterances).</summary>
     public int StatsUtterances { get; init; }
-    /// <summary>Longest utterance in 10 ms frames; longer ones are cropped to a window (SPEC: 6000 = 60 s).</summary>
+    /// <summary>Longest utterance in 10 ms frames; longer ones are cropped to a window (Llama 3 paper §8.3: 6000 = 60 s).</summary>
     public int MaxAudioFrames { get; init; } = 6000;
     /// <summary><c>speech-stage2</c>: SpecAugment masking of the training features (the Conformer paper's policy, see
     /// <c>Llama3.Multimodal.Speech.SpecAugment</c>); Llama 3 does not say, so off by default.</summary>

@@ -3,8 +3,8 @@ using Llama3.Multimodal.Text;
 namespace Llama3.Multimodal.Video;
 
 /// <summary>
-/// The video adapter added to an image-text model ("The Llama 3 Herd of Models" §7.2): how many frames to sample, the temporal aggregator,
-/// where the video cross-attention layers go, and the <c>&lt;|video|&gt;</c> placeholder id.
+/// The video adapter added to an image-text model (Llama 3 paper §7.2): how many frames to sample, the temporal
+/// aggregator, where the video cross-attention layers go, and the <c>&lt;|video|&gt;</c> placeholder id.
 /// </summary>
 public sealed record VideoConfig
 {
@@ -22,7 +22,7 @@ public sealed record VideoConfig
     /// <summary>
     /// Decoder layers (indices of the image-text model's stack, as in its <c>text_config.cross_attention_layers</c>)
     /// that get a video cross-attention layer right before them, ascending; null = before every 4th image
-    /// cross-attention layer (the 4th, 8th, …: 2 video layers for 8 image layers, 5 for 20).
+    /// cross-attention layer (the 4th, 8th, …: Llama 3 paper §7.2, 2 video layers for 8 image layers, 5 for 20).
     /// </summary>
     public IReadOnlyList<int>? CrossAttentionLayers { get; init; }
     /// <summary>Token id of the <c>&lt;|video|&gt;</c> placeholder (<see cref="DefaultVideoTokenId"/>).</summary>

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Video;
 
 /// <summary>
-/// Llama 3 with video input ("The Llama 3 Herd of Models" §7.2): an image-text model (<see cref="ImageModel"/>, the
+/// Llama 3 with video input (Llama 3 paper §7.2): an image-text model (<see cref="ImageModel"/>, the
 /// Llama 3.2 Vision layout) plus the video adapter. Frames sampled from a clip go through the image model's encoder and
 /// projector (4 tiles per frame), the temporal aggregator merges each group of frames, and gated video cross-attention
 /// layers, each run right before its decoder layer, read the result. With the video gates at zero the model equals its
@@ -110,7 +110,7 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
         return this;
     }
 
-    /// <summary>Seeded random initialisation of the video adapter only (aggregator and video layers random, gates at zero).</summary>
+    /// <summary>Seeded random initialisation of the video adapter only (Llama 3 paper §7.4: aggregator and video layers start random, gates at zero).</summary>
     public VideoLanguageModel InitializeVideoWeights(long seed, double std = 0.02)
     {
         var at = Config.VideoCrossAttentionLayers;

@@ -203,19 +203,19 @@ public sealed class VideoRecipe : Recipe
     /// </summary>
     byte[][] DecodedFrames(VideoCaptionRecord r, int side)
     {
-        string key = Path.GetFullPath(r.Video);
+        string key = r.Data is null ? Path.GetFullPath(r.Video) : r.Video;
         if (_frameCache.TryGetValue(key, out var hit)) { Interlocked.Increment(ref _frameCacheHits); return hit; }
         byte[][] decoded;
         long size;
         if (r.Still)
         {
-            var still = FitPad(ImageLoader.Load(r.Video), side);
+            var still = FitPad(RecordMedia.Still(r), side);
             decoded = Enumerable.Repeat(still, Vlm.Config.Video.NumFrames).ToArray();
             size = still.Length;                                                                 // one array, every frame
         }
         else
         {
-            using var frames = VideoFrameReader.Read(r.Video, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
+            using var frames = RecordMedia.Frames(r, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
             decoded = new byte[frames.Count][];
             for (int i = 0; i < frames.Count; i++)
             {
@@ -246,12 +246,8 @@ public sealed class VideoRecipe : Recipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var list = JsonlManifest.ReadVideoCaptions(path, Config.Data.SkipBadRecords, out int skipped);
-        if (!eval) SkippedRecords = skipped;
-        return new SampleBatchSource<VideoCaptionRecord, Item>(list, Prepare, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        return OpenSamples<VideoCaptionRecord, Item>(eval, start, (p, skip) => (JsonlManifest.ReadVideoCaptions(p, skip, out int n), n),
+            ShardRecords.VideoCaption, (r, _, _) => Prepare(r), Collate);
     }
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)

@@ -220,7 +220,7 @@ public abstract class VisionRecipe : Recipe
     Item Prepare(ImageCaptionRecord r, bool eval)
     {
         var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.ImageTokenIndex, r.Caption, Config.Data.SeqLen);
-        var image = ImageLoader.Load(r.Image);
+        var image = RecordMedia.Image(r);
         var p = ProcessImage(_pre!, Vlm.Preprocessor, image);
         var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<GlyphTarget>()
             : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer, Config.Media.GlyphHead);
@@ -320,12 +320,8 @@ public abstract class VisionRecipe : Recipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var list = JsonlManifest.ReadImageCaptions(path, Config.Data.SkipBadRecords, out int skipped);
-        if (!eval) SkippedRecords = skipped;
-        return new SampleBatchSource<ImageCaptionRecord, Item>(list, r => Prepare(r, eval), Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        return OpenSamples<ImageCaptionRecord, Item>(eval, start, (p, skip) => (JsonlManifest.ReadImageCaptions(p, skip, out int n), n),
+            ShardRecords.ImageCaption, (r, _, _) => Prepare(r, eval), Collate);
     }
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)

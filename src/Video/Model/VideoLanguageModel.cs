@@ -319,13 +319,14 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
         if (!File.Exists(videoCfg))
             throw new CheckpointFormatException($"{directory}: {VideoConfigJson.FileName} not found; an image-text model starts video training through FromImageModel.");
         var cfg = new VideoLanguageConfig { Base = ReadBaseConfig(directory), Video = VideoConfigJson.Read(videoCfg) };
+        var tokenizer = Task.Run(() => Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default); // read while the weights are placed
         var model = Create(cfg, device, dtype);
         try
         {
             using var reader = CheckpointReader.Open(directory);
             StateLoader.Load(model, reader, progress: progress, ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal),
                 memoryMap: true);
-            model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
+            model.Tokenizer = tokenizer.GetAwaiter().GetResult();
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;
         }

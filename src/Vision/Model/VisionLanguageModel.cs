@@ -338,6 +338,8 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
         string cfgPath = Path.Combine(directory, "config.json");
         if (!File.Exists(cfgPath)) throw new CheckpointFormatException($"{directory}: config.json (Hugging Face Mllama layout) not found.");
         var cfg = VisionLanguageConfigJson.Read(cfgPath);
+        // The tokenizer (a 128k-entry vocabulary) is read on another core while the weights are placed.
+        var tokenizer = Task.Run(() => Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default);
         var model = Create(cfg, device, dtype);
         try
         {
@@ -345,7 +347,7 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
             bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
             StateLoader.Load(model, reader, keyFor: newer ? NewerKey : null, progress: progress,
                 ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal), memoryMap: true);
-            model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
+            model.Tokenizer = tokenizer.GetAwaiter().GetResult();
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;
         }

@@ -15,9 +15,11 @@ public static class TextCommands
     public static IEnumerable<Command> All(CliIO io) => new[] { Init(io), Generate(io), Chat(io), Logits(io), Convert(io), Tokenize(io) };
 
     /// <summary>The tokenizer of a model folder: its own file, else the built-in Llama 3 vocabulary when the sizes agree.</summary>
-    public static Llama3Tokenizer TokenizerFor(string dir, int vocabSize)
+    public static Llama3Tokenizer TokenizerFor(string dir, int vocabSize) =>
+        CheckTokenizer(Llama3Tokenizer.FromModelDirectory(dir) ?? Llama3Tokenizer.Default, dir, vocabSize);
+
+    static Llama3Tokenizer CheckTokenizer(Llama3Tokenizer tok, string dir, int vocabSize)
     {
-        var tok = Llama3Tokenizer.FromModelDirectory(dir) ?? Llama3Tokenizer.Default;
         if (tok.VocabSize > vocabSize)
             throw new CliException($"{dir}: the tokenizer has {tok.VocabSize} ids but the model's vocabulary has only {vocabSize}; put the model's tokenizer.model in the folder.");
         return tok;
@@ -93,9 +95,11 @@ public static class TextCommands
             var options = gen.Read(p);
             string dir = p.GetValue(model)!;
             var clock = new FirstTokenClock();
+            // The tokenizer is read on another core while the weights are placed.
+            var reading = Task.Run(() => Llama3Tokenizer.FromModelDirectory(dir) ?? Llama3Tokenizer.Default);
             using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err));
             double loadS = clock.Elapsed;
-            var tok = TokenizerFor(dir, m.Config.VocabSize);
+            var tok = CheckTokenizer(reading.GetAwaiter().GetResult(), dir, m.Config.VocabSize);
             string text = p.GetValue(prompt)!;
             var ids = p.GetValue(chat)
                 ? new ChatFormat(tok).EncodeDialog(new[] { new ChatMessage("user", text) })

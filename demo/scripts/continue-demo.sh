@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Continuation rounds on fresh data ("run C" of assets/models/demo/MODEL_CARD.md): each round makes a new data set with
+# Continuation rounds on fresh data (see demo/NOTES.md): each round makes a new data set with
 # its own seed and continues the previous round's model with the same recipe. Every stage resumes if rerun.
 #
 #   scripts/continue-demo.sh ROOT VISION_FROM SPEECH_FROM VIDEO_FROM

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mixed-print vision-stage2 rounds ("run Y" and after in assets/models/demo/MODEL_CARD.md): optionally grows a vision
+# Mixed-print vision-stage2 rounds (see demo/NOTES.md): optionally grows a vision
 # model (mm-train grow-vision), then runs vision-stage2 rounds, each on a fresh mix of rendered scenes, number-only
 # and word/number images of several sides, and averages the last checkpoints of the last round (mm-train average).
 # Every round resumes if rerun; data already made is kept.

@@ -97,9 +97,9 @@ public class EncoderTests
         long layer = 2 * ffn + attn + conv + 5 * 2 * d;
         long expected = 24 * layer + (320 * d + d) + 2 * 80;
         Assert.Equal(expected, enc.ParameterCount());
-        Assert.InRange(enc.ParameterCount(), 0.995e9, 1.01e9);   // SPEC: ≈ 1.0B
+        Assert.InRange(enc.ParameterCount(), 0.995e9, 1.01e9);   // Llama 3 paper §8.2: ≈ 1B
         using var ad = new SpeechAdapter(new SpeechAdapterConfig(), meta);
-        Assert.InRange(ad.ParameterCount(), 85e6, 105e6);       // SPEC: ≈ 100M
+        Assert.InRange(ad.ParameterCount(), 85e6, 105e6);       // Llama 3 paper §8.2: ≈ 100M
         using var full = SpeechLanguageModel.Create("llama3.1-8b-speech", meta);
         Assert.Equal(enc.ParameterCount() + ad.ParameterCount() + full.language_model.ParameterCount(), full.ParameterCount());
     }

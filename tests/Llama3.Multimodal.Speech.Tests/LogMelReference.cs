@@ -1,8 +1,8 @@
 namespace Llama3.Multimodal.Speech.Tests;
 
 /// <summary>
-/// Independent double-precision log-mel (the SPEC recipe written out directly: reflect pad 200, periodic Hann 400, a
-/// plain DFT per frame, Slaney filters built here from the formulas, log10 clamp, max − 8, (x + 4)/4).
+/// Independent double-precision log-mel (Whisper's log-mel recipe written out directly: reflect pad 200, periodic Hann
+/// 400, a plain DFT per frame, Slaney filters built here from the formulas, log10 clamp, max − 8, (x + 4)/4).
 /// </summary>
 internal static class LogMelReference
 {

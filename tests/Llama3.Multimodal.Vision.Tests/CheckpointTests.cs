@@ -27,7 +27,7 @@ public class CheckpointTests
     {
         using var m = VisionLanguageModel.Create(VisionPresets.Get("llama3.2-11b-vision"), torch.device(DeviceType.META));
         var shapes = m.named_parameters().ToDictionary(np => np.name, np => np.parameter.shape);
-        Assert.Equal(906, shapes.Count);                       // VISION.md §4.1: 395 text + 509 vision + 2 projector
+        Assert.Equal(906, shapes.Count);                       // HF 11B key list: 395 text + 509 vision + 2 projector
         Assert.Equal(new long[] { 128264, 4096 }, shapes["language_model.model.embed_tokens.weight"]);
         Assert.Equal(new long[] { 128256, 4096 }, shapes["language_model.lm_head.weight"]);
         Assert.Equal(new long[] { 1024, 4096 }, shapes["language_model.model.layers.3.cross_attn.k_proj.weight"]);
@@ -48,7 +48,7 @@ public class CheckpointTests
         Assert.Equal(new long[] { 4096 }, shapes["multi_modal_projector.bias"]);
     }
 
-    // Parameter totals from the shapes of VISION.md §4.1, computed independently of the modules.
+    // Parameter totals from the shapes of the HF 11B/90B checkpoints' tensors, computed independently of the modules.
     static long Expected(int d, int selfL, int crossL, int heads, int ffn, int tile)
     {
         long hd = 128, kv = 8;
@@ -72,14 +72,14 @@ public class CheckpointTests
         {
             long n = m.ParameterCount();
             Assert.Equal(Expected(4096, 32, 8, 32, 14336, 560), n);
-            Assert.InRange(n, 10_600_000_000, 10_700_000_000);   // VISION.md: ≈10.67 B (model card 10.6 B)
+            Assert.InRange(n, 10_600_000_000, 10_700_000_000);   // ≈10.67 B from the shapes (HF model card: 10.6 B)
             Assert.InRange(m.vision_model.parameters().Sum(p => p.numel()), 0.85e9, 0.87e9); // ≈0.86 B incl. tables
         }
         using (var m = VisionLanguageModel.Create(VisionPresets.Get("llama3.2-90b-vision"), torch.device(DeviceType.META)))
         {
             long n = m.ParameterCount();
             Assert.Equal(Expected(8192, 80, 20, 64, 28672, 560), n);
-            Assert.InRange(n, 88_400_000_000, 88_900_000_000);   // VISION.md: ≈88.6 B (model card 88.8 B)
+            Assert.InRange(n, 88_400_000_000, 88_900_000_000);   // ≈88.6 B from the shapes (HF model card: 88.8 B)
             Assert.Equal(1494, m.named_parameters().Count());
         }
     }

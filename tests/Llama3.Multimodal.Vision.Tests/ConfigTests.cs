@@ -26,7 +26,7 @@ public class ConfigTests
         Assert.Equal(c, back);
     }
 
-    // Shape of the hub's Llama-3.2-11B-Vision-Instruct config.json (values from VISION.md §1.1/§2.1/§4.1), including
+    // Shape of the hub's Llama-3.2-11B-Vision-Instruct config.json (HF text_config / vision_config keys and values), including
     // generic transformers fields that carry no model shape.
     const string HubLike = """
     {

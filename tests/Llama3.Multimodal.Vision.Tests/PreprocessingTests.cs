@@ -7,7 +7,8 @@ public class PreprocessingTests
 {
     static readonly IReadOnlyList<(int H, int W)> Ratios = VisionConfig.AspectRatiosFor(4);
 
-    // VISION.md §3 worked examples: input W×H → grid (h, w), resized H×W, aspect id; for T = 560 and T = 448.
+    // Worked examples of the Llama 3.2 Vision tiling (HF MllamaImageProcessor: get_optimal_tiled_canvas, resize,
+    // aspect ratio ids): input W×H → grid (h, w), resized H×W, aspect id; for T = 560 and T = 448.
     [Theory]
     [InlineData(300, 90, 560, 1, 1, 168, 560, 1)]
     [InlineData(800, 600, 560, 2, 2, 600, 800, 6)]

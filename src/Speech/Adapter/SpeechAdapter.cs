@@ -6,9 +6,9 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// Speech adapter (SPEC): Conv1d (kernel 3, stride 2, padding 1: 40 ms → 80 ms frames), one pre-norm rotary
-/// Transformer layer (<c>x + MHSA(LN x)</c>, <c>x + FFN(LN x)</c>, Swish FFN), a closing LayerNorm, and a linear layer
-/// to the decoder's hidden size. Checkpoint keys: <c>speech_model.adapter.</c> + the names below.
+/// Speech adapter (Llama 3 paper §8.2): Conv1d (kernel 3, stride 2, padding 1: 40 ms → 80 ms frames), one pre-norm
+/// rotary Transformer layer (<c>x + MHSA(LN x)</c>, <c>x + FFN(LN x)</c>, Swish FFN), a closing LayerNorm, and a linear
+/// layer to the decoder's hidden size. Checkpoint keys: <c>speech_model.adapter.</c> + the names below.
 /// </summary>
 public sealed class SpeechAdapter : nn.Module
 {

@@ -3,9 +3,9 @@ using Llama3.Multimodal.Text;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// Shape of the speech adapter (SPEC): conv kernel 3 stride 2 (encoder dim → <see cref="Dim"/>, 40 ms → 80 ms frames),
-/// one rotary Transformer layer (width <see cref="Dim"/>, FFN <see cref="FfnDim"/>), LayerNorm, and a linear layer to
-/// the decoder's hidden size. Defaults are the full size for Llama 3 8B (≈ 90M parameters).
+/// Shape of the speech adapter (Llama 3 paper §8.2): conv kernel 3 stride 2 (encoder dim → <see cref="Dim"/>, 40 ms →
+/// 80 ms frames), one rotary Transformer layer (width <see cref="Dim"/>, FFN <see cref="FfnDim"/>), LayerNorm, and a
+/// linear layer to the decoder's hidden size. Defaults are the full size for Llama 3 8B (≈ 90M parameters).
 /// </summary>
 public sealed record SpeechAdapterConfig
 {

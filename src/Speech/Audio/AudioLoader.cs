@@ -10,7 +10,7 @@ public static class AudioLoader
 {
     /// <summary>The model's sample rate: 16 kHz.</summary>
     public const int SampleRate = 16000;
-    /// <summary>Longest segment the model takes at once (SPEC: 60 s = 6000 log-mel frames).</summary>
+    /// <summary>Longest segment the model takes at once (Llama 3 paper §8: 60 s = 6000 log-mel frames).</summary>
     public const double MaxSegmentSeconds = 60.0;
 
     /// <summary>Decodes <paramref name="path"/> at its own rate and channel count.</summary>

@@ -3,9 +3,10 @@ using Llama3.Multimodal.Text;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// BEST-RQ pretraining settings (SPEC; Llama 3 values): span masking with start probability 0.025 and 32-frame spans
-/// (overlap allowed, masked frames filled with N(0, 0.1²)), 16 frozen random-projection codebooks of 8192 vectors of
-/// width 16 on 4 stacked frames, a 40 ms frame counting as masked when any of its 10 ms frames is.
+/// BEST-RQ pretraining settings (Llama 3 paper §8.3 values; the N(0, 0.1²) fill is BEST-RQ's own): span masking with
+/// start probability 0.025 and 32-frame spans (overlap allowed, masked frames filled with N(0, 0.1²)), 16 frozen
+/// random-projection codebooks of 8192 vectors of width 16 on 4 stacked frames, a 40 ms frame counting as masked when
+/// any of its 10 ms frames is.
 /// </summary>
 public sealed record BestRqConfig
 {

@@ -6,11 +6,12 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// The BEST-RQ self-supervised objective (SPEC) around a <see cref="ConformerEncoder"/>: normalise the log-mel input
-/// with the encoder's stored per-bin statistics; compute targets from the UNMASKED normalised features (4 stacked
-/// frames → 16 frozen random-projection codebooks); mask spans of the input and fill them with N(0, 0.1²); run the
-/// encoder; 16 linear softmax heads predict the targets; the loss is the mean of the 16 cross-entropies over masked
-/// 40 ms frames only. Checkpoint keys: <c>speech_model.best_rq.</c> + the names below (<see cref="KeyFor"/>).
+/// The BEST-RQ self-supervised objective (Llama 3 paper §8.3; Chiu et al. 2022) around a <see
+/// cref="ConformerEncoder"/>: normalise the log-mel input with the encoder's stored per-bin statistics; compute targets
+/// from the UNMASKED normalised features (4 stacked frames → 16 frozen random-projection codebooks); mask spans of the
+/// input and fill them with N(0, 0.1²); run the encoder; 16 linear softmax heads predict the targets; the loss is the
+/// mean of the 16 cross-entropies over masked 40 ms frames only. Checkpoint keys: <c>speech_model.best_rq.</c> + the
+/// names below (<see cref="KeyFor"/>).
 /// </summary>
 public sealed class BestRqObjective : nn.Module
 {

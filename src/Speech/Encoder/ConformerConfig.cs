@@ -3,9 +3,9 @@ using Llama3.Multimodal.Text;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// Shape of the Conformer speech encoder (SPEC "Speech"). Defaults are the full-size Llama 3 encoder: 80 mel bins stacked
-/// 4 at a time (80 → 320, 40 ms frames), dim 1536, 24 layers, 24 heads, Macaron FFN 4096, depthwise kernel 7, rotary
-/// theta 10000 (≈ 1.0B parameters).
+/// Shape of the Conformer speech encoder (Llama 3 paper §8.2). Defaults are the full-size Llama 3 encoder: 80 mel bins
+/// stacked 4 at a time (80 → 320, 40 ms frames), dim 1536, 24 layers, 24 heads, Macaron FFN 4096, depthwise kernel 7,
+/// rotary theta 10000 (≈ 1.0B parameters).
 /// </summary>
 public sealed record ConformerConfig
 {

@@ -6,10 +6,11 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// The Llama 3 speech encoder (SPEC): per-bin feature normalisation, stride-4 frame stacking (frame-major, 80 → 320,
-/// the last group zero-padded so T₄₀ = ⌈T/4⌉), a linear projection to the model width, and Conformer layers with rotary
-/// bidirectional attention (positions from 0 per utterance). Padding is masked in attention and zeroed before every
-/// convolution. Checkpoint keys: <c>speech_model.encoder.</c> + the names below (see <c>CHECKPOINT_KEYS.md</c>).
+/// The Llama 3 speech encoder (Llama 3 paper §8.2): per-bin feature normalisation, stride-4 frame stacking
+/// (frame-major, 80 → 320, the last group zero-padded so T₄₀ = ⌈T/4⌉), a linear projection to the model width, and
+/// Conformer layers with rotary bidirectional attention (positions from 0 per utterance). Padding is masked in
+/// attention and zeroed before every convolution. Checkpoint keys: <c>speech_model.encoder.</c> + the names below (see
+/// <c>CHECKPOINT_KEYS.md</c>).
 /// </summary>
 public sealed class ConformerEncoder : nn.Module
 {

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// One Conformer block (Gulati et al. 2020, SPEC order): <c>x + ½FFN(LN x)</c> → <c>x + MHSA(LN x)</c> →
+/// One Conformer block (Gulati et al. 2020, the paper's order): <c>x + ½FFN(LN x)</c> → <c>x + MHSA(LN x)</c> →
 /// <c>x + Conv(LN x)</c> → <c>x + ½FFN(LN x)</c> → LayerNorm.
 /// </summary>
 public sealed class ConformerLayer : nn.Module

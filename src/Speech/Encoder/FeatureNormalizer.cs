@@ -7,7 +7,8 @@ namespace Llama3.Multimodal.Speech;
 
 /// <summary>
 /// Per-mel-bin mean/variance normalisation with statistics measured on training data and stored in the checkpoint
-/// (SPEC BEST-RQ): <c>(x − mean) / sqrt(var + 1e-5)</c>. The statistics are frozen (not trained by gradients).
+/// (BEST-RQ normalises its input; per-bin statistics from the training data are this library's choice): <c>(x − mean) /
+/// sqrt(var + 1e-5)</c>. The statistics are frozen (not trained by gradients).
 /// </summary>
 public sealed class FeatureNormalizer : nn.Module<Tensor, Tensor>
 {

@@ -5,10 +5,10 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// The 80-bin log-mel front end (SPEC, Whisper recipe) as tensor ops on any device: 16 kHz audio, <c>torch.stft</c>
-/// with n_fft 400, hop 160, periodic Hann window, centred with reflect padding, last frame dropped (T = ⌊N/160⌋);
-/// power spectrum; Slaney mel filters 0–8 kHz; <c>log10(max(mel, 1e-10))</c>; clamped to (max − 8); <c>(x + 4)/4</c>.
-/// Digital silence gives −1.5 everywhere.
+/// The 80-bin log-mel front end (Llama 3 paper §8.2 gives 80 bins; the rest is Whisper's recipe) as tensor ops on any
+/// device: 16 kHz audio, <c>torch.stft</c> with n_fft 400, hop 160, periodic Hann window, centred with reflect padding,
+/// last frame dropped (T = ⌊N/160⌋); power spectrum; Slaney mel filters 0–8 kHz; <c>log10(max(mel, 1e-10))</c>; clamped
+/// to (max − 8); <c>(x + 4)/4</c>. Digital silence gives −1.5 everywhere.
 /// </summary>
 public sealed class LogMelSpectrogram : IDisposable
 {

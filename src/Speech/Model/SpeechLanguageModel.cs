@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Speech;
 
 /// <summary>
-/// Llama 3 with speech input (SPEC "Speech"): the decoder (<c>language_model</c>, a <see cref="LlamaForCausalLM"/>),
+/// Llama 3 with speech input (Llama 3 paper §8): the decoder (<c>language_model</c>, a <see cref="LlamaForCausalLM"/>),
 /// the Conformer encoder and the adapter (<c>speech_model</c>). The adapter's outputs are spliced into the prompt's
 /// embedding sequence between the speech start and end tokens, in the user turn; the system prompt selects the task:
 /// <c>Repeat after me in {language}:</c> (ASR) or <c>Translate the following sentence into {language}:</c> (AST).

@@ -1,6 +1,9 @@
 namespace Llama3.Multimodal.Text;
 
-/// <summary>Published Llama 3 text shapes (SPEC table) and the small presets used by tests.</summary>
+/// <summary>
+/// Published Llama 3 text shapes (Llama 3 paper §3.2, Table 3; Llama 3.2 1B/3B from their HF config.json) and the small
+/// presets used by tests.
+/// </summary>
 public static class TextPresets
 {
     static LlamaConfig Meta(int dim, int layers, int heads, double mult, int multipleOf, bool tied, double factor) => new()

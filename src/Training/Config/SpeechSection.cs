@@ -9,7 +9,7 @@ public sealed record SpeechSection
 {
     /// <summary>Speech preset a fresh model is built from (e.g. <c>tiny-speech</c>); null = the recipe's default.</summary>
     public string? Preset { get; init; }
-    /// <summary>Longest utterance in 10 ms frames; longer ones are cropped to a window (Llama 3 §8: 6000 = 60 s).</summary>
+    /// <summary>Longest utterance in 10 ms frames; longer ones are cropped to a window (Llama 3 paper §8.3: 6000 = 60 s).</summary>
     public int MaxAudioFrames { get; init; } = 6000;
     /// <summary><c>speech-stage1</c>: the BEST-RQ masking and quantizer settings.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
@@ -19,7 +19,7 @@ public sealed record SpeechSection
     public SpeechFinetuneSection? Finetune { get; init; }
 }
 
-/// <summary>BEST-RQ pretraining settings (<c>speech.best_rq</c>; Llama 3 §8.1.1).</summary>
+/// <summary>BEST-RQ pretraining settings (<c>speech.best_rq</c>; Llama 3 paper §8.3).</summary>
 public sealed record BestRqSection
 {
     /// <summary>Probability that a 10 ms frame starts a masked span (0.025).</summary>
@@ -34,7 +34,7 @@ public sealed record BestRqSection
     public int StatsUtterances { get; init; }
 }
 
-/// <summary>Speech adapter training settings (<c>speech.finetune</c>; Llama 3 §8.1.2).</summary>
+/// <summary>Speech adapter training settings (<c>speech.finetune</c>; Llama 3 paper §8.3).</summary>
 public sealed record SpeechFinetuneSection
 {
     /// <summary>Folder of a <c>speech-stage1</c> checkpoint whose encoder (and feature statistics) start the run; null = the

@@ -6,9 +6,9 @@ public sealed record VideoSection
     /// <summary>Video preset a fresh model is built from (e.g. <c>tiny-video</c>, <c>llama3.2-11b-video</c>); null = the
     /// recipe's default.</summary>
     public string? Preset { get; init; }
-    /// <summary>Frames sampled uniformly per clip (Llama 3 §7.4: 16 in video pretraining).</summary>
+    /// <summary>Frames sampled uniformly per clip (Llama 3 paper §7.4: 16 in video pretraining).</summary>
     public int NumFrames { get; init; } = 16;
-    /// <summary>Consecutive frames the aggregator merges into one (Llama 3 §7.4: 16 → 1 in pretraining).</summary>
+    /// <summary>Consecutive frames the aggregator merges into one (Llama 3 paper §7.4: 16 → 1 in pretraining).</summary>
     public int FramesPerGroup { get; init; } = 16;
     /// <summary>How the aggregator merges a group's frames: <c>latents</c> (learned latents attend to all the group's tokens,
     /// the perceiver resampler's form) or <c>per_position</c> (each token position merged across the frames on its own, so

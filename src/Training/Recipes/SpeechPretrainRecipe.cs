@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// <c>speech-stage1</c>: BEST-RQ self-supervised pretraining of the Conformer encoder (SPEC "Speech") on unlabelled audio
+/// <c>speech-stage1</c>: BEST-RQ self-supervised pretraining of the Conformer encoder (Llama 3 paper §8.3) on unlabelled audio
 /// (an audio manifest; transcripts, if present, are ignored). Before the first step the per-mel-bin mean and variance are
 /// measured on the training audio (<c>speech.best_rq.stats_utterances</c> utterances, 0 = all) and stored in the encoder's frozen
 /// <c>feature_norm</c>, so they are saved with every checkpoint. Utterances longer than <c>speech.max_audio_frames</c> are
@@ -54,7 +54,7 @@ public sealed class SpeechPretrainRecipe : Recipe
     };
 
 
-    /// <summary>The BEST-RQ settings of <paramref name="c"/> (SPEC defaults; mask noise N(0, 0.1²)).</summary>
+    /// <summary>The BEST-RQ settings of <paramref name="c"/> (Llama 3 paper §8.3 defaults; mask noise N(0, 0.1²) as in BEST-RQ).</summary>
     public static BestRqConfig Objective(TrainConfig c) => new()
     {
         MaskStartProbability = (c.SpeechSettings.BestRq ?? new BestRqSection()).MaskProbability, MaskSpan = (c.SpeechSettings.BestRq ?? new BestRqSection()).MaskSpan, NumCodebooks = (c.SpeechSettings.BestRq ?? new BestRqSection()).Codebooks,

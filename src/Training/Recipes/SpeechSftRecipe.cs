@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// <c>speech-stage2</c>: speech SFT (SPEC "Speech"): the pretrained encoder (from <c>speech.finetune.encoder_from</c>, a
+/// <c>speech-stage2</c>: speech SFT (Llama 3 paper §8.3): the pretrained encoder (from <c>speech.finetune.encoder_from</c>, a
 /// <c>speech-stage1</c> checkpoint, statistics included) and the adapter train jointly with the decoder
 /// (<c>model.init_from</c>) frozen, on ASR and AST audio manifests. Prompt (Llama 3 chat format): system
 /// <c>Repeat after me in {language}:</c> (ASR) or <c>Translate the following sentence into {language}:</c> (AST), a user turn

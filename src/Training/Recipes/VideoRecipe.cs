@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// <c>video</c>: video pretraining (SPEC "Video" recipe): start from the image-pretrained (and annealed) model; the
+/// <c>video</c>: video pretraining (Llama 3 paper §7.4): start from the image-pretrained (and annealed) model; the
 /// temporal aggregator and the video cross-attention layers are initialised randomly (zero gates) and trained, everything
 /// else frozen. Each clip gives <c>video.num_frames</c> frames sampled uniformly by the Video frame sampler
 /// (<see cref="VideoFrameReader"/>, fitted into the 2 × 2-tile canvas), every frame goes through the frozen image encoder,

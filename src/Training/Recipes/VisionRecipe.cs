@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// Image pretraining of Llama 3.2 Vision (SPEC Training "Vision"): the text decoder is frozen; the image encoder and the
+/// Image pretraining of Llama 3.2 Vision (Llama 3 paper §7.4): the text decoder is frozen; the image encoder and the
 /// adapters (gated cross-attention blocks + projector) train on image+caption manifests with next-token loss on the caption
 /// tokens only, in the completion format <c>&lt;|image|&gt;&lt;|begin_of_text|&gt;caption&lt;|end_of_text|&gt;</c>.
 /// <c>model.init_from</c> is either a Llama 3.2 Vision folder (continue) or a text-only decoder folder (the vision model is
@@ -62,7 +62,7 @@ public abstract class VisionRecipe : Recipe
         }
     }
 
-    /// <summary>Defaults shared by both stages at paper scale (SPEC: global batch 16 384, cosine, wd 0.01, ≤ 4 tiles).</summary>
+    /// <summary>Defaults shared by both stages at paper scale (Llama 3 paper §7.4: global batch 16 384, cosine, wd 0.01, ≤ 4 tiles).</summary>
     protected TrainConfig PaperConfig(double lr, double minLr, long steps, long warmup, int maxTiles) => new()
     {
         Command = $"mm-train {Name} --config configs/training/{Name}.json --out runs/{Name}",

@@ -1,7 +1,7 @@
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// <c>vision-stage1</c>: image pretraining (SPEC Training "Vision"): text decoder frozen, image encoder and adapters
+/// <c>vision-stage1</c>: image pretraining (Llama 3 paper §7.4): text decoder frozen, image encoder and adapters
 /// trained; cosine schedule with peak lr 1e-3 (the paper's 10 × 10⁻⁴), weight decay 0.01, global batch 16 384 images
 /// fitted to ≤ 4 tiles.
 /// </summary>

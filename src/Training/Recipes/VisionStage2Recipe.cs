@@ -1,7 +1,7 @@
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// <c>vision-stage2</c>: annealing on a curated set at higher resolution (SPEC: lr 2e-5, higher per-tile resolution),
+/// <c>vision-stage2</c>: annealing on a curated set at higher resolution (Llama 3 paper §7.4: lr 2e-5, higher per-tile resolution),
 /// starting from the <c>vision-stage1</c> weights; same components train. Here the resolution rises through the tile
 /// budget (<c>vision.max_tiles</c>: e.g. 1 tile in stage 1, stage 2 up to 2 × 2 tiles of the model's tile size).
 /// </summary>

@@ -3,10 +3,10 @@ using Llama3.Multimodal.Text;
 namespace Llama3.Multimodal.Video;
 
 /// <summary>
-/// Shape of the temporal aggregator, a Flamingo-style perceiver resampler (SPEC Video). The paper publishes neither the
-/// number of latents nor the depth; the defaults below are the SPEC's: one latent per token position of a frame (so an
-/// aggregated frame keeps a frame's shape), 2 layers, time embeddings for groups of up to 32 frames; heads, head width
-/// and the FFN factor are open_flamingo's (8 × 64, 4×).
+/// Shape of the temporal aggregator, a Flamingo-style perceiver resampler (Llama 3 paper §7.2). The paper publishes
+/// neither the number of latents nor the depth; the defaults below are this library's choice: one latent per token
+/// position of a frame (so an aggregated frame keeps a frame's shape), 2 layers, time embeddings for groups of up to 32
+/// frames; heads, head width and the FFN factor are open_flamingo's (8 × 64, 4×).
 /// </summary>
 public sealed record TemporalAggregatorConfig
 {

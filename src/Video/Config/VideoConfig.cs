@@ -3,8 +3,8 @@ using Llama3.Multimodal.Text;
 namespace Llama3.Multimodal.Video;
 
 /// <summary>
-/// The video adapter added to an image-text model (SPEC Video): how many frames to sample, the temporal aggregator,
-/// where the video cross-attention layers go, and the <c>&lt;|video|&gt;</c> placeholder id.
+/// The video adapter added to an image-text model (Llama 3 paper §7.2): how many frames to sample, the temporal
+/// aggregator, where the video cross-attention layers go, and the <c>&lt;|video|&gt;</c> placeholder id.
 /// </summary>
 public sealed record VideoConfig
 {
@@ -21,7 +21,7 @@ public sealed record VideoConfig
     public int NumFrames { get; init; } = 64;
     /// <summary>
     /// 1-based ordinals of the image cross-attention layers that get a video cross-attention layer right before them;
-    /// null = every 4th (4th, 8th, …: SPEC Video, 2 layers for 8 image layers, 5 for 20).
+    /// null = every 4th (4th, 8th, …: Llama 3 paper §7.2, 2 layers for 8 image layers, 5 for 20).
     /// </summary>
     public IReadOnlyList<int>? BeforeImageCrossAttention { get; init; }
     /// <summary>Token id of the <c>&lt;|video|&gt;</c> placeholder (<see cref="DefaultVideoTokenId"/>).</summary>

@@ -25,9 +25,9 @@ public static class VideoPresets
             NumFrames = 8,
             BeforeImageCrossAttention = new[] { 2 },
         }),
-        // SPEC defaults: 64 frames, groups of 32, latents = tokens per frame (4 × 1601), 2 layers, video layers before
-        // the 4th and 8th image layers (11B: 2 layers; 90B: 5); group embeddings for up to 4 aggregated frames, so that
-        // SFT's two aggregated frames keep their order.
+        // Llama 3 paper §7.2: 64 frames, groups of 32, video layers before the 4th and 8th image layers (11B: 2 layers;
+        // 90B: 5). Where the paper is silent, our choice: latents = tokens per frame (4 × 1601), 2 layers, group
+        // embeddings for up to 4 aggregated frames, so that SFT's two aggregated frames keep their order.
         "llama3.2-11b-video" => Build(VisionPresets.Get("llama3.2-11b-vision"), Full),
         "llama3.2-90b-video" => Build(VisionPresets.Get("llama3.2-90b-vision"), Full),
         _ => throw new ConfigException($"unknown video preset '{name}'; known: {string.Join(", ", Names)}."),

@@ -1,6 +1,6 @@
 namespace Llama3.Multimodal.Video;
 
-/// <summary>Which frames of a clip to take (SPEC Video: N frames uniformly over the whole clip).</summary>
+/// <summary>Which frames of a clip to take (Llama 3 paper §7.2: N frames uniformly over the whole clip).</summary>
 public static class FrameSampler
 {
     /// <summary>

@@ -3,7 +3,7 @@ namespace Llama3.Multimodal.Video;
 /// <summary>Settings of <see cref="VideoFrameReader.Read"/>.</summary>
 public sealed record FrameSamplingOptions
 {
-    /// <summary>Frames to take, uniformly over the whole clip (SPEC: 64; 16 in video pretraining).</summary>
+    /// <summary>Frames to take, uniformly over the whole clip (Llama 3 paper §7.2: 64; 16 in video pretraining, §7.4).</summary>
     public int NumFrames { get; init; } = 64;
     /// <summary>Output width in pixels; null keeps the displayed (rotated) width.</summary>
     public int? Width { get; init; }

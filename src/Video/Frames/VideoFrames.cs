@@ -50,9 +50,9 @@ public sealed class VideoFrames : IDisposable
 
     static readonly Scalar Scale255 = 255.0.ToScalar();
 
-    /// <summary>CLIP normalisation mean (SPEC Vision preprocessing).</summary>
+    /// <summary>CLIP normalisation mean (HF preprocessor_config.json <c>image_mean</c>).</summary>
     public static IReadOnlyList<double> ClipMean { get; } = new[] { 0.48145466, 0.4578275, 0.40821073 };
-    /// <summary>CLIP normalisation standard deviation (SPEC Vision preprocessing).</summary>
+    /// <summary>CLIP normalisation standard deviation (HF preprocessor_config.json <c>image_std</c>).</summary>
     public static IReadOnlyList<double> ClipStd { get; } = new[] { 0.26862954, 0.26130258, 0.27577711 };
 
     /// <inheritdoc/>

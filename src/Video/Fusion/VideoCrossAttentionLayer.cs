@@ -7,7 +7,7 @@ namespace Llama3.Multimodal.Video;
 
 /// <summary>
 /// A video cross-attention layer (checkpoint prefix <c>video_model.cross_attention_layers.{j}.</c>), shaped like the
-/// image cross-attention block of Llama 3.2 Vision (SPEC: "tanh-gated and zero-initialised like the image ones"):
+/// image cross-attention block of Llama 3.2 Vision (tanh-gated and zero-initialised like the image ones, as in Flamingo):
 /// <c>h = x + tanh(attn_gate)·(r·CrossAttn(RMSNorm(x), video))</c>, <c>out = h + tanh(mlp_gate)·(r·MLP(RMSNorm(h)))</c>
 /// with r = 1 on rows from the <c>&lt;|video|&gt;</c> token on and 0 before it (Meta's rule for rows without media:
 /// the layer is the identity there). Every row that sees the video sees all its aggregated tokens. Video K/V are

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Video;
 
 /// <summary>
-/// Llama 3 with video input (SPEC Video) on top of the Llama 3.2 Vision layout: frames sampled from the clip go
+/// Llama 3 with video input (Llama 3 paper §7.2) on top of the Llama 3.2 Vision layout: frames sampled from the clip go
 /// through the image encoder and projector (4 tiles per frame), the temporal aggregator merges each group of frames,
 /// and gated video cross-attention layers, inserted before every 4th image cross-attention block, read the result.
 /// The image path is unchanged: with the video gates at zero the model equals its image-text base.
@@ -87,7 +87,7 @@ public sealed class VideoLanguageModel : nn.Module
         return this;
     }
 
-    /// <summary>Seeded random initialisation of the video parameters only (SPEC recipe: aggregator and video layers start random, gates at zero).</summary>
+    /// <summary>Seeded random initialisation of the video parameters only (Llama 3 paper §7.4: aggregator and video layers start random, gates at zero).</summary>
     public VideoLanguageModel InitializeVideoWeights(long seed, double std = 0.02)
     {
         foreach (int i in Plan.VideoBlockIndices) WeightInit.Apply(language_model.model.layers[i], seed + i, std);
@@ -124,7 +124,7 @@ public sealed class VideoLanguageModel : nn.Module
     /// <summary>True for parameters of the video adapter (the part the video recipes train).</summary>
     public bool IsVideoParameter(string name) => CheckpointKey(name).StartsWith("video_model.", StringComparison.Ordinal);
 
-    /// <summary>Trains the video adapter only (SPEC video recipe): everything else frozen.</summary>
+    /// <summary>Trains the video adapter only (Llama 3 paper §7.4): everything else frozen.</summary>
     public void FreezeAllButVideo()
     {
         foreach (var (name, p) in named_parameters()) p.requires_grad = IsVideoParameter(name);

@@ -25,7 +25,7 @@ public class ShippedDemoModelTests
         Assert.All(captions, c => Assert.False(string.IsNullOrWhiteSpace(c)));
     }
 
-    // Real assertions on the shipped models' outputs for the shipped held-out media (see MODEL_CARD.md for their scores).
+    // Real assertions on the shipped models' outputs for the shipped held-out media (scores: assets/models/demo/MODEL_CARD.md).
     [Fact]
     public void ShippedVisionModelCaptionsTheShippedImages()
     {

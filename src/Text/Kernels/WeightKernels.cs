@@ -1,0 +1,181 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Text;
+
+/// <summary>
+/// Linear layers over low-precision weights on the CPU. One input row (decode) runs the C# kernels of this library over
+/// bf16, f16 or <see cref="Q8"/> weights in libtorch memory, with the rows of the weight split over a persistent thread
+/// pool; several rows (prefill) multiply dequantized tiles of a q8 weight with libtorch's GEMM. f32 weights keep
+/// libtorch's kernels (<see cref="SplitGemv"/>), so f32 results are unchanged.
+/// </summary>
+public static unsafe class WeightKernels
+{
+    static KernelIsa _isa = GemvKernels.Best;
+
+    /// <summary>Instruction set of the decode kernels (default: the best this CPU has; AVX-512, AVX2+FMA, or portable).</summary>
+    public static KernelIsa Isa
+    {
+        get => _isa;
+        set => _isa = GemvKernels.Supports(value) ? value : throw new PlatformNotSupportedException($"this CPU cannot run the {value} kernels.");
+    }
+
+    /// <summary>The best instruction set this CPU supports.</summary>
+    public static KernelIsa BestIsa => GemvKernels.Best;
+
+    /// <summary>Route single-row bf16/f16 products through the kernels (default true; false uses libtorch).</summary>
+    public static bool HalfKernels { get; set; } = true;
+
+    /// <summary>Weights smaller than this (bytes) run on the calling thread only.</summary>
+    public static long MinParallelBytes { get; set; } = 256L << 10;
+
+    /// <summary>Bytes of f32 weight dequantized per tile in the q8 prefill path (default 4 MiB).</summary>
+    public static long PrefillTileBytes { get; set; } = 4L << 20;
+
+    /// <summary>Threads used for one product, the caller included (default: all processors).</summary>
+    public static int Threads => RowPool.Shared.Threads;
+
+    /// <summary>
+    /// <c>x Wᵀ</c> for x [..., k] and W [n, k]: W int8 with <paramref name="scales"/> (<see cref="Q8"/>), bf16, f16 or f32.
+    /// The result has x's dtype.
+    /// </summary>
+    public static Tensor Linear(Tensor x, Tensor w, Tensor? scales = null)
+    {
+        if (w.dtype == ScalarType.Int8)
+        {
+            if (scales is null) throw new ArgumentException("an int8 weight needs its q8 scales.");
+            return Q8Linear(x, w, scales);
+        }
+        if (HalfKernels && (w.dtype == ScalarType.BFloat16 || w.dtype == ScalarType.Float16) && FitsKernel(x, w))
+            return Gemv(x, w, null, w.dtype == ScalarType.BFloat16 ? WeightFormat.BF16 : WeightFormat.F16);
+        return SplitGemv.Linear(x, w);
+    }
+
+    static bool FitsKernel(Tensor x, Tensor w) =>
+        w.device_type == DeviceType.CPU && x.device_type == DeviceType.CPU && w.dim() == 2 && w.stride(1) == 1
+        && x.numel() == x.shape[^1] && x.shape[^1] == w.shape[1] && w.shape[1] <= int.MaxValue && w.shape[0] <= int.MaxValue
+        && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16
+        && !(torch.is_grad_enabled() && x.requires_grad);
+
+    static Tensor Q8Linear(Tensor x, Tensor q, Tensor scales)
+    {
+        long n = q.shape[0], k = q.shape[1];
+        Q8.CheckShapes(q, scales, n, k, "q8 linear");
+        if (x.shape[^1] != k) throw new ArgumentException($"q8 linear: input has {x.shape[^1]} features but the weight expects {k}.");
+        if (torch.is_grad_enabled() && x.requires_grad) throw new NotSupportedException("q8 weights are for inference: no gradients flow through them.");
+        if (q.device_type != DeviceType.CPU || x.device_type != DeviceType.CPU || q.stride(1) != 1 || scales.stride(1) != 1)
+        {
+            using var wd = Q8.Dequantize(q, scales, x.dtype);
+            return nn.functional.linear(x, wd);
+        }
+        if (FitsKernel(x, q)) return Gemv(x, q, scales, WeightFormat.Q8);
+        return Q8Prefill(x, q, scales);
+    }
+
+    [ThreadStatic] static float* _xBuf;
+    [ThreadStatic] static long _xCap;
+
+    static float* InputAsF32(Tensor x, long k, out Tensor? keep)
+    {
+        keep = null;
+        if (x.dtype == ScalarType.Float32)
+        {
+            if (x.is_contiguous()) return (float*)TensorPointers.Data(x);
+            keep = x.contiguous();
+            return (float*)TensorPointers.Data(keep);
+        }
+        if (_xCap < k)
+        {
+            if (_xBuf != null) NativeMemory.AlignedFree(_xBuf);
+            _xCap = Math.Max(k, 1024);
+            _xBuf = (float*)NativeMemory.AlignedAlloc((nuint)(_xCap * sizeof(float)), 64);
+        }
+        Tensor src = x;
+        if (!x.is_contiguous()) src = keep = x.contiguous();
+        ushort* p = (ushort*)TensorPointers.Data(src);
+        if (x.dtype == ScalarType.BFloat16) for (long i = 0; i < k; i++) _xBuf[i] = HalfBits.Bf16ToF32(p[i]);
+        else for (long i = 0; i < k; i++) _xBuf[i] = HalfBits.F16ToF32(p[i]);
+        return _xBuf;
+    }
+
+    static Tensor Gemv(Tensor x, Tensor w, Tensor? scales, WeightFormat format)
+    {
+        long n = w.shape[0], k = w.shape[1];
+        var shape = x.shape.ToArray();
+        shape[^1] = n;
+        var y = torch.empty(shape, dtype: x.dtype, device: x.device);
+        float* xp = InputAsF32(x, k, out var keep);
+        try
+        {
+            var job = new GemvJob
+            {
+                Format = format, W = TensorPointers.Data(w), LdW = w.stride(0),
+                Scales = scales is null ? null : (ushort*)TensorPointers.Data(scales), LdS = scales?.stride(0) ?? 0,
+                K = (int)k, Rows = (int)n, X = xp, Y = TensorPointers.Data(y), Isa = _isa,
+                YFormat = x.dtype switch { ScalarType.BFloat16 => OutFormat.BF16, ScalarType.Float16 => OutFormat.F16, _ => OutFormat.F32 },
+            };
+            long bytes = n * k * w.element_size();
+            int threads = bytes < MinParallelBytes ? 1 : RowPool.Shared.Threads;
+            int grain = (int)Math.Max(16, (n / (threads * 4L) + 3) / 4 * 4);
+            RowPool.Shared.Run(&GemvPart, &job, (int)n, grain, threads);
+        }
+        finally { keep?.Dispose(); }
+        return y;
+    }
+
+    static void GemvPart(void* state, int r0, int r1) => GemvKernels.Rows(*(GemvJob*)state, r0, r1);
+
+    unsafe struct DequantState
+    {
+        public sbyte* Q;
+        public long LdQ;
+        public ushort* S;
+        public long LdS;
+        public int K;
+        public float* Dst;
+    }
+
+    static void DequantPart(void* state, int r0, int r1)
+    {
+        var st = (DequantState*)state;
+        Q8.DequantizeRows(st->Q + r0 * st->LdQ, st->LdQ, st->S + r0 * st->LdS, st->LdS, st->K, 0, r1 - r0, st->Dst + (long)r0 * st->K);
+    }
+
+    /// <summary>Several rows: dequantize row tiles of the weight to f32 and multiply each with libtorch's GEMM.</summary>
+    static Tensor Q8Prefill(Tensor x, Tensor q, Tensor scales)
+    {
+        long n = q.shape[0], k = q.shape[1];
+        using var scope = NewDisposeScope();
+        var x2 = x.reshape(-1, k);
+        if (x2.dtype != ScalarType.Float32) x2 = x2.to_type(ScalarType.Float32);
+        long m = x2.shape[0];
+        var y2 = torch.empty(new[] { m, n }, dtype: ScalarType.Float32);
+        long tileRows = Math.Clamp(PrefillTileBytes / (4 * Math.Max(1, k)), 16, Math.Max(16, n));
+        tileRows = (tileRows + 3) / 4 * 4;
+        var tile = torch.empty(new[] { Math.Min(tileRows, n), k }, dtype: ScalarType.Float32);
+        var st = new DequantState
+        {
+            LdQ = q.stride(0), LdS = scales.stride(0), K = (int)k, Dst = (float*)TensorPointers.Data(tile),
+        };
+        sbyte* q0 = (sbyte*)TensorPointers.Data(q);
+        ushort* s0 = (ushort*)TensorPointers.Data(scales);
+        for (long r = 0; r < n; r += tileRows)
+        {
+            long len = Math.Min(tileRows, n - r);
+            st.Q = q0 + r * st.LdQ;
+            st.S = s0 + r * st.LdS;
+            RowPool.Shared.Run(&DequantPart, &st, (int)len, (int)Math.Max(4, len / (RowPool.Shared.Threads * 2)));
+            using var tv = tile.narrow(0, 0, len);
+            using var tt = tv.t();
+            using var part = torch.mm(x2, tt);
+            using var dst = y2.narrow(1, r, len);
+            dst.copy_(part);
+        }
+        var shape = x.shape.ToArray();
+        shape[^1] = n;
+        var y = y2.view(shape);
+        if (x.dtype != ScalarType.Float32) y = y.to_type(x.dtype);
+        return y.MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,216 @@
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Text.Tests;
+
+/// <summary>The decode/prefill kernels against plain references, on every instruction set this CPU runs.</summary>
+[Collection("kernels")]
+public class KernelTests
+{
+    static readonly (long N, long K)[] Shapes =
+    {
+        (1, 1), (3, 31), (5, 32), (7, 33), (4, 64), (13, 95), (64, 100), (129, 257), (6, 1000), (37, 2065),
+    };
+
+    static ushort[] Bits(Tensor t) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(t.contiguous().bytes).ToArray();
+
+    static IEnumerable<KernelIsa> Isas() =>
+        new[] { KernelIsa.Portable, KernelIsa.Avx2, KernelIsa.Avx512 }.Where(i => i <= WeightKernels.BestIsa);
+
+    static void WithIsa(KernelIsa isa, Action body)
+    {
+        var (saved, savedMin) = (WeightKernels.Isa, WeightKernels.MinParallelBytes);
+        try
+        {
+            WeightKernels.Isa = isa;
+            WeightKernels.MinParallelBytes = 0;     // split even tiny weights over the pool
+            body();
+        }
+        finally { WeightKernels.Isa = saved; WeightKernels.MinParallelBytes = savedMin; }
+    }
+
+    /// <summary>Σ|w||x| per output: the scale of the rounding error any f32 summation order can make.</summary>
+    static Tensor Magnitude(Tensor x, Tensor w) =>
+        nn.functional.linear(x.to_type(ScalarType.Float64).abs(), w.to_type(ScalarType.Float64).abs());
+
+    static void AssertClose(Tensor got, Tensor want, Tensor magnitude, double rel, string what)
+    {
+        var err = (got.to_type(ScalarType.Float64) - want.to_type(ScalarType.Float64)).abs();
+        var bound = magnitude * rel + 1e-30;
+        var worst = (err / bound).max().item<double>();
+        Assert.True(worst <= 1.0, $"{what}: error {worst:G3}× the bound (max abs error {err.max().item<double>():G3}).");
+    }
+
+    [Fact]
+    public void HalfGemvMatchesReference()
+    {
+        using var noGrad = no_grad();
+        var g = new Generator(5, CPU);
+        foreach (var isa in Isas())
+            WithIsa(isa, () =>
+            {
+                foreach (var (n, k) in Shapes)
+                    foreach (var wt in new[] { ScalarType.BFloat16, ScalarType.Float16 })
+                        foreach (var xt in new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16 })
+                        {
+                            using var scope = NewDisposeScope();
+                            var w = randn(new[] { n, k }, generator: g).to_type(wt);
+                            var x = randn(new[] { 1, 1, k }, generator: g).to_type(xt);
+                            var y = WeightKernels.Linear(x, w);
+                            Assert.Equal(new[] { 1L, 1, n }, y.shape);
+                            Assert.Equal(xt, y.dtype);
+                            // Reference: the same weights and input widened to f64, one rounding to the output dtype.
+                            var want = nn.functional.linear(x.to_type(ScalarType.Float64), w.to_type(ScalarType.Float64));
+                            double rel = xt == ScalarType.Float32 ? 1e-5 : xt == ScalarType.BFloat16 ? 8e-3 : 1e-3;
+                            AssertClose(y, want, Magnitude(x, w), rel, $"{isa} {wt} x {xt} [{n}, {k}]");
+                            if (xt == ScalarType.Float32)
+                            {
+                                // Results do not depend on the thread split: one thread gives the same bits.
+                                WeightKernels.MinParallelBytes = long.MaxValue;
+                                var one = WeightKernels.Linear(x, w);
+                                WeightKernels.MinParallelBytes = 0;
+                                Assert.True(one.equal(y).all().item<bool>(), $"{isa} {wt} [{n}, {k}]: threaded result differs from one thread");
+                            }
+                        }
+            });
+    }
+
+    [Fact]
+    public void HalfGemvReadsRowRangesOfALargerTensorInPlace()
+    {
+        using var noGrad = no_grad();
+        var g = new Generator(6, CPU);
+        var fused = randn(new long[] { 90, 70 }, generator: g).to_type(ScalarType.BFloat16);
+        var w = fused.narrow(0, 17, 41);
+        var x = randn(new long[] { 1, 70 }, generator: g);
+        var want = nn.functional.linear(x.to_type(ScalarType.Float64), w.to_type(ScalarType.Float64));
+        AssertClose(WeightKernels.Linear(x, w), want, Magnitude(x, w), 1e-5, "narrowed bf16");
+    }
+
+    /// <summary>The documented Q8_0 rule written out plainly, one block at a time.</summary>
+    static (sbyte[] Q, ushort[] S) ReferenceQuantize(float[] w, int rows, int k)
+    {
+        int nb = (k + 31) / 32;
+        var q = new sbyte[rows * k];
+        var s = new ushort[rows * nb];
+        for (int r = 0; r < rows; r++)
+            for (int b = 0; b < nb; b++)
+            {
+                int c0 = b * 32, c1 = Math.Min(k, c0 + 32);
+                float amax = 0;
+                for (int c = c0; c < c1; c++) amax = Math.Max(amax, Math.Abs(w[r * k + c]));
+                float d = amax / 127f, id = d == 0 ? 0 : 1f / d;
+                s[r * nb + b] = BitConverter.HalfToUInt16Bits((Half)d);
+                for (int c = c0; c < c1; c++) q[r * k + c] = (sbyte)(int)MathF.Round(w[r * k + c] * id, MidpointRounding.AwayFromZero);
+            }
+        return (q, s);
+    }
+
+    [Fact]
+    public void Q8QuantizeFollowsTheBlockRule()
+    {
+        var g = new Generator(7, CPU);
+        foreach (var (n, k) in Shapes)
+        {
+            var w = randn(new[] { n, k }, generator: g) * 0.05;
+            if (k > 40) w.narrow(1, 32, 8).zero_();      // an all-zero stretch; for k < 64 a whole zero block
+            var (q, s) = Q8.Quantize(w);
+            Assert.Equal(new[] { n, Q8.Blocks(k) }, s.shape);
+            var (rq, rs) = ReferenceQuantize(w.data<float>().ToArray(), (int)n, (int)k);
+            Assert.Equal(rq, q.data<sbyte>().ToArray());
+            Assert.Equal(rs, Bits(s));
+            // Round trip: every weight within half a step of its block.
+            var back = Q8.Dequantize(q, s);
+            var step = s.to_type(ScalarType.Float32).repeat_interleave(32, 1).narrow(1, 0, k);
+            Assert.True(((back - w).abs() <= step * 0.5 + 1e-6 + w.abs() * 1e-3).all().item<bool>(), $"[{n}, {k}] round trip");
+        }
+        // Halves round away from zero: a block whose max is 127 has d = 1 and q = round(w).
+        var t = tensor(new float[] { 127f, 0.5f, -0.5f, 1.5f, -2.5f, 2.4999f });
+        var (tq, _) = Q8.Quantize(t.view(1, 6));
+        Assert.Equal(new sbyte[] { 127, 1, -1, 2, -3, 2 }, tq.data<sbyte>().ToArray());
+    }
+
+    [Fact]
+    public void Q8QuantizesBf16SourcesWithoutWideningTheWholeTensor()
+    {
+        var g = new Generator(8, CPU);
+        var w = randn(new long[] { 33, 70 }, generator: g).to_type(ScalarType.BFloat16);
+        var (q, s) = Q8.Quantize(w);
+        var (q32, s32) = Q8.Quantize(w.to_type(ScalarType.Float32));
+        Assert.True(q.equal(q32).all().item<bool>() && s.equal(s32).all().item<bool>());
+    }
+
+    [Fact]
+    public void Q8GemvAndPrefillMatchTheDequantizedProduct()
+    {
+        using var noGrad = no_grad();
+        var g = new Generator(9, CPU);
+        foreach (var isa in Isas())
+            WithIsa(isa, () =>
+            {
+                foreach (var (n, k) in Shapes)
+                    foreach (var xt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+                        foreach (long rows in new long[] { 1, 3 })
+                        {
+                            using var scope = NewDisposeScope();
+                            var (q, s) = Q8.Quantize(randn(new[] { n, k }, generator: g));
+                            var x = randn(new[] { 1, rows, k }, generator: g).to_type(xt);
+                            var y = WeightKernels.Linear(x, q, s);
+                            Assert.Equal(new[] { 1L, rows, n }, y.shape);
+                            Assert.Equal(xt, y.dtype);
+                            var wd = Q8.Dequantize(q, s, ScalarType.Float64);
+                            var want = nn.functional.linear(x.to_type(ScalarType.Float64), wd);
+                            AssertClose(y, want, Magnitude(x, wd), xt == ScalarType.Float32 ? 1e-5 : 8e-3, $"{isa} q8 x {xt} rows {rows} [{n}, {k}]");
+                        }
+            });
+    }
+
+    [Fact]
+    public void Q8PrefillTilesCoverEveryRow()
+    {
+        using var noGrad = no_grad();
+        var saved = WeightKernels.PrefillTileBytes;
+        try
+        {
+            WeightKernels.PrefillTileBytes = 1;     // smallest tiles (16 rows): many tiles and a short last one
+            var g = new Generator(10, CPU);
+            var (q, s) = Q8.Quantize(randn(new long[] { 101, 45 }, generator: g));
+            var x = randn(new long[] { 2, 5, 45 }, generator: g);
+            var wd = Q8.Dequantize(q, s, ScalarType.Float64);
+            AssertClose(WeightKernels.Linear(x, q, s), nn.functional.linear(x.to_type(ScalarType.Float64), wd), Magnitude(x, wd), 1e-5, "tiled prefill");
+        }
+        finally { WeightKernels.PrefillTileBytes = saved; }
+    }
+
+    [Fact]
+    public void Q8RejectsGradientsAndBadScales()
+    {
+        var (q, s) = Q8.Quantize(randn(4, 40));
+        var x = randn(new long[] { 1, 40 }, requires_grad: true);
+        Assert.Throws<NotSupportedException>(() => WeightKernels.Linear(x, q, s));
+        using var noGrad = no_grad();
+        Assert.Throws<ArgumentException>(() => WeightKernels.Linear(x, q, null));
+        Assert.Throws<ArgumentException>(() => WeightKernels.Linear(x, q, s.narrow(1, 0, 1)));
+    }
+
+    [Fact]
+    public void HalfBitConversionsMatchLibtorch()
+    {
+        var v = cat(new[] { randn(4096) * 100, randn(4096) * 1e-6, tensor(new[] { 0f, -0f, float.PositiveInfinity, float.NegativeInfinity, 65504f, 6e-8f }) });
+        var f = v.data<float>().ToArray();
+        var bf = v.to_type(ScalarType.BFloat16);
+        var hf = v.to_type(ScalarType.Float16);
+        var bfBits = Bits(bf);
+        var hfBits = Bits(hf);
+        var bfBack = bf.to_type(ScalarType.Float32).data<float>().ToArray();
+        var hfBack = hf.to_type(ScalarType.Float32).data<float>().ToArray();
+        for (int i = 0; i < f.Length; i++)
+        {
+            Assert.Equal(bfBits[i], HalfBits.F32ToBf16(f[i]));
+            Assert.Equal(hfBits[i], HalfBits.F32ToF16(f[i]));
+            Assert.Equal(bfBack[i], HalfBits.Bf16ToF32(bfBits[i]));
+            Assert.Equal(hfBack[i], HalfBits.F16ToF32(hfBits[i]));
+        }
+    }
+}

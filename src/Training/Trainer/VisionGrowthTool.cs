@@ -37,8 +37,8 @@ public static class VisionGrowthTool
             grown.Save(tmp);
             foreach (var name in SideFiles)
             {
-                string p = Path.Combine(modelDir, name), dest = Path.Combine(tmp, name);
-                if (File.Exists(p) && !File.Exists(dest)) File.Copy(p, dest);                      // Save may have written it (generation_config.json)
+                string p = Path.Combine(modelDir, name);
+                if (File.Exists(p)) File.Copy(p, Path.Combine(tmp, name), overwrite: true);
             }
             var record = new JsonObject
             {

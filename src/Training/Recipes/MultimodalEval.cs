@@ -21,8 +21,12 @@ public static class MultimodalEval
     /// <summary>How many reference/prediction pairs an evaluation lists when not told otherwise.</summary>
     public const int DefaultExamples = 5;
 
-    static JsonArray Examples(IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n) =>
-        new(refs.Zip(preds).Take(n < 0 ? int.MaxValue : n).Select(p => (JsonNode)new JsonObject { ["reference"] = p.First, ["prediction"] = p.Second }).ToArray());
+    // Each listed record: its media file's name, the reference and the prediction.
+    static JsonArray Examples(IReadOnlyList<string> inputs, IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n) =>
+        new(Enumerable.Range(0, Math.Min(refs.Count, n < 0 ? int.MaxValue : n)).Select(i => (JsonNode)new JsonObject
+        {
+            ["input"] = Path.GetFileName(inputs[i]), ["reference"] = refs[i], ["prediction"] = preds[i],
+        }).ToArray());
 
     static JsonObject Counts(IReadOnlyDictionary<string, (int Correct, int Total, double Accuracy)> scores)
     {
@@ -62,7 +66,7 @@ public static class MultimodalEval
         o["exact_match"] = CaptionScorer.ExactMatch(preds, refs);
         o["per_attribute"] = Counts(CaptionScorer.PerAttribute(preds, refs.Select(ImageCaptionGrammar.Parse).ToList()));
         o["per_kind"] = Counts(CaptionScorer.PerKind(preds, refs));
-        o["examples"] = Examples(refs, preds, examples);
+        o["examples"] = Examples(records.Select(r => r.Image).ToList(), refs, preds, examples);
         return o;
     }
 
@@ -98,7 +102,7 @@ public static class MultimodalEval
         var refs = records.Select(r => r.Text).ToList();
         var o = Header("asr", modelDir, manifest, records.Count);
         o["wer"] = WordErrorRate.Compute(refs, preds);
-        o["examples"] = Examples(refs, preds, examples);
+        o["examples"] = Examples(records.Select(r => r.Audio).ToList(), refs, preds, examples);
         return o;
     }
 
@@ -125,7 +129,7 @@ public static class MultimodalEval
         o["accuracy"] = VideoCaptionScorer.Accuracy(preds, refs);
         o["reversed_rate"] = VideoCaptionScorer.ReversedRate(preds, refs);
         o["per_part"] = Counts(VideoCaptionScorer.PerPart(preds, refs));
-        o["examples"] = Examples(refs, preds, examples);
+        o["examples"] = Examples(records.Select(r => r.Video).ToList(), refs, preds, examples);
         return o;
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: caption images, transcribe speech and describe video clips with the small demo models shipped in
-# assets/models/demo (see assets/models/demo/MODEL_CARD.md), on the held-out samples in assets/demo. Prints, per task, each
-# input beside the model's prediction (✓ when it equals the reference, else the reference) and the scores.
+# assets/models/demo (trained by our own recipes, demo/; see assets/models/demo/MODEL_CARD.md), on the held-out samples in
+# assets/demo. Prints, per task, each input beside the model's prediction (✓ when it equals the reference, else the
+# reference) and the scores.
 # Usage: build/run.sh [--json]   (--json: the evaluations' full JSON instead of the tables)
 set -euo pipefail
 cd "$(dirname "$0")/.."

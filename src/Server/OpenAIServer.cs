@@ -449,7 +449,10 @@ public sealed class OpenAIServer : IAsyncDisposable
         }));
         IFormCollection form;
         try { form = await ctx.Request.ReadFormAsync(ctx.RequestAborted).ConfigureAwait(false); }
-        catch (InvalidDataException e) { throw ApiException.BadRequest($"The multipart body is malformed: {e.Message}", "file", "invalid_multipart"); }
+        catch (Exception e) when (e is InvalidDataException || e is IOException && !ctx.RequestAborted.IsCancellationRequested)
+        {
+            throw ApiException.BadRequest($"The multipart body is malformed: {e.Message}", "file", "invalid_multipart");
+        }
         string Field(string name) => form.TryGetValue(name, out var v) ? v.ToString() : "";
         string modelId = Field("model");
         if (modelId.Length == 0) throw ApiException.BadRequest("'model' is required.", "model");

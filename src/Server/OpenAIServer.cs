@@ -519,10 +519,6 @@ public sealed class OpenAIServer : IAsyncDisposable
         }).ConfigureAwait(false);
     }
 
-    static string LanguageName(string code)
-    {
-        if (code.Length == 0) return "english";
-        try { return System.Globalization.CultureInfo.GetCultureInfo(code).EnglishName.Split(' ')[0].ToLowerInvariant(); }
-        catch (System.Globalization.CultureNotFoundException) { return code.ToLowerInvariant(); }
-    }
+    static string LanguageName(string code) =>
+        (code.Length == 0 ? "English" : Extensions.AI.LlamaSpeechToTextClient.LanguageName(code)).ToLowerInvariant();
 }

@@ -100,17 +100,15 @@ public class SdkClientTests : IClassFixture<ServerFixture>
     {
         var audio = new AudioClient("speech", new ApiKeyCredential("unused"), Options);
         var expected = _f.Speech.Transcribe(Repo.Wav(2));
-        await using (var s = File.OpenRead(Repo.Wav(2)))
-        {
-            AudioTranscription t = await audio.TranscribeAudioAsync(s, "clip.wav");
-            Assert.Equal(expected.Text, t.Text);
-        }
+        AudioTranscription simple = await audio.TranscribeAudioAsync(Repo.Wav(2));
+        Assert.Equal(expected.Text, simple.Text);
         await using (var s = File.OpenRead(Repo.Wav(2)))
         {
             AudioTranscription t = await audio.TranscribeAudioAsync(s, "clip.wav", new AudioTranscriptionOptions { ResponseFormat = AudioTranscriptionFormat.Verbose, Language = "en" });
             Assert.Equal(expected.Text, t.Text);
             Assert.Equal(expected.AudioSeconds, t.Duration!.Value.TotalSeconds, 2);
             Assert.Single(t.Segments);
+            Assert.Equal("english", t.Language);
         }
     }
 }

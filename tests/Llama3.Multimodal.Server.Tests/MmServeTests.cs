@@ -80,3 +80,38 @@ public class MmServeTests
         }
     }
 }
+
+/// <summary>Model folders of each kind are detected from their config and served under the folder name.</summary>
+public class ModelFolderTests
+{
+    [Fact]
+    public async Task EachKindIsDetectedLoadedAndServed()
+    {
+        Assert.Equal(ServedModelKind.Vision, ServedModel.Detect(Repo.Demo("vision")));
+        Assert.Equal(ServedModelKind.Speech, ServedModel.Detect(Repo.Demo("speech")));
+        Assert.Equal(ServedModelKind.Video, ServedModel.Detect(Repo.Demo("video")));
+        string text = Path.Combine(Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-serve"), "my-text");
+        Assert.Equal(0, MmCli.Run(new[] { "init", "--config", "tiny", "--seed", "3", "--out", text }, new StringWriter(), new StringWriter()));
+        Assert.Equal(ServedModelKind.Text, ServedModel.Detect(text));
+        string notModel = Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-serve");
+        File.WriteAllText(Path.Combine(notModel, "config.json"), """{"model_type":"bert"}""");
+        var e = Assert.Throws<Llama3.Multimodal.Text.ConfigException>(() => ServedModel.Detect(notModel));
+        Assert.Contains("bert", e.Message);
+
+        var models = new[] { ServedModel.Load(text, maxBatch: 2), ServedModel.Load(Repo.Demo("video"), maxBatch: 2) };
+        await using var server = await OpenAIServer.StartAsync(models, new OpenAIServerOptions { Port = 0 }, ownsModels: true);
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        Assert.Equal(new[] { "my-text", "video" }, server.Models.Select(m => m.Id));
+        async Task<(int, string)> Post(string json)
+        {
+            var r = await http.PostAsync("v1/chat/completions", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+            return ((int)r.StatusCode, await r.Content.ReadAsStringAsync());
+        }
+        var (s1, b1) = await Post("""{"model":"my-text","messages":[{"role":"user","content":"Hi"}],"max_tokens":3,"temperature":0}""");
+        Assert.True(s1 == 200, b1);
+        var (s2, b2) = await Post($$$"""{"model":"video","max_tokens":8,"temperature":0,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"{{{ServerFixture.DataUrl(Repo.Image(2))}}}"}}]}]}""");
+        Assert.True(s2 == 200, b2);
+        var (s3, _) = await Post("""{"model":"video","max_tokens":3,"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"UklGRg==","format":"wav"}}]}]}""");
+        Assert.Equal(400, s3);
+    }
+}

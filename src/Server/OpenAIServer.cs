@@ -115,6 +115,7 @@ public sealed class OpenAIServer : IAsyncDisposable
                 ["id"] = m.Id,
                 ["kind"] = m.Kind.ToString().ToLowerInvariant(),
                 ["pending"] = m.Pending,
+                ["in_batcher"] = m.Batcher.Pending,
                 ["decode_steps"] = m.Batcher.Steps,
                 ["decoded_rows"] = m.Batcher.RowSteps,
             }).ToArray()),
@@ -314,10 +315,23 @@ public sealed class OpenAIServer : IAsyncDisposable
             }
             var gen = _model.Batcher.GenerateAsync(ids, gopts, OnToken, cts.Token);
             _ = gen.ContinueWith(_ => _pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            if (_req.Stream) await StreamPiecesAsync().ConfigureAwait(false);
             string finish;
-            try { finish = (await gen.ConfigureAwait(false)).FinishReason; }
-            catch (OperationCanceledException) when (filter.Stopped && !_ctx.RequestAborted.IsCancellationRequested) { finish = "stop"; }
+            try
+            {
+                if (_req.Stream) await StreamPiecesAsync().ConfigureAwait(false);
+                try { finish = (await gen.ConfigureAwait(false)).FinishReason; }
+                catch (OperationCanceledException) when (filter.Stopped && !_ctx.RequestAborted.IsCancellationRequested) { finish = "stop"; }
+            }
+            finally
+            {
+                // Leave only once the batcher has let the request go, so that the queue bound counts what it decodes.
+                if (!gen.IsCompleted)
+                {
+                    cts.Cancel();
+                    try { await gen.ConfigureAwait(false); }
+                    catch (Exception) { }
+                }
+            }
             string tail = filter.Stopped ? "" : filter.Push(dec.Flush()) + filter.Flush();
             if (filter.Stopped) finish = "stop";
             await FinishAsync(filter.Text, tail, finish, ids.Count, produced).ConfigureAwait(false);

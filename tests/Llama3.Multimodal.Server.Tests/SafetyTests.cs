@@ -19,7 +19,8 @@ public class SafetyTests
     [Fact]
     public async Task AFullQueueAnswers429AndADisconnectStopsDecoding()
     {
-        await using var server = await OpenAIServer.StartAsync(new[] { ServedModel.FromText("tiny", ContinuousBatcherTests.Tiny.Value, maxBatch: 1) },
+        using var tiny = ContinuousBatcherTests.NewTiny();
+        await using var server = await OpenAIServer.StartAsync(new[] { ServedModel.FromText("tiny", tiny, maxBatch: 1) },
             new OpenAIServerOptions { Port = 0, MaxBatch = 1, MaxQueue = 0 }, ownsModels: true);
         using var http = new HttpClient { BaseAddress = server.BaseAddress };
         using var cts = new CancellationTokenSource();
@@ -60,12 +61,13 @@ public class SafetyTests
     [Fact]
     public async Task AnApiKeyIsCheckedAndNeededOffLoopback()
     {
+        using var tiny = ContinuousBatcherTests.NewTiny();
         var e = Assert.Throws<ArgumentException>(() => new OpenAIServerOptions { Host = "0.0.0.0" }.Validate());
         Assert.Contains("--api-key", e.Message);
         new OpenAIServerOptions { Host = "0.0.0.0", ApiKey = "k" }.Validate();
         Assert.Throws<ArgumentException>(() => new OpenAIServerOptions { Host = "example.org" }.Validate());
 
-        await using var server = await OpenAIServer.StartAsync(new[] { ServedModel.FromText("tiny", ContinuousBatcherTests.Tiny.Value) },
+        await using var server = await OpenAIServer.StartAsync(new[] { ServedModel.FromText("tiny", tiny) },
             new OpenAIServerOptions { Port = 0, ApiKey = "sekret" }, ownsModels: true);
         using var http = new HttpClient { BaseAddress = server.BaseAddress };
         var none = await http.GetAsync("v1/models");
@@ -96,11 +98,12 @@ public class SafetyTests
     [Fact]
     public async Task ThousandsOfMutatedRequestsGetNo5xxAndTheServerLivesOn()
     {
+        using var tiny = ContinuousBatcherTests.NewTiny();
         using var vision = VisionLanguageModel.FromPretrained(Repo.Demo("vision"));
         using var speech = SpeechLanguageModel.FromPretrained(Repo.Demo("speech"));
         var models = new[]
         {
-            ServedModel.FromText("tiny", ContinuousBatcherTests.Tiny.Value, maxBatch: 4, context: 40),
+            ServedModel.FromText("tiny", tiny, maxBatch: 4, context: 40),
             ServedModel.FromVision("vision", vision, maxBatch: 4, context: 48),
             ServedModel.FromSpeech("speech", speech, maxBatch: 4, context: 64),
         };
@@ -157,7 +160,7 @@ public class SafetyTests
         Assert.Contains(200, statuses);
         Assert.True(statuses.Count(s => s == 400) > statuses.Length / 4, string.Join(",", statuses.GroupBy(s => s).Select(g => $"{g.Key}:{g.Count()}")));
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("health")).StatusCode);
-        var expected = new TextGenerator(ContinuousBatcherTests.Tiny.Value, Llama3Tokenizer.Default)
+        var expected = new TextGenerator(tiny, Llama3Tokenizer.Default)
             .Generate(new ChatFormat(Llama3Tokenizer.Default).EncodeDialog(new[] { new Llama3.Multimodal.Text.ChatMessage("user", "Hi") }), new GenerationOptions { MaxNewTokens = 4 });
         var ok = await http.PostAsync("v1/chat/completions", Body("""{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}"""));
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);

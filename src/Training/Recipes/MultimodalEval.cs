@@ -31,6 +31,23 @@ public static class MultimodalEval
         return o;
     }
 
+    /// <summary>The first <paramref name="limit"/> records of a manifest, or of tar shards / Parquet in stored order.</summary>
+    static List<T> Records<T>(string data, int? limit, Func<string, List<T>> manifest, Func<ShardSample, DataSection, T> fromShard)
+    {
+        var (kind, files) = DataSources.Resolve(data);
+        if (kind == DataSourceKind.Jsonl) return manifest(data).Take(limit ?? int.MaxValue).ToList();
+        var list = new List<T>();
+        foreach (var unit in DataSources.Units(kind, files))
+            foreach (var s in unit.Read(0, CancellationToken.None))
+            {
+                if (list.Count >= (limit ?? int.MaxValue)) return list;
+                try { list.Add(fromShard(s, new DataSection())); }
+                catch (FormatException e) { throw new DataFormatException($"{s.Where}: {e.Message}"); }
+            }
+        if (list.Count == 0) throw new DataFormatException($"{data}: no samples.");
+        return list;
+    }
+
     static JsonObject Header(string task, string model, string data, int count) =>
         new() { ["task"] = task, ["model"] = Path.GetFullPath(model), ["data"] = Path.GetFullPath(data), ["count"] = count };
 
@@ -42,7 +59,7 @@ public static class MultimodalEval
     public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples, int numBeams = 1)
     {
         var (_, tok, _, maxTiles) = MediaTokens.ReadInfo(modelDir);
-        var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
+        var records = Records(manifest, limit, m => JsonlManifest.ReadImageCaptions(m, false, out _), ShardRecords.ImageCaption);
         using var model = VisionLanguageModel.FromPretrained(modelDir);
         model.eval();
         var pre = VisionRecipe.Preprocessor(model.Config.Vision, maxTiles);
@@ -52,7 +69,7 @@ public static class MultimodalEval
         foreach (var r in records)
         {
             using var scope = NewDisposeScope();
-            using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, ImageLoader.Load(r.Image));
+            using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, RecordMedia.Image(r));
             using var batch = model.Preprocessor.Pack(new[] { (IReadOnlyList<ProcessedImage>)new[] { p } });
             var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, imageTok) }, batch, Greedy(maxNewTokens, stop, numBeams))[0];
             preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
@@ -73,7 +90,7 @@ public static class MultimodalEval
         using var owned = model;
         model.eval();
         var (_, _, language, _) = MediaTokens.ReadInfo(modelDir);
-        var records = JsonlManifest.ReadAudioTexts(manifest, false, out int _).Take(limit ?? int.MaxValue).ToList();
+        var records = Records(manifest, limit, m => JsonlManifest.ReadAudioTexts(m, false, out int _), ShardRecords.AudioText);
         using var logMel = new LogMelSpectrogram();
         var stop = new HashSet<int> { tok.EosId, tok.EotId };
         // KV-cached greedy decoding over the spliced prompt embeddings (the generator's tokenizer only names default stops,
@@ -83,7 +100,7 @@ public static class MultimodalEval
         foreach (var r in records)
         {
             using var scope = NewDisposeScope();
-            var f = logMel.Compute(AudioLoader.Load(r.Audio)).unsqueeze(0);
+            var f = logMel.Compute(RecordMedia.Audio(r)).unsqueeze(0);
             Tensor speech;
             using (torch.no_grad()) speech = model.speech_model.Forward(f, torch.tensor(new long[] { f.shape[1] })).Embeddings;
             int span = (int)speech.shape[1];

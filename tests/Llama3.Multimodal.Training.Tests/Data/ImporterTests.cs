@@ -252,5 +252,11 @@ public class ImporterTests
         var json = JsonNode.Parse(ev.Out)!;
         Assert.Equal(2, json["count"]!.GetValue<int>());
         Assert.True(json["wer"]!.GetValue<double>() >= 0);
+        // The same records from shards score the same.
+        string shards = Path.Combine(work, "shards");
+        Assert.Equal(0, Cli("import", "librispeech", Libri.Value, "--out", shards, "--shards", "--shard-size", "4").Code);
+        var evs = Cli("eval", "asr", "--model", Path.Combine(run, "checkpoints", "step-00000002"), "--data", shards, "--limit", "2", "--max-new-tokens", "8");
+        Assert.True(evs.Code == 0, evs.Err);
+        Assert.Equal(json["wer"]!.GetValue<double>(), JsonNode.Parse(evs.Out)!["wer"]!.GetValue<double>());
     }
 }

@@ -9,7 +9,7 @@ namespace Llama3.Multimodal.Text;
 /// A Llama 3 decoder with its output head (HF <c>LlamaForCausalLM</c>). Module names equal the Hugging Face checkpoint
 /// keys, so HF files load by name; Meta files load through <see cref="MetaLayout"/>.
 /// </summary>
-public sealed class LlamaForCausalLM : nn.Module
+public sealed class LlamaForCausalLM : nn.Module, IComponentModel
 {
 #pragma warning disable IDE1006
     /// <summary>The decoder stack.</summary>
@@ -97,6 +97,24 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <summary>Total parameter count (works on the meta device).</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
+    /// <summary>
+    /// The components training chooses from: <c>model</c> (the whole stack), <c>embed_tokens</c>, <c>layers</c>,
+    /// <c>norm</c> and, when the head is not tied to the embedding, <c>lm_head</c>.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components
+    {
+        get
+        {
+            var c = new Dictionary<string, IReadOnlyList<string>>
+            {
+                ["model"] = new[] { "model" }, ["embed_tokens"] = new[] { "model.embed_tokens" },
+                ["layers"] = new[] { "model.layers" }, ["norm"] = new[] { "model.norm" },
+            };
+            if (lm_head is not null) c["lm_head"] = new[] { "lm_head" };
+            return c;
+        }
+    }
+
     /// <summary>Embeds token ids [B, T] → [B, T, D].</summary>
     public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
 
@@ -161,7 +179,7 @@ public sealed class LlamaForCausalLM : nn.Module
 
     /// <summary>Allocates a KV cache for this model.</summary>
     public KvCache NewCache(long batch, int capacity) =>
-        KvCache.For(Config, model.layers.Count, batch, Math.Min(capacity, Config.MaxPositionEmbeddings), DType, Device);
+        KvCache.For(Config, model.CacheSlots, batch, Math.Min(capacity, Config.MaxPositionEmbeddings), DType, Device);
 
     /// <summary>
     /// Loads a checkpoint folder: HF layout (<c>config.json</c> + safetensors) or Meta layout (<c>params.json</c> +
@@ -178,7 +196,8 @@ public sealed class LlamaForCausalLM : nn.Module
             var m = Create(cfg, device, dtype, devices: devices);
             using var reader = CheckpointReader.Open(directory);
             StateLoader.Load(m, reader, progress: progress,
-                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal),
+                memoryMap: true);
             return m;
         }
         if (File.Exists(meta))
@@ -237,11 +256,29 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <c>model.safetensors</c> or shards; Meta: <c>params.json</c> + <c>consolidated.safetensors</c>). Files are written
     /// atomically.
     /// </summary>
-    public void Save(string directory, CheckpointLayout layout = CheckpointLayout.HuggingFace, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
+    public void Save(string directory, CheckpointLayout layout = CheckpointLayout.HuggingFace, ScalarType? dtype = null, long maxShardBytes = 5L << 30) =>
+        Save(directory, layout, dtype, maxShardBytes, null);
+
+    /// <summary>
+    /// Writes a random-weight checkpoint in the Hugging Face layout with the weights
+    /// <c>Create(config).InitializeWeights(seed, std)</c> would hold, stored as <paramref name="dtype"/>, without ever
+    /// holding the model: it is built on the meta device and each weight is drawn, converted and written on its own, so
+    /// the largest presets fit in a small machine's memory.
+    /// </summary>
+    public static void SaveRandom(LlamaConfig config, string directory, long seed, ScalarType dtype = ScalarType.Float32, double std = 0.02,
+        long maxShardBytes = 5L << 30)
+    {
+        using var m = Create(config, torch.device(DeviceType.META), dtype);
+        var values = new WeightInit.Stream(m, seed, std);
+        m.Save(directory, CheckpointLayout.HuggingFace, dtype, maxShardBytes, t => t with { Produce = () => values.Next(t.Name), Owned = true });
+    }
+
+    void Save(string directory, CheckpointLayout layout, ScalarType? dtype, long maxShardBytes, Func<TensorToWrite, TensorToWrite>? values)
     {
         Directory.CreateDirectory(directory);
         var opts = new JsonSerializerOptions { WriteIndented = true };
         var tensors = TensorsToWrite(layout, dtype);
+        if (values is not null) tensors = tensors.Select(values).ToList();
         if (layout == CheckpointLayout.HuggingFace)
         {
             var cfg = LlamaConfigJson.ToHuggingFace(Config);

@@ -71,7 +71,7 @@ switch (args[0])
         using var rec = Llama3.Multimodal.Training.RecipeRegistry.Create(args[1]);
         var cfg = Llama3.Multimodal.Training.ConfigLoader.Load(rec.DefaultConfig(), args[2], Array.Empty<string>());
         using var t = new Llama3.Multimodal.Training.Trainer(Llama3.Multimodal.Training.RecipeRegistry.Create(args[1]), cfg, args[3],
-            new Llama3.Multimodal.Training.TrainerOptions { Collectives = c, Log = null, Live = false, Plot = false, TensorBoard = false });
+            new Llama3.Multimodal.Training.TrainerOptions { Collectives = c, Progress = null, Plot = false, TensorBoard = false });
         t.Run(resume: args.Length > 4 && args[4] == "resume");
         break;
     }

@@ -154,7 +154,7 @@ public class ImporterTests
             {
               "recipe": "speech-stage2", "tokenizer": "bytes", "seed": 3,
               "model": { "preset": "tiny", "init_from": null, "hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512 },
-              "media": { "preset": "tiny-speech", "encoder_from": null },
+              "speech": { "preset": "tiny-speech", "finetune": { "encoder_from": null } },
               "data": { "train": "{{shards}}", "seq_len": 400, "prefetch": 4, "readers": 2, "shuffle_buffer": 3 },
               "optim": { "lr": 1e-3, "warmup_steps": 1, "total_steps": {{steps}}, "schedule": "constant" },
               "batch": { "unit": "samples", "global": 4, "micro": 2 },

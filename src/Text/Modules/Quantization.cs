@@ -145,6 +145,27 @@ public static class QuantizedLayers
         return scales;
     }
 
+    /// <summary>
+    /// The tensors to save for <paramref name="module"/>'s parameters: q8 weights as int8 under their key plus
+    /// <c>key_scale</c> (f16); every other parameter under its key in <paramref name="dtypeOf"/>'s dtype.
+    /// </summary>
+    public static List<TensorToWrite> TensorsToWrite(nn.Module module, Func<string, string> keyFor, Func<string, Tensor, ScalarType> dtypeOf)
+    {
+        var scales = Scales(module);
+        var list = new List<TensorToWrite>();
+        foreach (var (name, p) in module.named_parameters())
+        {
+            string key = keyFor(name);
+            if (scales.TryGetValue(name, out var scale))
+            {
+                list.Add(new TensorToWrite(key, p.shape, ScalarType.Int8, () => p.detach(), true));
+                list.Add(new TensorToWrite(key + ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
+            }
+            else list.Add(new TensorToWrite(key, p.shape, dtypeOf(name, p), () => p.detach(), true));
+        }
+        return list;
+    }
+
     /// <summary><c>x Wᵀ</c> through <paramref name="layer"/>: the q8 or low-precision kernels when they apply, else the layer itself.</summary>
     public static Tensor Forward(Linear layer, Tensor x, Tensor? scales)
     {

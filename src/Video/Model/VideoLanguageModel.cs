@@ -43,7 +43,7 @@ public sealed class VideoLanguageModel : nn.Module
     public Llama3Tokenizer Tokenizer { get; set; } = Llama3Tokenizer.Default;
     /// <summary>
     /// Prompt layout of <see cref="Generate(string, string, GenerationOptions?, Action{int}?)"/>: Instruct (default) or
-    /// Completion (base models; <see cref="FromPretrained"/> picks it for a folder written by the <c>video</c> recipe).
+    /// Completion (base models; <see cref="FromPretrained(string, LoadOptions)"/> picks it for a folder written by the <c>video</c> recipe).
     /// </summary>
     public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
     /// <summary>Image preprocessing of the base model (also used for video frames).</summary>
@@ -311,7 +311,21 @@ public sealed class VideoLanguageModel : nn.Module
     /// Loads a video-language folder written by <see cref="Save"/>: the base model's <c>config.json</c>,
     /// <c>video_config.json</c> and safetensors holding every key (strict).
     /// </summary>
-    public static VideoLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    public static VideoLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null) =>
+        FromPretrained(directory, new LoadOptions { Device = device, DType = dtype, Progress = progress });
+
+    /// <summary>
+    /// Loads a folder with <paramref name="options"/>; <see cref="LoadOptions.Quantize"/> stores the language model's
+    /// linear layers (self- and cross-attention, MLPs, and by default the embedding and head) as q8 while reading. The
+    /// vision encoder and the aggregator keep <see cref="LoadOptions.DType"/>.
+    /// </summary>
+    public static VideoLanguageModel FromPretrained(string directory, LoadOptions options)
+    {
+        using var quantization = QuantizationSettings.Use(options.QuantizationFor(directory));
+        return Load(directory, options.Device, options.DType, options.Progress);
+    }
+
+    static VideoLanguageModel Load(string directory, Device? device, ScalarType dtype, Action<int, int>? progress)
     {
         string videoCfg = Path.Combine(directory, VideoConfigJson.FileName);
         if (!File.Exists(videoCfg))
@@ -405,13 +419,13 @@ public sealed class VideoLanguageModel : nn.Module
     public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
     {
         Directory.CreateDirectory(directory);
-        var tensors = named_parameters()
-            .Select(np => new TensorToWrite(CheckpointKey(np.name), np.parameter.shape, dtype ?? np.parameter.dtype, () => np.parameter.detach(), true))
-            .ToList();
+        var tensors = QuantizedLayers.TensorsToWrite(this, CheckpointKey, (_, p) => dtype ?? p.dtype);
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
         string tdt = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
         var opts = new JsonSerializerOptions { WriteIndented = true };
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), VisionLanguageConfigJson.ToHuggingFace(Config.Base, tdt).ToJsonString(opts));
+        var baseCfg = VisionLanguageConfigJson.ToHuggingFace(Config.Base, tdt);
+        if (language_model.Quantization is { } q && QuantizedLayers.Scales(this).Count > 0) baseCfg["quantization_config"] = q.ToJson();
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), baseCfg.ToJsonString(opts));
         AtomicFile.WriteAllText(Path.Combine(directory, VideoConfigJson.FileName), VideoConfigJson.ToJson(Config.Video).ToJsonString(opts));
     }
 }

@@ -42,7 +42,7 @@ public sealed class VisionLanguageModel : nn.Module
     /// <summary>
     /// Prompt layout of the prompt-level API (<see cref="Generate(IReadOnlyList{RgbImage}, string, GenerationOptions?, Action{int}?)"/>,
     /// <see cref="Caption"/>): Instruct for instruction-tuned models (the default), Completion for base models.
-    /// <see cref="FromPretrained"/> picks Completion for a folder written by a pretraining recipe (its
+    /// <see cref="FromPretrained(string, LoadOptions)"/> picks Completion for a folder written by a pretraining recipe (its
     /// <c>train_info.json</c> names <c>vision-stage1</c>, <c>vision-stage2</c> or <c>video</c>), such as the shipped demo model.
     /// </summary>
     public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
@@ -279,7 +279,21 @@ public sealed class VisionLanguageModel : nn.Module
     /// any stored dtype), converting to <paramref name="dtype"/> on <paramref name="device"/> tensor by tensor. Key spellings
     /// of older and newer transformers are both accepted; loading is strict (every key named on mismatch).
     /// </summary>
-    public static VisionLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    public static VisionLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null) =>
+        FromPretrained(directory, new LoadOptions { Device = device, DType = dtype, Progress = progress });
+
+    /// <summary>
+    /// Loads a folder with <paramref name="options"/>; <see cref="LoadOptions.Quantize"/> stores the language model's
+    /// linear layers (self- and cross-attention, MLPs, and by default the embedding and head) as q8 while reading. The
+    /// vision encoder keeps <see cref="LoadOptions.DType"/>.
+    /// </summary>
+    public static VisionLanguageModel FromPretrained(string directory, LoadOptions options)
+    {
+        using var quantization = QuantizationSettings.Use(options.QuantizationFor(directory));
+        return Load(directory, options.Device, options.DType, options.Progress);
+    }
+
+    static VisionLanguageModel Load(string directory, Device? device, ScalarType dtype, Action<int, int>? progress)
     {
         string cfgPath = Path.Combine(directory, "config.json");
         if (!File.Exists(cfgPath)) throw new CheckpointFormatException($"{directory}: config.json (Hugging Face Mllama layout) not found.");
@@ -317,10 +331,11 @@ public sealed class VisionLanguageModel : nn.Module
     public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
     {
         Directory.CreateDirectory(directory);
-        var tensors = named_parameters().Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype, () => np.parameter.detach(), true)).ToList();
+        var tensors = QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype);
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
         string tdt = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
         var cfg = VisionLanguageConfigJson.ToHuggingFace(Config, tdt);
+        if (language_model.Quantization is { } q && QuantizedLayers.Scales(this).Count > 0) cfg["quantization_config"] = q.ToJson();
         AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

@@ -1,6 +1,6 @@
 // Low-precision weights: decode GEMV kernels (bf16, f16, q8 vs libtorch), q8 prefill GFLOP/s against the measured sgemm
 // peak, decode tokens/s of the Llama 3.2 1B shape at f32 / bf16 / q8, and q8/bf16 accuracy against f32 on that shape.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [kernels|prefill|decode-lp|accuracy-1b]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [kernels [Portable|Avx2|Avx512]|prefill|decode-lp|accuracy-1b]
 using System.Diagnostics;
 using Llama3.Multimodal.Text;
 using TorchSharp;
@@ -22,9 +22,10 @@ static class LowPrecision
     }
 
     /// <summary>Single-row products on the 1B shapes: ms per call and weight GB/s for each storage and kernel.</summary>
-    public static void Kernels()
+    public static void Kernels(string? isa)
     {
         using var _ = no_grad();
+        if (isa is not null) WeightKernels.Isa = Enum.Parse<KernelIsa>(isa, ignoreCase: true);
         Console.WriteLine($"decode kernels: ISA {WeightKernels.Isa}, {WeightKernels.Threads} threads; best of 20 calls");
         var shapes = new (string Name, long N, long K)[]
         {

@@ -15,6 +15,9 @@ namespace Llama3.Multimodal.Extensions.AI;
 /// <c>&lt;|image|&gt;</c> per image in the Llama 3.2 Vision chat format; messages that carry audio (<c>audio/*</c>) run on
 /// the speech model, with the message text as the task prompt (default: transcription). Options map to
 /// <see cref="GenerationOptions"/>: temperature, top-p, top-k, max output tokens, seed and stop sequences.
+/// A model trained for plain completion (<see cref="VisionPromptFormat.Completion"/>, e.g. a vision model after the
+/// pretraining stages) gets the messages' text concatenated after its images and <c>&lt;|begin_of_text|&gt;</c>, as it was
+/// trained, instead of the chat format.
 /// </summary>
 public sealed class LlamaChatClient : IChatClient
 {
@@ -25,16 +28,48 @@ public sealed class LlamaChatClient : IChatClient
     readonly string _modelId;
     readonly SemaphoreSlim _gate = new(1, 1);
 
-    /// <summary>Creates a client; give the models you have (at least one). The text decoder defaults to the vision or speech model's.</summary>
+    /// <summary>
+    /// Creates a client; give the models you have (at least one). The text decoder defaults to the vision or speech
+    /// model's; <paramref name="promptFormat"/> defaults to the vision model's (<see cref="VisionPromptFormat.Instruct"/>
+    /// without one).
+    /// </summary>
     public LlamaChatClient(LlamaForCausalLM? text = null, Llama3Tokenizer? tokenizer = null, VisionLanguageModel? vision = null,
-        SpeechLanguageModel? speech = null, string modelId = "llama3-multimodal")
+        SpeechLanguageModel? speech = null, string modelId = "llama3-multimodal", VisionPromptFormat? promptFormat = null)
     {
+        PromptFormat = promptFormat ?? vision?.PromptFormat ?? VisionPromptFormat.Instruct;
         if (text is null && vision is null && speech is null) throw new ArgumentException("give at least one model (text, vision or speech).");
         _text = text ?? vision?.language_model ?? speech!.language_model;
         _tokenizer = tokenizer ?? vision?.Tokenizer ?? speech?.Tokenizer ?? Llama3Tokenizer.Default;
         _vision = vision;
         _speech = speech;
         _modelId = modelId;
+    }
+
+    /// <summary>How text and image conversations are laid out for the decoder.</summary>
+    public VisionPromptFormat PromptFormat { get; }
+
+    /// <summary>
+    /// The prompt ids a text-only conversation is decoded from (the chat format ending with the assistant header, or
+    /// the completion layout); throws <see cref="NotSupportedException"/> when a message carries images or audio.
+    /// </summary>
+    public IReadOnlyList<int> EncodePrompt(IEnumerable<AIChatMessage> messages)
+    {
+        var req = Convert(messages);
+        if (req.Images.Count > 0 || req.Audio.Count > 0) throw new NotSupportedException("the conversation carries media; only text conversations are encoded here.");
+        return Encode(req);
+    }
+
+    List<int> Encode(Request req)
+    {
+        int imageToken = _vision?.Config.ImageTokenIndex ?? 0;
+        if (PromptFormat == VisionPromptFormat.Completion)
+        {
+            string text = string.Concat(req.Dialog.Select(m => m.Content));
+            return req.Images.Count > 0 ? VisionPrompt.EncodeMediaFirst(_tokenizer, text, VisionPrompt.ImagePlaceholder, imageToken)
+                : new[] { _tokenizer.BosId }.Concat(new ChatFormat(_tokenizer).EncodeContent(text, null)).ToList();
+        }
+        var allowed = req.Images.Count > 0 ? new Dictionary<string, int> { [VisionPrompt.ImagePlaceholder] = imageToken } : null;
+        return new ChatFormat(_tokenizer).EncodeDialog(req.Dialog, true, allowed);
     }
 
     /// <summary>Maps MEAI options to ours (null fields keep our defaults: greedy, 256 new tokens).</summary>
@@ -99,8 +134,7 @@ public sealed class LlamaChatClient : IChatClient
             onText?.Invoke(joined);
             return (joined, 0, 0, "stop");
         }
-        var allowed = req.Images.Count > 0 ? new Dictionary<string, int> { ["<|image|>"] = _vision!.Config.ImageTokenIndex } : null;
-        var ids = new ChatFormat(_tokenizer).EncodeDialog(req.Dialog, true, allowed);
+        var ids = Encode(req);
         using var stopSource = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var dec = _tokenizer.NewStreamingDecoder();
         var sb = new System.Text.StringBuilder();

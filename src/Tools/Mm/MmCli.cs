@@ -48,8 +48,8 @@ public static class MmCli
         catch (Text.ConfigException) { return false; }
     }
 
-    /// <summary>Parses <paramref name="args"/> and runs the command; returns the exit code.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin = null)
+    /// <summary>Parses <paramref name="args"/> and runs the command; returns the exit code. <paramref name="stop"/> ends <c>mm serve</c>.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin = null, CancellationToken stop = default)
     {
         var root = new RootCommand("mm — run, inspect and convert multimodal Llama 3 models (text, image, video, speech).");
         var io = new CliIO(stdout, stderr, stdin ?? Console.In);
@@ -58,6 +58,7 @@ public static class MmCli
         foreach (var c in VisionCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in VideoCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in QuantizeCommands.All(io)) root.Subcommands.Add(c);
+        root.Subcommands.Add(ServeCommand.Create(io, stop));
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try
         {

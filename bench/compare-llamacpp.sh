@@ -10,13 +10,15 @@
 #   6. prints markdown tables (best of REPS and first run) to stdout and writes them to --out.
 # Usage: bench/compare-llamacpp.sh [--config llama3.2-1b] [--tokens 64] [--threads 2] [--reps 2]
 #          [--prompt TEXT] [--precisions "f32 bf16 q8"] [--work DIR] [--out FILE] [--loaded] [--clean]
+#          [--drop-caches]   (root: empty the page cache before every process, so loads read from disk)
+{ # the whole script is one block, read completely before it runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 invocation="bench/compare-llamacpp.sh$(printf ' %q' "$@")"
 config=llama3.2-1b; tokens=64; threads=2; reps=2; prompt="The quick brown fox jumps over"; precisions="f32 bf16 q8"
-work=""; out=""; loaded=0; clean=0; seed=1
+work=""; out=""; loaded=0; clean=0; seed=1; drop=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config=$2; shift 2;;
@@ -29,7 +31,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2;;
     --loaded) loaded=1; shift;;
     --clean) clean=1; shift;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+    --drop-caches) drop=1; shift;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2;;
   esac
 done
@@ -81,8 +84,8 @@ load1=$(cut -d' ' -f1 /proc/loadavg)
 awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }' && loaded=1
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version), node $(node --version); load average at start $load1"
 cmd="$invocation"
-node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
-  "$config" "$tokens" "$threads" "$reps" "$prompt" "$machine" "$cmd" "$loaded" "$nlc_version" >> "$results"
+node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],page_cache:process.argv[10]==="1"?"emptied before every process":"warm (files read before)",when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
+  "$config" "$tokens" "$threads" "$reps" "$prompt" "$machine" "$cmd" "$loaded" "$nlc_version" "$drop" >> "$results"
 
 log "memory read bandwidth"
 bwline=$("${pin[@]}" dotnet bench/Llama3.Multimodal.Bench.Text/bin/Release/net10.0/Llama3.Multimodal.Bench.Text.dll bandwidth | grep 'memory read bandwidth')
@@ -93,10 +96,15 @@ log "same-model check (f32): next-token probabilities after the prompt"
 node bench/llamacpp/generate.mjs --model "$d/f32.gguf" --prompt "$prompt" --threads "$threads" --top 20 > "$d/llamacpp-top.json"
 ids=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).prompt_ids.join(",")' "$d/llamacpp-top.json")
 mm logits --model "$d/f32" --ids "$ids" --positions last --out "$d/ours-logits.json" >&2
-echo "{\"kind\":\"agree\",\"precision\":\"f32\",$(node bench/llamacpp/compare-logits.mjs "$d/ours-logits.json" "$d/llamacpp-top.json" | sed 's/^{//')" >> "$results"
+ours_ids=$(mm tokenize --text "$prompt" --bos | tr -d ' \n')
+same_ids=false; [ "[$ids]" = "$ours_ids" ] && same_ids=true
+echo "{\"kind\":\"agree\",\"precision\":\"f32\",\"same_prompt_ids\":$same_ids,$(node bench/llamacpp/compare-logits.mjs "$d/ours-logits.json" "$d/llamacpp-top.json" | sed 's/^{//')" >> "$results"
 tail -1 "$results" >&2
 
 now() { date +%s.%N; }
+cold_cache() {
+  if [ $drop = 1 ]; then sync; echo 3 > /proc/sys/vm/drop_caches || { echo "--drop-caches needs root" >&2; exit 1; }; fi
+}
 run_ours() { # precision rep
   local p=$1 rep=$2 args=()
   case $p in
@@ -105,6 +113,7 @@ run_ours() { # precision rep
     q8) if [ $q8mode = folder ]; then args=(--model "$d/q8"); else args=(--model "$d/f32" --quantize q8); fi;;
   esac
   local t0 t1 stats
+  cold_cache
   t0=$(now)
   stats=$("${pin[@]}" dotnet "$root/src/Tools/Mm/bin/Release/net10.0/mm.dll" generate "${args[@]}" --prompt "$prompt" --max-new-tokens "$tokens" --temperature 0 --stats 2>&1 >/dev/null | grep '^{' | tail -1)
   t1=$(now)
@@ -114,6 +123,7 @@ run_ours() { # precision rep
 run_llama() { # precision rep
   local p=$1 rep=$2 file t0 t1 stats
   case $p in f32) file=f32.gguf;; bf16) file=f16.gguf;; q8) file=q8_0.gguf;; esac
+  cold_cache
   t0=$(now)
   stats=$("${pin[@]}" node bench/llamacpp/generate.mjs --model "$d/$file" --prompt "$prompt" --tokens "$tokens" --threads "$threads" | grep '^{' | tail -1)
   t1=$(now)
@@ -135,3 +145,5 @@ done
 node bench/llamacpp/report.mjs "$results" | tee "$out"
 log "table written to $out (raw results: $results)"
 if [ $clean = 1 ]; then rm -rf "$d/f32" "$d/bf16" "$d/q8" "$d"/*.gguf "$d/ours-logits.json"; fi
+exit 0
+}

@@ -32,7 +32,7 @@ static void Params()
         using var m = VideoLanguageModel.Create(cfg, meta);
         long agg = m.video_model.aggregator.ParameterCount(), video = m.VideoParameterCount();
         Console.WriteLine($"{name}: total {m.ParameterCount():N0}, video adapter {video:N0} = aggregator {agg:N0} " +
-            $"+ {m.Plan.VideoBlockIndices.Count} video cross-attention layers at stack [{string.Join(", ", m.Plan.VideoBlockIndices)}] of {m.Plan.Count} " +
+            $"+ {m.video_model.cross_attention_layers.Count} video cross-attention layers before decoder layers [{string.Join(", ", cfg.VideoCrossAttentionLayers)}] of {cfg.Base.Text.NumLayers} " +
             $"({video - agg:N0}); {cfg.Video.NumFrames} frames, groups of {cfg.Video.Aggregator.FramesPerGroup}, " +
             $"{cfg.Video.Aggregator.Latents} latents × {cfg.Video.Aggregator.NumLayers} layers");
     }
@@ -129,7 +129,7 @@ static void Prompt(string dir)
     using var m = VideoLanguageModel.Create(cfg).InitializeWeights(1);
     using (var noGrad = torch.no_grad())
         foreach (var (name, p) in m.named_parameters())
-            if (m.IsVideoParameter(name) && name.Contains("_gate")) p.fill_(0.5);
+            if (name.StartsWith("video_model.", StringComparison.Ordinal) && name.Contains("_gate")) p.fill_(0.5);
     Console.WriteLine($"tiny-video: {m.ParameterCount() / 1e6:F2} M parameters ({m.VideoParameterCount() / 1e6:F3} M video), {cfg.Video.NumFrames} frames");
     var opts = new GenerationOptions { MaxNewTokens = 16, StopTokens = Array.Empty<int>() };
     m.Generate(clip, "What moves in this video?", opts);   // warm-up

@@ -16,7 +16,9 @@ let estimated = false;
 
 function firstToken(r) {
     if (r.side === "ours" && r.stats.first_token_s === undefined) { estimated = true; return r.stats.load_s + r.stats.prefill_s; }
-    if (r.side === "llama.cpp" && r.stats.native_first_token_s != null) return r.stats.native_first_token_s;
+    // llama.cpp's perf "load time" runs from the start of its model load to the end of the first evaluation (the prompt).
+    const own = r.stats.llama_cpp_load_time_s ?? r.stats.native_model_load_s;
+    if (r.side === "llama.cpp" && own != null) return own;
     return r.stats.first_token_s;
 }
 
@@ -60,7 +62,7 @@ md.push("");
 md.push(`Machine: ${setup.machine ?? "?"}. ${setup.when ?? ""}`);
 md.push(`Command: \`${setup.command ?? "bench/compare-llamacpp.sh"}\``);
 md.push(`Prompt "${setup.prompt}" (${runs[0]?.stats.prompt_tokens ?? "?"} tokens with <|begin_of_text|>), ${setup.tokens} generated tokens, greedy, ${setup.threads} threads each, ` +
-    `${setup.reps} alternated cold processes per runtime and precision. llama.cpp: node-llama-cpp ${setup.node_llama_cpp ?? "?"}. ` +
+    `${setup.reps} alternated cold processes per runtime and precision; page cache ${setup.page_cache ?? "warm"}. llama.cpp: node-llama-cpp ${setup.node_llama_cpp ?? "?"}. ` +
     `Memory read bandwidth (bench/Llama3.Multimodal.Bench.Text bandwidth, same run): ${f(bw, 1)} GB/s.`);
 md.push("");
 md.push(`Best of ${setup.reps} (highest decode tok/s, lowest first-token time, lowest peak RSS):`);
@@ -73,21 +75,21 @@ md.push(table("first"));
 md.push("");
 const notes = [];
 notes.push("decode tok/s: generated tokens after the first, over the time after the first; first token: from the start of loading the model (process and runtime already started) to the first generated token; ratios > 1 in decode and < 1 in first token favour ours.");
-notes.push("llama.cpp's first token is llama.cpp's own: its model load time (its perf counters) + context creation + prompt evaluation and sampling; node-llama-cpp's start (finding, testing and loading its binding) and its JS-side GGUF parsing and memory planning inside loadModel() are left out (both are in the \"via node-llama-cpp\" column below). Process wall is the whole process as launched, runtime start-up included, for both.");
+notes.push("llama.cpp's first token is llama.cpp's own timer (its perf \"load time\": from the start of its model load to the end of the prompt's evaluation); node-llama-cpp's start (finding, testing and loading its binding) and its JS-side GGUF parsing and memory planning inside loadModel() are left out (the \"via node-llama-cpp\" column below has them). Process wall is the whole process as launched, runtime start-up included, for both.");
 notes.push("read-bandwidth fraction: weight bytes a decoded token reads (from the GGUF of that precision: every 2-D weight, the tied output head included) × tok/s ÷ the measured read bandwidth.");
 if (estimated) notes.push("ours' first token = load_s + prefill_s from `--stats` (this build has no first_token_s).");
 const agree = lines.filter(l => l.kind === "agree");
 for (const a of agree)
-    notes.push(`same model check (${a.precision}): llama.cpp's top-${a.tokens_compared} next-token probabilities after the prompt vs ours (\`mm logits\`, f32): top-1 ${a.top1_agree ? "agrees" : "DIFFERS"}, max |Δ log p| ${a.max_abs_dlogp}.`);
+    notes.push(`same model check (${a.precision}): ${a.same_prompt_ids === undefined ? "" : a.same_prompt_ids ? "both tokenize the prompt to the same ids; " : "the two tokenizations of the prompt DIFFER; "}llama.cpp's top-${a.tokens_compared} next-token probabilities after the prompt vs ours (\`mm logits\`, f32): top-1 ${a.top1_agree ? "agrees" : "DIFFERS"}, max |Δ log p| ${a.max_abs_dlogp}.`);
 for (const s of lines.filter(l => l.kind === "skip")) notes.push(`${label[s.precision]}: ours skipped — ${s.reason}.`);
 md.push(notes.map(n => "- " + n).join("\n"));
 md.push("");
 md.push("Every run:");
 md.push("");
-md.push("| precision | runtime | run | binding start s | load s (llama.cpp's own model load) | prefill s | first token s | via node-llama-cpp s | decode tok/s | generated | peak RSS MB | process wall s |");
+md.push("| precision | runtime | run | binding start s | load s | prefill s | first token s | via node-llama-cpp s | decode tok/s | generated | peak RSS MB | process wall s |");
 md.push("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of runs) {
     const st = r.stats, ll = r.side === "llama.cpp";
-    md.push(`| ${r.precision} | ${r.side} | ${r.rep} | ${ll ? f(st.init_s) : "–"} | ${f(st.load_s)}${ll && st.native_model_load_s != null ? ` (${f(st.native_model_load_s)})` : ""} | ${f(st.prefill_s, 3)} | ${f(firstToken(r))} | ${ll ? f(st.first_token_s) : "–"} | ${f(st.decode_tokens_per_s)} | ${st.generated_tokens} | ${f(st.peak_rss_mb, 0)} | ${f(r.wall_s)} |`);
+    md.push(`| ${r.precision} | ${r.side} | ${r.rep} | ${ll ? f(st.init_s) : "–"} | ${f(st.load_s)} | ${f(st.prefill_s, 3)} | ${f(firstToken(r))} | ${ll ? f(st.first_token_s) : "–"} | ${f(st.decode_tokens_per_s)} | ${st.generated_tokens} | ${f(st.peak_rss_mb, 0)} | ${f(r.wall_s)} |`);
 }
 console.log(md.join("\n"));

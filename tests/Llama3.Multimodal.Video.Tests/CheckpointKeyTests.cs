@@ -6,8 +6,9 @@ namespace Llama3.Multimodal.Video.Tests;
 
 public class CheckpointKeyTests
 {
+    // Module names are the checkpoint keys.
     static Dictionary<string, long[]> Keys(VideoLanguageModel m) =>
-        m.named_parameters().ToDictionary(np => m.CheckpointKey(np.name), np => np.parameter.shape);
+        m.named_parameters().ToDictionary(np => np.name, np => np.parameter.shape);
 
     [Fact]
     public void TinyVideoKeysEqualCheckedInManifest()

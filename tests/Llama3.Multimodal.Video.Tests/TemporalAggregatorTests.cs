@@ -182,7 +182,7 @@ public class TemporalAggregatorTests
         Assert.Contains("max_groups", e.Message);
         Assert.Throws<ConfigException>(() => new TemporalAggregator(Tiny() with { MaxGroups = -1 }));
         var video = new VideoConfig { Aggregator = Tiny(group: 4) with { MaxGroups = 2 }, NumFrames = 12 };
-        var c = Assert.Throws<ConfigException>(() => video.Validate(2));
+        var c = Assert.Throws<ConfigException>(() => video.Validate(6, new[] { 1, 4 }));
         Assert.Contains("max_groups = 2", c.Message);
     }
 

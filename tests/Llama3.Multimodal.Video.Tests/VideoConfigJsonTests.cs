@@ -14,7 +14,7 @@ public class VideoConfigJsonTests
         Assert.Equal(c.Aggregator with { NumLatents = c.Aggregator.Latents }, back.Aggregator);
         Assert.Equal(c.NumFrames, back.NumFrames);
         Assert.Equal(c.VideoTokenId, back.VideoTokenId);
-        Assert.Equal(c.BeforeImageCrossAttention, back.BeforeImageCrossAttention);
+        Assert.Equal(c.CrossAttentionLayers, back.CrossAttentionLayers);
     }
 
     [Fact]
@@ -31,9 +31,11 @@ public class VideoConfigJsonTests
     public void PlacementOutsideTheImageLayersIsRejected()
     {
         var cfg = VideoPresets.Get("tiny-video");
-        var bad = cfg with { Video = cfg.Video with { BeforeImageCrossAttention = new[] { 3 } } };
+        var bad = cfg with { Video = cfg.Video with { CrossAttentionLayers = new[] { 6 } } };
         var e = Assert.Throws<ConfigException>(() => bad.Validate());
-        Assert.Contains("ordinal 3", e.Message);
+        Assert.Contains("cross_attention_layers entry 6", e.Message);
+        var unordered = cfg with { Video = cfg.Video with { CrossAttentionLayers = new[] { 4, 1 } } };
+        Assert.Contains("strictly ascending", Assert.Throws<ConfigException>(() => unordered.Validate()).Message);
         var wrongTokens = cfg with { Video = cfg.Video with { Aggregator = cfg.Video.Aggregator with { TokensPerFrame = 65 } } };
         Assert.Contains("tokens_per_frame 65", Assert.Throws<ConfigException>(() => wrongTokens.Validate()).Message);
         var clash = cfg with { Video = cfg.Video with { VideoTokenId = 128256 } };
@@ -49,7 +51,7 @@ public class VideoConfigJsonTests
         agg.Remove("max_groups");
         Assert.Equal(0, VideoConfigJson.Parse(o, "old/video_config.json").Aggregator.MaxGroups);
         agg["max_groups"] = -2;
-        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(2, "bad/video_config.json"));
+        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(6, new[] { 1, 4 }, "bad/video_config.json"));
         Assert.Contains("max_groups = -2", e.Message);
     }
     [Fact]
@@ -70,7 +72,7 @@ public class VideoConfigJsonTests
         ((JsonObject)o["aggregator"]!)["num_latents"] = 16;
         Assert.Equal("latents", VideoConfigJson.Parse(o, "old/video_config.json").Aggregator.Merge);
         ((JsonObject)o["aggregator"]!)["merge"] = "max";
-        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(2, "bad/video_config.json"));
+        var e = Assert.Throws<ConfigException>(() => VideoConfigJson.Parse(o, "bad/video_config.json").Validate(6, new[] { 1, 4 }, "bad/video_config.json"));
         Assert.Contains("merge = 'max'", e.Message);
     }
 }

@@ -50,23 +50,37 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
     {
         using var noGrad = torch.no_grad();
         foreach (var (name, p) in m.named_parameters())
-            if (m.IsVideoParameter(name) && name.Contains("_gate")) p.fill_(value);
+            if (name.StartsWith("video_model.", StringComparison.Ordinal) && name.Contains("_gate")) p.fill_(value);
     }
 
     [Fact]
-    public void StackPlanPutsVideoLayersBeforeEveryFourthImageLayer()
+    public void VideoLayersGoBeforeEveryFourthImageLayer()
     {
-        var plan = VideoPresets.Get("llama3.2-11b-video").Plan();
-        Assert.Equal(42, plan.Count);
-        Assert.Equal(new[] { 18, 39 }, plan.VideoBlockIndices);
-        Assert.Equal(18, plan.Blocks[19]);            // the 4th image layer (base index 18) follows its video layer
-        Assert.Equal(38, plan.Blocks[40]);
-        Assert.Equal(39, plan.Blocks[41]);
-        var big = VideoPresets.Get("llama3.2-90b-video").Plan();
-        Assert.Equal(5, big.VideoBlockIndices.Count);
-        Assert.Equal(105, big.Count);
-        var tiny = VideoPresets.Get("tiny-video").Plan();
-        Assert.Equal(new[] { 0, 1, 2, 3, -1, 4, 5 }, tiny.Blocks);
+        var cfg = VideoPresets.Get("llama3.2-11b-video");
+        Assert.Null(cfg.Video.CrossAttentionLayers);
+        Assert.Equal(new[] { 18, 38 }, cfg.VideoCrossAttentionLayers);     // the 4th and 8th of [3, 8, …, 38]
+        Assert.Equal(5, VideoPresets.Get("llama3.2-90b-video").VideoCrossAttentionLayers.Count);
+        Assert.Equal(new[] { 4 }, VideoPresets.Get("tiny-video").VideoCrossAttentionLayers);   // the 2nd of [1, 4]
+        using var m = VideoLanguageModel.Create(cfg, torch.device(DeviceType.META));
+        Assert.Equal(40, m.language_model.model.layers.Count);                // the image-text stack, its numbering kept
+        Assert.Equal(42, m.language_model.model.CacheSlots);                  // + one KV-cache slot per video layer
+        Assert.Equal(2, m.video_model.cross_attention_layers.Count);
+    }
+
+    [Fact]
+    public void ComposesTheImageModelAndDeclaresItsComponents()
+    {
+        using var m = _m.NewVideoModel();
+        Assert.Same(m.ImageModel.language_model, m.language_model);
+        Assert.Same(m.ImageModel.vision_model, m.vision_model);
+        var owner = new Dictionary<string, string>();
+        foreach (var c in new[] { "vision_model", "multi_modal_projector", "cross_attention_layers", "language_model", "video_aggregator", "video_cross_attention_layers" })
+            foreach (var (name, _) in ModelComponents.ParametersOf(m, c))
+                Assert.True(owner.TryAdd(name, c), $"{name} is in {c} and {owner.GetValueOrDefault(name)}");
+        Assert.Equal(m.named_parameters().Select(np => np.name).Order(), owner.Keys.Order());
+        Assert.Equal("video_cross_attention_layers", owner["video_model.cross_attention_layers.0.cross_attn.q_proj.weight"]);
+        Assert.Equal("video_aggregator", owner["video_model.aggregator.latents"]);
+        Assert.Equal(ModelComponents.ParametersOf(m, "video_model").Count, owner.Values.Count(v => v.StartsWith("video_", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -110,11 +124,10 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
     public void VideoLayersCanStartAsCopiesOfTheImageLayerTheyPrecede()
     {
         using var m = _m.NewVideoModel(seed: 13).CopyImageCrossAttentionIntoVideoLayers();
-        var layers = m.language_model.model.layers;
-        int i = Assert.Single(m.Plan.VideoBlockIndices);
-        var image = layers[i + 1].named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        int i = Assert.Single(m.Config.VideoCrossAttentionLayers);
+        var image = m.language_model.model.layers[i].named_parameters().ToDictionary(p => p.name, p => p.parameter);
         int copied = 0;
-        foreach (var (name, p) in layers[i].named_parameters())
+        foreach (var (name, p) in m.video_model.cross_attention_layers[0].named_parameters())
         {
             if (name.EndsWith("_gate", StringComparison.Ordinal)) { Assert.Equal(0f, p.abs().max().item<float>()); continue; }
             Assert.True(p.allclose(image[name], rtol: 0, atol: 0), name);
@@ -130,7 +143,7 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
         using var expected = _m.Base.Forward(ids, images);
         using var got = m.Forward(ids, images, video);
         Assert.True(got.allclose(expected, rtol: 1e-5, atol: 1e-5));
-        var (qName, q) = layers[i].named_parameters().First(p => p.name.EndsWith("q_proj.weight", StringComparison.Ordinal));
+        var (qName, q) = m.video_model.cross_attention_layers[0].named_parameters().First(p => p.name.EndsWith("q_proj.weight", StringComparison.Ordinal));
         q.add_(1.0);
         Assert.False(q.allclose(image[qName], rtol: 0, atol: 0));
     }
@@ -294,8 +307,14 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
         {
             Assert.Equal(Vision.VisionPromptFormat.Instruct, Vision.VisionPrompt.FormatOf(dir));
             File.WriteAllText(Path.Combine(dir, "train_info.json"), "{\"recipe\": \"video\", \"tokenizer\": \"bytes\"}");
+            Assert.Equal(Vision.VisionPromptFormat.Instruct, Vision.VisionPrompt.FormatOf(dir));     // recipes are not read
+            m.PromptFormat = Vision.VisionPromptFormat.Completion;
+            m.Save(dir);
             Assert.Equal(Vision.VisionPromptFormat.Completion, Vision.VisionPrompt.FormatOf(dir));
-            File.WriteAllText(Path.Combine(dir, "train_info.json"), "{\"recipe\": ");
+            using (var back = VideoLanguageModel.FromPretrained(dir)) Assert.Equal(Vision.VisionPromptFormat.Completion, back.PromptFormat);
+            File.WriteAllText(Path.Combine(dir, "generation_config.json"), "{\"prompt_format\": \"chat\"}");
+            Assert.Contains("prompt_format", Assert.Throws<CheckpointFormatException>(() => Vision.VisionPrompt.FormatOf(dir)).Message);
+            File.WriteAllText(Path.Combine(dir, "generation_config.json"), "{\"prompt_format\": ");
             Assert.Throws<CheckpointFormatException>(() => Vision.VisionPrompt.FormatOf(dir));
         }
         finally { Directory.Delete(dir, true); }
@@ -324,7 +343,7 @@ public class VideoLanguageModelTests : IClassFixture<TinyModels>
             int changed = 0;
             foreach (var (name, p) in video.named_parameters())
             {
-                if (video.IsVideoParameter(name)) Assert.True(Same(p, before[name]), name);          // the adapter is kept
+                if (name.StartsWith("video_model.", StringComparison.Ordinal)) Assert.True(Same(p, before[name]), name);          // the adapter is kept
                 else
                 {
                     Assert.True(Same(p, want[name]), name);                                           // the base is the other folder's

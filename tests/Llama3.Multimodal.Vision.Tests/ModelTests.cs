@@ -254,22 +254,40 @@ public class ModelTests
     }
 
     [Fact]
-    public void FreezeAndUnfreezeByComponent()
+    public void ComponentsPartitionTheParameters()
     {
         using var m = TestSupport.Tiny(18);
-        m.SetTrainable(VisionComponent.Text, false);
-        m.SetTrainable(VisionComponent.VisionEncoder, false);
-        m.SetTrainable(VisionComponent.Adapters, true);
-        var trainable = m.named_parameters().Where(np => np.parameter.requires_grad).Select(np => np.name).ToList();
-        Assert.Contains("multi_modal_projector.weight", trainable);
-        Assert.Contains("language_model.model.layers.1.cross_attn.q_proj.weight", trainable);
-        Assert.Contains("language_model.model.layers.4.cross_attn_mlp_gate", trainable);
-        Assert.DoesNotContain("language_model.model.layers.0.self_attn.q_proj.weight", trainable);
-        Assert.DoesNotContain("language_model.model.embed_tokens.weight", trainable);
-        Assert.DoesNotContain("vision_model.patch_embedding.weight", trainable);
-        Assert.Empty(m.TrainableParameters(VisionComponent.Text));
-        m.SetTrainable(VisionComponent.VisionEncoder, true);
-        Assert.Equal(m.vision_model.parameters().Count(), m.TrainableParameters(VisionComponent.VisionEncoder).Count());
-        Assert.Equal(VisionComponent.Text, m.ComponentOf("language_model.lm_head.weight"));
+        string[] parts = { "vision_model", "multi_modal_projector", "cross_attention_layers", "language_model" };
+        var owner = new Dictionary<string, string>();
+        foreach (var c in parts)
+            foreach (var (name, _) in ModelComponents.ParametersOf(m, c))
+                Assert.True(owner.TryAdd(name, c), $"{name} is in {c} and {owner.GetValueOrDefault(name)}");
+        Assert.Equal(m.named_parameters().Select(np => np.name).OrderBy(n => n), owner.Keys.OrderBy(n => n));
+        Assert.Equal("cross_attention_layers", owner["language_model.model.layers.1.cross_attn.q_proj.weight"]);
+        Assert.Equal("cross_attention_layers", owner["language_model.model.layers.4.cross_attn_mlp_gate"]);
+        Assert.Equal("language_model", owner["language_model.model.layers.0.self_attn.q_proj.weight"]);
+        Assert.Equal("language_model", owner["language_model.model.embed_tokens.weight"]);
+        Assert.Equal("vision_model", owner["vision_model.patch_embedding.weight"]);
+        Assert.Equal("multi_modal_projector", owner["multi_modal_projector.weight"]);
+        Assert.Equal(new[] { "language_model.model.embed_tokens.weight" }, ModelComponents.ParametersOf(m, "embed_tokens").Select(p => p.Name));
+        Assert.Throws<ArgumentException>(() => ModelComponents.ParametersOf(m, "image_encoder"));
+    }
+
+    [Fact]
+    public void FromTextModelKeepsTheTextModelsOutputs()
+    {
+        var tiny = VisionPresets.Get("tiny-vision");
+        var textCfg = tiny.Text with { NumLayers = 4, ExtraEmbeddingRows = 0 };
+        using var text = LlamaForCausalLM.Create(textCfg).InitializeWeights(5);
+        var layers = VisionLanguageConfig.FusionSchedule(4, 2);
+        using var m = VisionLanguageModel.FromTextModel(text, tiny.Vision, layers, seed: 6);
+        Assert.Equal(layers, m.Config.CrossAttentionLayers);
+        Assert.Equal(6, m.Config.Text.NumLayers);
+        Assert.Equal(textCfg.VocabSize, m.Config.ImageTokenIndex);
+        using var ids = torch.tensor(new long[] { 1, 5, 9, 2, 7 }).unsqueeze(0);
+        using var a = text.Forward(ids);
+        using var b = m.Forward(ids, null);
+        Assert.True(a.equal(b).all().item<bool>());                                      // zero gates: the text model exactly
+        Assert.True(text.model.embed_tokens.weight.equal(m.language_model.model.embed_tokens.weight.narrow(0, 0, textCfg.VocabSize)).all().item<bool>());
     }
 }

@@ -34,6 +34,20 @@ public static class AudioLoader
         return WavReader.LooksLikeWav(head) ? WavReader.Read(path) : FfmpegDecoder.Decode(path);
     }
 
+    /// <summary>
+    /// Decodes encoded audio held in memory (a tar-shard member, a Parquet cell) at its own rate and channel count: WAV
+    /// directly, anything else through ffmpeg's standard input. <paramref name="source"/> names the data in errors.
+    /// </summary>
+    public static AudioClip Decode(byte[] data, string source)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Length == 0) throw new MediaDecodeException($"{source}: the audio data is empty.");
+        return WavReader.LooksLikeWav(data.AsSpan(0, Math.Min(12, data.Length))) ? WavReader.Parse(data, source) : FfmpegDecoder.Decode(data, source);
+    }
+
+    /// <summary>Decodes in-memory audio (see <see cref="Decode(byte[], string)"/>) to 16 kHz mono samples in [-1, 1].</summary>
+    public static float[] Load(byte[] data, string source) => ToModelRate(Decode(data, source));
+
     /// <summary>Decodes <paramref name="path"/> to 16 kHz mono samples in [-1, 1].</summary>
     public static float[] Load(string path) => ToModelRate(Decode(path));
 

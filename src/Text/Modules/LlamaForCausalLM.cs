@@ -9,7 +9,7 @@ namespace Llama3.Multimodal.Text;
 /// A Llama 3 decoder with its output head (HF <c>LlamaForCausalLM</c>). Module names equal the Hugging Face checkpoint
 /// keys, so HF files load by name; Meta files load through <see cref="MetaLayout"/>.
 /// </summary>
-public sealed class LlamaForCausalLM : nn.Module
+public sealed class LlamaForCausalLM : nn.Module, IComponentModel
 {
 #pragma warning disable IDE1006
     /// <summary>The decoder stack.</summary>
@@ -111,6 +111,24 @@ public sealed class LlamaForCausalLM : nn.Module
     /// <summary>Total parameter count (works on the meta device).</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
+    /// <summary>
+    /// The components training chooses from: <c>model</c> (the whole stack), <c>embed_tokens</c>, <c>layers</c>,
+    /// <c>norm</c> and, when the head is not tied to the embedding, <c>lm_head</c>.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components
+    {
+        get
+        {
+            var c = new Dictionary<string, IReadOnlyList<string>>
+            {
+                ["model"] = new[] { "model" }, ["embed_tokens"] = new[] { "model.embed_tokens" },
+                ["layers"] = new[] { "model.layers" }, ["norm"] = new[] { "model.norm" },
+            };
+            if (lm_head is not null) c["lm_head"] = new[] { "lm_head" };
+            return c;
+        }
+    }
+
     /// <summary>Embeds token ids [B, T] → [B, T, D].</summary>
     public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
 
@@ -175,7 +193,7 @@ public sealed class LlamaForCausalLM : nn.Module
 
     /// <summary>Allocates a KV cache for this model.</summary>
     public KvCache NewCache(long batch, int capacity) =>
-        KvCache.For(Config, model.layers.Count, batch, Math.Min(capacity, Config.MaxPositionEmbeddings), DType, Device);
+        KvCache.For(Config, model.CacheSlots, batch, Math.Min(capacity, Config.MaxPositionEmbeddings), DType, Device);
 
     /// <summary>
     /// Loads a checkpoint folder: HF layout (<c>config.json</c> + safetensors) or Meta layout (<c>params.json</c> +

@@ -26,12 +26,44 @@ public sealed class LlamaTextModel : nn.Module
         RegisterComponents();
     }
 
+    // Blocks owned by another module that run right before layer i (see InsertBefore), in insertion order.
+    readonly SortedDictionary<int, List<DecoderBlock>> _inserted = new();
+    int _insertedCount;
+
+    /// <summary>
+    /// Runs <paramref name="block"/> right before <c>layers[<paramref name="layer"/>]</c> on every forward pass, without
+    /// making it part of this stack: it stays registered (and checkpointed) under the module that owns it, e.g. the video
+    /// cross-attention layers under <c>video_model.cross_attention_layers</c>, so the stack keeps its own numbering and
+    /// keys. The block takes KV-cache slot <c>layers.Count + k</c> (k = blocks inserted before it) and the device of the
+    /// layer it precedes.
+    /// </summary>
+    public void InsertBefore(int layer, DecoderBlock block)
+    {
+        if (layer < 0 || layer >= layers.Count) throw new ArgumentOutOfRangeException(nameof(layer), $"layer {layer} is outside the stack's 0..{layers.Count - 1}.");
+        block.LayerIndex = layers.Count + _insertedCount++;
+        block.PlacedOn = layers[layer].PlacedOn;
+        if (!_inserted.TryGetValue(layer, out var list)) _inserted[layer] = list = new List<DecoderBlock>();
+        list.Add(block);
+    }
+
+    /// <summary>KV-cache slots a forward pass uses: the stack's layers plus the inserted blocks.</summary>
+    public int CacheSlots => layers.Count + _insertedCount;
+
+    IEnumerable<DecoderBlock> Blocks()
+    {
+        for (int i = 0; i < layers.Count; i++)
+        {
+            if (_inserted.TryGetValue(i, out var before)) foreach (var b in before) yield return b;
+            yield return layers[i];
+        }
+    }
+
     /// <summary>Runs the blocks and the final norm on embeddings [B, T, D].</summary>
     public Tensor Forward(Tensor embeddings, DecoderContext ctx)
     {
         using var scope = NewDisposeScope();
         var h = embeddings;
-        foreach (var block in layers)
+        foreach (var block in _insertedCount == 0 ? layers : Blocks())
         {
             var c = ctx;
             if (block.PlacedOn is { } dev && (h.device_type != dev.type || h.device_index != dev.index))

@@ -14,13 +14,15 @@ public static class Program
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         var root = new RootCommand("mm-train: staged training recipes of the multimodal Llama 3 family.\n" +
             "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data <text|images|speech|video|all>` makes demo data with configs; " +
-            "`mm-train eval <caption|asr|video>` scores a trained model on a held-out manifest.");
+            "`mm-train eval <caption|asr|video>` scores a trained model on a held-out manifest; " +
+            "`mm-train import <librispeech|common-voice|coco> SRC --out DIR` turns a standard corpus into a manifest or shards.");
         foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
         root.Subcommands.Add(AverageCommand());
         root.Subcommands.Add(GrowVisionCommand());
         root.Subcommands.Add(RejectionSampleCommand());
         root.Subcommands.Add(MakeDataCommand());
         root.Subcommands.Add(EvalCommand());
+        root.Subcommands.Add(ImportCommand());
         return root.Parse(args).Invoke();
     }
 
@@ -41,7 +43,7 @@ public static class Program
         var defaults = recipe.DefaultConfig();
         var cmd = new Command(name, recipe.Description + "\n" + Defaults(defaults));
         const string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
-            "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
+            "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch,readers,shuffle_buffer,workers,image_column,audio_column,video_column,text_column}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
             "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}, media.{preset,encoder_from,max_tiles,cross_attention_layers,num_frames,frames_per_group,language," +
             "mask_probability,mask_span,codebooks,codebook_size,stats_utterances,max_audio_frames,spec_augment,speed_perturb,frame_cache_mb,vision_from,glyph_loss_weight,glyph_head,shape_loss_weight}.";
@@ -227,6 +229,49 @@ public static class Program
             foreach (var f in files) Console.WriteLine(f);
             return 0;
         }));
+        return cmd;
+    }
+
+    static Command ImportCommand()
+    {
+        var cmd = new Command("import", "Write a manifest (or WebDataset tar shards) for the speech and caption recipes from a standard corpus in its published layout.");
+        foreach (var corpus in CorpusImporter.Corpora)
+        {
+            var sub = new Command(corpus, corpus switch
+            {
+                "librispeech" => "LibriSpeech: SRC holds SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac with SPEAKER-CHAPTER.trans.txt (e.g. LibriSpeech/train-clean-100). " +
+                    "Records: {\"audio\", \"text\", \"language\": \"English\", \"task\": \"asr\"} for speech-stage1/2.",
+                "common-voice" => "Common Voice: SRC is a language folder with clips/*.mp3 and train.tsv, dev.tsv, test.tsv, validated.tsv (columns client_id, path, sentence, …, locale). " +
+                    "Records: {\"audio\", \"text\", \"language\" (from the locale), \"task\": \"asr\"}.",
+                _ => "COCO captions: SRC holds annotations/captions_SPLIT.json and the SPLIT/ image folder. Records: {\"image\", \"caption\"} (one per caption) for vision-stage1/2.",
+            });
+            var src = new Argument<DirectoryInfo>("SRC") { Description = "The corpus folder." };
+            var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder: manifest.jsonl (media named by paths relative to it), or shard-NNNNNN.tar with --shards.", Required = true };
+            var shards = new Option<bool>("--shards") { Description = "Write WebDataset tar shards (KEY.flac/jpg + KEY.txt [+ KEY.json with language and task]) holding the media bytes." };
+            var shardSize = new Option<int>("--shard-size") { Description = "Samples per shard.", DefaultValueFactory = _ => 1000 };
+            var limit = new Option<int?>("--limit") { Description = "Only the first N records." };
+            var split = new Option<string?>("--split") { Description = corpus == "coco" ? "Split (default train2017)." : "The TSV to read (default train; also dev, test, validated, …)." };
+            var language = new Option<string?>("--language") { Description = "Language name written into each record (default: English for LibriSpeech, the locale's name for Common Voice)." };
+            var first = new Option<bool>("--first-caption-only") { Description = "One record per image (its first caption) instead of one per caption." };
+            sub.Arguments.Add(src);
+            foreach (var o in new Option[] { outDir, shards, shardSize, limit }) sub.Options.Add(o);
+            if (corpus != "librispeech") sub.Options.Add(split);
+            if (corpus != "coco") sub.Options.Add(language);
+            if (corpus == "coco") sub.Options.Add(first);
+            sub.SetAction(r => Guard(() =>
+            {
+                var res = CorpusImporter.Import(corpus, r.GetValue(src)!.FullName, r.GetValue(outDir)!.FullName, new ImportOptions
+                {
+                    Shards = r.GetValue(shards), ShardSize = r.GetValue(shardSize), Limit = r.GetValue(limit), Split = r.GetValue(split),
+                    Language = r.GetValue(language), FirstCaptionOnly = r.GetValue(first),
+                });
+                Console.WriteLine($"imported {res.Records} records into {(res.Outputs.Count == 1 ? res.Outputs[0] : $"{res.Outputs.Count} shards in {r.GetValue(outDir)!.FullName}")}" +
+                    (res.Skipped > 0 ? $"; skipped {res.Skipped}:" : "."));
+                foreach (var n in res.Notes) Console.WriteLine("  " + n);
+                return 0;
+            }));
+            cmd.Subcommands.Add(sub);
+        }
         return cmd;
     }
 

@@ -106,6 +106,9 @@ public static class ConfigLoader
         if (c.Batch.Global <= 0) Fail("batch.global", c.Batch.Global, "> 0");
         if (c.Data.SeqLen < 2) Fail("data.seq_len", c.Data.SeqLen, "≥ 2");
         if (c.Data.Prefetch < 1) Fail("data.prefetch", c.Data.Prefetch, "≥ 1");
+        if (c.Data.Readers < 0) Fail("data.readers", c.Data.Readers, "≥ 0 (0 = the world size)");
+        if (c.Data.ShuffleBuffer < 1) Fail("data.shuffle_buffer", c.Data.ShuffleBuffer, "≥ 1");
+        if (c.Data.Workers < 0) Fail("data.workers", c.Data.Workers, "≥ 0 (0 = min(4, cores))");
         if (c.Train.KeepLast < 1) Fail("train.keep_last", c.Train.KeepLast, "≥ 1");
         if (c.Train.SaveEvery < 0) Fail("train.save_every", c.Train.SaveEvery, "≥ 0");
         if (c.Train.Dtype is not ("f32" or "bf16")) Fail("train.dtype", c.Train.Dtype, "f32 or bf16");

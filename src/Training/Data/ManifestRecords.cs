@@ -18,23 +18,35 @@ public sealed record DialogRecord(IReadOnlyList<ChatMessage> Messages);
 /// <param name="Edited">Optional human-edited response, preferred over both.</param>
 public sealed record PreferenceRecord(IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected, string? Edited);
 
-/// <summary>An image with its caption: <c>{"image", "caption"}</c> (path relative to the manifest).</summary>
-/// <param name="Image">Absolute image path.</param>
+/// <summary>An image with its caption: <c>{"image", "caption"}</c> (path relative to the manifest), or a shard sample.</summary>
+/// <param name="Image">Absolute image path; for a shard sample, where it sits (shard, key).</param>
 /// <param name="Caption">Caption text.</param>
-public sealed record ImageCaptionRecord(string Image, string Caption);
+public sealed record ImageCaptionRecord(string Image, string Caption)
+{
+    /// <summary>The encoded image of a shard sample (null: read <see cref="Image"/> from disk).</summary>
+    public byte[]? Data { get; init; }
+}
 
 /// <summary>Audio with its transcript (ASR) or translation (AST): <c>{"audio", "text", "language"?, "task"?}</c>.</summary>
 /// <param name="Audio">Absolute audio path.</param>
 /// <param name="Text">Target text.</param>
 /// <param name="Language">Language name of the target text, if given.</param>
 /// <param name="Task"><c>asr</c> (default) or <c>ast</c>.</param>
-public sealed record AudioTextRecord(string Audio, string Text, string? Language, string Task);
+public sealed record AudioTextRecord(string Audio, string Text, string? Language, string Task)
+{
+    /// <summary>The encoded audio of a shard sample (null: read <see cref="Audio"/> from disk); <see cref="Audio"/> then names the shard and key.</summary>
+    public byte[]? Data { get; init; }
+}
 
 /// <summary>A video with its caption: <c>{"video", "caption"}</c>, or an image shown as a still clip: <c>{"image", "caption"}</c>.</summary>
 /// <param name="Video">Absolute path of the video (or of the image when <paramref name="Still"/>).</param>
 /// <param name="Caption">Caption text.</param>
 /// <param name="Still">The path is an image whose every frame is that image.</param>
-public sealed record VideoCaptionRecord(string Video, string Caption, bool Still = false);
+public sealed record VideoCaptionRecord(string Video, string Caption, bool Still = false)
+{
+    /// <summary>The encoded video (or still image) of a shard sample (null: read <see cref="Video"/> from disk); <see cref="Video"/> then names the shard and key.</summary>
+    public byte[]? Data { get; init; }
+}
 
 /// <summary>Strict parsers of one manifest record each; they throw <see cref="FormatException"/> with what is wrong.</summary>
 internal static class ManifestRecords

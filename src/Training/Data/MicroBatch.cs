@@ -13,6 +13,8 @@ public sealed class MicroBatch : IDisposable
     public long Samples { get; init; }
     /// <summary>Elements the loss is averaged over (labelled tokens or pairs); the step's loss is Σ loss sums / Σ elements.</summary>
     public long LossElements { get; init; }
+    /// <summary>A placeholder for a micro-batch that another data-parallel rank reads and trains (no tensors).</summary>
+    public bool Remote { get; init; }
     /// <summary>Stream position after this micro-batch.</summary>
     public required DataCursor End { get; init; }
     /// <summary>The tensor named <paramref name="name"/>.</summary>

@@ -72,6 +72,70 @@ public abstract class Recipe : IDisposable
         Text.StateLoader.Load(Model, reader);
     }
 
+    /// <summary>This process's data-parallel rank (set by the trainer): a sharded source reads only this rank's readers.</summary>
+    public int DataRank { get; set; }
+    /// <summary>The data-parallel world size (set by the trainer; 1 in a single process).</summary>
+    public int DataWorld { get; set; } = 1;
+
+    /// <summary>
+    /// Opens <c>data.train</c> (or <c>data.eval</c>) whatever its kind: a JSONL manifest read by <paramref name="readManifest"/>,
+    /// or tar shards / Parquet streamed with <paramref name="fromShard"/> turning each sample into a record (see
+    /// <see cref="DataSources"/>). <paramref name="prepare"/> gets each record with its (epoch, index) in the stream.
+    /// </summary>
+    protected IBatchSource OpenSamples<TRecord, TItem>(bool eval, DataCursor start, Func<string, bool, (List<TRecord> Records, int Skipped)> readManifest,
+        Func<ShardSample, DataSection, TRecord> fromShard, Func<TRecord, long, long, TItem> prepare, Func<List<TItem>, int, DataCursor, MicroBatch> collate)
+    {
+        string path = DataPath(eval);
+        var d = Config.Data;
+        var (kind, files) = DataSources.Resolve(path);
+        if (kind == DataSourceKind.Jsonl)
+        {
+            var (list, skipped) = readManifest(path, d.SkipBadRecords);
+            if (!eval) SkippedRecords = skipped;
+            return new SampleBatchSource<TRecord, TItem>(list, prepare, collate, Config.Batch.Micro, Config.Seed, !eval && d.Shuffle, d.Prefetch, start);
+        }
+        int readers = eval ? 1 : d.Readers > 0 ? d.Readers : DataWorld;
+        int workers = d.Workers > 0 ? d.Workers : Math.Min(4, Environment.ProcessorCount);
+        return new ShardBatchSource<TRecord, TItem>(DataSources.Units(kind, files), s => fromShard(s, d), prepare, collate, Config.Batch.Micro, Config.Seed,
+            !eval && d.Shuffle, d.ShuffleBuffer, readers, eval ? 0 : DataRank, eval ? 1 : DataWorld, workers, d.Prefetch, d.SkipBadRecords, start, path);
+    }
+
+    /// <summary>
+    /// The first <paramref name="count"/> records of <c>data.train</c> in stored order (all of a manifest when
+    /// <paramref name="count"/> ≤ 0; of shards, at most <paramref name="count"/>, bad samples skipped when
+    /// <c>data.skip_bad_records</c>), e.g. to fit feature statistics before training.
+    /// </summary>
+    protected List<TRecord> FirstRecords<TRecord>(int count, Func<string, bool, (List<TRecord> Records, int Skipped)> readManifest, Func<ShardSample, DataSection, TRecord> fromShard)
+    {
+        string path = DataPath(false);
+        var (kind, files) = DataSources.Resolve(path);
+        if (kind == DataSourceKind.Jsonl)
+        {
+            var (list, skipped) = readManifest(path, Config.Data.SkipBadRecords);
+            SkippedRecords = skipped;
+            return count > 0 ? list.Take(count).ToList() : list;
+        }
+        int limit = count > 0 ? count : 10_000;
+        var records = new List<TRecord>();
+        foreach (var unit in DataSources.Units(kind, files))
+            foreach (var s in unit.Read(0, CancellationToken.None))
+            {
+                try { records.Add(fromShard(s, Config.Data)); }
+                catch (FormatException e) when (Config.Data.SkipBadRecords) { _ = e; continue; }
+                catch (FormatException e) { throw new DataFormatException($"{s.Where}: {e.Message}"); }
+                if (records.Count >= limit) return records;
+            }
+        if (records.Count == 0) throw new DataFormatException($"{path}: no usable samples.");
+        return records;
+    }
+
+    string DataPath(bool eval)
+    {
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new Text.ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        return path;
+    }
+
     /// <summary>Records skipped as bad while opening data (with <c>--skip-bad-records</c>).</summary>
     public int SkippedRecords { get; protected set; }
 

@@ -86,39 +86,29 @@ public sealed class SpeechPretrainRecipe : Recipe
     /// <summary>Measures the per-bin mean/variance on the training audio and stores them in the encoder.</summary>
     void FitStatistics()
     {
-        var records = ReadRecords(false);
-        int n = Config.Media.StatsUtterances > 0 ? Math.Min(Config.Media.StatsUtterances, records.Count) : records.Count;
-        Pretrain.encoder.feature_norm.Fit(Batches(records.Take(n)));
+        var records = FirstRecords(Config.Media.StatsUtterances, (p, skip) => (JsonlManifest.ReadAudioTexts(p, skip, out int n), n), ShardRecords.AudioText);
+        Pretrain.encoder.feature_norm.Fit(Batches(records));
         IEnumerable<(Tensor, Tensor)> Batches(IEnumerable<AudioTextRecord> rs)
         {
             foreach (var chunk in rs.Chunk(16))
             {
-                var (f, l) = _logMel!.ComputeBatch(chunk.Select(r => AudioLoader.Load(r.Audio)).ToList());
+                var (f, l) = _logMel!.ComputeBatch(chunk.Select(RecordMedia.Audio).ToList());
                 yield return (f, l);
                 f.Dispose(); l.Dispose();
             }
         }
     }
 
-    List<AudioTextRecord> ReadRecords(bool eval)
-    {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var list = JsonlManifest.ReadAudioTexts(path, Config.Data.SkipBadRecords, out int skipped);
-        if (!eval) SkippedRecords = skipped;
-        return list;
-    }
-
     Tensor Features(AudioTextRecord r)
     {
-        var samples = AudioLoader.Load(r.Audio);
+        var samples = RecordMedia.Audio(r);
         lock (_melLock) return _logMel!.Compute(samples);
     }
 
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start) =>
-        new SampleBatchSource<AudioTextRecord, Tensor>(ReadRecords(eval), Features, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        OpenSamples<AudioTextRecord, Tensor>(eval, start, (p, skip) => (JsonlManifest.ReadAudioTexts(p, skip, out int n), n),
+            ShardRecords.AudioText, (r, _, _) => Features(r), Collate);
 
     /// <summary>Pads [T, 80] features into [B, T_max, 80] with their frame counts.</summary>
     internal static MicroBatch CollateFeatures(List<Tensor> items, DataCursor end, long elements)

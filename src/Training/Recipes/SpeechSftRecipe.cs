@@ -136,7 +136,7 @@ public sealed class SpeechSftRecipe : Recipe
 
     Item Prepare(AudioTextRecord r, bool train, long epoch, long index)
     {
-        var samples = AudioLoader.Load(r.Audio);
+        var samples = RecordMedia.Audio(r);
         var rates = Config.Media.SpeedPerturb;
         if (train && rates.Count > 0)
         {
@@ -161,19 +161,10 @@ public sealed class SpeechSftRecipe : Recipe
     public static float[] SpeedPerturb(float[] samples, double rate) =>
         rate == 1.0 ? samples : Resampler.Resample(samples, (int)Math.Round(rate * AudioLoader.SampleRate), AudioLoader.SampleRate);
 
-    List<AudioTextRecord> ReadRecords(bool eval)
-    {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var list = JsonlManifest.ReadAudioTexts(path, Config.Data.SkipBadRecords, out int skipped);
-        if (!eval) SkippedRecords = skipped;
-        return list;
-    }
-
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start) =>
-        new SampleBatchSource<AudioTextRecord, Item>(ReadRecords(eval), (r, e, i) => Prepare(r, !eval, e, i), Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        OpenSamples<AudioTextRecord, Item>(eval, start, (p, skip) => (JsonlManifest.ReadAudioTexts(p, skip, out int n), n),
+            ShardRecords.AudioText, (r, e, i) => Prepare(r, !eval, e, i), Collate);
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
     {

@@ -41,24 +41,17 @@ public sealed class VideoRecipe : Recipe
             if (_model is null)
                 return new Dictionary<string, string[]> { ["aggregator"] = new[] { "video_model.aggregator" }, ["image_encoder"] = new[] { "vision_model" },
                     ["projector"] = new[] { "multi_modal_projector" }, ["text"] = new[] { "language_model" } };
-            var plan = _model.Plan;
-            var baseCfg = _model.Config.Base;
-            var video = plan.VideoBlockIndices.Select(i => $"language_model.model.layers.{i}").ToArray();
-            var imageCross = Enumerable.Range(0, plan.Count).Where(i => plan.VideoLayerAt(i) is null && baseCfg.CrossAttentionLayers.Contains(plan.Blocks[i]))
-                .Select(i => $"language_model.model.layers.{i}").ToArray();
-            var text = new List<string> { "language_model.model.embed_tokens", "language_model.model.norm" };
-            if (_model.language_model.lm_head is not null) text.Add("language_model.lm_head");
-            text.AddRange(Enumerable.Range(0, plan.Count).Where(i => plan.VideoLayerAt(i) is null && !baseCfg.CrossAttentionLayers.Contains(plan.Blocks[i]))
-                .Select(i => $"language_model.model.layers.{i}"));
+            var parts = _model.Components;
+            string[] Of(params string[] names) => names.SelectMany(n => parts[n]).ToArray();
             return new Dictionary<string, string[]>
             {
-                ["aggregator"] = new[] { "video_model.aggregator" },
-                ["video_cross_attention"] = video,
-                ["video"] = video.Prepend("video_model.aggregator").ToArray(),
-                ["image_encoder"] = new[] { "vision_model" },
-                ["projector"] = new[] { "multi_modal_projector" },
-                ["adapters"] = imageCross.Prepend("multi_modal_projector").ToArray(),
-                ["text"] = text.ToArray(),
+                ["aggregator"] = Of("video_aggregator"),
+                ["video_cross_attention"] = Of("video_cross_attention_layers"),
+                ["video"] = Of("video_model"),
+                ["image_encoder"] = Of("vision_model"),
+                ["projector"] = Of("multi_modal_projector"),
+                ["adapters"] = Of("multi_modal_projector", "cross_attention_layers"),
+                ["text"] = Of("language_model"),
             };
         }
     }
@@ -104,7 +97,7 @@ public sealed class VideoRecipe : Recipe
     /// <summary>
     /// The video model of <paramref name="config"/>: a video folder in <c>model.init_from</c> loads as is (with the base
     /// weights of <c>media.vision_from</c> when set); an image-text
-    /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel"/>); otherwise the base of
+    /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel(string, VideoConfig, long, Device?, ScalarType, Action{int, int}?)"/>); otherwise the base of
     /// <c>media.preset</c> (default <c>tiny-video</c>) is built fresh with the tokenizer's vocabulary.
     /// </summary>
     public static VideoLanguageModel Build(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
@@ -159,9 +152,15 @@ public sealed class VideoRecipe : Recipe
             a = a with { Merge = merge, NumLatents = merge == TemporalAggregatorConfig.MergePerPosition ? null : a.NumLatents };
         if (config.Media.AggregatorPlaceCode) a = a with { PlaceCode = true };
         int fpg = config.Media.FramesPerGroup;
-        int imageLayers = b.CrossAttentionLayers.Count;
-        var ordinals = config.Media.VideoLayersBefore?.ToArray() ?? preset.Video.BeforeImageCrossAttention?.Where(o => o <= imageLayers).ToArray();
-        if (ordinals is { Length: 0 } && config.Media.VideoLayersBefore is null) ordinals = new[] { imageLayers };
+        // media.video_layers_before counts image cross-attention layers (1-based); the config stores decoder layer indices.
+        var image = b.CrossAttentionLayers.OrderBy(i => i).ToArray();
+        var presetImage = preset.Base.CrossAttentionLayers.OrderBy(i => i).ToList();
+        var ordinals = config.Media.VideoLayersBefore?.ToArray()
+            ?? preset.Video.CrossAttentionLayers?.Select(i => presetImage.IndexOf(i) + 1).Where(o => o >= 1 && o <= image.Length).ToArray();
+        if (ordinals is { Length: 0 } && config.Media.VideoLayersBefore is null) ordinals = new[] { image.Length };
+        foreach (int o in ordinals ?? Array.Empty<int>())
+            if (o < 1 || o > image.Length)
+                throw new ConfigException($"{config.Recipe} media.video_layers_before: image cross-attention ordinal {o} is outside 1..{image.Length}.");
         return new VideoConfig
         {
             Aggregator = a with { Dim = b.Text.HiddenSize, TokensPerFrame = b.Vision.MaxNumTiles * b.Vision.TokensPerTile, FramesPerGroup = fpg,
@@ -169,9 +168,9 @@ public sealed class VideoRecipe : Recipe
                 MaxFramesPerGroup = Math.Max(a.MaxFramesPerGroup, fpg),
                 MaxGroups = a.MaxGroups > 0 ? Math.Max(a.MaxGroups, (config.Media.NumFrames + fpg - 1) / fpg) : 0 },
             NumFrames = config.Media.NumFrames,
-            BeforeImageCrossAttention = ordinals,
+            CrossAttentionLayers = ordinals?.Select(o => image[o - 1]).OrderBy(i => i).ToArray(),
             VideoTokenId = b.ImageTokenIndex + 1,
-        }.Validate(imageLayers, $"{config.Recipe} media");
+        }.Validate(b.Text.NumLayers, b.CrossAttentionLayers, $"{config.Recipe} media");
     }
 
     /// <summary>One prepared clip: ids, labels and its preprocessed frames.</summary>
@@ -204,19 +203,19 @@ public sealed class VideoRecipe : Recipe
     /// </summary>
     byte[][] DecodedFrames(VideoCaptionRecord r, int side)
     {
-        string key = Path.GetFullPath(r.Video);
+        string key = r.Data is null ? Path.GetFullPath(r.Video) : r.Video;
         if (_frameCache.TryGetValue(key, out var hit)) { Interlocked.Increment(ref _frameCacheHits); return hit; }
         byte[][] decoded;
         long size;
         if (r.Still)
         {
-            var still = FitPad(ImageLoader.Load(r.Video), side);
+            var still = FitPad(RecordMedia.Still(r), side);
             decoded = Enumerable.Repeat(still, Vlm.Config.Video.NumFrames).ToArray();
             size = still.Length;                                                                 // one array, every frame
         }
         else
         {
-            using var frames = VideoFrameReader.Read(r.Video, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
+            using var frames = RecordMedia.Frames(r, new FrameSamplingOptions { NumFrames = Vlm.Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad });
             decoded = new byte[frames.Count][];
             for (int i = 0; i < frames.Count; i++)
             {
@@ -247,12 +246,8 @@ public sealed class VideoRecipe : Recipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var list = JsonlManifest.ReadVideoCaptions(path, Config.Data.SkipBadRecords, out int skipped);
-        if (!eval) SkippedRecords = skipped;
-        return new SampleBatchSource<VideoCaptionRecord, Item>(list, Prepare, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        return OpenSamples<VideoCaptionRecord, Item>(eval, start, (p, skip) => (JsonlManifest.ReadVideoCaptions(p, skip, out int n), n),
+            ShardRecords.VideoCaption, (r, _, _) => Prepare(r), Collate);
     }
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
@@ -283,7 +278,7 @@ public sealed class VideoRecipe : Recipe
         using var images = VisionRecipe.Images(batch);
         bool encoderTrains = Vlm.vision_model.parameters().Concat(Vlm.multi_modal_projector.parameters()).Any(p => p.requires_grad);
         Tensor feats;
-        using (encoderTrains ? null : torch.no_grad()) feats = Vlm.EncodeImages(images);               // [B·F, tokens, D]
+        using (encoderTrains ? null : torch.no_grad()) feats = Vlm.ImageModel.EncodeImages(images);               // [B·F, tokens, D]
         var f = feats.view(b, Vlm.Config.Video.NumFrames, Vlm.Config.TokensPerFrame, -1);
         var agg = Vlm.video_model.aggregator.Forward(f);                                               // [B, G, L, D]
         return agg.reshape(b, -1, agg.shape[3]).MoveToOuterDisposeScope();
@@ -298,9 +293,13 @@ public sealed class VideoRecipe : Recipe
         return new LossOutput(PreferenceLosses.CrossEntropySum(logits, batch["labels"].to(_device)).MoveToOuterDisposeScope());
     }
 
-    /// <summary>Saves the base model's config.json, video_config.json and the weights under their checkpoint keys, plus <see cref="MediaTokens.InfoFile"/>.</summary>
+    /// <summary>
+    /// Saves the model (config.json, video_config.json, the weights, and generation_config.json with the completion
+    /// prompt format this recipe trains), plus <see cref="MediaTokens.InfoFile"/>.
+    /// </summary>
     public override void SaveModel(string directory)
     {
+        Vlm.PromptFormat = VisionPromptFormat.Completion;
         Vlm.Save(directory);
         MediaTokens.WriteInfo(directory, Name, Config);
     }
@@ -309,7 +308,7 @@ public sealed class VideoRecipe : Recipe
     public override void LoadModel(string directory)
     {
         using var reader = CheckpointReader.Open(directory);
-        StateLoader.Load(Vlm, reader, keyFor: Vlm.CheckpointKey);
+        StateLoader.Load(Vlm, reader);
     }
 
     /// <inheritdoc/>

@@ -201,36 +201,10 @@ public abstract class VisionRecipe : Recipe
     {
         using var text = LlamaForCausalLM.FromPretrained(directory, device, dtype);
         var preset = VisionPresets.Get(config.Media.Preset ?? "tiny-vision");
-        var tc = text.Config;
-        int self = tc.NumLayers;
+        int self = text.Config.NumLayers;
         int cross = Math.Min(config.Media.CrossAttentionLayers ?? preset.CrossAttentionLayers.Count, self);
-        var layers = VisionLanguageConfig.FusionSchedule(self, cross);
-        var vc = new VisionLanguageConfig
-        {
-            Text = tc with { NumLayers = self + cross, ExtraEmbeddingRows = Math.Max(tc.ExtraEmbeddingRows, VisionLanguageConfig.ExtraEmbeddingRows) },
-            Vision = preset.Vision, CrossAttentionLayers = layers, ImageTokenIndex = tc.VocabSize,
-        };
-        var model = VisionLanguageModel.Create(vc, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd);
-        var src = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var selfIdx = Enumerable.Range(0, self + cross).Where(i => !layers.Contains(i)).ToList();
-        using var noGrad = torch.no_grad();
-        foreach (var (name, p) in model.language_model.named_parameters())
-        {
-            string key = name;
-            const string pre = "model.layers.";
-            if (name.StartsWith(pre, StringComparison.Ordinal))
-            {
-                int dot = name.IndexOf('.', pre.Length);
-                int k = int.Parse(name.AsSpan(pre.Length, dot - pre.Length));
-                if (layers.Contains(k)) continue;
-                key = $"{pre}{selfIdx.IndexOf(k)}{name[dot..]}";
-            }
-            if (!src.TryGetValue(key, out var s)) throw new CheckpointFormatException($"{directory}: text checkpoint has no '{key}' for the vision model's '{name}'.");
-            if (s.shape.SequenceEqual(p.shape)) p.copy_(s);
-            else if (s.dim() == 2 && p.dim() == 2 && s.shape[1] == p.shape[1] && s.shape[0] < p.shape[0]) p.narrow(0, 0, s.shape[0]).copy_(s);
-            else throw new CheckpointFormatException($"{directory}: '{key}' has shape [{string.Join(", ", s.shape)}], the vision model needs [{string.Join(", ", p.shape)}].");
-        }
-        return model;
+        try { return VisionLanguageModel.FromTextModel(text, preset.Vision, VisionLanguageConfig.FusionSchedule(self, cross), config.Seed, config.Model.InitStd); }
+        catch (CheckpointFormatException e) { throw new CheckpointFormatException($"{directory}: {e.Message}", e); }
     }
 
     /// <summary>One prepared record: ids, labels, the preprocessed image and its glyph targets.</summary>
@@ -246,7 +220,7 @@ public abstract class VisionRecipe : Recipe
     Item Prepare(ImageCaptionRecord r, bool eval)
     {
         var (ids, labels) = MediaTokens.Caption(Tokenizer, Vlm.Config.ImageTokenIndex, r.Caption, Config.Data.SeqLen);
-        var image = ImageLoader.Load(r.Image);
+        var image = RecordMedia.Image(r);
         var p = ProcessImage(_pre!, Vlm.Preprocessor, image);
         var glyphs = eval || Config.Media.GlyphLossWeight == 0 ? Array.Empty<GlyphTarget>()
             : GlyphTargets(r.Caption, image, p, Vlm.Config.Vision, Tokenizer, Config.Media.GlyphHead);
@@ -346,12 +320,8 @@ public abstract class VisionRecipe : Recipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var list = JsonlManifest.ReadImageCaptions(path, Config.Data.SkipBadRecords, out int skipped);
-        if (!eval) SkippedRecords = skipped;
-        return new SampleBatchSource<ImageCaptionRecord, Item>(list, r => Prepare(r, eval), Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        return OpenSamples<ImageCaptionRecord, Item>(eval, start, (p, skip) => (JsonlManifest.ReadImageCaptions(p, skip, out int n), n),
+            ShardRecords.ImageCaption, (r, _, _) => Prepare(r, eval), Collate);
     }
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
@@ -531,9 +501,13 @@ public abstract class VisionRecipe : Recipe
         return (sum.MoveToOuterDisposeScope(), correct, null);
     }
 
-    /// <summary>Saves the Hugging Face Mllama layout (config.json + safetensors) and <see cref="MediaTokens.InfoFile"/>.</summary>
+    /// <summary>
+    /// Saves the Hugging Face Mllama layout (config.json + safetensors), generation_config.json with the completion
+    /// prompt format these pretraining stages train, and <see cref="MediaTokens.InfoFile"/>.
+    /// </summary>
     public override void SaveModel(string directory)
     {
+        Vlm.PromptFormat = VisionPromptFormat.Completion;
         Vlm.Save(directory);
         MediaTokens.WriteInfo(directory, Name, Config);
     }

@@ -51,6 +51,7 @@ public sealed class Trainer : IDisposable
         // Only rank 0 reports and writes.
         if (_coll.Rank != 0) _opt = _opt with { Log = null, Live = false, TensorBoard = false, Plot = false };
         Recipe = recipe;
+        Recipe.DataRank = _coll.Rank; Recipe.DataWorld = _coll.WorldSize;
         if (config.Recipe.Length > 0 && RecipeRegistry.Names.Contains(config.Recipe) && config.Recipe != recipe.Name)
             throw new ConfigException($"config is for recipe '{config.Recipe}', not '{recipe.Name}'.");
         var device = DeviceSpec.Parse(config.Train.Device);
@@ -148,6 +149,7 @@ public sealed class Trainer : IDisposable
         using var computing = BackgroundWork.Compute();
         using var source = Recipe.OpenData(false, _cursor);
         if (Recipe.SkippedRecords > 0) progress.Message($"skipped {Recipe.SkippedRecords} bad records.");
+        long skippedSeen = 0;
         var clock = Stopwatch.StartNew();
         long startStep = Step, startTokens = _tokens;
         bool savedAtEnd = false;
@@ -175,6 +177,12 @@ public sealed class Trainer : IDisposable
                 ["samples"] = _samples, ["micro_batches"] = k, ["seq_len"] = seqLen, ["tokens_per_s"] = tps, ["elapsed_s"] = secs };
             if (_coll.WorldSize > 1) { line["allreduce_s"] = _allReduceSeconds; line["allreduce_bytes"] = _allReduceBytes; }
             foreach (var (key, v) in extra) line[key] = v;
+            if (source.Skipped > skippedSeen)
+            {
+                skippedSeen = source.Skipped;
+                line["skipped_records"] = skippedSeen;
+                progress.Message($"skipped {skippedSeen} bad record(s) so far; the last: {source.LastSkip}");
+            }
             metrics?.Write(line);
             if (tb is not null)
             {
@@ -215,13 +223,18 @@ public sealed class Trainer : IDisposable
     {
         // Every rank reads the same seeded stream (so the data position is global and resume works for any world size)
         // and trains micro-batch i when i mod world = rank: disjoint shards of each global batch.
+        // A rank-local (sharded) source reads only this rank's micro-batches; the others are placeholders, and the counts
+        // and the data cursor are summed over the ranks.
         var batches = new List<MicroBatch>(k);
         for (int i = 0; i < k; i++) batches.Add(source.Next(seqLen));
+        bool local = source.RankLocal && _coll.WorldSize > 1;
         try
         {
-            double total = Math.Max(1, batches.Sum(b => b.LossElements));
+            double elements = batches.Sum(b => b.LossElements);
+            if (local) elements = _coll.AllReduceSum(elements);
+            double total = Math.Max(1, elements);
             using var totalScalar = total.ToScalar();
-            var mine = batches.Where((_, i) => i % _coll.WorldSize == _coll.Rank).ToList();
+            var mine = source.RankLocal ? batches.Where(b => !b.Remote).ToList() : batches.Where((_, i) => i % _coll.WorldSize == _coll.Rank).ToList();
             Recipe.Model.zero_grad();
             foreach (var (_, p) in Recipe.AuxiliaryParameters) p.grad?.zero_();
             Recipe.Model.train();
@@ -250,12 +263,24 @@ public sealed class Trainer : IDisposable
                 lossSum = _coll.AllReduceSum(lossSum);
             }
             double norm = GradientClipping.ClipGlobalNorm(_master ?? _trainable.Select(t => t.Param), _cfg.Optim.GradClip);
-            _cursor = batches[^1].End;
-            long tokens = batches.Sum(b => b.Tokens);
-            _tokens += tokens; _samples += batches.Sum(b => b.Samples);
+            _cursor = local ? MergeCursor(batches[^1].End) : batches[^1].End;
+            long tokens = batches.Sum(b => b.Tokens), samples = batches.Sum(b => b.Samples);
+            if (local) { tokens = (long)_coll.AllReduceSum(tokens); samples = (long)_coll.AllReduceSum(samples); }
+            _tokens += tokens; _samples += samples;
             return (lossSum / total, norm, extra.ToDictionary(kv => kv.Key, kv => kv.Value / total), tokens);
         }
         finally { foreach (var b in batches) b.Dispose(); }
+    }
+
+    /// <summary>A sharded cursor with each reader's state from the rank that owns it (the others hold zeros there).</summary>
+    DataCursor MergeCursor(DataCursor mine)
+    {
+        if (mine.Readers is not { } readers) return mine;
+        using var t = torch.tensor(readers.Select(v => (double)v).ToArray(), ScalarType.Float64);
+        _coll.AllReduceSum(t);
+        var merged = t.data<double>().Select(v => (long)Math.Round(v)).ToArray();
+        long epoch = Enumerable.Range(0, merged.Length / ShardBatchSource<int, int>.StateWidth).Min(i => merged[i * ShardBatchSource<int, int>.StateWidth]);
+        return new DataCursor(epoch, mine.Index, mine.Offset) { Readers = merged };
     }
 
     void AccumulateInF32(List<Tensor> acc)
@@ -320,7 +345,7 @@ public sealed class Trainer : IDisposable
             ["step"] = Step,
             ["tokens_seen"] = _tokens,
             ["samples_seen"] = _samples,
-            ["data_cursor"] = new JsonObject { ["epoch"] = _cursor.Epoch, ["index"] = _cursor.Index, ["offset"] = _cursor.Offset },
+            ["data_cursor"] = CursorJson(_cursor),
             ["optimizer_steps"] = new JsonObject(Optimizer.StepCounts().Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
             ["torch_rng_state"] = Convert.ToBase64String(rng.bytes.ToArray()),
         };
@@ -378,7 +403,10 @@ public sealed class Trainer : IDisposable
         _tokens = s["tokens_seen"]!.GetValue<long>();
         _samples = s["samples_seen"]!.GetValue<long>();
         var c = s["data_cursor"]!.AsObject();
-        _cursor = new DataCursor(c["epoch"]!.GetValue<long>(), c["index"]!.GetValue<long>(), c["offset"]!.GetValue<long>());
+        _cursor = new DataCursor(c["epoch"]!.GetValue<long>(), c["index"]!.GetValue<long>(), c["offset"]!.GetValue<long>())
+        {
+            Readers = c["readers"] is JsonArray ra ? ra.Select(v => v!.GetValue<long>()).ToArray() : null,
+        };
         byte[] rng = Convert.FromBase64String(s["torch_rng_state"]!.GetValue<string>());
         using var rt = torch.tensor(rng, ScalarType.Byte);
         torch.set_rng_state(rt);
@@ -387,6 +415,13 @@ public sealed class Trainer : IDisposable
             using var ot = torch.tensor(Convert.FromBase64String(own), ScalarType.Byte);
             Recipe.Rng.set_state(ot);
         }
+    }
+
+    static JsonObject CursorJson(DataCursor c)
+    {
+        var o = new JsonObject { ["epoch"] = c.Epoch, ["index"] = c.Index, ["offset"] = c.Offset };
+        if (c.Readers is { } r) o["readers"] = new JsonArray(r.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+        return o;
     }
 
     List<(long, double, double)> ReadPlotHistory()

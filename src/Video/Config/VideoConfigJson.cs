@@ -12,7 +12,7 @@ public static class VideoConfigJson
     /// <summary>File name inside a model folder.</summary>
     public const string FileName = "video_config.json";
 
-    static readonly HashSet<string> Top = new() { "num_frames", "video_token_id", "before_image_cross_attention", "aggregator" };
+    static readonly HashSet<string> Top = new() { "num_frames", "video_token_id", "cross_attention_layers", "aggregator" };
     static readonly HashSet<string> Agg = new()
     {
         "dim", "tokens_per_frame", "num_latents", "num_layers", "num_heads", "head_dim", "ffn_multiplier",
@@ -52,8 +52,8 @@ public static class VideoConfigJson
             Aggregator = agg,
             NumFrames = LlamaConfigJson.Int(o, "num_frames", source) ?? 64,
             VideoTokenId = LlamaConfigJson.Int(o, "video_token_id", source) ?? VideoConfig.DefaultVideoTokenId,
-            BeforeImageCrossAttention = o.ContainsKey("before_image_cross_attention")
-                ? LlamaConfigJson.IntList(o["before_image_cross_attention"], "before_image_cross_attention", source)
+            CrossAttentionLayers = o.ContainsKey("cross_attention_layers")
+                ? LlamaConfigJson.IntList(o["cross_attention_layers"], "cross_attention_layers", source)
                 : null,
         };
     }
@@ -75,7 +75,7 @@ public static class VideoConfigJson
             },
         };
         if (a.TilesPerFrame is { } tiles) ((JsonObject)o["aggregator"]!)["tiles_per_frame"] = tiles;
-        if (c.BeforeImageCrossAttention is { } b) o["before_image_cross_attention"] = new JsonArray(b.Select(x => (JsonNode)x).ToArray());
+        if (c.CrossAttentionLayers is { } b) o["cross_attention_layers"] = new JsonArray(b.Select(x => (JsonNode)x).ToArray());
         return o;
     }
 }

@@ -14,15 +14,14 @@ public sealed record VideoLanguageConfig
     /// <summary>Tokens per frame of the base model's image path (max tiles × tokens per tile).</summary>
     public int TokensPerFrame => Base.Vision.MaxNumTiles * Base.Vision.TokensPerTile;
 
-    /// <summary>Where the video layers go in the decoder stack.</summary>
-    public VideoStackPlan Plan() =>
-        new(Base.Text.NumLayers, Base.CrossAttentionLayers, Video.OrdinalsFor(Base.CrossAttentionLayers.Count));
+    /// <summary>The decoder layers that get a video cross-attention layer right before them (base stack indices).</summary>
+    public IReadOnlyList<int> VideoCrossAttentionLayers => Video.LayersFor(Base.CrossAttentionLayers);
 
     /// <summary>Checks both parts and that they fit together; throws <see cref="ConfigException"/> naming the field.</summary>
     public VideoLanguageConfig Validate(string source = "config")
     {
         Base.Validate(source);
-        Video.Validate(Base.CrossAttentionLayers.Count, source + " video_config");
+        Video.Validate(Base.Text.NumLayers, Base.CrossAttentionLayers, source + " video_config");
         if (Video.Aggregator.Dim != Base.Text.HiddenSize)
             throw new ConfigException($"{source} video_config: aggregator dim {Video.Aggregator.Dim} must equal the text hidden size {Base.Text.HiddenSize}.");
         if (Video.Aggregator.TokensPerFrame != TokensPerFrame)

@@ -23,7 +23,7 @@ public static class VideoPresets
                 HeadDim = 16, FfnMultiplier = 2, FramesPerGroup = 4, MaxFramesPerGroup = 8, MaxGroups = 4,
             },
             NumFrames = 8,
-            BeforeImageCrossAttention = new[] { 2 },
+            CrossAttentionLayers = new[] { b.CrossAttentionLayers[1] },
         }),
         // Llama 3 paper §7.2: 64 frames, groups of 32, video layers before the 4th and 8th image layers (11B: 2 layers;
         // 90B: 5). Where the paper is silent, our choice: latents = tokens per frame (4 × 1601), 2 layers, group

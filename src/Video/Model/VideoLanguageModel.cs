@@ -8,73 +8,96 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Video;
 
 /// <summary>
-/// Llama 3 with video input (Llama 3 paper §7.2) on top of the Llama 3.2 Vision layout: frames sampled from the clip go
-/// through the image encoder and projector (4 tiles per frame), the temporal aggregator merges each group of frames,
-/// and gated video cross-attention layers, inserted before every 4th image cross-attention block, read the result.
-/// The image path is unchanged: with the video gates at zero the model equals its image-text base.
-/// <para>Checkpoints: the base model's keys as Llama 3.2 Vision writes them (the stack keeps the base numbering), plus
-/// <c>video_model.aggregator.*</c> and <c>video_model.cross_attention_layers.{j}.*</c>; <c>config.json</c> is the
-/// base model's and <c>video_config.json</c> holds the video settings.</para>
+/// Llama 3 with video input (Llama 3 paper §7.2): an image-text model (<see cref="ImageModel"/>, the
+/// Llama 3.2 Vision layout) plus the video adapter. Frames sampled from a clip go through the image model's encoder and
+/// projector (4 tiles per frame), the temporal aggregator merges each group of frames, and gated video cross-attention
+/// layers, each run right before its decoder layer, read the result. With the video gates at zero the model equals its
+/// image-text model.
+/// <para>Module names are the checkpoint keys: the image-text model's (<c>vision_model.*</c>,
+/// <c>multi_modal_projector.*</c>, <c>language_model.*</c>, as Llama 3.2 Vision writes them) and the adapter's
+/// <c>video_model.aggregator.*</c> and <c>video_model.cross_attention_layers.{j}.*</c>. <c>config.json</c> is the
+/// image-text model's and <c>video_config.json</c> holds the video settings.</para>
 /// </summary>
-public sealed class VideoLanguageModel : nn.Module
+public sealed class VideoLanguageModel : nn.Module, IComponentModel
 {
 #pragma warning disable IDE1006
-    /// <summary>Image encoder (shared by images and video frames).</summary>
-    public readonly VisionModel vision_model;
-    /// <summary>Projector from encoder features to the text width, with bias.</summary>
-    public readonly Linear multi_modal_projector;
-    /// <summary>Decoder with image and video cross-attention blocks.</summary>
-    public readonly LlamaForCausalLM language_model;
-    /// <summary>Video adapter (aggregator).</summary>
+    /// <summary>Image encoder of <see cref="ImageModel"/> (shared by images and video frames).</summary>
+    public VisionModel vision_model => ImageModel.vision_model;
+    /// <summary>Projector of <see cref="ImageModel"/>.</summary>
+    public Linear multi_modal_projector => ImageModel.multi_modal_projector;
+    /// <summary>Decoder of <see cref="ImageModel"/> with its image cross-attention layers.</summary>
+    public LlamaForCausalLM language_model => ImageModel.language_model;
+    /// <summary>The video adapter: aggregator and video cross-attention layers.</summary>
     public readonly VideoAdapter video_model;
 #pragma warning restore IDE1006
 
-    const string StackPrefix = "language_model.model.layers.";
-
+    /// <summary>The image-text model this model extends; its modules are this model's, under the same names.</summary>
+    public VisionLanguageModel ImageModel { get; }
     /// <summary>The configuration.</summary>
     public VideoLanguageConfig Config { get; }
-    /// <summary>Placement of the video layers in the stack.</summary>
-    public VideoStackPlan Plan { get; }
     /// <summary>Device holding the weights.</summary>
-    public Device Device { get; }
+    public Device Device => ImageModel.Device;
     /// <summary>Weight dtype.</summary>
-    public ScalarType DType { get; }
-    /// <summary>Tokenizer for the prompt-level API.</summary>
-    public Llama3Tokenizer Tokenizer { get; set; } = Llama3Tokenizer.Default;
+    public ScalarType DType => ImageModel.DType;
+    /// <summary>Tokenizer for the prompt-level API (the image model's).</summary>
+    public Llama3Tokenizer Tokenizer { get => ImageModel.Tokenizer; set => ImageModel.Tokenizer = value; }
     /// <summary>
-    /// Prompt layout of <see cref="Generate(string, string, GenerationOptions?, Action{int}?)"/>: Instruct (default) or
-    /// Completion (base models; <see cref="FromPretrained(string, LoadOptions)"/> picks it for a folder written by the <c>video</c> recipe).
+    /// Prompt layout of <see cref="Generate(string, string, GenerationOptions?, Action{int}?)"/> (the image model's):
+    /// Instruct (default) or Completion (base models); stored in the folder's <c>generation_config.json</c>.
     /// </summary>
-    public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
-    /// <summary>Image preprocessing of the base model (also used for video frames).</summary>
-    public ImagePreprocessor Preprocessor { get; }
+    public VisionPromptFormat PromptFormat { get => ImageModel.PromptFormat; set => ImageModel.PromptFormat = value; }
+    /// <summary>Image preprocessing of the image model (also used for video frames).</summary>
+    public ImagePreprocessor Preprocessor => ImageModel.Preprocessor;
     /// <summary>Folder holding ffmpeg and ffprobe; null = <c>LLAMA3MM_FFMPEG_DIR</c> or <c>PATH</c>.</summary>
     public string? FfmpegDirectory { get; set; }
     /// <summary>Frames sent through the image encoder at once (bounds activation memory).</summary>
     public int FrameBatch { get; set; } = 8;
 
-    VideoLanguageModel(VideoLanguageConfig config, Device device, ScalarType dtype) : base("VideoLanguageModel")
+    VideoLanguageModel(VisionLanguageModel image, VideoConfig video) : base("VideoLanguageModel")
     {
-        Config = config.Validate();
-        Plan = config.Plan();
-        Device = device; DType = dtype;
-        var b = config.Base;
-        vision_model = new VisionModel(b.Vision, device, dtype);
-        multi_modal_projector = Layers.Linear(b.Vision.OutputDim, b.Text.HiddenSize, true, device, dtype);
-        var image = new HashSet<int>(b.CrossAttentionLayers);
-        var plan = Plan;
-        language_model = LlamaForCausalLM.Create(b.Text, device, dtype, extraBlockAt: i =>
-            plan.VideoLayerAt(i) is not null ? new VideoCrossAttentionLayer(b.Text, device, dtype)
-            : image.Contains(plan.Blocks[i]) ? new CrossAttentionDecoderLayer(b.Text, device, dtype)
-            : null!, totalBlocks: plan.Count);
-        video_model = new VideoAdapter(new TemporalAggregator(config.Video.Aggregator, device, dtype));
-        Preprocessor = new ImagePreprocessor(b.Vision);
-        RegisterComponents();
+        Config = new VideoLanguageConfig { Base = image.Config, Video = video }.Validate();
+        var stack = image.language_model.model;
+        if (stack.CacheSlots != stack.layers.Count)
+            throw new ArgumentException("the image-text model already runs blocks of another model inside its decoder.", nameof(image));
+        ImageModel = image;
+        var at = Config.VideoCrossAttentionLayers;
+        var layers = at.Select(_ => new VideoCrossAttentionLayer(image.Config.Text, image.Device, image.DType)).ToList();
+        video_model = new VideoAdapter(new TemporalAggregator(video.Aggregator, image.Device, image.DType), layers);
+        register_module("vision_model", image.vision_model);
+        register_module("multi_modal_projector", image.multi_modal_projector);
+        register_module("language_model", image.language_model);
+        register_module("video_model", video_model);
+        for (int j = 0; j < at.Count; j++) stack.InsertBefore(at[j], layers[j]);
     }
 
     /// <summary>Builds the model with uninitialised weights (the meta device counts parameters without allocating).</summary>
     public static VideoLanguageModel Create(VideoLanguageConfig config, Device? device = null, ScalarType dtype = ScalarType.Float32) =>
-        new(config, device ?? CPU, dtype);
+        new(VisionLanguageModel.Create(config.Base, device, dtype), config.Video);
+
+    /// <summary>
+    /// Extends <paramref name="image"/> with a video adapter per <paramref name="video"/>, initialised from
+    /// <paramref name="seed"/> with its gates at zero, so the model first behaves exactly like <paramref name="image"/>.
+    /// The video model takes <paramref name="image"/> over (its weights are shared, not copied; disposing the video
+    /// model disposes them).
+    /// </summary>
+    public static VideoLanguageModel FromImageModel(VisionLanguageModel image, VideoConfig video, long seed = 0, double std = 0.02) =>
+        new VideoLanguageModel(image, video).InitializeVideoWeights(seed, std);
+
+    /// <summary>
+    /// <see cref="FromImageModel(VisionLanguageModel, VideoConfig, long, double)"/> on the image-text (Llama 3.2 Vision)
+    /// folder <paramref name="directory"/>, loaded strictly (either transformers key spelling).
+    /// </summary>
+    public static VideoLanguageModel FromImageModel(string directory, VideoConfig video, long seed = 0, Device? device = null,
+        ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    {
+        var image = VisionLanguageModel.FromPretrained(directory, device, dtype, progress);
+        try { return FromImageModel(image, video, seed); }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
     /// Seeded random initialisation of everything: N(0, std²) weights, unit norm scales, zero biases, zero tanh gates
@@ -87,71 +110,57 @@ public sealed class VideoLanguageModel : nn.Module
         return this;
     }
 
-    /// <summary>Seeded random initialisation of the video parameters only (Llama 3 paper §7.4: aggregator and video layers start random, gates at zero).</summary>
+    /// <summary>Seeded random initialisation of the video adapter only (Llama 3 paper §7.4: aggregator and video layers start random, gates at zero).</summary>
     public VideoLanguageModel InitializeVideoWeights(long seed, double std = 0.02)
     {
-        foreach (int i in Plan.VideoBlockIndices) WeightInit.Apply(language_model.model.layers[i], seed + i, std);
+        var at = Config.VideoCrossAttentionLayers;
+        // Layer j runs at stack position at[j] + j.
+        for (int j = 0; j < at.Count; j++) WeightInit.Apply(video_model.cross_attention_layers[j], seed + at[j] + j, std);
         video_model.aggregator.InitializeWeights(seed, std);
         return this;
     }
 
     /// <summary>
     /// Warm start of the video cross-attention: every video layer takes the weights of the image cross-attention layer
-    /// right after it in the stack (attention, norms, MLP), its gates staying at zero, so the model still behaves exactly
-    /// like the base, but each video layer starts out knowing how its image layer reads image tokens.
+    /// it runs before (attention, norms, MLP), its gates staying at zero, so the model still behaves exactly like the
+    /// image-text model, but each video layer starts out knowing how its image layer reads image tokens.
     /// </summary>
     public VideoLanguageModel CopyImageCrossAttentionIntoVideoLayers()
     {
         using var noGrad = torch.no_grad();
-        var layers = language_model.model.layers;
-        foreach (int i in Plan.VideoBlockIndices)
+        var at = Config.VideoCrossAttentionLayers;
+        for (int j = 0; j < at.Count; j++)
         {
-            if (i + 1 >= layers.Count || layers[i + 1] is not GatedCrossAttentionBlock image || layers[i] is not VideoCrossAttentionLayer video)
-                throw new InvalidOperationException($"stack block {i + 1} after video layer {i} is not an image cross-attention layer.");
+            if (language_model.model.layers[at[j]] is not GatedCrossAttentionBlock image)
+                throw new InvalidOperationException($"decoder layer {at[j]} after video layer {j} is not an image cross-attention layer.");
             var from = image.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            foreach (var (name, p) in video.named_parameters())
+            foreach (var (name, p) in video_model.cross_attention_layers[j].named_parameters())
                 if (name is not ("cross_attn_attn_gate" or "cross_attn_mlp_gate")) p.copy_(from[name]);
         }
         return this;
     }
 
+    /// <summary>
+    /// The components training chooses from: the image model's (<c>vision_model</c>, <c>multi_modal_projector</c>,
+    /// <c>cross_attention_layers</c>, <c>language_model</c>, <c>embed_tokens</c>; see
+    /// <see cref="VisionLanguageModel.Components"/>) and the video adapter's: <c>video_model</c> (all of it),
+    /// <c>video_aggregator</c> and <c>video_cross_attention_layers</c>.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components => _components ??= new Dictionary<string, IReadOnlyList<string>>(ImageModel.Components)
+    {
+        ["video_model"] = new[] { "video_model" },
+        ["video_aggregator"] = new[] { "video_model.aggregator" },
+        ["video_cross_attention_layers"] = new[] { "video_model.cross_attention_layers" },
+    };
+    IReadOnlyDictionary<string, IReadOnlyList<string>>? _components;
+
     /// <summary>Total parameter count (works on the meta device).</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
     /// <summary>Parameters of the video adapter (aggregator + video cross-attention layers).</summary>
-    public long VideoParameterCount() => named_parameters().Where(np => IsVideoParameter(np.name)).Sum(np => np.parameter.numel());
-
-    /// <summary>True for parameters of the video adapter (the part the video recipes train).</summary>
-    public bool IsVideoParameter(string name) => CheckpointKey(name).StartsWith("video_model.", StringComparison.Ordinal);
-
-    /// <summary>Trains the video adapter only (Llama 3 paper §7.4): everything else frozen.</summary>
-    public void FreezeAllButVideo()
-    {
-        foreach (var (name, p) in named_parameters()) p.requires_grad = IsVideoParameter(name);
-    }
-
-    /// <summary>
-    /// Checkpoint key of a parameter: base blocks keep the base stack numbering (<c>language_model.model.layers.{i}</c>),
-    /// video layers are <c>video_model.cross_attention_layers.{j}</c>, everything else is its module path.
-    /// </summary>
-    public string CheckpointKey(string name)
-    {
-        if (!name.StartsWith(StackPrefix, StringComparison.Ordinal)) return name;
-        int dot = name.IndexOf('.', StackPrefix.Length);
-        int k = int.Parse(name.AsSpan(StackPrefix.Length, dot - StackPrefix.Length));
-        string rest = name[(dot + 1)..];
-        return Plan.VideoLayerAt(k) is int j ? $"video_model.cross_attention_layers.{j}.{rest}" : $"{StackPrefix}{Plan.Blocks[k]}.{rest}";
-    }
+    public long VideoParameterCount() => video_model.ParameterCount();
 
     // ---- encoding ---------------------------------------------------------------------------------------------
-
-    /// <summary>Projected image states [B, images · tiles · tokens, D] (the base model's cross-attention source).</summary>
-    public Tensor EncodeImages(ImageBatch images)
-    {
-        using var scope = NewDisposeScope();
-        var f = vision_model.Forward(images.PixelValues, images.AspectRatioIds, images.AspectRatioMask);  // [B, N, tiles, tok, 7680]
-        return multi_modal_projector.forward(f).reshape(f.shape[0], -1, Config.Base.Text.HiddenSize).MoveToOuterDisposeScope();
-    }
 
     /// <summary>
     /// Samples <see cref="VideoConfig.NumFrames"/> frames of <paramref name="path"/>, fitted (aspect kept, black padding)
@@ -177,7 +186,7 @@ public sealed class VideoLanguageModel : nn.Module
             int n = Math.Min(FrameBatch, frames.Count - s);
             var rows = Enumerable.Range(s, n).Select(i => (IReadOnlyList<RgbImage>)new[] { ToImage(frames, i) }).ToList();
             using var batch = Preprocessor.Batch(rows);
-            parts.Add(EncodeImages(batch).view(n, Config.TokensPerFrame, -1));
+            parts.Add(ImageModel.EncodeImages(batch).view(n, Config.TokensPerFrame, -1));
         }
         return torch.cat(parts.ToArray(), 0).MoveToOuterDisposeScope();
     }
@@ -215,10 +224,7 @@ public sealed class VideoLanguageModel : nn.Module
         if (images is not null && imageRanges.Any(r => r.Count > 0))
         {
             if (images.BatchSize != rows.Count) throw new ArgumentException($"{rows.Count} token rows but images for {images.BatchSize}.");
-            var c = Config.Base;
-            var (mask, row) = CrossAttentionMask.Build(imageRanges, images.NumTiles, images.MaxImages, c.Vision.MaxNumTiles, c.Vision.TokensPerTile,
-                start, length, c.Text.NumHeads / c.Text.NumKvHeads, DType, Device);
-            media[CrossAttentionInputs.MediaKey] = new CrossAttentionInputs { VisionStates = EncodeImages(images), Mask = mask, RowMask = row };
+            media[CrossAttentionInputs.MediaKey] = ImageModel.CrossAttentionFor(imageRanges, images.NumTiles, ImageModel.EncodeImages(images), start, length);
         }
         else if (imageRanges.Any(r => r.Count > 0)) throw new ArgumentException("the tokens hold <|image|> but no images were given.");
         var videoAt = rows.Select(VideoPosition).ToList();
@@ -268,7 +274,9 @@ public sealed class VideoLanguageModel : nn.Module
     {
         int at = VideoPosition(prompt);
         if (at < 0) throw new ArgumentException($"the prompt holds no <|video|> token (id {Config.Video.VideoTokenId}).");
-        using var states = WithNoGrad(() => EncodeVideo(frames));
+        Tensor states;
+        using (torch.no_grad()) states = EncodeVideo(frames);
+        using var _ = states;
         var generator = new TextGenerator(language_model, Tokenizer);
         // Beam search runs the prompt as NumBeams rows.
         int w = Math.Max(1, options?.NumBeams ?? 1);
@@ -295,12 +303,6 @@ public sealed class VideoLanguageModel : nn.Module
         return Generate(ids, frames, options, onToken);
     }
 
-    static Tensor WithNoGrad(Func<Tensor> f)
-    {
-        using var _ = torch.no_grad();
-        return f();
-    }
-
     // ---- checkpoints ------------------------------------------------------------------------------------------
 
     /// <summary>True when <paramref name="directory"/> holds a video-language model (a <c>video_config.json</c> beside <c>config.json</c>).</summary>
@@ -308,7 +310,7 @@ public sealed class VideoLanguageModel : nn.Module
         File.Exists(Path.Combine(directory, VideoConfigJson.FileName)) && File.Exists(Path.Combine(directory, "config.json"));
 
     /// <summary>
-    /// Loads a video-language folder written by <see cref="Save"/>: the base model's <c>config.json</c>,
+    /// Loads a video-language folder written by <see cref="Save"/>: the image-text model's <c>config.json</c>,
     /// <c>video_config.json</c> and safetensors holding every key (strict).
     /// </summary>
     public static VideoLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null) =>
@@ -335,8 +337,7 @@ public sealed class VideoLanguageModel : nn.Module
         try
         {
             using var reader = CheckpointReader.Open(directory);
-            StateLoader.Load(model, reader, keyFor: model.CheckpointKey, progress: progress,
-                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+            StateLoader.Load(model, reader, progress: progress, ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;
@@ -349,34 +350,10 @@ public sealed class VideoLanguageModel : nn.Module
     }
 
     /// <summary>
-    /// Starts a video model from an image-text (Llama 3.2 Vision) folder: the base weights load strictly (either
-    /// transformers key spelling), the video adapter <paramref name="video"/> is initialised from <paramref name="seed"/>
-    /// with its gates at zero, so the model first behaves exactly like the base.
-    /// </summary>
-    public static VideoLanguageModel FromImageModel(string directory, VideoConfig video, long seed = 0, Device? device = null,
-        ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
-    {
-        var cfg = new VideoLanguageConfig { Base = ReadBaseConfig(directory), Video = video };
-        var model = Create(cfg, device, dtype);
-        try
-        {
-            LoadBase(model, directory, progress);
-            model.InitializeVideoWeights(seed);
-            model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
-            return model;
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// Replaces the base weights (image encoder, projector, decoder with its image cross-attention layers) with those of
-    /// the image-text folder <paramref name="directory"/> and keeps the video adapter: Llama 3's video SFT takes the video
-    /// parameters from video pretraining and the image weights and the LLM from their finetuned versions. The folder's
-    /// config must describe the same base model (same shapes); it is checked before any weight changes.
+    /// Replaces the image-text weights (image encoder, projector, decoder with its image cross-attention layers) with
+    /// those of the image-text folder <paramref name="directory"/> and keeps the video adapter: Llama 3's video SFT takes
+    /// the video parameters from video pretraining and the image weights and the LLM from their finetuned versions. The
+    /// folder's config must describe the same image-text model (same shapes); it is checked before any weight changes.
     /// </summary>
     public void LoadBaseWeights(string directory, Action<int, int>? progress = null)
     {
@@ -384,24 +361,7 @@ public sealed class VideoLanguageModel : nn.Module
         static string Json(VisionLanguageConfig c) => VisionLanguageConfigJson.ToHuggingFace(c).ToJsonString();
         if (Json(other) != Json(Config.Base))
             throw new CheckpointFormatException($"{directory}: its config.json describes another base model than this video model's; base weights can only be replaced by a model of the same configuration.");
-        LoadBase(this, directory, progress);
-    }
-
-    // Loads the base (non-video) parameters of model from an image-text folder, strictly: every base key present, no extra key.
-    static void LoadBase(VideoLanguageModel model, string directory, Action<int, int>? progress)
-    {
-        using var reader = CheckpointReader.Open(directory);
-        bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
-        string Key(string n) { string k = model.CheckpointKey(n); return newer ? VisionLanguageModel.NewerKey(k) : k; }
-        var baseParams = model.named_parameters().Where(np => !model.IsVideoParameter(np.name)).Select(np => Key(np.name)).ToHashSet();
-        var missing = baseParams.Where(k => !reader.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var unexpected = reader.Keys.Where(k => !baseParams.Contains(k) && !k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal))
-            .OrderBy(k => k, StringComparer.Ordinal).ToList();
-        if (missing.Count > 0 || unexpected.Count > 0)
-            throw new CheckpointFormatException($"{directory}: not the image-text model the video config expects." +
-                (missing.Count > 0 ? $" Missing ({missing.Count}): {string.Join(", ", missing.Take(20))}." : "") +
-                (unexpected.Count > 0 ? $" Unexpected ({unexpected.Count}): {string.Join(", ", unexpected.Take(20))}." : ""));
-        StateLoader.Load(model, reader, keyFor: Key, strict: false, progress: progress);
+        ImageModel.LoadWeights(directory, progress);
     }
 
     static VisionLanguageConfig ReadBaseConfig(string directory)
@@ -412,20 +372,17 @@ public sealed class VideoLanguageModel : nn.Module
     }
 
     /// <summary>
-    /// Saves <c>config.json</c> (the base model's), <c>video_config.json</c> and the weights under their checkpoint keys
-    /// (<c>model.safetensors</c>, or shards of at most <paramref name="maxShardBytes"/>), optionally converting to
-    /// <paramref name="dtype"/>. Files are written atomically.
+    /// Saves the image-text model (<c>config.json</c>, <c>generation_config.json</c> with the prompt format),
+    /// <c>video_config.json</c> and the weights under their names (<c>model.safetensors</c>, or shards of at most
+    /// <paramref name="maxShardBytes"/>), optionally converting to <paramref name="dtype"/>. Files are written atomically.
     /// </summary>
     public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
     {
         Directory.CreateDirectory(directory);
-        var tensors = QuantizedLayers.TensorsToWrite(this, CheckpointKey, (_, p) => dtype ?? p.dtype);
+        var tensors = QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype);
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
-        string tdt = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
-        var opts = new JsonSerializerOptions { WriteIndented = true };
-        var baseCfg = VisionLanguageConfigJson.ToHuggingFace(Config.Base, tdt);
-        if (language_model.Quantization is { } q && QuantizedLayers.Scales(this).Count > 0) baseCfg["quantization_config"] = q.ToJson();
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), baseCfg.ToJsonString(opts));
-        AtomicFile.WriteAllText(Path.Combine(directory, VideoConfigJson.FileName), VideoConfigJson.ToJson(Config.Video).ToJsonString(opts));
+        ImageModel.SaveConfig(directory, dtype);
+        AtomicFile.WriteAllText(Path.Combine(directory, VideoConfigJson.FileName),
+            VideoConfigJson.ToJson(Config.Video).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 }

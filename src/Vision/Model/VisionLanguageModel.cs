@@ -13,7 +13,7 @@ namespace Llama3.Multimodal.Vision;
 /// so hub checkpoints load by name; the newer spelling (<c>model.vision_model.*</c>, <c>model.language_model.*</c>,
 /// <c>lm_head.weight</c>) loads too.
 /// </summary>
-public sealed class VisionLanguageModel : nn.Module
+public sealed class VisionLanguageModel : nn.Module, IComponentModel
 {
 #pragma warning disable IDE1006
     /// <summary>Image encoder.</summary>
@@ -41,9 +41,9 @@ public sealed class VisionLanguageModel : nn.Module
     public bool HfCompatibleCrossAttention { get; set; }
     /// <summary>
     /// Prompt layout of the prompt-level API (<see cref="Generate(IReadOnlyList{RgbImage}, string, GenerationOptions?, Action{int}?)"/>,
-    /// <see cref="Caption"/>): Instruct for instruction-tuned models (the default), Completion for base models.
-    /// <see cref="FromPretrained(string, LoadOptions)"/> picks Completion for a folder written by a pretraining recipe (its
-    /// <c>train_info.json</c> names <c>vision-stage1</c>, <c>vision-stage2</c> or <c>video</c>), such as the shipped demo model.
+    /// <see cref="Caption"/>): Instruct for instruction-tuned models (the default), Completion for base models. It is
+    /// stored with the model: <see cref="Save"/> writes it to <c>generation_config.json</c> (<c>prompt_format</c>) and
+    /// <see cref="FromPretrained"/> reads it back (<see cref="VisionPrompt.FormatOf"/>).
     /// </summary>
     public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
     /// <summary>How decoded images with alpha become RGB for the prompt-level API (default: drop alpha, as Meta).</summary>
@@ -79,31 +79,85 @@ public sealed class VisionLanguageModel : nn.Module
     /// <summary>Total parameter count (works on the meta device).</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
-    /// <summary>Which component a parameter name belongs to.</summary>
-    public VisionComponent ComponentOf(string parameterName)
+    /// <summary>
+    /// The model's components (what training chooses to train or freeze), named after their HF modules:
+    /// <c>vision_model</c> (image encoder), <c>multi_modal_projector</c>, <c>cross_attention_layers</c> (the gated
+    /// cross-attention blocks of the decoder), <c>language_model</c> (the rest of the decoder: embedding, self-attention
+    /// layers, final norm and head; the LLM that Llama 3 keeps frozen while the image adapter trains) and
+    /// <c>embed_tokens</c> (the embedding alone).
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components => _components ??= BuildComponents();
+    IReadOnlyDictionary<string, IReadOnlyList<string>>? _components;
+
+    Dictionary<string, IReadOnlyList<string>> BuildComponents()
     {
-        if (parameterName.StartsWith("vision_model.", StringComparison.Ordinal)) return VisionComponent.VisionEncoder;
-        if (parameterName.StartsWith("multi_modal_projector.", StringComparison.Ordinal)) return VisionComponent.Adapters;
         const string layers = "language_model.model.layers.";
-        if (parameterName.StartsWith(layers, StringComparison.Ordinal))
+        var cross = Config.CrossAttentionLayers.OrderBy(i => i).Select(i => layers + i).ToArray();
+        var text = new List<string> { "language_model.model.embed_tokens" };
+        text.AddRange(Enumerable.Range(0, Config.Text.NumLayers).Where(i => !Config.CrossAttentionLayers.Contains(i)).Select(i => layers + i));
+        text.Add("language_model.model.norm");
+        if (language_model.lm_head is not null) text.Add("language_model.lm_head");
+        return new Dictionary<string, IReadOnlyList<string>>
         {
-            var rest = parameterName.AsSpan(layers.Length);
-            int dot = rest.IndexOf('.');
-            if (int.TryParse(rest[..dot], out int i) && Config.CrossAttentionLayers.Contains(i)) return VisionComponent.Adapters;
-        }
-        return VisionComponent.Text;
+            ["vision_model"] = new[] { "vision_model" },
+            ["multi_modal_projector"] = new[] { "multi_modal_projector" },
+            ["cross_attention_layers"] = cross,
+            ["language_model"] = text,
+            ["embed_tokens"] = new[] { "language_model.model.embed_tokens" },
+        };
     }
 
-    /// <summary>Sets <c>requires_grad</c> on every parameter of <paramref name="component"/>.</summary>
-    public void SetTrainable(VisionComponent component, bool trainable)
+    /// <summary>
+    /// Builds an image-text model around the text decoder <paramref name="text"/> (Llama 3 §7.2: cross-attention layers
+    /// are added to the language model, whose weights are kept). The new stack has <paramref name="text"/>'s layers as
+    /// its self-attention blocks, in order, and gated cross-attention blocks at <paramref name="crossAttentionLayers"/>
+    /// (indices in the new stack, HF <c>text_config.cross_attention_layers</c>; see
+    /// <see cref="VisionLanguageConfig.FusionSchedule"/>). Everything new (image encoder of <paramref name="vision"/>,
+    /// projector, cross-attention blocks) is initialised from <paramref name="seed"/> with zero gates, so the model first
+    /// computes exactly what the text model does. The embedding gains <see cref="VisionLanguageConfig.ExtraEmbeddingRows"/>
+    /// rows, the first of which is <c>&lt;|image|&gt;</c> (id = the text vocabulary size). Weights are copied, on the text
+    /// model's device and dtype; <paramref name="text"/> is left as it was.
+    /// </summary>
+    public static VisionLanguageModel FromTextModel(LlamaForCausalLM text, VisionConfig vision, IReadOnlyList<int> crossAttentionLayers,
+        long seed = 0, double std = 0.02)
     {
-        foreach (var (name, p) in named_parameters())
-            if (ComponentOf(name) == component) p.requires_grad = trainable;
+        var tc = text.Config;
+        int total = tc.NumLayers + crossAttentionLayers.Count;
+        var cfg = new VisionLanguageConfig
+        {
+            Text = tc with { NumLayers = total, ExtraEmbeddingRows = Math.Max(tc.ExtraEmbeddingRows, VisionLanguageConfig.ExtraEmbeddingRows) },
+            Vision = vision, CrossAttentionLayers = crossAttentionLayers.ToArray(), ImageTokenIndex = tc.VocabSize,
+        };
+        var model = Create(cfg, text.Device, text.DType).InitializeWeights(seed, std);
+        try
+        {
+            var src = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var selfIdx = Enumerable.Range(0, total).Where(i => !crossAttentionLayers.Contains(i)).ToList();
+            using var noGrad = torch.no_grad();
+            const string pre = "model.layers.";
+            foreach (var (name, p) in model.language_model.named_parameters())
+            {
+                string key = name;
+                if (name.StartsWith(pre, StringComparison.Ordinal))
+                {
+                    int dot = name.IndexOf('.', pre.Length);
+                    int k = int.Parse(name.AsSpan(pre.Length, dot - pre.Length));
+                    if (crossAttentionLayers.Contains(k)) continue;
+                    key = $"{pre}{selfIdx.IndexOf(k)}{name[dot..]}";
+                }
+                if (!src.TryGetValue(key, out var s)) throw new CheckpointFormatException($"the text model has no '{key}' for the image-text model's '{name}'.");
+                if (s.shape.SequenceEqual(p.shape)) p.copy_(s);
+                else if (s.dim() == 2 && p.dim() == 2 && s.shape[1] == p.shape[1] && s.shape[0] < p.shape[0]) p.narrow(0, 0, s.shape[0]).copy_(s);
+                else throw new CheckpointFormatException($"the text model's '{key}' has shape [{string.Join(", ", s.shape)}], the image-text model needs [{string.Join(", ", p.shape)}].");
+            }
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
-
-    /// <summary>Parameters of <paramref name="component"/> that currently require gradients.</summary>
-    public IEnumerable<Parameter> TrainableParameters(VisionComponent component) =>
-        named_parameters().Where(np => ComponentOf(np.name) == component && np.parameter.requires_grad).Select(np => np.parameter);
 
     /// <summary>
     /// Encodes a batch of images to the cross-attention source: [B, max_images · tiles · tokens, text hidden] in the weight
@@ -325,17 +379,41 @@ public sealed class VisionLanguageModel : nn.Module
     }
 
     /// <summary>
-    /// Saves <c>config.json</c> and the weights in the Hugging Face layout (<c>model.safetensors</c>, or shards of at most
-    /// <paramref name="maxShardBytes"/> with <c>model.safetensors.index.json</c>), optionally converting to <paramref name="dtype"/>.
+    /// Replaces this model's weights with those of the Hugging Face Mllama folder <paramref name="directory"/> (either
+    /// transformers key spelling), strictly: every key must be there with its shape, and no other key.
+    /// </summary>
+    public void LoadWeights(string directory, Action<int, int>? progress = null)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
+        StateLoader.Load(this, reader, keyFor: newer ? NewerKey : null, progress: progress,
+            ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Saves <c>config.json</c>, <c>generation_config.json</c> (with <see cref="PromptFormat"/>) and the weights in the
+    /// Hugging Face layout (<c>model.safetensors</c>, or shards of at most <paramref name="maxShardBytes"/> with
+    /// <c>model.safetensors.index.json</c>), optionally converting to <paramref name="dtype"/>.
     /// </summary>
     public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
     {
         Directory.CreateDirectory(directory);
         var tensors = QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype);
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
+        SaveConfig(directory, dtype);
+    }
+
+    /// <summary>
+    /// Writes <c>config.json</c> (its <c>torch_dtype</c> from <paramref name="dtype"/>, default the weight dtype) and
+    /// records <see cref="PromptFormat"/> in <c>generation_config.json</c> (see <see cref="VisionPrompt.WriteFormat"/>).
+    /// </summary>
+    public void SaveConfig(string directory, ScalarType? dtype = null)
+    {
+        Directory.CreateDirectory(directory);
         string tdt = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
         var cfg = VisionLanguageConfigJson.ToHuggingFace(Config, tdt);
         if (language_model.Quantization is { } q && QuantizedLayers.Scales(this).Count > 0) cfg["quantization_config"] = q.ToJson();
         AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        VisionPrompt.WriteFormat(directory, PromptFormat, Config.Text);
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Llama3.Multimodal.Text;
 
 namespace Llama3.Multimodal.Vision;
@@ -65,24 +66,62 @@ public static class VisionPrompt
         return ids;
     }
 
+    /// <summary>File of a model folder that stores the prompt format (beside the generation defaults).</summary>
+    public const string GenerationConfigFile = "generation_config.json";
+
     /// <summary>
-    /// The prompt format a model folder was trained for: Completion when its <c>train_info.json</c> names a pretraining
-    /// recipe (<c>vision-stage1</c>, <c>vision-stage2</c>, <c>video</c>), Instruct otherwise (e.g. hub checkpoints).
+    /// The prompt format stored with a model folder: the <c>prompt_format</c> field (<c>"instruct"</c> or
+    /// <c>"completion"</c>) of its <c>generation_config.json</c>; Instruct when the file or the field is absent (e.g. hub
+    /// checkpoints of instruction-tuned models). Throws <see cref="CheckpointFormatException"/> naming the file for
+    /// invalid JSON or an unknown value.
     /// </summary>
     public static VisionPromptFormat FormatOf(string directory)
     {
-        string path = Path.Combine(directory, "train_info.json");
+        string path = Path.Combine(directory, GenerationConfigFile);
         if (!File.Exists(path)) return VisionPromptFormat.Instruct;
-        try
-        {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
-            var root = doc.RootElement;
-            string? recipe = root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty("recipe", out var r)
-                && r.ValueKind == System.Text.Json.JsonValueKind.String ? r.GetString() : null;
-            return recipe is "vision-stage1" or "vision-stage2" or "video" ? VisionPromptFormat.Completion : VisionPromptFormat.Instruct;
-        }
+        JsonObject? o;
+        try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject; }
         catch (System.Text.Json.JsonException e) { throw new CheckpointFormatException($"{path}: invalid JSON: {e.Message}", e); }
+        if (o is null) throw new CheckpointFormatException($"{path}: not a JSON object.");
+        if (!o.TryGetPropertyValue(PromptFormatKey, out var v) || v is null) return VisionPromptFormat.Instruct;
+        string? name = v is JsonValue jv && jv.TryGetValue<string>(out var str) ? str : null;
+        return name switch
+        {
+            "instruct" => VisionPromptFormat.Instruct,
+            "completion" => VisionPromptFormat.Completion,
+            _ => throw new CheckpointFormatException($"{path}: {PromptFormatKey} is {v.ToJsonString()}; expected \"instruct\" or \"completion\"."),
+        };
     }
+
+    /// <summary>
+    /// Stores <paramref name="format"/> as <c>prompt_format</c> in <paramref name="directory"/>'s
+    /// <c>generation_config.json</c>, keeping the file's other fields; a new file also gets the token ids of
+    /// <paramref name="text"/> (<c>bos_token_id</c>, <c>eos_token_id</c>, <c>pad_token_id</c>) when given. Written atomically.
+    /// </summary>
+    public static void WriteFormat(string directory, VisionPromptFormat format, LlamaConfig? text = null)
+    {
+        string path = Path.Combine(directory, GenerationConfigFile);
+        JsonObject o;
+        if (File.Exists(path))
+        {
+            try { o = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new CheckpointFormatException($"{path}: not a JSON object."); }
+            catch (System.Text.Json.JsonException e) { throw new CheckpointFormatException($"{path}: invalid JSON: {e.Message}", e); }
+        }
+        else
+        {
+            o = new JsonObject();
+            if (text is not null)
+            {
+                o["bos_token_id"] = text.BosTokenId;
+                o["eos_token_id"] = new JsonArray(text.EosTokenIds.Select(i => (JsonNode)JsonValue.Create(i)).ToArray());
+                o["pad_token_id"] = text.PadTokenId;
+            }
+        }
+        o[PromptFormatKey] = format == VisionPromptFormat.Completion ? "completion" : "instruct";
+        AtomicFile.WriteAllText(path, o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    const string PromptFormatKey = "prompt_format";
 
     /// <summary>Encodes <paramref name="prompt"/> in <paramref name="format"/>.</summary>
     public static List<int> Encode(VisionPromptFormat format, Llama3Tokenizer tokenizer, string prompt, int imageCount, int imageTokenId = 128256) =>

@@ -173,9 +173,9 @@ public class MultimodalRecipeTests
         {
             r.Setup(Cfg("video", 1, "media.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
             var m = ((VideoRecipe)r).Vlm;
-            int i = m.Plan.VideoBlockIndices[0];
-            var image = m.language_model.model.layers[i + 1].named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            foreach (var (name, p) in m.language_model.model.layers[i].named_parameters())
+            int i = m.Config.VideoCrossAttentionLayers[0];
+            var image = m.language_model.model.layers[i].named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            foreach (var (name, p) in m.video_model.cross_attention_layers[0].named_parameters())
                 if (name.EndsWith("_gate", StringComparison.Ordinal)) Assert.Equal(0f, p.abs().max().item<float>());
                 else Assert.True(p.allclose(image[name], rtol: 0, atol: 0), name);
         }
@@ -183,12 +183,13 @@ public class MultimodalRecipeTests
         {
             r.Setup(Cfg("video", 1, "media.video_layers_before=[1,2]", "media.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
             var m = ((VideoRecipe)r).Vlm;
-            Assert.Equal(new[] { 1, 2 }, m.Config.Video.BeforeImageCrossAttention);
-            Assert.Equal(2, m.Plan.VideoBlockIndices.Count);
-            foreach (int i in m.Plan.VideoBlockIndices)
+            var image = m.Config.Base.CrossAttentionLayers;
+            Assert.Equal(new[] { image[0], image[1] }, m.Config.Video.CrossAttentionLayers);
+            Assert.Equal(2, m.video_model.cross_attention_layers.Count);
+            for (int j = 0; j < 2; j++)
             {
-                var (name, q) = m.language_model.model.layers[i].named_parameters().First(p => p.name.EndsWith("q_proj.weight", StringComparison.Ordinal));
-                Assert.True(q.allclose(m.language_model.model.layers[i + 1].named_parameters().First(p => p.name == name).parameter, rtol: 0, atol: 0));
+                var (name, q) = m.video_model.cross_attention_layers[j].named_parameters().First(p => p.name.EndsWith("q_proj.weight", StringComparison.Ordinal));
+                Assert.True(q.allclose(m.language_model.model.layers[image[j]].named_parameters().First(p => p.name == name).parameter, rtol: 0, atol: 0));
             }
         }
         using (var r = RecipeRegistry.Create("video"))
@@ -316,10 +317,10 @@ public class MultimodalRecipeTests
             int fromImage = 0;
             foreach (var (name, v) in w)
             {
-                if (m.IsVideoParameter(name)) Assert.True(v.AsSpan().SequenceEqual(videoWeights[name]), name);
+                if (name.StartsWith("video_model.", StringComparison.Ordinal)) Assert.True(v.AsSpan().SequenceEqual(videoWeights[name]), name);
                 else
                 {
-                    Assert.True(v.AsSpan().SequenceEqual(imageWeights[m.CheckpointKey(name)]), name);
+                    Assert.True(v.AsSpan().SequenceEqual(imageWeights[name]), name);
                     fromImage++;
                 }
             }

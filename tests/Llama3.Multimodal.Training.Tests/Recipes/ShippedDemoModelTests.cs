@@ -17,7 +17,7 @@ public class ShippedDemoModelTests
         var predictions = eval["examples"]!.AsArray().Select(e => e!["prediction"]!.GetValue<string>()).ToList();
 
         using var vlm = VisionLanguageModel.FromPretrained(model);
-        Assert.Equal(VisionPromptFormat.Completion, vlm.PromptFormat);   // train_info.json names a pretraining recipe
+        Assert.Equal(VisionPromptFormat.Completion, vlm.PromptFormat);   // generation_config.json stores the completion format
         var images = File.ReadLines(manifest).Take(4)
             .Select(l => Path.Combine(Path.GetDirectoryName(manifest)!, JsonNode.Parse(l)!["image"]!.GetValue<string>())).ToList();
         var captions = images.Select(p => vlm.Caption(p)).ToList();

@@ -1,0 +1,141 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// Turns shard samples into the recipes' records: the media member (by <c>data.image_column</c>/<c>audio_column</c>/
+/// <c>video_column</c> or the defaults), the text (by <c>data.text_column</c> or the defaults, also inside a <c>json</c>
+/// member), and for speech the <c>language</c>/<c>task</c> fields (a member or column of that name, or fields of the
+/// <c>json</c> member). A sample that lacks what the recipe needs is a <see cref="FormatException"/> saying what is missing.
+/// </summary>
+public static class ShardRecords
+{
+    static readonly string[] ImageNames = { "image", "jpg", "jpeg", "png", "webp", "bmp", "gif" };
+    static readonly string[] AudioNames = { "audio", "flac", "wav", "mp3", "ogg", "opus", "m4a" };
+    static readonly string[] VideoNames = { "video", "mp4", "webm", "mkv", "mov", "avi" };
+    static readonly string[] TextNames = { "text", "caption", "sentence", "transcription", "txt" };
+
+    static (string Name, byte[] Data) Media(ShardSample s, string? configured, string[] defaults, string what)
+    {
+        if (configured is not null)
+            return s.Member(configured) is { Length: > 0 } b ? (configured, b) : throw new FormatException($"no {what} member/column '{configured}' (has: {Has(s)}).");
+        foreach (var n in defaults)
+            if (s.Member(n) is { Length: > 0 } d) return (n, d);
+        throw new FormatException($"no {what} (looked for {string.Join(", ", defaults)}; has: {Has(s)}).");
+    }
+
+    static string Has(ShardSample s) => s.Members.Count == 0 ? "nothing" : string.Join(", ", s.Members.Keys);
+
+    static JsonObject? Json(ShardSample s)
+    {
+        if (s.Member("json") is not { } b) return null;
+        try { return JsonNode.Parse(b) as JsonObject ?? throw new FormatException("the json member is not a JSON object."); }
+        catch (JsonException e) { throw new FormatException($"the json member is not valid JSON ({e.Message})."); }
+    }
+
+    static string? JsonString(JsonObject? o, string key) =>
+        o?[key] is JsonValue v && v.TryGetValue(out string? t) && !string.IsNullOrWhiteSpace(t) ? t.Trim() : null;
+
+    /// <summary>The target text of <paramref name="s"/>.</summary>
+    public static string Text(ShardSample s, string? configured)
+    {
+        var json = Json(s);
+        if (configured is not null)
+            return (s.Text(configured) is { Length: > 0 } c ? c : JsonString(json, configured))
+                ?? throw new FormatException($"no text member/column '{configured}' (has: {Has(s)}).");
+        foreach (var n in TextNames)
+            if (s.Text(n) is { Length: > 0 } t) return t;
+        foreach (var n in TextNames)
+            if (JsonString(json, n) is { } t) return t;
+        if (s.Text("cls") is { Length: > 0 } cls) return cls;
+        throw new FormatException($"no text (looked for {string.Join(", ", TextNames)}, cls and the json member's fields; has: {Has(s)}).");
+    }
+
+    /// <summary>An image + caption record.</summary>
+    public static ImageCaptionRecord ImageCaption(ShardSample s, DataSection d)
+    {
+        var (name, data) = Media(s, d.ImageColumn, ImageNames, "image");
+        return new ImageCaptionRecord($"{s.Where} ({name})", Text(s, d.TextColumn)) { Data = data };
+    }
+
+    /// <summary>An audio + transcript/translation record; <c>language</c> and <c>task</c> as in a manifest record.</summary>
+    public static AudioTextRecord AudioText(ShardSample s, DataSection d)
+    {
+        var (name, data) = Media(s, d.AudioColumn, AudioNames, "audio");
+        var json = Json(s);
+        string task = s.Text("task") is { Length: > 0 } tk ? tk : JsonString(json, "task") ?? "asr";
+        if (task is not ("asr" or "ast")) throw new FormatException($"task \"{task}\": expected \"asr\" or \"ast\".");
+        string? lang = s.Text("language") is { Length: > 0 } l ? l : JsonString(json, "language");
+        if (task == "ast" && lang is null) throw new FormatException("an \"ast\" sample needs \"language\" (the target language).");
+        return new AudioTextRecord($"{s.Where} ({name})", Text(s, d.TextColumn), lang, task) { Data = data };
+    }
+
+    /// <summary>A video + caption record; a sample with an image and no video is a still clip.</summary>
+    public static VideoCaptionRecord VideoCaption(ShardSample s, DataSection d)
+    {
+        bool hasVideo = d.VideoColumn is not null || VideoNames.Any(n => s.Member(n) is { Length: > 0 });
+        var (name, data) = hasVideo ? Media(s, d.VideoColumn, VideoNames, "video") : Media(s, d.ImageColumn, ImageNames, "video or image");
+        return new VideoCaptionRecord($"{s.Where} ({name})", Text(s, d.TextColumn), Still: !hasVideo) { Data = data };
+    }
+}
+
+/// <summary>Decodes a record's media from its shard bytes or, for a manifest record, from its file.</summary>
+internal static class RecordMedia
+{
+    public static Vision.RgbImage Image(ImageCaptionRecord r) => r.Data is { } d ? Vision.ImageLoader.Decode(d, r.Image) : Vision.ImageLoader.Load(r.Image);
+    public static float[] Audio(AudioTextRecord r) => r.Data is { } d ? Speech.AudioLoader.Load(d, r.Audio) : Speech.AudioLoader.Load(r.Audio);
+    public static Vision.RgbImage Still(VideoCaptionRecord r) => r.Data is { } d ? Vision.ImageLoader.Decode(d, r.Video) : Vision.ImageLoader.Load(r.Video);
+
+    public static Video.VideoFrames Frames(VideoCaptionRecord r, Video.FrameSamplingOptions options)
+    {
+        if (r.Data is null) return Video.VideoFrameReader.Read(r.Video, options);
+        using var file = new MemoryFile(r.Data, "mp4");
+        try { return Video.VideoFrameReader.Read(file.Path, options); }
+        catch (Text.MediaDecodeException e) { throw new Text.MediaDecodeException(r.Video, e.Message.Replace(file.Path, "(in memory)"), e); }
+    }
+}
+
+/// <summary>
+/// Encoded bytes made visible to an external decoder (ffmpeg) as a path without writing them to disk: on Linux an
+/// anonymous in-memory file (<c>memfd_create</c>) reached through <c>/proc/PID/fd/N</c>; elsewhere a temporary file
+/// deleted on dispose. Seekable, so containers whose index sits at the end (MP4 without faststart) decode as from a file.
+/// </summary>
+internal sealed class MemoryFile : IDisposable
+{
+    [DllImport("libc", SetLastError = true, EntryPoint = "memfd_create")]
+    static extern int MemfdCreate(string name, uint flags);
+
+    readonly FileStream? _memory;
+    readonly string? _temp;
+
+    /// <summary>The path to hand to the decoder.</summary>
+    public string Path { get; }
+
+    public MemoryFile(byte[] data, string ext)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            int fd = -1;
+            try { fd = MemfdCreate("l3mm-media", 0); } catch (EntryPointNotFoundException) { } catch (DllNotFoundException) { }
+            if (fd >= 0)
+            {
+                _memory = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite, 1, false);
+                _memory.Write(data);
+                _memory.Flush();
+                Path = $"/proc/{Environment.ProcessId}/fd/{fd}";
+                return;
+            }
+        }
+        _temp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"l3mm-{Guid.NewGuid():N}.{ext}");
+        File.WriteAllBytes(_temp, data);
+        Path = _temp;
+    }
+
+    public void Dispose()
+    {
+        _memory?.Dispose();
+        if (_temp is not null) try { File.Delete(_temp); } catch (IOException) { }
+    }
+}

@@ -43,7 +43,7 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
     /// Prompt layout of the prompt-level API (<see cref="Generate(IReadOnlyList{RgbImage}, string, GenerationOptions?, Action{int}?)"/>,
     /// <see cref="Caption"/>): Instruct for instruction-tuned models (the default), Completion for base models. It is
     /// stored with the model: <see cref="Save"/> writes it to <c>generation_config.json</c> (<c>prompt_format</c>) and
-    /// <see cref="FromPretrained"/> reads it back (<see cref="VisionPrompt.FormatOf"/>).
+    /// <see cref="FromPretrained(string, LoadOptions)"/> reads it back (<see cref="VisionPrompt.FormatOf"/>).
     /// </summary>
     public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
     /// <summary>How decoded images with alpha become RGB for the prompt-level API (default: drop alpha, as Meta).</summary>

@@ -39,7 +39,7 @@ foreach (var (recipe, label, sets) in only is "all" or "text" ? cases : Array.Em
     using var r = RecipeRegistry.Create(recipe);
     var all = sets.Concat(new[] { $"optim.total_steps={steps}", "optim.warmup_steps=1", "train.save_every=0", "train.eval_every=0" }).ToArray();
     var cfg = ConfigLoader.Load(r.DemoConfig(), Path.Combine(data, recipe + ".json"), all);
-    using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Log = null, Live = false, Plot = false, TensorBoard = false });
+    using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Progress = null, Plot = false, TensorBoard = false });
     long nonEmbedding = t.Recipe.Model.named_parameters().Where(p => !p.name.Contains("embed_tokens")).Sum(p => p.parameter.numel());
     var lm = (t.Recipe as TextRecipe)!.Lm.Config;
     t.Run();
@@ -91,7 +91,7 @@ foreach (var (recipe, label, extra) in mmCases.Where(c => only is "all" or "mult
     var sets = new[] { "model.init_from=null", "media.encoder_from=null", $"optim.total_steps={steps}", "optim.warmup_steps=1",
         "train.save_every=0", "train.eval_every=0", "batch.micro=" + (recipe == "video" ? 2 : 4), "batch.global=" + (recipe == "video" ? 4 : 8) }.Concat(extra).ToArray();
     var cfg = ConfigLoader.Load(r.DemoConfig(), Path.Combine(media, recipe + ".json"), sets);
-    using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Log = null, Live = false, Plot = false, TensorBoard = false });
+    using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Progress = null, Plot = false, TensorBoard = false });
     double flopsPerSample = ModelFlopsPerSample(t, cfg);
     t.Run();
     var (lines, secs, tokens, samples) = Measured(outDir);

@@ -16,6 +16,19 @@ public class MmCliTests
         return dir;
     }
 
+    /// <summary>The --stats line of a generating command: the shared keys, and time to first token counted from the start of loading.</summary>
+    internal static void AssertGenerationStats(string stderr)
+    {
+        using var stats = JsonDocument.Parse(stderr.Trim());
+        var s = stats.RootElement;
+        double load = s.GetProperty("load_s").GetDouble(), first = s.GetProperty("first_token_s").GetDouble();
+        Assert.True(load > 0);
+        Assert.True(first >= load, $"first_token_s {first} < load_s {load}");
+        Assert.True(first >= s.GetProperty("prefill_s").GetDouble());
+        Assert.True(s.GetProperty("decode_tokens_per_s").GetDouble() >= 0);
+        Assert.True(s.GetProperty("peak_rss_mb").GetDouble() > 0);
+    }
+
     [Fact]
     public void InitWritesAnHfCheckpointThatLoads()
     {
@@ -37,6 +50,7 @@ public class MmCliTests
         var b = Mm("generate", "--model", dir, "--prompt", "Hello", "--max-new-tokens", "5");
         Assert.Equal(0, a.Code);
         Assert.Equal(a.Out, b.Out);
+        AssertGenerationStats(a.Err);
         using var stats = JsonDocument.Parse(a.Err.Trim());
         Assert.True(stats.RootElement.GetProperty("decode_tokens_per_s").GetDouble() > 0);
         Assert.True(stats.RootElement.GetProperty("peak_rss_mb").GetDouble() > 0);
@@ -137,8 +151,9 @@ public class MmCliTests
             using var img = SkiaSharp.SKImage.FromBitmap(bmp);
             File.WriteAllBytes(png, img.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100).ToArray());
         }
-        r = Mm("generate", "--model", dir, "--image", png, "--prompt", "What colour?", "--max-new-tokens", "3");
+        r = Mm("generate", "--model", dir, "--image", png, "--prompt", "What colour?", "--max-new-tokens", "3", "--stats");
         Assert.True(r.Code == 0, r.Err);
+        AssertGenerationStats(r.Err);
         using var vlm = Vision.VisionLanguageModel.FromPretrained(dir);
         Assert.Equal(vlm.Generate(new[] { png }, "What colour?", new GenerationOptions { MaxNewTokens = 3 }).Text, r.Out.TrimEnd('\n'));
     }
@@ -153,8 +168,9 @@ public class MmCliTests
         string clip = Path.Combine(Temp(), "clip.mp4");
         var psi = new System.Diagnostics.ProcessStartInfo("ffmpeg", $"-v error -f lavfi -i testsrc=size=64x64:rate=8:duration=2 -pix_fmt yuv420p -y {clip}") { RedirectStandardError = true };
         using (var p = System.Diagnostics.Process.Start(psi)!) { p.WaitForExit(60_000); Assert.Equal(0, p.ExitCode); }
-        r = Mm("generate", "--model", dir, "--video", clip, "--prompt", "What happens?", "--max-new-tokens", "3");
+        r = Mm("generate", "--model", dir, "--video", clip, "--prompt", "What happens?", "--max-new-tokens", "3", "--stats");
         Assert.True(r.Code == 0, r.Err);
+        AssertGenerationStats(r.Err);
         using var m = Video.VideoLanguageModel.FromPretrained(dir);
         Assert.Equal(m.Generate(clip, "What happens?", new GenerationOptions { MaxNewTokens = 3 }).Text, r.Out.TrimEnd('\n'));
         r = Mm("generate", "--model", dir, "--video", Path.Combine(dir, "config.json"), "--prompt", "x");

@@ -35,6 +35,7 @@ public class SpeechCommandTests
         using var stats = JsonDocument.Parse(a.Err.Trim());
         Assert.Equal(1.5, stats.RootElement.GetProperty("audio_s").GetDouble(), 2);
         Assert.True(stats.RootElement.GetProperty("real_time_factor").GetDouble() > 0);
+        MmCliTests.AssertGenerationStats(a.Err);
         var t = Mm("transcribe", "--model", dir, wav, "--max-new-tokens", "4", "--translate", "--language", "French");
         Assert.Equal(0, t.Code);
     }

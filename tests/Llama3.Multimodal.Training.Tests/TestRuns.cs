@@ -39,7 +39,7 @@ internal static class TestRuns
         return ConfigLoader.Load(r.DemoConfig(), Path.Combine(DataDir, recipe + ".json"), baseSets);
     }
 
-    public static TrainerOptions Quiet => new() { Log = null, Live = false, Plot = false, TensorBoard = false };
+    public static TrainerOptions Quiet => new() { Progress = null, Plot = false, TensorBoard = false };
 
     public static Dictionary<string, float[]> Weights(TorchSharp.torch.nn.Module m) =>
         m.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().data<float>().ToArray());

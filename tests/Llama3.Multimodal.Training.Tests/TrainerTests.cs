@@ -30,6 +30,36 @@ public class TrainerTests
         }
     }
 
+    sealed class RecordingProgress : ITrainingProgress
+    {
+        public readonly List<string> Events = new();
+        public void Start(long startStep, long totalSteps) => Events.Add($"start {startStep} {totalSteps}");
+        public void Report(TrainProgress p) => Events.Add($"step {p.Step}/{p.TotalSteps} log={p.IsLogStep} finite={double.IsFinite(p.Loss)}");
+        public void Message(string text) => Events.Add("message " + text);
+        public void Finish() => Events.Add("finish");
+    }
+
+    [Fact]
+    public void ProgressGoesThroughTheReporterInterface()
+    {
+        var rec = new RecordingProgress();
+        var sets = new[] { "optim.total_steps=3", "optim.warmup_steps=1", "train.save_every=0", "train.log_every=2", "batch.global=64" };
+        using (var t = new Trainer(new TextPretrainRecipe(), TestRuns.Config("text-pretrain", sets), TestRuns.TempDir(), TestRuns.Quiet with { Progress = rec }))
+            t.Run(resume: true);
+        Assert.Equal("start 0 3", rec.Events[0]);
+        Assert.StartsWith("message no checkpoint in", rec.Events[1]);
+        Assert.Equal(new[] { "step 1/3 log=False finite=True", "step 2/3 log=True finite=True", "step 3/3 log=True finite=True" },
+            rec.Events.Where(e => e.StartsWith("step", StringComparison.Ordinal)));
+        Assert.Equal("finish", rec.Events[^1]);
+        var text = new StringWriter();
+        var line = new TrainProgress { Step = 2, TotalSteps = 3, Loss = 1.5, LearningRate = 1e-3, TokensPerSecond = 10, Eta = TimeSpan.FromSeconds(62), IsLogStep = true };
+        new TextTrainingProgress(text).Report(line);
+        new TextTrainingProgress(text).Report(line with { IsLogStep = false });
+        Assert.Equal("step 2/3  loss 1.5000  lr 1.00E-003  10 tok/s  ETA 00:01:02" + Environment.NewLine, text.ToString());
+        // The library reports; rendering a console bar is the CLI's business.
+        Assert.DoesNotContain(typeof(Trainer).Assembly.GetReferencedAssemblies(), a => a.Name!.StartsWith("Spectre", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void ResumeIsBitExact()
     {

@@ -110,6 +110,20 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void SaveRandomStreamsTheWeightsOfAnInitialisedModel()
+    {
+        var cfg = VisionPresets.Get("tiny-vision");
+        string held = TestSupport.TempDir(), streamed = TestSupport.TempDir();
+        using (var m = VisionLanguageModel.Create(cfg).InitializeWeights(5)) m.Save(held, ScalarType.BFloat16, maxShardBytes: 4 << 20);
+        VisionLanguageModel.SaveRandom(cfg, streamed, 5, ScalarType.BFloat16, maxShardBytes: 4 << 20);
+        var files = Directory.GetFiles(held).Select(Path.GetFileName).OrderBy(f => f, StringComparer.Ordinal).ToList();
+        Assert.Contains("model.safetensors.index.json", files);
+        Assert.Equal(files, Directory.GetFiles(streamed).Select(Path.GetFileName).OrderBy(f => f, StringComparer.Ordinal).ToList());
+        foreach (var f in files)
+            Assert.Equal(File.ReadAllBytes(Path.Combine(held, f!)), File.ReadAllBytes(Path.Combine(streamed, f!)));
+    }
+
+    [Fact]
     public void Bf16CheckpointLoadsKeyByKey()
     {
         using var m = TestSupport.Tiny(4);

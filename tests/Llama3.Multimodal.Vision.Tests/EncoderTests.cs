@@ -21,6 +21,28 @@ public class EncoderTests
     }
 
     [Fact]
+    public void PreAndPostNormsUseHfsEpsWhateverNormEpsSays()
+    {
+        // HF: layernorm_pre/post = nn.LayerNorm(hidden_size) (eps 1e-5); norm_eps only reaches the encoder layers.
+        var vision = VisionPresets.Get("tiny-vision").Vision;
+        using var a = new VisionModel(vision with { NormEps = 1e-6 }, CPU, ScalarType.Float32);
+        using var b = new VisionModel(vision, CPU, ScalarType.Float32);
+        Text.WeightInit.Apply(a, 3);
+        Text.WeightInit.Apply(b, 3);
+        var gen = new Generator(5, CPU);
+        using var x = randn(new long[] { 2, 7, vision.HiddenSize }, generator: gen) * 1e-3;   // variance ~1e-6: eps matters
+        using var _ = no_grad();
+        foreach (var (na, nb) in new[] { (a.layernorm_pre, b.layernorm_pre), (a.layernorm_post, b.layernorm_post) })
+        {
+            using var want = nn.functional.layer_norm(x, new long[] { vision.HiddenSize }, nb.weight, nb.bias, 1e-5);
+            using var got = na.forward(x);
+            Assert.True(got.allclose(want, rtol: 1e-5, atol: 1e-6), $"max diff {(got - want).abs().max().item<float>()}");
+            using var withSmallEps = nn.functional.layer_norm(x, new long[] { vision.HiddenSize }, nb.weight, nb.bias, 1e-6);
+            Assert.False(got.allclose(withSmallEps, rtol: 1e-3, atol: 1e-3));
+        }
+    }
+
+    [Fact]
     public void OutputShapesForBatchesWithDifferentImageCounts()
     {
         using var m = TestSupport.Tiny(2);

@@ -112,7 +112,7 @@ public sealed class SpeechLanguageModel : nn.Module
         var tok = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
         var m = new SpeechLanguageModel(config, tok, device ?? CPU, dtype);
         using var reader = CheckpointReader.Open(directory);
-        StateLoader.Load(m, reader, ignoreUnexpected: k => config.Text.TieWordEmbeddings && k == "language_model.lm_head.weight");
+        StateLoader.Load(m, reader, ignoreUnexpected: k => config.Text.TieWordEmbeddings && k == "language_model.lm_head.weight", memoryMap: true);
         return m;
     }
 
@@ -213,7 +213,7 @@ public sealed class SpeechLanguageModel : nn.Module
         var samples = AudioLoader.Load(path);
         double load = total.Elapsed.TotalSeconds;
         var r = Run(samples, systemPrompt, options);
-        return r with { LoadSeconds = load, TotalSeconds = total.Elapsed.TotalSeconds };
+        return r with { LoadSeconds = load, TotalSeconds = total.Elapsed.TotalSeconds, FirstTokenSeconds = load + r.FirstTokenSeconds };
     }
 
     /// <summary>Runs the model on 16 kHz mono samples with any system prompt; long audio goes in ≤ 60 s segments.</summary>
@@ -225,7 +225,8 @@ public sealed class SpeechLanguageModel : nn.Module
         var gen = new TextGenerator(language_model, Tokenizer);
         var texts = new List<string>();
         double feat = 0, enc = 0, prefill = 0, decode = 0;
-        int tokens = 0;
+        double? first = null;
+        int tokens = 0, steps = 0;
         foreach (var seg in AudioLoader.Segments(samples))
         {
             if (seg.Length < LogMelSpectrogram.Hop) continue;
@@ -242,8 +243,8 @@ public sealed class SpeechLanguageModel : nn.Module
             }
             var prompt = BuildPrompt(systemPrompt, (int)speech.shape[1]);
             var emb = SpliceSpeech(prompt, speech);
-            var res = gen.Generate(prompt.Ids, options, promptEmbeddings: emb);
-            prefill += res.PrefillSeconds; decode += res.DecodeSeconds; tokens += res.Tokens.Count;
+            var res = gen.Generate(prompt.Ids, options, _ => first ??= total.Elapsed.TotalSeconds, promptEmbeddings: emb);
+            prefill += res.PrefillSeconds; decode += res.DecodeSeconds; tokens += res.Tokens.Count; steps += res.DecodeSteps;
             texts.Add(res.Text.Trim());
         }
         return new SpeechResult
@@ -253,7 +254,9 @@ public sealed class SpeechLanguageModel : nn.Module
             AudioSeconds = samples.Length / (double)AudioLoader.SampleRate,
             FeatureSeconds = feat, EncoderSeconds = enc, PrefillSeconds = prefill, DecodeSeconds = decode,
             GeneratedTokens = tokens,
+            DecodeSteps = steps,
             TotalSeconds = total.Elapsed.TotalSeconds,
+            FirstTokenSeconds = first ?? total.Elapsed.TotalSeconds,
         };
     }
 

@@ -21,6 +21,13 @@ public sealed record SpeechResult
     public double DecodeSeconds { get; init; }
     /// <summary>Everything from the file to the text.</summary>
     public double TotalSeconds { get; init; }
+    /// <summary>
+    /// From the start of the run (reading the audio file, when the run starts from a path) to the first generated token;
+    /// when no token is generated, to the end of the run.
+    /// </summary>
+    public double FirstTokenSeconds { get; init; }
+    /// <summary>Cached decode steps over all segments (the rate is <see cref="DecodeSteps"/> / <see cref="DecodeSeconds"/>).</summary>
+    public int DecodeSteps { get; init; }
     /// <summary>Tokens generated over all segments.</summary>
     public int GeneratedTokens { get; init; }
     /// <summary>Processing time divided by audio duration (below 1 = faster than real time).</summary>

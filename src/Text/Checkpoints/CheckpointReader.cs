@@ -86,7 +86,7 @@ public sealed class CheckpointReader : IDisposable
     /// <summary>Reads <paramref name="key"/> into <paramref name="destination"/> (shape must match).</summary>
     public void ReadInto(string key, Tensor destination) => FileOf(key).ReadInto(key, destination);
 
-    SafeTensorsFile FileOf(string key) =>
+    internal SafeTensorsFile FileOf(string key) =>
         _byKey.TryGetValue(key, out var f) ? f : throw new CheckpointFormatException($"{Directory}: checkpoint has no tensor '{key}'.");
 
     /// <inheritdoc/>

@@ -1,3 +1,4 @@
+using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
@@ -19,6 +20,8 @@ public sealed class SafeTensorsFile : IDisposable
 
     readonly SafeFileHandle _handle;
     readonly long _dataStart;
+    MemoryMappedFile? _map;
+    bool _mapFailed;
 
     /// <summary>The file path.</summary>
     public string Path { get; }
@@ -194,6 +197,32 @@ public sealed class SafeTensorsFile : IDisposable
         }
     }
 
+    /// <summary>
+    /// A 1-D tensor over <paramref name="bytes"/> bytes of the data buffer from <paramref name="begin"/>, memory-mapped
+    /// copy-on-write (see <see cref="MappedTensors"/>), or null when this file cannot be mapped.
+    /// </summary>
+    internal Tensor? Map(long begin, long bytes, ScalarType dtype)
+    {
+        if (_mapFailed) return null;
+        if (_map is null)
+        {
+            try
+            {
+                _map = MemoryMappedFile.CreateFromFile(_handle, null, 0, MemoryMappedFileAccess.CopyOnWrite, HandleInheritability.None, leaveOpen: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                _mapFailed = true;
+                return null;
+            }
+        }
+        return MappedTensors.Map(_map, _dataStart + begin, bytes, dtype);
+    }
+
     /// <inheritdoc/>
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        _map?.Dispose();
+        _handle.Dispose();
+    }
 }

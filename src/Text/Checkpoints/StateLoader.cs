@@ -17,9 +17,14 @@ public static class StateLoader
     /// <param name="strict">Fail on missing, unexpected or mis-shaped keys.</param>
     /// <param name="ignoreUnexpected">Checkpoint keys that may be present without a parameter (e.g. a tied <c>output.weight</c>).</param>
     /// <param name="progress">Called after each tensor with (done, total).</param>
+    /// <param name="memoryMap">
+    /// Let CPU parameters stored in the checkpoint's dtype use the file's pages directly (a private copy-on-write
+    /// mapping: no read, no copy, no zero-filled allocation; see <see cref="MapInPlace"/>). Meant for inference;
+    /// parameters that cannot be mapped are read as usual.
+    /// </param>
     public static void Load(nn.Module module, CheckpointReader reader, Func<string, string>? keyFor = null,
         Func<string, Tensor, Tensor>? transform = null, bool strict = true, Func<string, bool>? ignoreUnexpected = null,
-        Action<int, int>? progress = null)
+        Action<int, int>? progress = null, bool memoryMap = false)
     {
         keyFor ??= s => s;
         var parameters = module.named_parameters().ToList();
@@ -60,11 +65,19 @@ public static class StateLoader
             throw new CheckpointFormatException(msg.ToString());
         }
         using var noGrad = torch.no_grad();
+        var mapped = memoryMap && transform == null ? MapInPlace(module, reader, parameters, keyFor) : new HashSet<string>();
         int done = 0;
         foreach (var (name, p) in parameters)
         {
             string key = keyFor(name);
             if (!reader.Contains(key)) continue;
+            if (mapped.Contains(name))
+            {
+                // A q8 weight mapped from the file still needs its scales.
+                if (scales.TryGetValue(name, out var mappedScale)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, mappedScale);
+                progress?.Invoke(++done, parameters.Count);
+                continue;
+            }
             if (scales.TryGetValue(name, out var scale))
             {
                 if (reader.Info(key).DType == ScalarType.Int8)
@@ -90,5 +103,104 @@ public static class StateLoader
             }
             progress?.Invoke(++done, parameters.Count);
         }
+    }
+
+    sealed record Candidate(string Name, Tensor Param, SafeTensorsFile File, long Begin, long Bytes, long Address);
+
+    sealed record Alias(Tensor Tensor, long Address, long Bytes);
+
+    /// <summary>
+    /// Points parameters at the checkpoint file's pages instead of reading them. Parameters are grouped into runs that
+    /// are consecutive both in memory and in one file, in the same order and spacing (so the fused q/k/v and gate/up
+    /// storages of the decoder, whose parameters are row ranges of one tensor, map as a whole when the file stores
+    /// their rows in that order, as this library's writer does). A run is mapped only when every tensor of the
+    /// module tree that overlaps its memory (parameters, buffers and tensors the modules keep in fields, such as the
+    /// fused weights) lies entirely inside it; each of those is then re-pointed at the same place in the mapping, so
+    /// the fused views stay fused. Returns the names of the mapped parameters.
+    /// </summary>
+    static HashSet<string> MapInPlace(nn.Module module, CheckpointReader reader, List<(string Name, TorchSharp.Modules.Parameter P)> parameters,
+        Func<string, string> keyFor)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        var candidates = new List<Candidate>();
+        foreach (var (name, p) in parameters)
+        {
+            string key = keyFor(name);
+            if (p.device_type != DeviceType.CPU || !p.is_contiguous() || p.numel() == 0 || !reader.Contains(key)) continue;
+            var info = reader.Info(key);
+            if (info.DType != p.dtype || !info.Shape.SequenceEqual(p.shape)) continue;
+            candidates.Add(new Candidate(name, p, reader.FileOf(key), info.Begin, info.End - info.Begin, MappedTensors.Address(p)));
+        }
+        if (candidates.Count == 0) return result;
+        candidates.Sort((a, b) => a.Address.CompareTo(b.Address));
+        var aliases = Aliases(module);
+        int i = 0;
+        while (i < candidates.Count)
+        {
+            int j = i + 1;
+            while (j < candidates.Count)
+            {
+                Candidate prev = candidates[j - 1], next = candidates[j];
+                if (next.File != prev.File || next.Param.dtype != prev.Param.dtype
+                    || next.Address != prev.Address + prev.Bytes || next.Begin != prev.Begin + prev.Bytes) break;
+                j++;
+            }
+            var run = candidates.GetRange(i, j - i);
+            i = j;
+            long start = run[0].Address, end = run[^1].Address + run[^1].Bytes;
+            var inside = new List<Alias>();
+            bool clean = true;
+            foreach (var a in aliases)
+            {
+                if (a.Address + a.Bytes <= start || a.Address >= end) continue;
+                if (a.Address < start || a.Address + a.Bytes > end || a.Tensor.dtype != run[0].Param.dtype
+                    || (a.Address - start) % a.Tensor.element_size() != 0) { clean = false; break; }
+                inside.Add(a);
+            }
+            if (!clean) continue;
+            using var region = run[0].File.Map(run[0].Begin, end - start, run[0].Param.dtype);
+            if (region is null) continue;
+            long elem = run[0].Param.element_size();
+            foreach (var a in inside)
+            {
+                using var view = region.as_strided(a.Tensor.shape, a.Tensor.stride(), (a.Address - start) / elem);
+                a.Tensor.set_(view);
+            }
+            foreach (var c in run) result.Add(c.Name);
+        }
+        return result;
+    }
+
+    /// <summary>Every contiguous CPU tensor the module tree holds: parameters, buffers and tensor fields, once each, with its memory range.</summary>
+    static List<Alias> Aliases(nn.Module module)
+    {
+        var seen = new HashSet<IntPtr>();
+        var list = new List<Alias>();
+        void Add(Tensor? t)
+        {
+            if (t is null || t.IsInvalid || t.device_type != DeviceType.CPU || t.numel() == 0 || !seen.Add(t.Handle)) return;
+            if (!t.is_contiguous())
+            {
+                // A strided view: its whole extent counts as one range, so a run covering part of it is never mapped.
+                long lo = 0, hi = 0;
+                for (int d = 0; d < t.dim(); d++)
+                {
+                    long span = (t.shape[d] - 1) * t.stride(d);
+                    if (span < 0) lo += span; else hi += span;
+                }
+                long es = t.element_size(), addr = MappedTensors.Address(t);
+                list.Add(new Alias(t, addr + lo * es, (hi - lo + 1) * es));
+                return;
+            }
+            list.Add(new Alias(t, MappedTensors.Address(t), t.numel() * t.element_size()));
+        }
+        foreach (var (_, p) in module.named_parameters()) Add(p);
+        foreach (var (_, b) in module.named_buffers()) Add(b);
+        foreach (var m in module.modules())
+            for (var type = m.GetType(); type is not null && type != typeof(nn.Module); type = type.BaseType)
+                foreach (var f in type.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public
+                             | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.DeclaredOnly))
+                    if (typeof(Tensor).IsAssignableFrom(f.FieldType)) Add(f.GetValue(m) as Tensor);
+        return list;
     }
 }

@@ -223,7 +223,8 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
             var m = Create(cfg, device, dtype, devices: devices);
             using var reader = CheckpointReader.Open(directory);
             StateLoader.Load(m, reader, progress: progress,
-                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+                ignoreUnexpected: k => cfg.TieWordEmbeddings && k == "lm_head.weight" || k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal),
+                memoryMap: true);
             return m;
         }
         if (File.Exists(meta))
@@ -291,11 +292,29 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
     /// <c>model.safetensors</c> or shards; Meta: <c>params.json</c> + <c>consolidated.safetensors</c>). Files are written
     /// atomically.
     /// </summary>
-    public void Save(string directory, CheckpointLayout layout = CheckpointLayout.HuggingFace, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
+    public void Save(string directory, CheckpointLayout layout = CheckpointLayout.HuggingFace, ScalarType? dtype = null, long maxShardBytes = 5L << 30) =>
+        Save(directory, layout, dtype, maxShardBytes, null);
+
+    /// <summary>
+    /// Writes a random-weight checkpoint in the Hugging Face layout with the weights
+    /// <c>Create(config).InitializeWeights(seed, std)</c> would hold, stored as <paramref name="dtype"/>, without ever
+    /// holding the model: it is built on the meta device and each weight is drawn, converted and written on its own, so
+    /// the largest presets fit in a small machine's memory.
+    /// </summary>
+    public static void SaveRandom(LlamaConfig config, string directory, long seed, ScalarType dtype = ScalarType.Float32, double std = 0.02,
+        long maxShardBytes = 5L << 30)
+    {
+        using var m = Create(config, torch.device(DeviceType.META), dtype);
+        var values = new WeightInit.Stream(m, seed, std);
+        m.Save(directory, CheckpointLayout.HuggingFace, dtype, maxShardBytes, t => t with { Produce = () => values.Next(t.Name), Owned = true });
+    }
+
+    void Save(string directory, CheckpointLayout layout, ScalarType? dtype, long maxShardBytes, Func<TensorToWrite, TensorToWrite>? values)
     {
         Directory.CreateDirectory(directory);
         var opts = new JsonSerializerOptions { WriteIndented = true };
         var tensors = TensorsToWrite(layout, dtype);
+        if (values is not null) tensors = tensors.Select(values).ToList();
         if (layout == CheckpointLayout.HuggingFace)
         {
             var cfg = LlamaConfigJson.ToHuggingFace(Config);

@@ -20,15 +20,55 @@ public static class WeightInit
         {
             if (p.device_type == DeviceType.META) continue;
             if (custom != null && custom(name, p)) continue;
-            string leaf = name[(name.LastIndexOf('.') + 1)..];
-            if (IsNormScale(name)) p.fill_(Scalars.One);
-            else if (leaf == "bias" || name.Contains("gate") && p.dim() <= 1) p.zero_();
+            if (IsConstant(name, p.dim(), out double value)) p.fill_(value);
             else
             {
                 using var cpu = torch.empty(p.shape, ScalarType.Float32).normal_(0, std, gen);
                 if (scales.TryGetValue(name, out var scale)) Q8.QuantizeInto(cpu, p, scale);   // a q8 weight: the same draw, quantized
                 else p.copy_(cpu);
             }
+        }
+    }
+
+    /// <summary>True for parameters <see cref="Apply"/> sets to a constant (norm scales 1; biases and tanh gates 0).</summary>
+    static bool IsConstant(string name, long dims, out double value)
+    {
+        string leaf = name[(name.LastIndexOf('.') + 1)..];
+        value = IsNormScale(name) ? 1 : 0;
+        return IsNormScale(name) || leaf == "bias" || name.Contains("gate") && dims <= 1;
+    }
+
+    /// <summary>
+    /// The values <see cref="Apply"/> gives, one parameter at a time, for a module that was never allocated (built on the
+    /// meta device): each call returns a new f32 CPU tensor for the next parameter in <c>named_parameters()</c> order, so
+    /// a checkpoint of any size can be written while only one weight exists at a time. Bit-identical to
+    /// <see cref="Apply"/> with the same seed and std (and no custom rule).
+    /// </summary>
+    public sealed class Stream
+    {
+        readonly List<(string Name, long[] Shape)> _order;
+        readonly Generator _gen;
+        readonly double _std;
+        int _next;
+
+        /// <summary>Prepares the values of <paramref name="module"/>'s parameters (shapes only are read).</summary>
+        public Stream(nn.Module module, long seed, double std = 0.02)
+        {
+            _order = module.named_parameters().Select(p => (p.name, p.parameter.shape)).ToList();
+            _gen = new Generator((ulong)seed, torch.CPU);
+            _std = std;
+        }
+
+        /// <summary>The values of parameter <paramref name="name"/>, which must be the next one in order.</summary>
+        public Tensor Next(string name)
+        {
+            if (_next >= _order.Count || _order[_next].Name != name)
+                throw new InvalidOperationException($"random weights are produced in parameter order; asked for '{name}' but the next is '{(_next < _order.Count ? _order[_next].Name : "none")}'.");
+            var (_, shape) = _order[_next++];
+            var t = torch.empty(shape, ScalarType.Float32);
+            if (IsConstant(name, shape.Length, out double value)) t.fill_(value);
+            else t.normal_(0, _std, _gen);
+            return t;
         }
     }
 

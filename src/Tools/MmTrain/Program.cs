@@ -11,6 +11,7 @@ public static class Program
     /// <summary>Runs the command line.</summary>
     public static int Main(string[] args)
     {
+        CpuRuntime.Configure();
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         var root = new RootCommand("mm-train: staged training recipes of the multimodal Llama 3 family.\n" +
             "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data <text|images|speech|video|all>` makes demo data with configs; " +
@@ -83,7 +84,12 @@ public static class Program
             using var engine = Llama3.Multimodal.Training.Distributed.Collectives.ForDevice(coll, cfg.Train.Device, r.GetValue(collectives) ?? "auto",
                 why => { if (rank == 0) Console.Error.WriteLine("note: " + why); });
             if (engine.Rank == 0) Console.Error.WriteLine($"mm-train {name}: {DeviceSpec.Backend()}; {engine.Name}, {engine.WorldSize} rank(s)");
-            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions { Collectives = engine, ShardOptimizerState = r.GetValue(zero1) });
+            using var trainer = new Trainer(RecipeRegistry.Create(name), cfg, od.FullName, new TrainerOptions
+            {
+                Collectives = engine, ShardOptimizerState = r.GetValue(zero1),
+                // A live bar on an interactive console, plain lines when the output is redirected.
+                Progress = Console.IsOutputRedirected ? new TextTrainingProgress(Console.Out) : new ProgressBar(),
+            });
             var res = trainer.Run(r.GetValue(resume), ct);
             if (engine.Rank == 0) Console.WriteLine($"done: {res.Steps} steps, {res.TokensSeen} tokens; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
             return 0;
@@ -125,7 +131,7 @@ public static class Program
         foreach (var o in new Option[] { model, outDir, width, mlp, global, local, cross, noise, seed, open }) cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
-            var opts = new Llama3.Multimodal.Vision.VisionGrowthOptions
+            var opts = new VisionGrowthOptions
             {
                 WidthFactor = r.GetValue(width), MlpFactor = r.GetValue(mlp), AddGlobalLayers = r.GetValue(global), AddLocalLayers = r.GetValue(local), AddCrossAttentionLayers = r.GetValue(cross), Noise = r.GetValue(noise), Seed = r.GetValue(seed), OpenGates = r.GetValue(open),
             };

@@ -11,7 +11,7 @@ namespace Llama3.Multimodal.Training;
 /// The loop shared by every recipe: gradient accumulation to the global batch (with the batch ramp), global-norm
 /// clipping, AdamW with no decay on norms/biases/gates/embeddings, the lr schedule, evaluation every N steps, atomic
 /// checkpoints (weights, moments, step, data position, RNG) with exact resume, metrics (JSONL, TensorBoard, PNG curves)
-/// and live progress. With <c>train.dtype = bf16</c> the model computes in bf16 while AdamW updates f32 master weights from
+/// and progress reports (<see cref="TrainerOptions.Progress"/>). With <c>train.dtype = bf16</c> the model computes in bf16 while AdamW updates f32 master weights from
 /// f32-accumulated gradients (explicit casts: TorchSharp has no autocast). Output folder: <c>config.json</c>, <c>metrics.jsonl</c>, <c>tensorboard/</c>, <c>curves.png</c>,
 /// <c>checkpoints/step-N/</c>, optionally <c>averaged/</c>.
 /// </summary>
@@ -49,7 +49,7 @@ public sealed class Trainer : IDisposable
         _cfg = config; _out = Path.GetFullPath(outDir); _opt = options ?? new TrainerOptions();
         _coll = _opt.Collectives ?? new Distributed.SingleProcess();
         // Only rank 0 reports and writes.
-        if (_coll.Rank != 0) _opt = _opt with { Log = null, Live = false, TensorBoard = false, Plot = false };
+        if (_coll.Rank != 0) _opt = _opt with { Progress = null, TensorBoard = false, Plot = false };
         Recipe = recipe;
         Recipe.DataRank = _coll.Rank; Recipe.DataWorld = _coll.WorldSize;
         if (config.Recipe.Length > 0 && RecipeRegistry.Names.Contains(config.Recipe) && config.Recipe != recipe.Name)
@@ -139,7 +139,7 @@ public sealed class Trainer : IDisposable
         var plotHistory = _coll.Rank == 0 ? ReadPlotHistory() : new List<(long, double, double)>();
         using var metrics = _coll.Rank == 0 ? new MetricsLog(Path.Combine(_out, "metrics.jsonl")) : null;
         using var tb = _opt.TensorBoard ? new TensorBoardWriter(Path.Combine(_out, "tensorboard")) : null;
-        using var progress = new ProgressDisplay(maxSteps, Step, _opt.Log, _opt.Live && _opt.Log is not null);
+        using var progress = new ProgressScope(_opt.Progress, Step, maxSteps);
         if (Optimizer.Owns is not null)
         {
             int owned = Enumerable.Range(0, Optimizer.Parameters.Count).Count(Optimizer.Owns);
@@ -190,7 +190,11 @@ public sealed class Trainer : IDisposable
                 tb.AddScalar("train/tokens_per_s", tps, Step);
                 foreach (var (key, v) in extra) tb.AddScalar("train/" + key, v, Step);
             }
-            progress.Update(Step, maxSteps, loss, lr, tps, eta, Step % Math.Max(1, _cfg.Train.LogEvery) == 0 || Step == maxSteps);
+            progress.Report(new TrainProgress
+            {
+                Step = Step, TotalSteps = maxSteps, Loss = loss, LearningRate = lr, TokensPerSecond = tps, Eta = eta,
+                IsLogStep = Step % Math.Max(1, _cfg.Train.LogEvery) == 0 || Step == maxSteps,
+            });
             if (_cfg.Train.EvalEvery > 0 && Step % _cfg.Train.EvalEvery == 0 && !string.IsNullOrEmpty(_cfg.Data.Eval) && _coll.Rank == 0)
             {
                 double ev = Evaluate(seqLen);
@@ -452,5 +456,15 @@ public sealed class Trainer : IDisposable
         Optimizer.Dispose();
         foreach (var m in _master ?? new List<Tensor>()) m.Dispose();
         Recipe.Dispose();
+    }
+
+    // Starts and finishes the reporter around a run; null reporter = silent.
+    sealed class ProgressScope : IDisposable
+    {
+        readonly ITrainingProgress? _p;
+        public ProgressScope(ITrainingProgress? p, long start, long total) { _p = p; _p?.Start(start, total); }
+        public void Report(TrainProgress progress) => _p?.Report(progress);
+        public void Message(string text) => _p?.Message(text);
+        public void Dispose() => _p?.Finish();
     }
 }

@@ -3,10 +3,11 @@ namespace Llama3.Multimodal.Training;
 /// <summary>How a <see cref="Trainer"/> reports and stops.</summary>
 public sealed record TrainerOptions
 {
-    /// <summary>Plain progress lines go here (default: standard output); null = silent.</summary>
-    public TextWriter? Log { get; init; } = Console.Out;
-    /// <summary>Show the live Spectre.Console bar (only when output is not redirected).</summary>
-    public bool Live { get; init; } = !Console.IsOutputRedirected;
+    /// <summary>
+    /// Receives the progress of the run (default: plain lines on standard output, <see cref="TextTrainingProgress"/>);
+    /// null = silent. <c>mm-train</c> shows a live bar here.
+    /// </summary>
+    public ITrainingProgress? Progress { get; init; } = new TextTrainingProgress(Console.Out);
     /// <summary>Write TensorBoard event files under <c>OUT/tensorboard</c>.</summary>
     public bool TensorBoard { get; init; } = true;
     /// <summary>Write <c>OUT/curves.png</c> at each checkpoint and at the end.</summary>

@@ -38,7 +38,7 @@ public static class VisionGrowthTool
             foreach (var name in SideFiles)
             {
                 string p = Path.Combine(modelDir, name);
-                if (File.Exists(p)) File.Copy(p, Path.Combine(tmp, name));
+                if (File.Exists(p)) File.Copy(p, Path.Combine(tmp, name), overwrite: true);
             }
             var record = new JsonObject
             {

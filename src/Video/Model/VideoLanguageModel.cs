@@ -337,7 +337,8 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
         try
         {
             using var reader = CheckpointReader.Open(directory);
-            StateLoader.Load(model, reader, progress: progress, ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+            StateLoader.Load(model, reader, progress: progress, ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal),
+                memoryMap: true);
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;

@@ -38,6 +38,12 @@ public sealed class VisionModel : nn.Module
     /// <summary>The configuration.</summary>
     public VisionConfig Config { get; }
 
+    /// <summary>
+    /// Epsilon of <see cref="layernorm_pre"/> and <see cref="layernorm_post"/>: 1e-5 (HF <c>nn.LayerNorm(hidden_size)</c>),
+    /// independent of <see cref="VisionConfig.NormEps"/>, which the encoder layers use.
+    /// </summary>
+    public const double OuterNormEps = 1e-5;
+
     /// <summary>Creates the encoder with uninitialised weights.</summary>
     public VisionModel(VisionConfig config, Device? device, ScalarType dtype) : base("VisionModel")
     {
@@ -47,8 +53,10 @@ public sealed class VisionModel : nn.Module
         gated_positional_embedding = new GatedPositionalEmbedding(config, device, dtype);
         pre_tile_positional_embedding = new AspectRatioEmbedding(config, device, dtype);
         post_tile_positional_embedding = new AspectRatioEmbedding(config, device, dtype);
-        layernorm_pre = new VisionLayerNorm(config.HiddenSize, config.NormEps, device, dtype);
-        layernorm_post = new VisionLayerNorm(config.HiddenSize, config.NormEps, device, dtype);
+        // HF builds these two as nn.LayerNorm(hidden_size): PyTorch's default eps, whatever norm_eps says (norm_eps is
+        // the encoder layers').
+        layernorm_pre = new VisionLayerNorm(config.HiddenSize, OuterNormEps, device, dtype);
+        layernorm_post = new VisionLayerNorm(config.HiddenSize, OuterNormEps, device, dtype);
         transformer = new VisionTransformer(config, config.NumHiddenLayers, false, device, dtype);
         global_transformer = new VisionTransformer(config, config.NumGlobalLayers, true, device, dtype);
         RegisterComponents();

@@ -358,7 +358,7 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
             using var reader = CheckpointReader.Open(directory);
             bool newer = reader.Keys.Any(k => k.StartsWith("model.vision_model.", StringComparison.Ordinal) || k.StartsWith("model.language_model.", StringComparison.Ordinal));
             StateLoader.Load(model, reader, keyFor: newer ? NewerKey : null, progress: progress,
-                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal));
+                ignoreUnexpected: k => k.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal), memoryMap: true);
             model.Tokenizer = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
             model.PromptFormat = VisionPrompt.FormatOf(directory);
             return model;
@@ -395,10 +395,27 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
     /// Hugging Face layout (<c>model.safetensors</c>, or shards of at most <paramref name="maxShardBytes"/> with
     /// <c>model.safetensors.index.json</c>), optionally converting to <paramref name="dtype"/>.
     /// </summary>
-    public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
+    public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30) => Write(directory, dtype, maxShardBytes, null);
+
+    /// <summary>
+    /// Writes a random-weight checkpoint with the weights <c>Create(config).InitializeWeights(seed, std)</c> would hold,
+    /// stored as <paramref name="dtype"/>, without ever holding the model: it is built on the meta device and each weight
+    /// is drawn, converted and written on its own (Llama 3.2 11B Vision in bf16 needs about one embedding table of memory).
+    /// </summary>
+    public static void SaveRandom(VisionLanguageConfig config, string directory, long seed, ScalarType dtype = ScalarType.Float32, double std = 0.02,
+        long maxShardBytes = 5L << 30)
+    {
+        using var m = Create(config, torch.device(DeviceType.META), dtype);
+        var values = new WeightInit.Stream(m, seed, std);
+        m.Write(directory, dtype, maxShardBytes, values);
+    }
+
+    void Write(string directory, ScalarType? dtype, long maxShardBytes, WeightInit.Stream? values)
     {
         Directory.CreateDirectory(directory);
-        var tensors = QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype);
+        var tensors = values is null
+            ? QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype)
+            : named_parameters().Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype, () => values.Next(np.name), true)).ToList();
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
         SaveConfig(directory, dtype);
     }

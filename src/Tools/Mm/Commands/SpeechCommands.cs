@@ -32,18 +32,21 @@ public static class SpeechCommands
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             string dir = p.GetValue(model)!;
             if (!Directory.Exists(dir)) throw new CliException($"{dir}: model folder not found.");
-            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var clock = new FirstTokenClock();
             using var m = SpeechLanguageModel.FromPretrained(dir, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb)));
-            double load = sw.Elapsed.TotalSeconds;
+            double load = clock.Elapsed;
             var options = new GenerationOptions { MaxNewTokens = p.GetValue(maxNew) }.Validate();
             string lang = p.GetValue(language)!;
             string file = p.GetValue(audio)!;
+            double started = clock.Elapsed;
             var r = p.GetValue(translate) ? m.Translate(file, lang, options) : m.Transcribe(file, lang, options);
             io.Out.WriteLine(r.Text);
             if (p.GetValue(stats))
                 io.Err.WriteLine(new JsonObject
                 {
                     ["model_load_s"] = Math.Round(load, 3),
+                    ["load_s"] = Math.Round(load, 3),
+                    ["first_token_s"] = Math.Round(started + r.FirstTokenSeconds, 3),
                     ["audio_s"] = Math.Round(r.AudioSeconds, 3),
                     ["segments"] = r.Segments.Count,
                     ["audio_load_s"] = Math.Round(r.LoadSeconds, 4),
@@ -52,6 +55,7 @@ public static class SpeechCommands
                     ["prefill_s"] = Math.Round(r.PrefillSeconds, 4),
                     ["decode_s"] = Math.Round(r.DecodeSeconds, 4),
                     ["generated_tokens"] = r.GeneratedTokens,
+                    ["decode_tokens_per_s"] = Math.Round(r.DecodeSteps / Math.Max(r.DecodeSeconds, 1e-9), 2),
                     ["total_s"] = Math.Round(r.TotalSeconds, 4),
                     ["real_time_factor"] = Math.Round(r.RealTimeFactor, 5),
                     ["peak_rss_mb"] = Math.Round(CommonOptions.PeakRssBytes() / 1048576.0, 1),

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -31,7 +30,7 @@ public static class TextCommands
         var outDir = new Option<string>("--out") { Description = "output folder", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer.model or tokenizer.json to copy into the folder (default: the built-in Llama 3 vocabulary when the vocabulary size is 128256)" };
         var dtype = new Option<string>("--dtype") { Description = "stored dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
-        var cmd = new Command("init", "Write a random-weight checkpoint (HF layout: config.json, model.safetensors, tokenizer) from a preset or a config file. Vision presets (tiny-vision, …) and speech presets (tiny-speech, …) are accepted too.")
+        var cmd = new Command("init", "Write a random-weight checkpoint (HF layout: config.json, model.safetensors, tokenizer) from a preset or a config file; weights are drawn and written one tensor at a time, so the model never has to fit in memory. Vision presets (tiny-vision, …) and speech presets (tiny-speech, …) are accepted too.")
         { config, seed, outDir, tokenizer, dtype };
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -41,8 +40,7 @@ public static class TextCommands
                 : TextPresets.Get(c);
             string dir = p.GetValue(outDir)!;
             var dt = SafeTensorDType.ParseUser(p.GetValue(dtype)!);
-            using (var model = LlamaForCausalLM.Create(cfg, CPU, ScalarType.Float32).InitializeWeights(p.GetValue(seed)))
-                model.Save(dir, CheckpointLayout.HuggingFace, dt);
+            LlamaForCausalLM.SaveRandom(cfg, dir, p.GetValue(seed), dt);
             CopyTokenizer(p.GetValue(tokenizer), cfg.VocabSize, dir);
             WriteGenerationConfig(dir, cfg);
             io.Out.WriteLine($"wrote {dir} ({cfg.ParameterCount():N0} parameters)");
@@ -96,10 +94,10 @@ public static class TextCommands
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             var options = gen.Read(p);
             string dir = p.GetValue(model)!;
-            var loadSw = Stopwatch.StartNew();
+            var clock = new FirstTokenClock();
             using var m = LlamaForCausalLM.FromPretrained(dir, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb),
                 CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err)));
-            double loadS = loadSw.Elapsed.TotalSeconds;
+            double loadS = clock.Elapsed;
             var tok = TokenizerFor(dir, m.Config.VocabSize);
             string text = p.GetValue(prompt)!;
             var ids = p.GetValue(chat)
@@ -107,17 +105,23 @@ public static class TextCommands
                 : tok.Encode(text, bos: true);
             var g = new TextGenerator(m, tok);
             var dec = tok.NewStreamingDecoder();
-            var r = g.Generate(ids, options, id => { io.Out.Write(dec.Push(id)); io.Out.Flush(); });
+            var r = g.Generate(ids, options, id => { clock.Token(); io.Out.Write(dec.Push(id)); io.Out.Flush(); });
+            double firstS = clock.FirstTokenSeconds;
             io.Out.WriteLine(dec.Flush());
-            if (p.GetValue(stats)) io.Err.WriteLine(StatsJson(r, loadS));
+            if (p.GetValue(stats)) io.Err.WriteLine(StatsJson(r, loadS, firstS));
             return 0;
         }));
         return cmd;
     }
 
-    internal static string StatsJson(GenerationResult r, double loadSeconds) => new JsonObject
+    /// <summary>
+    /// The <c>--stats</c> line: <c>load_s</c> (model load), <c>first_token_s</c> (from the start of loading to the first
+    /// generated token), prefill and decode times and rates, and peak resident memory.
+    /// </summary>
+    internal static string StatsJson(GenerationResult r, double loadSeconds, double firstTokenSeconds) => new JsonObject
     {
         ["load_s"] = Math.Round(loadSeconds, 3),
+        ["first_token_s"] = Math.Round(firstTokenSeconds, 3),
         ["prompt_tokens"] = r.PromptTokens,
         ["generated_tokens"] = r.Tokens.Count,
         ["prefill_s"] = Math.Round(r.PrefillSeconds, 4),

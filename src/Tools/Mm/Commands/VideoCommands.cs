@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Video;
 using static TorchSharp.torch;
@@ -57,13 +56,14 @@ public static class VideoCommands
             var options = gen.Read(p);
             string clip = p.GetValue(video)!;
             if (!File.Exists(clip)) throw new CliException($"{clip}: video file not found.");
-            var sw = Stopwatch.StartNew();
+            var clock = new FirstTokenClock();
             using var m = VideoLanguageModel.FromPretrained(p.GetValue(model)!, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb)));
-            double loadS = sw.Elapsed.TotalSeconds;
+            double loadS = clock.Elapsed;
             var dec = m.Tokenizer.NewStreamingDecoder();
-            var r = m.Generate(clip, p.GetValue(prompt)!, options, id => { io.Out.Write(dec.Push(id)); io.Out.Flush(); });
+            var r = m.Generate(clip, p.GetValue(prompt)!, options, id => { clock.Token(); io.Out.Write(dec.Push(id)); io.Out.Flush(); });
+            double firstS = clock.FirstTokenSeconds;
             io.Out.WriteLine(dec.Flush());
-            if (p.GetValue(stats)) io.Err.WriteLine(TextCommands.StatsJson(r, loadS));
+            if (p.GetValue(stats)) io.Err.WriteLine(TextCommands.StatsJson(r, loadS, firstS));
             return 0;
         }));
         return cmd;

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using System.Diagnostics;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Vision;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Llama3.Multimodal.Tools.Mm.Commands;
@@ -18,7 +18,7 @@ public static class VisionCommands
         var seed = new Option<long>("--seed") { Description = "random seed of the weights", DefaultValueFactory = _ => 0 };
         var outDir = new Option<string>("--out") { Description = "output folder", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "stored dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
-        var cmd = new Command("vision-init", "Write a random-weight Llama 3.2 Vision checkpoint (HF MllamaForConditionalGeneration layout, zero adapter gates) from a preset or config.json.")
+        var cmd = new Command("vision-init", "Write a random-weight Llama 3.2 Vision checkpoint (HF MllamaForConditionalGeneration layout, zero adapter gates) from a preset or config.json. Weights are drawn and written one tensor at a time, so the model never has to fit in memory.")
         { config, seed, outDir, dtype };
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -26,12 +26,9 @@ public static class VisionCommands
             var cfg = File.Exists(c) ? VisionLanguageConfigJson.Read(c) : VisionPresets.Get(c);
             string dir = p.GetValue(outDir)!;
             var dt = SafeTensorDType.ParseUser(p.GetValue(dtype)!);
+            VisionLanguageModel.SaveRandom(cfg, dir, p.GetValue(seed), dt);
             long n;
-            using (var model = VisionLanguageModel.Create(cfg, CPU, ScalarType.Float32).InitializeWeights(p.GetValue(seed)))
-            {
-                model.Save(dir, dt);
-                n = model.ParameterCount();
-            }
+            using (var shapes = VisionLanguageModel.Create(cfg, torch.device(DeviceType.META), dt)) n = shapes.ParameterCount();
             TextCommands.CopyTokenizer(null, cfg.Text.VocabSize, dir);
             io.Out.WriteLine($"wrote {dir} ({n:N0} parameters)");
             return 0;
@@ -60,15 +57,17 @@ public static class VisionCommands
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             var options = gen.Read(p);
             var alpha = p.GetValue(whiteAlpha) ? AlphaHandling.CompositeOnWhite : AlphaHandling.Drop;
+            var clock = new FirstTokenClock();
             var pics = p.GetValue(images)!.Select(f => ImageLoader.Load(f, alpha)).ToList();
-            var sw = Stopwatch.StartNew();
+            double imagesS = clock.Elapsed;
             using var m = VisionLanguageModel.FromPretrained(p.GetValue(model)!, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb)));
-            double loadS = sw.Elapsed.TotalSeconds;
+            double loadS = clock.Elapsed - imagesS;
             m.HfCompatibleCrossAttention = p.GetValue(hf);
             var dec = m.Tokenizer.NewStreamingDecoder();
-            var r = m.Generate(pics, p.GetValue(prompt)!, options, id => { io.Out.Write(dec.Push(id)); io.Out.Flush(); });
+            var r = m.Generate(pics, p.GetValue(prompt)!, options, id => { clock.Token(); io.Out.Write(dec.Push(id)); io.Out.Flush(); });
+            double firstS = clock.FirstTokenSeconds;
             io.Out.WriteLine(dec.Flush());
-            if (p.GetValue(stats)) io.Err.WriteLine(TextCommands.StatsJson(r, loadS));
+            if (p.GetValue(stats)) io.Err.WriteLine(TextCommands.StatsJson(r, loadS, firstS));
             return 0;
         }));
         return cmd;

@@ -1,10 +1,12 @@
 using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Training;
 using Llama3.Multimodal.Vision;
+using Llama3.Multimodal.Vision.Tests;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Llama3.Multimodal.Vision.Tests;
+namespace Llama3.Multimodal.Training.Tests;
 
 public class GrowthTests
 {

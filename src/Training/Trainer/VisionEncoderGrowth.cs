@@ -1,8 +1,9 @@
 using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Llama3.Multimodal.Vision;
+namespace Llama3.Multimodal.Training;
 
 /// <summary>How to enlarge a trained image encoder (see <see cref="VisionEncoderGrowth"/>).</summary>
 public sealed record VisionGrowthOptions

@@ -62,17 +62,20 @@ if [ ! -d bench/llamacpp/node_modules/node-llama-cpp ]; then
 fi
 nlc_version=$(node -p 'require("./bench/llamacpp/node_modules/node-llama-cpp/package.json").version')
 
-# The model: one seed, written once and reused by later runs with the same --work.
+# The model: one seed, written once and reused by later runs with the same --work; only what the chosen precisions need.
+want() { case " $precisions " in *" $1 "*) return 0;; *) return 1;; esac; }
 [ -f "$d/f32/config.json" ] || { log "mm init $config f32"; mm init --config "$config" --seed $seed --out "$d/f32" >&2; }
-[ -f "$d/bf16/config.json" ] || { log "mm init $config bf16"; mm init --config "$config" --seed $seed --dtype bf16 --out "$d/bf16" >&2; }
+if want bf16 && [ ! -f "$d/bf16/config.json" ]; then log "mm init $config bf16"; mm init --config "$config" --seed $seed --dtype bf16 --out "$d/bf16" >&2; fi
 q8mode=none; q8reason=""
-if mm --help 2>/dev/null | grep -qE '^ +quantize( |$)'; then
+if ! want q8; then :
+elif mm --help 2>/dev/null | grep -qE '^ +quantize( |$)'; then
   if [ -f "$d/q8/config.json" ] || { log "mm quantize → q8 folder"; mm quantize --model "$d/f32" --to q8 --out "$d/q8" >&2; }; then q8mode=folder
   else q8reason="mm quantize failed"; fi
 fi
-if [ $q8mode = none ] && mm generate --help 2>/dev/null | grep -q -- '--quantize'; then q8mode=load; fi
+if want q8 && [ $q8mode = none ] && mm generate --help 2>/dev/null | grep -q -- '--quantize'; then q8mode=load; fi
 [ $q8mode = none ] && [ -z "$q8reason" ] && q8reason="this build has neither mm quantize nor generate --quantize"
-for t in f32 f16 q8_0; do
+types=""; want f32 && types="$types f32"; want bf16 && types="$types f16"; want q8 && types="$types q8_0"
+for t in $types; do
   if [ ! -f "$d/$t.gguf" ]; then
     log "exporting $t.gguf (with re-read check)"
     gguf export --model "$d/f32" --type $t --out "$d/$t.gguf" --check >&2
@@ -92,6 +95,7 @@ bwline=$("${pin[@]}" dotnet bench/Llama3.Multimodal.Bench.Text/bin/Release/net10
 log "$bwline"
 echo "{\"kind\":\"bandwidth\",\"gbps\":$(sed -E 's/.*: ([0-9.]+) GB\/s.*/\1/' <<<"$bwline")}" >> "$results"
 
+if want f32; then
 log "same-model check (f32): next-token probabilities after the prompt"
 node bench/llamacpp/generate.mjs --model "$d/f32.gguf" --prompt "$prompt" --threads "$threads" --top 20 > "$d/llamacpp-top.json"
 ids=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).prompt_ids.join(",")' "$d/llamacpp-top.json")
@@ -100,6 +104,7 @@ ours_ids=$(mm tokenize --text "$prompt" --bos | tr -d ' \n')
 same_ids=false; [ "[$ids]" = "$ours_ids" ] && same_ids=true
 echo "{\"kind\":\"agree\",\"precision\":\"f32\",\"same_prompt_ids\":$same_ids,$(node bench/llamacpp/compare-logits.mjs "$d/ours-logits.json" "$d/llamacpp-top.json" | sed 's/^{//')" >> "$results"
 tail -1 "$results" >&2
+fi
 
 now() { date +%s.%N; }
 cold_cache() {

@@ -7,8 +7,9 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 STEPS="${1:-40}"; THREADS="${2:-1}"
 work="$(mktemp -d /tmp/l3mm-dp.XXXX)"
 dotnet build "$here/src/Tools/MmTrain" -c Release -v q -nologo >/dev/null
+dotnet build "$here/demo/src/MmDemo" -c Release -v q -nologo >/dev/null
 MT="$here/src/Tools/MmTrain/bin/Release/net10.0/mm-train.dll"
-dotnet "$MT" make-data text --out "$work/data" --seed 1 >/dev/null
+dotnet "$here/demo/src/MmDemo/bin/Release/net10.0/mm-demo.dll" make-data text --out "$work/data" --seed 1 >/dev/null
 args=(text-pretrain --config "$work/data/text-pretrain.json" --max-steps "$STEPS" --threads "$THREADS"
       --set train.eval_every=0 --set train.save_every=0 --set train.log_every=1 --set batch.global=2048 --set batch.micro=4)
 echo "cores: $(nproc); load at start: $(cut -d' ' -f1-3 /proc/loadavg); $STEPS steps, $THREADS thread(s) per process"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: caption images, transcribe speech and describe video clips with the small demo models shipped in
-# assets/models/demo (trained by our own recipes, scripts/train-demo.sh; see assets/models/demo/MODEL_CARD.md), on the
+# assets/models/demo (trained by our own recipes, demo/; see assets/models/demo/MODEL_CARD.md), on the
 # held-out samples in assets/demo. Prints each prediction beside its reference, with the scores, as JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."

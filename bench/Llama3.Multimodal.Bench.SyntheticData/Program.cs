@@ -2,7 +2,8 @@
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.SyntheticData -- [images] [utterances] [clips] [outDir]
 using System.Diagnostics;
 using Llama3.Multimodal.Text;
-using Llama3.Multimodal.Training.Synthetic;
+using Llama3.Multimodal.Demo;
+using Llama3.Multimodal.Training;
 
 int images = args.Length > 0 ? int.Parse(args[0]) : 2000;
 int utterances = args.Length > 1 ? int.Parse(args[1]) : 500;

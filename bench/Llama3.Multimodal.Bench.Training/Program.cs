@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Training;
+using Llama3.Multimodal.Demo;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -19,7 +20,7 @@ double peak = GemmPeak();
 Console.WriteLine($"f32 GEMM peak (1024³ matmul, best of 5): {peak / 1e9:F1} GFLOP/s");
 
 string data = Path.Combine(Path.GetTempPath(), "l3mm-bench-training");
-SyntheticText.Write(data, 1, documents: 2000, dialogs: 256, pairs: 256);
+Llama3.Multimodal.Demo.SyntheticText.Write(data, 1, documents: 2000, dialogs: 256, pairs: 256);
 
 var cases = new (string Recipe, string Label, string[] Sets)[]
 {
@@ -38,7 +39,7 @@ foreach (var (recipe, label, sets) in only is "all" or "text" ? cases : Array.Em
     string outDir = Path.Combine(Path.GetTempPath(), "l3mm-bench-run-" + Guid.NewGuid().ToString("N")[..8]);
     using var r = RecipeRegistry.Create(recipe);
     var all = sets.Concat(new[] { $"optim.total_steps={steps}", "optim.warmup_steps=1", "train.save_every=0", "train.eval_every=0" }).ToArray();
-    var cfg = ConfigLoader.Load(r.DemoConfig(), Path.Combine(data, recipe + ".json"), all);
+    var cfg = ConfigLoader.Load(Llama3.Multimodal.Demo.DemoConfigs.For(recipe), Path.Combine(data, recipe + ".json"), all);
     using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Progress = null, Plot = false, TensorBoard = false });
     long nonEmbedding = t.Recipe.Model.named_parameters().Where(p => !p.name.Contains("embed_tokens")).Sum(p => p.parameter.numel());
     var lm = (t.Recipe as TextRecipe)!.Lm.Config;
@@ -73,13 +74,13 @@ if (!File.Exists(Path.Combine(media, ".done")))
     File.WriteAllText(Path.Combine(media, ".done"), "");
 }
 // 16 clips at 4 per step: from step 5 on, the video recipe's frame cache serves every clip (the second case decodes
-// every clip through ffmpeg at every step, as with data too large for media.frame_cache_mb).
+// every clip through ffmpeg at every step, as with data too large for video.frame_cache_mb).
 var mmCases = new (string Recipe, string Label, string[] Extra)[]
 {
     ("vision-stage1", "tiny decoder + tiny-vision (112-px tiles, ≤1 tile), 8 images/step", Array.Empty<string>()),
     ("vision-stage2", "tiny decoder + tiny-vision (≤4 tiles), 8 images/step", Array.Empty<string>()),
     ("video", "tiny decoder + tiny-video (8 frames/clip), 4 clips/step, frame cache", Array.Empty<string>()),
-    ("video", "tiny decoder + tiny-video (8 frames/clip), 4 clips/step, no frame cache", new[] { "media.frame_cache_mb=0" }),
+    ("video", "tiny decoder + tiny-video (8 frames/clip), 4 clips/step, no frame cache", new[] { "video.frame_cache_mb=0" }),
     ("speech-stage1", "tiny-speech Conformer, BEST-RQ, 8 utterances/step", Array.Empty<string>()),
     ("speech-stage2", "tiny-speech encoder + adapter under a frozen tiny decoder, 8 utterances/step", Array.Empty<string>()),
 };
@@ -88,9 +89,10 @@ foreach (var (recipe, label, extra) in mmCases.Where(c => only is "all" or "mult
     string outDir = Path.Combine(Path.GetTempPath(), "l3mm-bench-run-" + Guid.NewGuid().ToString("N")[..8]);
     long rssBefore = Process.GetCurrentProcess().WorkingSet64;
     using var r = RecipeRegistry.Create(recipe);
-    var sets = new[] { "model.init_from=null", "media.encoder_from=null", $"optim.total_steps={steps}", "optim.warmup_steps=1",
+    var sets = new[] { "model.init_from=null", $"optim.total_steps={steps}", "optim.warmup_steps=1",
         "train.save_every=0", "train.eval_every=0", "batch.micro=" + (recipe == "video" ? 2 : 4), "batch.global=" + (recipe == "video" ? 4 : 8) }.Concat(extra).ToArray();
-    var cfg = ConfigLoader.Load(r.DemoConfig(), Path.Combine(media, recipe + ".json"), sets);
+    if (recipe == "speech-stage2") sets = sets.Append("speech.finetune.encoder_from=null").ToArray();
+    var cfg = ConfigLoader.Load(Llama3.Multimodal.Demo.DemoConfigs.For(recipe), Path.Combine(media, recipe + ".json"), sets);
     using var t = new Trainer(RecipeRegistry.Create(recipe), cfg, outDir, new TrainerOptions { Progress = null, Plot = false, TensorBoard = false });
     double flopsPerSample = ModelFlopsPerSample(t, cfg);
     t.Run();

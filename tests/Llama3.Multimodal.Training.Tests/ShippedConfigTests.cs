@@ -40,7 +40,7 @@ public class ShippedConfigTests
     [Fact]
     public void DemoPipelineConfigsLoadAndChainTheStages()
     {
-        var dir = Path.Combine(RepoRoot(), "configs", "demo");
+        var dir = Path.Combine(RepoRoot(), "demo", "configs");
         var files = Directory.GetFiles(dir, "*.json").OrderBy(f => f, StringComparer.Ordinal).ToList();
         Assert.Equal(new[] { "sft", "speech-stage1", "speech-stage2", "text-pretrain", "video", "vision-stage1", "vision-stage2" },
             files.Select(Path.GetFileNameWithoutExtension));
@@ -48,8 +48,7 @@ public class ShippedConfigTests
         foreach (var f in files)
         {
             string recipe = Path.GetFileNameWithoutExtension(f);
-            using var r = RecipeRegistry.Create(recipe);
-            var c = ConfigLoader.Load(r.DemoConfig(), f);
+            var c = ConfigLoader.Load(DemoConfigs.For(recipe), f);
             Assert.Equal(recipe, c.Recipe);
             configs[recipe] = c;
         }
@@ -61,10 +60,10 @@ public class ShippedConfigTests
         Assert.Equal("runs/vision-stage2/final", Rel(configs["video"].Model.InitFrom));
         Assert.Equal("runs/text-pretrain/final", Rel(configs["sft"].Model.InitFrom));
         Assert.Equal("runs/sft/final", Rel(configs["speech-stage2"].Model.InitFrom));
-        Assert.Equal("runs/speech-stage1/final", Rel(configs["speech-stage2"].Media.EncoderFrom));
+        Assert.Equal("runs/speech-stage1/final", Rel(configs["speech-stage2"].Speech!.Finetune!.EncoderFrom));
         // The video stage builds the shipped model's adapter (model card, run G): groups of 4 frames merged place by
         // place, video cross-attention layers starting as copies of the image layers they precede.
-        var video = configs["video"].Media;
+        var video = configs["video"].Video!;
         Assert.Equal((8, 4, "per_position", true), (video.NumFrames, video.FramesPerGroup, video.AggregatorMerge, video.VideoFromImageLayers));
     }
 

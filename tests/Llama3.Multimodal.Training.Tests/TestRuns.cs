@@ -36,7 +36,7 @@ internal static class TestRuns
         if (recipe == "text-pretrain") baseSets.AddRange(new[] { "data.seq_len=32", "batch.micro=2", "batch.global=64" });
         else baseSets.AddRange(new[] { "data.seq_len=64", "batch.micro=2", "batch.global=4" });
         baseSets.AddRange(sets);
-        return ConfigLoader.Load(r.DemoConfig(), Path.Combine(DataDir, recipe + ".json"), baseSets);
+        return ConfigLoader.Load(DemoConfigs.For(recipe), Path.Combine(DataDir, recipe + ".json"), baseSets);
     }
 
     public static TrainerOptions Quiet => new() { Progress = null, Plot = false, TensorBoard = false };

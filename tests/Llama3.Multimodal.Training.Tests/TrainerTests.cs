@@ -235,8 +235,7 @@ public class LayerPlacementTrainingTests
     {
         var e = Assert.Throws<ConfigException>(() => TestRuns.Config("text-pretrain", "train.devices=\"tpu:0\""));
         Assert.Contains("train.devices", e.Message);
-        using var r = RecipeRegistry.Create("vision-stage1");
-        var v = Assert.Throws<ConfigException>(() => ConfigLoader.Load(r.DemoConfig(), null, new[] { "train.devices=\"auto\"" }));
+        var v = Assert.Throws<ConfigException>(() => ConfigLoader.Load(DemoConfigs.For("vision-stage1"), null, new[] { "train.devices=\"auto\"" }));
         Assert.Contains("train.devices", v.Message);
     }
 }

@@ -14,14 +14,14 @@ public static class Program
         CpuRuntime.Configure();
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         var root = new RootCommand("mm-train: staged training recipes of the multimodal Llama 3 family.\n" +
-            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train make-data <text|images|speech|video|all>` makes demo data with configs; " +
-            "`mm-train eval <caption|asr|video>` scores a trained model on a held-out manifest; " +
+            "Run `mm-train <recipe> --help` for a recipe's options and defaults; `mm-train eval <caption|asr|video>` scores a trained model on a " +
+            "held-out manifest; `mm-train bpe` trains a small BPE vocabulary; " +
             "`mm-train import <librispeech|common-voice|coco> SRC --out DIR` turns a standard corpus into a manifest or shards.");
         foreach (var name in RecipeRegistry.Names) root.Subcommands.Add(RecipeCommand(name));
         root.Subcommands.Add(AverageCommand());
         root.Subcommands.Add(GrowVisionCommand());
         root.Subcommands.Add(RejectionSampleCommand());
-        root.Subcommands.Add(MakeDataCommand());
+        root.Subcommands.Add(BpeCommand());
         root.Subcommands.Add(EvalCommand());
         root.Subcommands.Add(ImportCommand());
         return root.Parse(args).Invoke();
@@ -33,21 +33,24 @@ public static class Program
         $"global batch {c.Batch.Global} {c.Batch.Unit}, seq {c.Data.SeqLen}" +
         (c.Batch.Ramp.Count > 0 ? ", ramp " + string.Join(" → ", c.Batch.Ramp.Select(r => $"{r.Global} at {r.SeqLen} after {r.AfterTokens} tokens")) : "") +
         (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
-        (c.Recipe.StartsWith("vision", StringComparison.Ordinal) ? $", preset {c.Media.Preset}, ≤ {c.Media.MaxTiles} tiles per image" : "") +
-        (c.Recipe == "video" ? $", preset {c.Media.Preset}, {c.Media.NumFrames} frames merged {c.Media.FramesPerGroup} → 1" : "") +
-        (c.Recipe == "speech-stage1" ? $", preset {c.Media.Preset}, masks p {c.Media.MaskProbability} × span {c.Media.MaskSpan}, {c.Media.Codebooks} codebooks × {c.Media.CodebookSize}" : "") +
-        (c.Recipe == "speech-stage2" ? $", preset {c.Media.Preset}, encoder from {c.Media.EncoderFrom}" : "") + ".";
+        (c.Vision is { } v ? $", preset {v.Preset}, ≤ {v.MaxTiles} tiles per image" : "") +
+        (c.Video is { } vd ? $", preset {vd.Preset}, {vd.NumFrames} frames merged {vd.FramesPerGroup} → 1" : "") +
+        (c.Speech is { BestRq: { } b } sp ? $", preset {sp.Preset}, masks p {b.MaskProbability} × span {b.MaskSpan}, {b.Codebooks} codebooks × {b.CodebookSize}" : "") +
+        (c.Speech is { Finetune: { } f } sf ? $", preset {sf.Preset}, encoder from {f.EncoderFrom}" : "") + ".";
 
     static Command RecipeCommand(string name)
     {
         using var recipe = RecipeRegistry.Create(name);
         var defaults = recipe.DefaultConfig();
         var cmd = new Command(name, recipe.Description + "\n" + Defaults(defaults));
-        const string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
+        string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
             "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch,readers,shuffle_buffer,workers,image_column,audio_column,video_column,text_column}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
-            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}, media.{preset,encoder_from,max_tiles,cross_attention_layers,num_frames,frames_per_group,language," +
-            "mask_probability,mask_span,codebooks,codebook_size,stats_utterances,max_audio_frames,spec_augment,speed_perturb,frame_cache_mb,vision_from,glyph_loss_weight,glyph_head,shape_loss_weight}.";
+            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}" + (defaults.Vision is not null ? ", vision.{preset,max_tiles,num_cross_attention_layers,anchor_loss_weight,anchor_from,auxiliary_losses}" : "") +
+            (defaults.Video is not null ? ", video.{preset,num_frames,frames_per_group,aggregator_merge,aggregator_place_code,video_from_image_layers,video_layers_before,frame_cache_mb,vision_from}" : "") +
+            (defaults.Speech is not null ? ", speech.{preset,max_audio_frames}" : "") +
+            (defaults.Speech?.BestRq is not null ? ", speech.best_rq.{mask_probability,mask_span,codebooks,codebook_size,stats_utterances}" : "") +
+            (defaults.Speech?.Finetune is not null ? ", speech.finetune.{encoder_from,language,spec_augment,speed_perturb}" : "") + ".";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
         var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
         var outDir = new Option<DirectoryInfo?>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/ (required unless --print-config)." };
@@ -168,30 +171,6 @@ public static class Program
         return cmd;
     }
 
-    static Command MakeDataCommand()
-    {
-        var cmd = new Command("make-data", "Synthetic training data for tests and the demo.");
-        var text = new Command("text", "A small text corpus (text.jsonl, text-eval.jsonl), chat dialogs (chat.jsonl), preference pairs (pairs.jsonl) " +
-            "from the grammar in GRAMMAR.md, and a demo config per text recipe (byte tokenizer, tiny decoder).");
-        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
-        var seed = new Option<int>("--seed") { Description = "Generator seed.", DefaultValueFactory = _ => 1234 };
-        var docs = new Option<int>("--documents") { Description = "Pretraining documents.", DefaultValueFactory = _ => 2000 };
-        var dialogs = new Option<int>("--dialogs") { Description = "SFT dialogs.", DefaultValueFactory = _ => 400 };
-        var pairs = new Option<int>("--pairs") { Description = "Preference pairs.", DefaultValueFactory = _ => 400 };
-        foreach (var o in new Option[] { outDir, seed, docs, dialogs, pairs }) text.Options.Add(o);
-        text.SetAction(r => Guard(() =>
-        {
-            string dir = r.GetValue(outDir)!.FullName;
-            SyntheticText.Write(dir, r.GetValue(seed), r.GetValue(docs), r.GetValue(dialogs), r.GetValue(pairs));
-            Console.WriteLine($"wrote the synthetic corpus and demo configs to {dir}; try: mm-train text-pretrain --config {Path.Combine(dir, "text-pretrain.json")} --out runs/text-pretrain");
-            return 0;
-        }));
-        cmd.Subcommands.Add(text);
-        foreach (var kind in new[] { "images", "speech", "video", "all" }) cmd.Subcommands.Add(MediaDataCommand(kind));
-        cmd.Subcommands.Add(BpeCommand());
-        return cmd;
-    }
-
     static Command BpeCommand()
     {
         var cmd = new Command("bpe", "Train a small byte-level BPE vocabulary (tiktoken ranks file, usable as `tokenizer` in any config) on manifests' texts, captions and messages.");
@@ -201,38 +180,9 @@ public static class Program
         cmd.Options.Add(outFile); cmd.Options.Add(vocab); cmd.Arguments.Add(corpus);
         cmd.SetAction(r => Guard(() =>
         {
-            var texts = r.GetValue(corpus)!.SelectMany(f => Llama3.Multimodal.Training.Synthetic.BpeTrainer.ReadTexts(f.FullName)).ToList();
-            var tokens = Llama3.Multimodal.Training.Synthetic.BpeTrainer.TrainToFile(texts, r.GetValue(vocab), r.GetValue(outFile)!.FullName);
+            var texts = r.GetValue(corpus)!.SelectMany(f => BpeTrainer.ReadTexts(f.FullName)).ToList();
+            var tokens = BpeTrainer.TrainToFile(texts, r.GetValue(vocab), r.GetValue(outFile)!.FullName);
             Console.WriteLine($"wrote {tokens.Count} ranks to {r.GetValue(outFile)!.FullName}.");
-            return 0;
-        }));
-        return cmd;
-    }
-
-    static Command MediaDataCommand(string kind)
-    {
-        var cmd = new Command(kind, kind switch
-        {
-            "images" => "Rendered shape/word scenes with captions: images/, images-eval/ (other seed), images-heldout/ (unseen colour+shape pairs), vision-stage1/2 demo configs.",
-            "speech" => "espeak-ng utterances with transcripts: speech/, speech-eval/, speech-heldout/ (unseen voice and speed), speech-stage1/2 demo configs.",
-            "video" => "ffmpeg clips of moving/appearing/recolouring shapes with time-ordered captions: videos/, videos-eval/, the video demo config.",
-            _ => "Everything: text corpus and configs, images, speech and video with their demo configs.",
-        });
-        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
-        var seed = new Option<int>("--seed") { Description = "Generator seed (evaluation sets use seed + 1, held-out sets seed + 2).", DefaultValueFactory = _ => 1234 };
-        var count = new Option<int?>("--count") { Description = "Training items per kind (default: images 2000, speech 600, video 300; text documents 2000)." };
-        var evalCount = new Option<int?>("--eval-count") { Description = "Items per evaluation/held-out set (default: a tenth of --count)." };
-        var size = new Option<int>("--size") { Description = "Image and video side in pixels.", DefaultValueFactory = _ => 64 };
-        var kinds = new Option<string?>("--kinds") { Description = "Image scene kinds, comma-separated (single, count, overlap, word, number; default: all, weighted 40/20/20/12/8 %). Only word and number: no held-out set." };
-        bool makesImages = kind is "images" or "all";
-        foreach (var o in new Option[] { outDir, seed, count, evalCount, size }) cmd.Options.Add(o);
-        if (makesImages) cmd.Options.Add(kinds);
-        cmd.SetAction(r => Guard(() =>
-        {
-            string dir = r.GetValue(outDir)!.FullName;
-            var imageKinds = makesImages ? r.GetValue(kinds)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null;
-            var files = DemoData.Write(kind, dir, r.GetValue(seed), r.GetValue(count), r.GetValue(evalCount), r.GetValue(size), imageKinds);
-            foreach (var f in files) Console.WriteLine(f);
             return 0;
         }));
         return cmd;
@@ -288,9 +238,9 @@ public static class Program
         {
             var sub = new Command(task, task switch
             {
-                "caption" => "Caption exact match and per-attribute accuracy of a vision-stage1/2 model on an image+caption manifest.",
+                "caption" => "Caption exact match (case, spacing and a final period ignored) of a vision-stage1/2 model on an image+caption manifest.",
                 "asr" => "Word error rate (Whisper-style English normalisation) of a speech-stage2 model on an audio+transcript manifest.",
-                _ => "Temporal-caption accuracy of a video model on a video+caption manifest.",
+                _ => "Caption exact match (case, spacing and a final period ignored) of a video model on a video+caption manifest.",
             });
             var model = new Option<DirectoryInfo>("--model") { Description = "Model folder (e.g. OUT/checkpoints/step-N).", Required = true };
             var data = new Option<FileInfo>("--data") { Description = "JSONL manifest to score on.", Required = true };
@@ -313,35 +263,13 @@ public static class Program
             }));
             cmd.Subcommands.Add(sub);
         }
-        cmd.Subcommands.Add(Probe("video-probe", "Linear read-out of motion directions from a video model's frame features and aggregator output, on a video+caption manifest of the demo grammar (where does the model lose motion?).",
-            "Video model folder.", "JSONL manifest of clips and captions (\"… moves left then …\").", MultimodalEval.VideoDirectionProbe));
-        cmd.Subcommands.Add(Probe("number-probe", "Linear read-out of the tens and ones digit of printed two-digit numbers from a vision model's patch embeddings and cross-attention source, next to its own captions (where does the model lose the digits' order?).",
-            "Vision model folder.", "JSONL manifest of images and captions (\"the number 42\" records are used; one image size).", (m, d, l) => MultimodalEval.NumberProbe(m, d, l)));
         return cmd;
-    }
-
-    /// <summary>An <c>eval</c> diagnostic subcommand: <c>--model</c>, <c>--data</c>, <c>--limit</c>, JSON on stdout.</summary>
-    static Command Probe(string name, string description, string modelHelp, string dataHelp, Func<string, string, int?, System.Text.Json.Nodes.JsonObject> run)
-    {
-        var probe = new Command(name, description);
-        var pModel = new Option<DirectoryInfo>("--model") { Description = modelHelp, Required = true };
-        var pData = new Option<FileInfo>("--data") { Description = dataHelp, Required = true };
-        var pLimit = new Option<int?>("--limit") { Description = "Use only the first N records." };
-        foreach (var o in new Option[] { pModel, pData, pLimit }) probe.Options.Add(o);
-        probe.SetAction(r => Guard(() =>
-        {
-            var res = run(r.GetValue(pModel)!.FullName, r.GetValue(pData)!.FullName, r.GetValue(pLimit));
-            Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-            return 0;
-        }));
-        return probe;
     }
 
     static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException
-            or Llama3.Multimodal.Training.Synthetic.SyntheticDataException or Text.MediaDecodeException or IOException)
+        catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException or Text.MediaDecodeException or IOException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

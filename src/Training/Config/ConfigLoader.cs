@@ -54,7 +54,7 @@ public static class ConfigLoader
         foreach (var (key, value) in overlay.ToList())
         {
             string full = prefix + key;
-            if (!target.ContainsKey(key)) throw new ConfigException($"{source}: unknown config key '{full}'.");
+            if (!target.ContainsKey(key)) throw new ConfigException($"{source}: {UnknownKey(target, full, value)}");
             if (value is JsonObject vo && target[key] is JsonObject to) { Merge(to, vo, source, full + "."); continue; }
             overlay.Remove(key);
             target[key] = value;
@@ -70,15 +70,52 @@ public static class ConfigLoader
         JsonObject node = root;
         for (int i = 0; i < parts.Length - 1; i++)
         {
-            if (node[parts[i]] is not JsonObject child) throw new ConfigException($"--set '{set}': unknown config section '{string.Join('.', parts[..(i + 1)])}'.");
+            if (node[parts[i]] is not JsonObject child) throw new ConfigException($"--set '{set}': {UnknownKey(node, string.Join('.', parts[..(i + 1)]), null, parts[(i + 1)..])}");
             node = child;
         }
-        if (!node.ContainsKey(parts[^1])) throw new ConfigException($"--set '{set}': unknown config key '{key}'.");
+        if (!node.ContainsKey(parts[^1])) throw new ConfigException($"--set '{set}': {UnknownKey(node, key, null)}");
         JsonNode? value;
         try { value = JsonNode.Parse(raw); }
         catch (JsonException) { value = JsonValue.Create(raw); }
         // A bare word that parses as JSON of another kind (e.g. null) is fine; a string stays a string.
         node[parts[^1]] = value;
+    }
+
+    /// <summary>Where each key of the former <c>media</c> section went (configs written before the per-modality sections).</summary>
+    static readonly Dictionary<string, string> MovedMediaKeys = new(StringComparer.Ordinal)
+    {
+        ["max_tiles"] = "vision.max_tiles", ["cross_attention_layers"] = "vision.num_cross_attention_layers",
+        ["anchor_loss_weight"] = "vision.anchor_loss_weight", ["anchor_from"] = "vision.anchor_from",
+        ["glyph_loss_weight"] = "vision.auxiliary_losses (the demo's \"glyph\" loss, registered by mm-demo)",
+        ["glyph_head"] = "vision.auxiliary_losses (the demo's \"glyph\" or \"glyph_linear\" loss, registered by mm-demo)",
+        ["shape_loss_weight"] = "vision.auxiliary_losses (the demo's \"shape\" loss, registered by mm-demo)",
+        ["num_frames"] = "video.num_frames", ["frames_per_group"] = "video.frames_per_group", ["aggregator_merge"] = "video.aggregator_merge",
+        ["aggregator_place_code"] = "video.aggregator_place_code", ["video_from_image_layers"] = "video.video_from_image_layers",
+        ["video_layers_before"] = "video.video_layers_before", ["frame_cache_mb"] = "video.frame_cache_mb", ["vision_from"] = "video.vision_from",
+        ["max_audio_frames"] = "speech.max_audio_frames", ["encoder_from"] = "speech.finetune.encoder_from", ["language"] = "speech.finetune.language",
+        ["spec_augment"] = "speech.finetune.spec_augment", ["speed_perturb"] = "speech.finetune.speed_perturb",
+        ["mask_probability"] = "speech.best_rq.mask_probability", ["mask_span"] = "speech.best_rq.mask_span", ["codebooks"] = "speech.best_rq.codebooks",
+        ["codebook_size"] = "speech.best_rq.codebook_size", ["stats_utterances"] = "speech.best_rq.stats_utterances",
+    };
+
+    /// <summary>Sections (and subsections) that exist for some recipes only.</summary>
+    static readonly string[] OptionalSections = { "vision", "video", "speech", "speech.best_rq", "speech.finetune" };
+
+    // The message for a key the recipe's config does not have: the former media section's keys name their new place; a
+    // section of another recipe says so; anything else is unknown.
+    static string UnknownKey(JsonObject target, string full, JsonNode? value, string[]? rest = null)
+    {
+        if (full == "media" || full.StartsWith("media.", StringComparison.Ordinal))
+        {
+            var keys = value is JsonObject mo ? mo.Select(p => p.Key).ToList()
+                : rest is { Length: > 0 } ? new List<string> { rest[0] } : full.Length > 6 ? new List<string> { full[6..] } : new List<string>();
+            string section = target.ContainsKey("vision") ? "vision" : target.ContainsKey("video") ? "video" : target.ContainsKey("speech") ? "speech" : "";
+            var moves = keys.Select(k => $"media.{k} → " + (k == "preset" ? (section.Length > 0 ? section + ".preset" : "(no multimodal section in this recipe)")
+                : MovedMediaKeys.TryGetValue(k, out var to) ? to : "(unknown)"));
+            return $"the 'media' section was split into per-modality sections (vision, video, speech): {string.Join("; ", moves)}.";
+        }
+        if (OptionalSections.Contains(full)) return $"this recipe's config has no '{full}' section (it belongs to another recipe).";
+        return $"unknown config key '{full}'.";
     }
 
     static string? Resolve(string? p, string dir) => string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(dir, p));
@@ -88,7 +125,9 @@ public static class ConfigLoader
         Data = c.Data with { Train = Resolve(c.Data.Train, dir) ?? "", Eval = Resolve(c.Data.Eval, dir) },
         Model = c.Model with { InitFrom = Resolve(c.Model.InitFrom, dir) },
         Loss = c.Loss with { Reference = Resolve(c.Loss.Reference, dir) },
-        Media = c.Media with { EncoderFrom = Resolve(c.Media.EncoderFrom, dir), VisionFrom = Resolve(c.Media.VisionFrom, dir) },
+        Vision = c.Vision is { } v ? v with { AnchorFrom = Resolve(v.AnchorFrom, dir) } : null,
+        Video = c.Video is { } vd ? vd with { VisionFrom = Resolve(vd.VisionFrom, dir) } : null,
+        Speech = c.Speech is { Finetune: { } f } sp ? sp with { Finetune = f with { EncoderFrom = Resolve(f.EncoderFrom, dir) } } : c.Speech,
         Tokenizer = c.Tokenizer is "llama3" or "bytes" ? c.Tokenizer : Resolve(c.Tokenizer, dir)!,
     };
 
@@ -120,25 +159,41 @@ public static class ConfigLoader
             catch (ArgumentException) { Fail("train.devices", devs, "auto or a comma-separated list of devices (cpu, cuda, cuda:N)"); }
         }
         if (c.Loss.DpoBeta <= 0) Fail("loss.dpo_beta", c.Loss.DpoBeta, "> 0");
-        if (c.Media.MaxTiles < 1) Fail("media.max_tiles", c.Media.MaxTiles, "≥ 1");
-        if (c.Media.NumFrames < 1) Fail("media.num_frames", c.Media.NumFrames, "≥ 1");
-        if (c.Media.FramesPerGroup < 1) Fail("media.frames_per_group", c.Media.FramesPerGroup, "≥ 1");
-        if (c.Media.MaskProbability is <= 0 or >= 1) Fail("media.mask_probability", c.Media.MaskProbability, "in (0, 1)");
-        if (c.Media.MaskSpan < 1) Fail("media.mask_span", c.Media.MaskSpan, "≥ 1");
-        if (c.Media.Codebooks < 1) Fail("media.codebooks", c.Media.Codebooks, "≥ 1");
-        if (c.Media.CodebookSize < 2) Fail("media.codebook_size", c.Media.CodebookSize, "≥ 2");
-        if (c.Media.MaxAudioFrames < 8) Fail("media.max_audio_frames", c.Media.MaxAudioFrames, "≥ 8");
-        foreach (var f in c.Media.SpeedPerturb)
-            if (!(f >= 0.5 && f <= 2)) Fail("media.speed_perturb", f, "rates in [0.5, 2]");
-        if (c.Media.FrameCacheMb < 0) Fail("media.frame_cache_mb", c.Media.FrameCacheMb, "≥ 0");
-        if (!(c.Media.GlyphLossWeight >= 0 && double.IsFinite(c.Media.GlyphLossWeight))) Fail("media.glyph_loss_weight", c.Media.GlyphLossWeight, "finite and ≥ 0");
-        if (!(c.Media.ShapeLossWeight >= 0 && double.IsFinite(c.Media.ShapeLossWeight))) Fail("media.shape_loss_weight", c.Media.ShapeLossWeight, "finite and ≥ 0");
-        if (!(c.Media.AnchorLossWeight >= 0 && double.IsFinite(c.Media.AnchorLossWeight))) Fail("media.anchor_loss_weight", c.Media.AnchorLossWeight, "finite and ≥ 0");
-        if (c.Media.AnchorFrom is { } anchorFrom && c.Media.AnchorLossWeight == 0)
-            Fail("media.anchor_from", anchorFrom, "set only with media.anchor_loss_weight > 0");
-        if (c.Media.GlyphHead is not (MediaSection.GlyphHeadOutput or MediaSection.GlyphHeadLinear)) Fail("media.glyph_head", c.Media.GlyphHead, "output or linear");
-        if (c.Media.AggregatorMerge is { } merge && merge is not (Video.TemporalAggregatorConfig.MergeLatents or Video.TemporalAggregatorConfig.MergePerPosition))
-            Fail("media.aggregator_merge", merge, "latents or per_position");
+        if (c.Vision is { } v)
+        {
+            if (v.MaxTiles < 1) Fail("vision.max_tiles", v.MaxTiles, "≥ 1");
+            if (v.NumCrossAttentionLayers is < 1) Fail("vision.num_cross_attention_layers", v.NumCrossAttentionLayers, "≥ 1 (or null: the preset's)");
+            if (!(v.AnchorLossWeight >= 0 && double.IsFinite(v.AnchorLossWeight))) Fail("vision.anchor_loss_weight", v.AnchorLossWeight, "finite and ≥ 0");
+            if (v.AnchorFrom is { } anchorFrom && v.AnchorLossWeight == 0) Fail("vision.anchor_from", anchorFrom, "set only with vision.anchor_loss_weight > 0");
+            foreach (var a in v.AuxiliaryLosses)
+            {
+                if (a is null || string.IsNullOrWhiteSpace(a.Name)) Fail("vision.auxiliary_losses", a, "entries {\"name\": …, \"weight\": …}");
+                if (!(a!.Weight >= 0 && double.IsFinite(a.Weight))) Fail($"vision.auxiliary_losses[{a.Name}].weight", a.Weight, "finite and ≥ 0");
+            }
+            var dup = v.AuxiliaryLosses.GroupBy(a => a.Name).FirstOrDefault(g => g.Count() > 1);
+            if (dup is not null) Fail("vision.auxiliary_losses", dup.Key, "each loss named once");
+        }
+        if (c.Video is { } vd)
+        {
+            if (vd.NumFrames < 1) Fail("video.num_frames", vd.NumFrames, "≥ 1");
+            if (vd.FramesPerGroup < 1) Fail("video.frames_per_group", vd.FramesPerGroup, "≥ 1");
+            if (vd.FrameCacheMb < 0) Fail("video.frame_cache_mb", vd.FrameCacheMb, "≥ 0");
+            if (vd.AggregatorMerge is { } merge && merge is not (Video.TemporalAggregatorConfig.MergeLatents or Video.TemporalAggregatorConfig.MergePerPosition))
+                Fail("video.aggregator_merge", merge, "latents or per_position");
+        }
+        if (c.Speech is { } sp)
+        {
+            if (sp.MaxAudioFrames < 8) Fail("speech.max_audio_frames", sp.MaxAudioFrames, "≥ 8");
+            if (sp.BestRq is { } b)
+            {
+                if (b.MaskProbability is <= 0 or >= 1) Fail("speech.best_rq.mask_probability", b.MaskProbability, "in (0, 1)");
+                if (b.MaskSpan < 1) Fail("speech.best_rq.mask_span", b.MaskSpan, "≥ 1");
+                if (b.Codebooks < 1) Fail("speech.best_rq.codebooks", b.Codebooks, "≥ 1");
+                if (b.CodebookSize < 2) Fail("speech.best_rq.codebook_size", b.CodebookSize, "≥ 2");
+            }
+            foreach (var f in sp.Finetune?.SpeedPerturb ?? Array.Empty<double>())
+                if (!(f >= 0.5 && f <= 2)) Fail("speech.finetune.speed_perturb", f, "rates in [0.5, 2]");
+        }
     }
 
     /// <summary>Parses a comma-separated device list (<c>cuda:0,cuda:1</c>).</summary>

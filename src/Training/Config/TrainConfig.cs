@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
@@ -26,6 +28,20 @@ public sealed record TrainConfig
     public LoopSection Train { get; init; } = new();
     /// <summary>Recipe-specific loss settings (DPO β, NLL weight, reference model).</summary>
     public LossSection Loss { get; init; } = new();
-    /// <summary>Settings of the multimodal recipes (presets, tiles, frames, BEST-RQ, speech encoder source).</summary>
-    public MediaSection Media { get; init; } = new();
+    /// <summary>Image settings of the <c>vision-stage1/2</c> recipes; absent (null) in the other recipes' configs.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public VisionSection? Vision { get; init; }
+    /// <summary>Video settings of the <c>video</c> recipe; absent (null) in the other recipes' configs.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public VideoSection? Video { get; init; }
+    /// <summary>Speech settings of the <c>speech-stage1/2</c> recipes; absent (null) in the other recipes' configs.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SpeechSection? Speech { get; init; }
+
+    /// <summary>The <see cref="Vision"/> section, or a <see cref="Text.ConfigException"/> naming the recipe when it has none.</summary>
+    [JsonIgnore] public VisionSection VisionSettings => Vision ?? throw new Text.ConfigException($"recipe '{Recipe}': the config has no 'vision' section.");
+    /// <summary>The <see cref="Video"/> section, or a <see cref="Text.ConfigException"/> naming the recipe when it has none.</summary>
+    [JsonIgnore] public VideoSection VideoSettings => Video ?? throw new Text.ConfigException($"recipe '{Recipe}': the config has no 'video' section.");
+    /// <summary>The <see cref="Speech"/> section, or a <see cref="Text.ConfigException"/> naming the recipe when it has none.</summary>
+    [JsonIgnore] public SpeechSection SpeechSettings => Speech ?? throw new Text.ConfigException($"recipe '{Recipe}': the config has no 'speech' section.");
 }

@@ -18,10 +18,13 @@ public sealed record DialogRecord(IReadOnlyList<ChatMessage> Messages);
 /// <param name="Edited">Optional human-edited response, preferred over both.</param>
 public sealed record PreferenceRecord(IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected, string? Edited);
 
-/// <summary>An image with its caption: <c>{"image", "caption"}</c> (path relative to the manifest), or a shard sample.</summary>
+/// <summary>An image with its caption: <c>{"image", "caption", "anchor"?}</c> (path relative to the manifest), or a shard
+/// sample.</summary>
 /// <param name="Image">Absolute image path; for a shard sample, where it sits (shard, key).</param>
 /// <param name="Caption">Caption text.</param>
-public sealed record ImageCaptionRecord(string Image, string Caption)
+/// <param name="Anchor">The record opts in to the vision recipes' anchor loss (<c>vision.anchor_loss_weight</c>): its
+/// image's cross-attention source is held to the reference model's. Default false.</param>
+public sealed record ImageCaptionRecord(string Image, string Caption, bool Anchor = false)
 {
     /// <summary>The encoded image of a shard sample (null: read <see cref="Image"/> from disk).</summary>
     public byte[]? Data { get; init; }
@@ -115,7 +118,13 @@ internal static class ManifestRecords
         return new PreferenceRecord(prompt, chosen, rejected, edited);
     }
 
-    public static ImageCaptionRecord ImageCaption(JsonObject o, string dir) { Keys(o, "image", "caption"); return new(FilePath(o, "image", dir), Str(o, "caption")); }
+    public static ImageCaptionRecord ImageCaption(JsonObject o, string dir)
+    {
+        Keys(o, "image", "caption", "anchor");
+        bool anchor = false;
+        if (o["anchor"] is { } a && (a is not JsonValue av || !av.TryGetValue(out anchor))) throw new FormatException("field \"anchor\" must be true or false.");
+        return new(FilePath(o, "image", dir), Str(o, "caption"), anchor);
+    }
 
     public static AudioTextRecord AudioText(JsonObject o, string dir)
     {

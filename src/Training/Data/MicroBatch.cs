@@ -19,6 +19,20 @@ public sealed class MicroBatch : IDisposable
     public required DataCursor End { get; init; }
     /// <summary>The tensor named <paramref name="name"/>.</summary>
     public Tensor this[string name] => Tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"micro-batch has no tensor '{name}'.");
+    /// <summary>
+    /// An <see cref="Vision.ImageBatch"/> view (aliases, dispose it) of the images of a micro-batch collated by the image
+    /// and video recipes: <c>pixel_values</c>, <c>aspect_ratio_ids</c> and <c>aspect_ratio_mask</c>.
+    /// </summary>
+    public Vision.ImageBatch Images()
+    {
+        var mask = this["aspect_ratio_mask"];
+        using var counts = mask.sum(-1).to(ScalarType.Int64).cpu();
+        long rows = counts.shape[0], n = counts.shape[1];
+        var data = counts.data<long>().ToArray();
+        var numTiles = Enumerable.Range(0, (int)rows).Select(r => (IReadOnlyList<int>)Enumerable.Range(0, (int)n).Select(i => (int)data[r * n + i]).ToList()).ToList();
+        return new Vision.ImageBatch { PixelValues = this["pixel_values"].alias(), AspectRatioIds = this["aspect_ratio_ids"].alias(), AspectRatioMask = mask.alias(), NumTiles = numTiles };
+    }
+
     /// <summary>Disposes the tensors.</summary>
     public void Dispose() { foreach (var t in Tensors.Values) t.Dispose(); Tensors.Clear(); }
 }

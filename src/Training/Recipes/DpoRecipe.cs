@@ -34,18 +34,6 @@ public sealed class DpoRecipe : TextRecipe
         Loss = new LossSection { DpoBeta = 0.1, NllWeight = 0.2 },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train dpo --config configs/training/dpo.json --out runs/dpo",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },
-        Data = new DataSection { Train = "pairs.jsonl", SeqLen = 160, Prefetch = 16 },
-        Optim = new OptimSection { Lr = 1e-3, MinLr = 1e-3, WarmupSteps = 0, TotalSteps = 50, Schedule = "constant" },
-        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
-        Train = new LoopSection { SaveEvery = 25, KeepLast = 2, LogEvery = 5 },
-    };
 
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)

@@ -54,7 +54,7 @@ public static class MediaTokens
     /// <summary>Writes <see cref="InfoFile"/> into <paramref name="directory"/>.</summary>
     public static void WriteInfo(string directory, string recipe, TrainConfig config)
     {
-        var o = new JsonObject { ["recipe"] = recipe, ["tokenizer"] = config.Tokenizer, ["language"] = config.Media.Language, ["max_tiles"] = config.Media.MaxTiles };
+        var o = new JsonObject { ["recipe"] = recipe, ["tokenizer"] = config.Tokenizer, ["language"] = config.Speech?.Finetune?.Language ?? "English", ["max_tiles"] = config.Vision?.MaxTiles ?? 4 };
         AtomicFile.WriteAllText(Path.Combine(directory, InfoFile), o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 

@@ -18,8 +18,6 @@ public abstract class Recipe : IDisposable
     public abstract string Description { get; }
     /// <summary>Full defaults of this recipe (paper scale); config files scale them down.</summary>
     public abstract TrainConfig DefaultConfig();
-    /// <summary>A small config for the synthetic demo data of <c>mm-train make-data</c> (paths relative to that folder).</summary>
-    public abstract TrainConfig DemoConfig();
 
     /// <summary>
     /// Component names (as in <c>train.freeze</c>/<c>train.trainable</c>) mapped to parameter-name prefixes; e.g.

@@ -43,18 +43,6 @@ public sealed class RewardModelRecipe : TextRecipe
         Train = new LoopSection { SaveEvery = 500 },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train reward-model --config configs/training/reward-model.json --out runs/reward-model",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },
-        Data = new DataSection { Train = "pairs.jsonl", SeqLen = 160, Prefetch = 16 },
-        Optim = new OptimSection { Lr = 1e-3, MinLr = 1e-4, WarmupSteps = 5, TotalSteps = 60 },
-        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
-        Train = new LoopSection { SaveEvery = 30, KeepLast = 2, LogEvery = 5 },
-    };
 
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)

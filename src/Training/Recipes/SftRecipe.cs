@@ -27,18 +27,6 @@ public sealed class SftRecipe : TextRecipe
         Train = new LoopSection { SaveEvery = 500 },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train sft --config configs/training/sft.json --out runs/sft",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },
-        Data = new DataSection { Train = "chat.jsonl", SeqLen = 160, Prefetch = 16 },
-        Optim = new OptimSection { Lr = 2e-3, MinLr = 2e-4, WarmupSteps = 5, TotalSteps = 100 },
-        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
-        Train = new LoopSection { SaveEvery = 50, KeepLast = 2, LogEvery = 5 },
-    };
 
     /// <summary>Ids and next-token labels of one dialog (labels only where the next token is an assistant token).</summary>
     internal (long[] Ids, long[] Labels) Encode(DialogRecord d)

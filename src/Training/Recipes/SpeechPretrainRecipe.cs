@@ -8,14 +8,15 @@ namespace Llama3.Multimodal.Training;
 /// <summary>
 /// <c>speech-stage1</c>: BEST-RQ self-supervised pretraining of the Conformer encoder (Llama 3 paper §8.3) on unlabelled audio
 /// (an audio manifest; transcripts, if present, are ignored). Before the first step the per-mel-bin mean and variance are
-/// measured on the training audio (<c>media.stats_utterances</c> utterances, 0 = all) and stored in the encoder's frozen
-/// <c>feature_norm</c>, so they are saved with every checkpoint. Utterances longer than <c>media.max_audio_frames</c> are
+/// measured on the training audio (<c>speech.best_rq.stats_utterances</c> utterances, 0 = all) and stored in the encoder's frozen
+/// <c>feature_norm</c>, so they are saved with every checkpoint. Utterances longer than <c>speech.max_audio_frames</c> are
 /// cropped to a random window. Loss: the objective's mean cross-entropy of the codebooks over masked 40 ms frames,
 /// averaged over utterances. Defaults: the paper's 500K steps of 2048 utterances; lr 1e-4 (not published: our choice).
 /// </summary>
 public sealed class SpeechPretrainRecipe : Recipe
 {
     BestRqPretrainModel? _model;
+    BestRqSection BestRq => Config.SpeechSettings.BestRq ?? throw new ConfigException($"{Name}: the config has no speech.best_rq section.");
     LogMelSpectrogram? _logMel;
     readonly object _melLock = new();
     Device _device = CPU;
@@ -49,34 +50,22 @@ public sealed class SpeechPretrainRecipe : Recipe
         Optim = new OptimSection { Lr = 1e-4, MinLr = 1e-6, WarmupSteps = 10_000, TotalSteps = 500_000, Schedule = "cosine", WeightDecay = 0.01 },
         Batch = new BatchSection { Unit = "samples", Global = 2048, Micro = 8 },
         Train = new LoopSection { SaveEvery = 5000 },
-        Media = new MediaSection { Preset = "llama3.1-8b-speech", StatsUtterances = 100_000 },
+        Speech = new SpeechSection { Preset = "llama3.1-8b-speech", BestRq = new BestRqSection { StatsUtterances = 100_000 } },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train speech-stage1 --config speech-stage1.json --out runs/speech-stage1",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Data = new DataSection { Train = "speech/manifest.jsonl", Eval = "speech-eval/manifest.jsonl", SeqLen = 6000, Prefetch = 16 },
-        Optim = new OptimSection { Lr = 2e-3, MinLr = 2e-4, WarmupSteps = 10, TotalSteps = 300, Schedule = "cosine", WeightDecay = 0.01 },
-        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
-        Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
-        Media = new MediaSection { Preset = "tiny-speech", Codebooks = 4, CodebookSize = 256, StatsUtterances = 512 },
-    };
 
     /// <summary>The BEST-RQ settings of <paramref name="c"/> (Llama 3 paper §8.3 defaults; mask noise N(0, 0.1²) as in BEST-RQ).</summary>
     public static BestRqConfig Objective(TrainConfig c) => new()
     {
-        MaskStartProbability = c.Media.MaskProbability, MaskSpan = c.Media.MaskSpan, NumCodebooks = c.Media.Codebooks,
-        CodebookSize = c.Media.CodebookSize, QuantizerSeed = c.Seed,
+        MaskStartProbability = (c.SpeechSettings.BestRq ?? new BestRqSection()).MaskProbability, MaskSpan = (c.SpeechSettings.BestRq ?? new BestRqSection()).MaskSpan, NumCodebooks = (c.SpeechSettings.BestRq ?? new BestRqSection()).Codebooks,
+        CodebookSize = (c.SpeechSettings.BestRq ?? new BestRqSection()).CodebookSize, QuantizerSeed = c.Seed,
     };
 
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
     {
         Config = config; _device = device;
-        var speech = SpeechPresets.Get(config.Media.Preset ?? "tiny-speech");
+        var speech = SpeechPresets.Get(config.SpeechSettings.Preset ?? "tiny-speech");
         _logMel = new LogMelSpectrogram();
         _model = new BestRqPretrainModel(speech.Encoder, Objective(config), config.Seed, device, dtype);
         if (!string.IsNullOrEmpty(config.Model.InitFrom)) { LoadModel(config.Model.InitFrom); return; }
@@ -86,7 +75,7 @@ public sealed class SpeechPretrainRecipe : Recipe
     /// <summary>Measures the per-bin mean/variance on the training audio and stores them in the encoder.</summary>
     void FitStatistics()
     {
-        var records = FirstRecords(Config.Media.StatsUtterances, (p, skip) => (JsonlManifest.ReadAudioTexts(p, skip, out int n), n), ShardRecords.AudioText);
+        var records = FirstRecords(BestRq.StatsUtterances, (p, skip) => (JsonlManifest.ReadAudioTexts(p, skip, out int n), n), ShardRecords.AudioText);
         Pretrain.encoder.feature_norm.Fit(Batches(records));
         IEnumerable<(Tensor, Tensor)> Batches(IEnumerable<AudioTextRecord> rs)
         {
@@ -126,12 +115,12 @@ public sealed class SpeechPretrainRecipe : Recipe
 
     MicroBatch Collate(List<Tensor> items, int seqLen, DataCursor end) => CollateFeatures(items, end, items.Count);
 
-    /// <summary>Crops utterances longer than <c>media.max_audio_frames</c> to a random window (torch RNG, so resume is exact).</summary>
+    /// <summary>Crops utterances longer than <c>speech.max_audio_frames</c> to a random window (torch RNG, so resume is exact).</summary>
     (Tensor Features, Tensor Lengths) Cropped(MicroBatch batch)
     {
         var f = batch["features"];
         var lens = batch["lengths"].data<long>().ToArray();
-        long max = Config.Media.MaxAudioFrames;
+        long max = Config.SpeechSettings.MaxAudioFrames;
         if (lens.All(l => l <= max)) return (f.alias(), batch["lengths"].alias());
         var rows = new List<Tensor>();
         for (int i = 0; i < lens.Length; i++) rows.Add(BestRqObjective.RandomCrop(f[i].narrow(0, 0, lens[i]), max));

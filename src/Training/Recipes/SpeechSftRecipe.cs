@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// <c>speech-stage2</c>: speech SFT (Llama 3 paper §8.3): the pretrained encoder (from <c>media.encoder_from</c>, a
+/// <c>speech-stage2</c>: speech SFT (Llama 3 paper §8.3): the pretrained encoder (from <c>speech.finetune.encoder_from</c>, a
 /// <c>speech-stage1</c> checkpoint, statistics included) and the adapter train jointly with the decoder
 /// (<c>model.init_from</c>) frozen, on ASR and AST audio manifests. Prompt (Llama 3 chat format): system
 /// <c>Repeat after me in {language}:</c> (ASR) or <c>Translate the following sentence into {language}:</c> (AST), a user turn
@@ -18,6 +18,7 @@ namespace Llama3.Multimodal.Training;
 public sealed class SpeechSftRecipe : Recipe
 {
     SpeechSftModel? _model;
+    static SpeechFinetuneSection Finetune(TrainConfig c) => c.SpeechSettings.Finetune ?? throw new ConfigException("speech-stage2: the config has no speech.finetune section.");
     LogMelSpectrogram? _logMel;
     readonly object _melLock = new();
     Device _device = CPU;
@@ -56,22 +57,9 @@ public sealed class SpeechSftRecipe : Recipe
         Optim = new OptimSection { Lr = 1e-4, MinLr = 1e-6, WarmupSteps = 2000, TotalSteps = 650_000, Schedule = "cosine", WeightDecay = 0.01 },
         Batch = new BatchSection { Unit = "samples", Global = 512, Micro = 8 },
         Train = new LoopSection { SaveEvery = 5000 },
-        Media = new MediaSection { Preset = "llama3.1-8b-speech", EncoderFrom = "runs/speech-stage1/final" },
+        Speech = new SpeechSection { Preset = "llama3.1-8b-speech", Finetune = new SpeechFinetuneSection { EncoderFrom = "runs/speech-stage1/final" } },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train speech-stage2 --config speech-stage2.json --out runs/speech-stage2",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Model = new ModelSection { Preset = "tiny", InitFrom = "runs/text-pretrain/final" },
-        Data = new DataSection { Train = "speech/manifest.jsonl", Eval = "speech-eval/manifest.jsonl", SeqLen = 400, Prefetch = 16 },
-        Optim = new OptimSection { Lr = 1e-3, MinLr = 1e-4, WarmupSteps = 10, TotalSteps = 400, Schedule = "cosine", WeightDecay = 0.01 },
-        Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
-        Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
-        Media = new MediaSection { Preset = "tiny-speech", EncoderFrom = "runs/speech-stage1/final" },
-    };
 
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
@@ -82,16 +70,16 @@ public sealed class SpeechSftRecipe : Recipe
         if (IsSpeechStage2Folder(config.Model.InitFrom))
         {
             // Continue a trained speech-stage2 model: its decoder, encoder and adapter as saved (its config.json decides
-            // the shapes); media.encoder_from, when also set, still replaces the encoder.
+            // the shapes); speech.finetune.encoder_from, when also set, still replaces the encoder.
             _model = LoadModel(config.Model.InitFrom!, device, dtype);
-            if (!string.IsNullOrEmpty(config.Media.EncoderFrom)) LoadEncoder(config.Media.EncoderFrom);
+            if (Finetune(config).EncoderFrom is { Length: > 0 } replaceWith) LoadEncoder(replaceWith);
             return;
         }
         var decoder = TextRecipe.BuildDecoder(config, Tokenizer, device, dtype);
-        var preset = SpeechPresets.Get(config.Media.Preset ?? "tiny-speech");
+        var preset = SpeechPresets.Get(config.SpeechSettings.Preset ?? "tiny-speech");
         var sc = preset with { Text = decoder.Config, Adapter = preset.Adapter with { OutputDim = decoder.Config.HiddenSize } };
         _model = new SpeechSftModel(decoder, sc, config.Seed, device, dtype);
-        if (!string.IsNullOrEmpty(config.Media.EncoderFrom)) LoadEncoder(config.Media.EncoderFrom);
+        if (Finetune(config).EncoderFrom is { Length: > 0 } encoderFrom) LoadEncoder(encoderFrom);
     }
 
     /// <summary>Whether <paramref name="dir"/> is a folder written by this recipe (its <see cref="MediaTokens.InfoFile"/> names <c>speech-stage2</c>).</summary>
@@ -105,16 +93,16 @@ public sealed class SpeechSftRecipe : Recipe
         var keys = Slm.speech_model.encoder.named_parameters().Select(p => "speech_model.encoder." + p.name).ToList();
         var missing = keys.Where(k => !reader.Contains(k)).ToList();
         if (missing.Count > 0)
-            throw new CheckpointFormatException($"{directory}: not a speech encoder checkpoint for media.preset; missing ({missing.Count}): {string.Join(", ", missing.Take(10))}.");
+            throw new CheckpointFormatException($"{directory}: not a speech encoder checkpoint for speech.preset; missing ({missing.Count}): {string.Join(", ", missing.Take(10))}.");
         StateLoader.Load(Slm.speech_model.encoder, reader, keyFor: n => "speech_model.encoder." + n, strict: false);
     }
 
     /// <summary>One prepared utterance: ids, labels, features and where its speech span sits.</summary>
     internal sealed record Item(long[] Ids, long[] Labels, Tensor Features, int Offset, int Span);
 
-    /// <summary>The system prompt for a record: ASR in its language (default <c>media.language</c>), or AST into its target language.</summary>
+    /// <summary>The system prompt for a record: ASR in its language (default <c>speech.finetune.language</c>), or AST into its target language.</summary>
     public string SystemPrompt(AudioTextRecord r) => r.Task == "ast"
-        ? SpeechLanguageModel.AstPrompt(r.Language!) : SpeechLanguageModel.AsrPrompt(r.Language ?? Config.Media.Language);
+        ? SpeechLanguageModel.AstPrompt(r.Language!) : SpeechLanguageModel.AsrPrompt(r.Language ?? Finetune(Config).Language);
 
     /// <summary>Prompt ids (up to the assistant header) for <paramref name="spanFrames"/> adapter frames, and the span's offset.</summary>
     public static (List<int> Ids, int Offset) Prompt(ITrainingTokenizer t, string systemPrompt, int spanFrames)
@@ -137,7 +125,7 @@ public sealed class SpeechSftRecipe : Recipe
     Item Prepare(AudioTextRecord r, bool train, long epoch, long index)
     {
         var samples = RecordMedia.Audio(r);
-        var rates = Config.Media.SpeedPerturb;
+        var rates = Finetune(Config).SpeedPerturb;
         if (train && rates.Count > 0)
         {
             double rate = rates[Math.Min(rates.Count - 1, (int)(RecordStream<AudioTextRecord, Item>.Draw(Config.Seed, epoch, index) * rates.Count))];
@@ -185,7 +173,7 @@ public sealed class SpeechSftRecipe : Recipe
         var offsets = batch["speech_offsets"].data<long>().Select(x => (int)x).ToList();
         var spans = batch["speech_spans"].data<long>().Select(x => (int)x).ToList();
         var features = batch["features"].to(_device);
-        if (Config.Media.SpecAugment && Slm.training)
+        if (Finetune(Config).SpecAugment && Slm.training)
             features = Llama3.Multimodal.Speech.SpecAugment.Apply(features, batch["lengths"], Slm.speech_model.encoder.feature_norm.mean.detach(), Rng);
         var emb = Slm.Splice(batch["input_ids"].to(_device), features, batch["lengths"].to(_device), offsets, spans);
         var logits = Slm.language_model.ForwardEmbeddings(emb);

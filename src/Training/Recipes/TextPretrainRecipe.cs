@@ -34,18 +34,6 @@ public sealed class TextPretrainRecipe : TextRecipe
         Train = new LoopSection { SaveEvery = 1000, EvalEvery = 1000 },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train text-pretrain --config configs/training/text-pretrain.json --out runs/text-pretrain",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Model = new ModelSection { Preset = "tiny", MaxPositionEmbeddings = 512 },
-        Data = new DataSection { Train = "text.jsonl", Eval = "text-eval.jsonl", SeqLen = 128, Prefetch = 16 },
-        Optim = new OptimSection { Lr = 3e-3, MinLr = 3e-4, WarmupSteps = 5, TotalSteps = 200 },
-        Batch = new BatchSection { Unit = "tokens", Global = 1024, Micro = 4 },
-        Train = new LoopSection { SaveEvery = 50, EvalEvery = 25, EvalBatches = 4, KeepLast = 3, LogEvery = 5 },
-    };
 
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)

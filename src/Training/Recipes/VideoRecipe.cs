@@ -10,9 +10,9 @@ namespace Llama3.Multimodal.Training;
 /// <summary>
 /// <c>video</c>: video pretraining (Llama 3 paper §7.4): start from the image-pretrained (and annealed) model; the
 /// temporal aggregator and the video cross-attention layers are initialised randomly (zero gates) and trained, everything
-/// else frozen. Each clip gives <c>media.num_frames</c> frames sampled uniformly by the Video frame sampler
+/// else frozen. Each clip gives <c>video.num_frames</c> frames sampled uniformly by the Video frame sampler
 /// (<see cref="VideoFrameReader"/>, fitted into the 2 × 2-tile canvas), every frame goes through the frozen image encoder,
-/// and the aggregator merges <c>media.frames_per_group</c> consecutive frames into one (16 → 1 in pretraining). Loss:
+/// and the aggregator merges <c>video.frames_per_group</c> consecutive frames into one (16 → 1 in pretraining). Loss:
 /// next-token cross-entropy on the caption tokens of <c>&lt;|video|&gt;&lt;|begin_of_text|&gt;caption&lt;|end_of_text|&gt;</c>.
 /// </summary>
 public sealed class VideoRecipe : Recipe
@@ -67,24 +67,9 @@ public sealed class VideoRecipe : Recipe
         Optim = new OptimSection { Lr = 1e-4, MinLr = 1e-6, WarmupSteps = 500, TotalSteps = 20_000, Schedule = "cosine", WeightDecay = 0.01 },
         Batch = new BatchSection { Unit = "samples", Global = 4096, Micro = 1 },
         Train = new LoopSection { SaveEvery = 1000 },
-        Media = new MediaSection { Preset = "llama3.2-11b-video", NumFrames = 16, FramesPerGroup = 16 },
+        Video = new VideoSection { Preset = "llama3.2-11b-video", NumFrames = 16, FramesPerGroup = 16 },
     };
 
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => new()
-    {
-        Command = "mm-train video --config video.json --out runs/video",
-        Recipe = Name,
-        Tokenizer = "bytes",
-        Model = new ModelSection { Preset = "tiny", InitFrom = "runs/vision-stage2/final" },
-        Data = new DataSection { Train = "videos/manifest.jsonl", Eval = "videos-eval/manifest.jsonl", SeqLen = 160, Prefetch = 8 },
-        Optim = new OptimSection { Lr = 3e-3, MinLr = 3e-4, WarmupSteps = 10, TotalSteps = 300, Schedule = "cosine", WeightDecay = 0.01 },
-        Batch = new BatchSection { Unit = "samples", Global = 4, Micro = 2 },
-        Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
-        // One frame per group: the 8 aggregated frames keep their order through the group embedding; on the demo clips a
-        // fresh adapter reached 25 % after 4000 steps this way against 8 % with all 8 frames in one group (model card).
-        Media = new MediaSection { Preset = "tiny-video", NumFrames = 8, FramesPerGroup = 1 },
-    };
 
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
@@ -96,19 +81,19 @@ public sealed class VideoRecipe : Recipe
 
     /// <summary>
     /// The video model of <paramref name="config"/>: a video folder in <c>model.init_from</c> loads as is (with the base
-    /// weights of <c>media.vision_from</c> when set); an image-text
+    /// weights of <c>video.vision_from</c> when set); an image-text
     /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel(string, VideoConfig, long, Device?, ScalarType, Action{int, int}?)"/>); otherwise the base of
-    /// <c>media.preset</c> (default <c>tiny-video</c>) is built fresh with the tokenizer's vocabulary.
+    /// <c>video.preset</c> (default <c>tiny-video</c>) is built fresh with the tokenizer's vocabulary.
     /// </summary>
     public static VideoLanguageModel Build(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
     {
-        var preset = VideoPresets.Get(config.Media.Preset ?? "tiny-video");
+        var preset = VideoPresets.Get(config.VideoSettings.Preset ?? "tiny-video");
         string? init = config.Model.InitFrom;
-        string? visionFrom = config.Media.VisionFrom;
+        string? visionFrom = config.VideoSettings.VisionFrom;
         if (!string.IsNullOrEmpty(init) && VideoLanguageModel.IsVideoModelDirectory(init))
         {
             if (!string.IsNullOrEmpty(visionFrom) && !Directory.Exists(visionFrom))
-                throw new ConfigException($"media.vision_from: folder '{visionFrom}' not found.");
+                throw new ConfigException($"video.vision_from: folder '{visionFrom}' not found.");
             var video = VideoLanguageModel.FromPretrained(init, device, dtype);
             if (string.IsNullOrEmpty(visionFrom)) return video;
             try
@@ -123,54 +108,54 @@ public sealed class VideoRecipe : Recipe
             }
         }
         if (!string.IsNullOrEmpty(visionFrom))
-            throw new ConfigException($"media.vision_from replaces the base weights of the video model named by model.init_from, but '{init ?? "null"}' is not a video model folder.");
+            throw new ConfigException($"video.vision_from replaces the base weights of the video model named by model.init_from, but '{init ?? "null"}' is not a video model folder.");
         if (!string.IsNullOrEmpty(init))
         {
             var baseCfg = VisionLanguageConfigJson.Read(Path.Combine(init, "config.json"));
             return WarmStart(VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype));
         }
-        var vision = VisionRecipe.Build(config with { Media = config.Media with { Preset = VisionPresetOf(preset) } }, tok, CPU, ScalarType.Float32);
+        var vision = VisionRecipe.Build(config with { Vision = new VisionSection { Preset = VisionPresetOf(preset) } }, tok, CPU, ScalarType.Float32);
         var b = vision.Config;
         vision.Dispose();
         var cfg = new VideoLanguageConfig { Base = b, Video = VideoFor(config, preset, b) };
         return WarmStart(VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd));
 
-        // A fresh adapter's video layers start as copies of the image layers after them when media.video_from_image_layers.
+        // A fresh adapter's video layers start as copies of the image layers after them when video.video_from_image_layers.
         VideoLanguageModel WarmStart(VideoLanguageModel fresh) =>
-            config.Media.VideoFromImageLayers ? fresh.CopyImageCrossAttentionIntoVideoLayers() : fresh;
+            config.VideoSettings.VideoFromImageLayers ? fresh.CopyImageCrossAttentionIntoVideoLayers() : fresh;
     }
 
     static string VisionPresetOf(VideoLanguageConfig preset) =>
         VisionPresets.Names.First(n => VisionPresets.Get(n).Vision.Equals(preset.Base.Vision) && VisionPresets.Get(n).Text.HiddenSize == preset.Base.Text.HiddenSize);
 
-    /// <summary>The video settings for base <paramref name="b"/>: the preset's aggregator shape with <c>media.num_frames</c>/<c>frames_per_group</c>
+    /// <summary>The video settings for base <paramref name="b"/>: the preset's aggregator shape with <c>video.num_frames</c>/<c>frames_per_group</c>
     /// (and group embeddings for at least the groups a clip makes).</summary>
     static VideoConfig VideoFor(TrainConfig config, VideoLanguageConfig preset, VisionLanguageConfig b)
     {
         var a = preset.Video.Aggregator;
-        if (config.Media.AggregatorMerge is { } merge)
+        if (config.VideoSettings.AggregatorMerge is { } merge)
             a = a with { Merge = merge, NumLatents = merge == TemporalAggregatorConfig.MergePerPosition ? null : a.NumLatents };
-        if (config.Media.AggregatorPlaceCode) a = a with { PlaceCode = true };
-        int fpg = config.Media.FramesPerGroup;
-        // media.video_layers_before counts image cross-attention layers (1-based); the config stores decoder layer indices.
+        if (config.VideoSettings.AggregatorPlaceCode) a = a with { PlaceCode = true };
+        int fpg = config.VideoSettings.FramesPerGroup;
+        // video.video_layers_before counts image cross-attention layers (1-based); the config stores decoder layer indices.
         var image = b.CrossAttentionLayers.OrderBy(i => i).ToArray();
         var presetImage = preset.Base.CrossAttentionLayers.OrderBy(i => i).ToList();
-        var ordinals = config.Media.VideoLayersBefore?.ToArray()
+        var ordinals = config.VideoSettings.VideoLayersBefore?.ToArray()
             ?? preset.Video.CrossAttentionLayers?.Select(i => presetImage.IndexOf(i) + 1).Where(o => o >= 1 && o <= image.Length).ToArray();
-        if (ordinals is { Length: 0 } && config.Media.VideoLayersBefore is null) ordinals = new[] { image.Length };
+        if (ordinals is { Length: 0 } && config.VideoSettings.VideoLayersBefore is null) ordinals = new[] { image.Length };
         foreach (int o in ordinals ?? Array.Empty<int>())
             if (o < 1 || o > image.Length)
-                throw new ConfigException($"{config.Recipe} media.video_layers_before: image cross-attention ordinal {o} is outside 1..{image.Length}.");
+                throw new ConfigException($"{config.Recipe} video.video_layers_before: image cross-attention ordinal {o} is outside 1..{image.Length}.");
         return new VideoConfig
         {
             Aggregator = a with { Dim = b.Text.HiddenSize, TokensPerFrame = b.Vision.MaxNumTiles * b.Vision.TokensPerTile, FramesPerGroup = fpg,
-                TilesPerFrame = config.Media.AggregatorPlaceCode ? b.Vision.MaxNumTiles : a.TilesPerFrame,
+                TilesPerFrame = config.VideoSettings.AggregatorPlaceCode ? b.Vision.MaxNumTiles : a.TilesPerFrame,
                 MaxFramesPerGroup = Math.Max(a.MaxFramesPerGroup, fpg),
-                MaxGroups = a.MaxGroups > 0 ? Math.Max(a.MaxGroups, (config.Media.NumFrames + fpg - 1) / fpg) : 0 },
-            NumFrames = config.Media.NumFrames,
+                MaxGroups = a.MaxGroups > 0 ? Math.Max(a.MaxGroups, (config.VideoSettings.NumFrames + fpg - 1) / fpg) : 0 },
+            NumFrames = config.VideoSettings.NumFrames,
             CrossAttentionLayers = ordinals?.Select(o => image[o - 1]).OrderBy(i => i).ToArray(),
             VideoTokenId = b.ImageTokenIndex + 1,
-        }.Validate(b.Text.NumLayers, b.CrossAttentionLayers, $"{config.Recipe} media");
+        }.Validate(b.Text.NumLayers, b.CrossAttentionLayers, $"{config.Recipe} video");
     }
 
     /// <summary>One prepared clip: ids, labels and its preprocessed frames.</summary>
@@ -180,7 +165,7 @@ public sealed class VideoRecipe : Recipe
     readonly ConcurrentDictionary<string, byte[][]> _frameCache = new();
     long _frameCacheBytes, _frameCacheHits;
 
-    /// <summary>Clips whose frames came from the decoded-frame cache (<c>media.frame_cache_mb</c>) instead of ffmpeg.</summary>
+    /// <summary>Clips whose frames came from the decoded-frame cache (<c>video.frame_cache_mb</c>) instead of ffmpeg.</summary>
     internal long FrameCacheHits => Interlocked.Read(ref _frameCacheHits);
     /// <summary>Bytes of decoded frames held by the cache.</summary>
     internal long FrameCacheBytes => Interlocked.Read(ref _frameCacheBytes);
@@ -198,7 +183,7 @@ public sealed class VideoRecipe : Recipe
     /// <summary>
     /// The clip's sampled frames as RGB bytes (side × side, fitted and padded): from the cache when an earlier epoch
     /// decoded them, else from ffmpeg (or, for a still record, the image decoded, fitted and repeated), then kept while
-    /// the cache holds less than <c>media.frame_cache_mb</c> (the frames are the same bytes either way, so the cache never
+    /// the cache holds less than <c>video.frame_cache_mb</c> (the frames are the same bytes either way, so the cache never
     /// changes a run's numbers).
     /// </summary>
     byte[][] DecodedFrames(VideoCaptionRecord r, int side)
@@ -224,7 +209,7 @@ public sealed class VideoRecipe : Recipe
             }
             size = decoded.Sum(f => (long)f.Length);
         }
-        if (Interlocked.Add(ref _frameCacheBytes, size) <= (long)Config.Media.FrameCacheMb << 20 && _frameCache.TryAdd(key, decoded)) return decoded;
+        if (Interlocked.Add(ref _frameCacheBytes, size) <= (long)Config.VideoSettings.FrameCacheMb << 20 && _frameCache.TryAdd(key, decoded)) return decoded;
         Interlocked.Add(ref _frameCacheBytes, -size);
         return decoded;
     }
@@ -275,7 +260,7 @@ public sealed class VideoRecipe : Recipe
     {
         using var scope = NewDisposeScope();
         long b = batch["input_ids"].shape[0];
-        using var images = VisionRecipe.Images(batch);
+        using var images = batch.Images();
         bool encoderTrains = Vlm.vision_model.parameters().Concat(Vlm.multi_modal_projector.parameters()).Any(p => p.requires_grad);
         Tensor feats;
         using (encoderTrains ? null : torch.no_grad()) feats = Vlm.ImageModel.EncodeImages(images);               // [B·F, tokens, D]

@@ -13,6 +13,4 @@ public sealed class VisionStage1Recipe : VisionRecipe
     public override string Description => "Image pretraining: decoder frozen, image encoder + cross-attention adapters trained on image/caption pairs (caption tokens only).";
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => PaperConfig(lr: 1e-3, minLr: 1e-5, steps: 366_000, warmup: 2000, maxTiles: 4);
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => SmallConfig(lr: 3e-3, steps: 600, maxTiles: 1, initFrom: "runs/text-pretrain/final");
 }

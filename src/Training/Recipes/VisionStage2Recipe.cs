@@ -3,7 +3,7 @@ namespace Llama3.Multimodal.Training;
 /// <summary>
 /// <c>vision-stage2</c>: annealing on a curated set at higher resolution (Llama 3 paper §7.4: lr 2e-5, higher per-tile resolution),
 /// starting from the <c>vision-stage1</c> weights; same components train. Here the resolution rises through the tile
-/// budget (<c>media.max_tiles</c>: stage-1 demo 1 tile, stage 2 up to 2 × 2 tiles of the model's tile size).
+/// budget (<c>vision.max_tiles</c>: e.g. 1 tile in stage 1, stage 2 up to 2 × 2 tiles of the model's tile size).
 /// </summary>
 public sealed class VisionStage2Recipe : VisionRecipe
 {
@@ -17,6 +17,4 @@ public sealed class VisionStage2Recipe : VisionRecipe
         Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "runs/vision-stage1/final" },
         Data = new DataSection { Train = "images-curated.jsonl", SeqLen = 512 },
     };
-    /// <inheritdoc/>
-    public override TrainConfig DemoConfig() => SmallConfig(lr: 3e-4, steps: 200, maxTiles: 4, initFrom: "runs/vision-stage1/final");
 }

@@ -187,7 +187,7 @@ public class ImporterTests
               "recipe": "speech-stage2",
               "tokenizer": "bytes",
               "model": { "preset": "tiny", "init_from": null, "hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512 },
-              "media": { "preset": "tiny-speech", "encoder_from": null },
+              "speech": { "preset": "tiny-speech", "finetune": { "encoder_from": null } },
               "data": { "train": "librispeech/manifest.jsonl", "eval": "librispeech/manifest.jsonl", "seq_len": 400, "prefetch": 4 },
               "optim": { "lr": 1e-3, "warmup_steps": 1, "total_steps": 2, "schedule": "constant" },
               "batch": { "unit": "samples", "global": 2, "micro": 2 },

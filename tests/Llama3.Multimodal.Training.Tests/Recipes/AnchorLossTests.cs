@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training.Tests.Recipes;
 
 /// <summary>
-/// The vision recipes' anchor loss (<c>media.anchor_loss_weight</c>): which images it holds, its value against a frozen
+/// The vision recipes' anchor loss (<c>vision.anchor_loss_weight</c>): which images it holds (records with <c>"anchor": true</c>), its value against a frozen
 /// copy of the starting model, what it trains, and that the copy never changes.
 /// </summary>
 public class AnchorLossTests
@@ -35,16 +35,33 @@ public class AnchorLossTests
     }
 
     static TrainConfig Cfg(double weight, params string[] extra) =>
-        AuxiliaryLosses.Config(Mixed.Value, extra.Prepend($"model.init_from=\"{Start.Value}\"").Prepend($"media.anchor_loss_weight={weight}"));
+        AuxiliaryLosses.Config(Mixed.Value, extra.Prepend($"model.init_from=\"{Start.Value}\"").Prepend($"vision.anchor_loss_weight={weight}"));
 
     [Fact]
-    public void HoldsEveryImageButPrint()
+    public void HoldsExactlyTheRecordsWhoseManifestLineOptsIn()
     {
-        Assert.True(VisionRecipe.IsAnchored("a red circle in front of a blue square"));
-        Assert.True(VisionRecipe.IsAnchored("three small green squares"));
-        Assert.True(VisionRecipe.IsAnchored("a photo of a cat"));                 // not of the grammar: not print either
-        Assert.False(VisionRecipe.IsAnchored("the number 52"));
-        Assert.False(VisionRecipe.IsAnchored("the word CAT"));
+        // The mixed set's records, every other one opted in (true), the rest opted out (false) or silent (no field).
+        string dir = TestRuns.TempDir(), manifest = Path.Combine(dir, "manifest.jsonl");
+        File.WriteAllLines(manifest, File.ReadLines(Mixed.Value).Select((l, i) =>
+        {
+            var o = (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(l)!;
+            o["image"] = Path.Combine(Path.GetDirectoryName(Mixed.Value)!, (string)o["image"]!);
+            o.Remove("anchor");
+            if (i % 2 == 0) o["anchor"] = true;
+            else if (i % 4 == 1) o["anchor"] = false;
+            return o.ToJsonString();
+        }));
+        var records = JsonlManifest.ReadImageCaptions(manifest, false, out _);
+        Assert.Equal(Enumerable.Range(0, records.Count).Select(i => i % 2 == 0), records.Select(r => r.Anchor));
+        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(0.5, $"data.train=\"{manifest}\""), dir, TestRuns.Quiet);
+        using var source = ((VisionRecipe)t.Recipe).OpenData(false, DataCursor.Start);
+        using var batch = source.Next(96);
+        Assert.Equal(records.Take(4).Select(r => r.Anchor ? 1f : 0f), batch["anchor_mask"].data<float>().ToArray());
+        // A manifest with a malformed field is refused by name.
+        string bad = Path.Combine(TestRuns.TempDir(), "bad.jsonl");
+        File.WriteAllText(bad, "{\"image\": \"x.png\", \"caption\": \"c\", \"anchor\": \"yes\"}\n");
+        var e = Assert.Throws<DataFormatException>(() => JsonlManifest.ReadImageCaptions(bad, false, out _));
+        Assert.Contains("anchor", e.Message);
     }
 
     [Fact]
@@ -58,7 +75,7 @@ public class AnchorLossTests
         using var batch = source.Next(96);
         var mask = batch["anchor_mask"].data<float>().ToArray();
         Assert.Contains(1f, mask);
-        using var images = VisionRecipe.Images(batch);
+        using var images = batch.Images();
 
         // Where the run starts, it is the starting model: nothing to pay.
         using (no_grad())
@@ -119,17 +136,17 @@ public class AnchorLossTests
     [Fact]
     public void AnchorFromNamesTheModelToHoldToInsteadOfTheStartingOne()
     {
-        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"media.anchor_from=\"{Other.Value}\""), TestRuns.TempDir(), TestRuns.Quiet);
+        using var t = new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"vision.anchor_from=\"{Other.Value}\""), TestRuns.TempDir(), TestRuns.Quiet);
         var recipe = (VisionRecipe)t.Recipe;
         using var other = Vision.VisionLanguageModel.FromPretrained(Other.Value, CPU, ScalarType.Float32);
         var expected = other.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in recipe.AnchorModel!.named_parameters())
-            Assert.True(p.equal(expected[name]).all().item<bool>(), $"anchor parameter {name} is not media.anchor_from's");
+            Assert.True(p.equal(expected[name]).all().item<bool>(), $"anchor parameter {name} is not vision.anchor_from's");
         // The run starts from model.init_from, so where it starts it already pays for the distance to the other model.
         Assert.False(recipe.Vlm.vision_model.patch_embedding.weight!.equal(expected["vision_model.patch_embedding.weight"]).all().item<bool>());
         using var source = recipe.OpenData(false, DataCursor.Start);
         using var batch = source.Next(96);
-        using var images = VisionRecipe.Images(batch);
+        using var images = batch.Images();
         using (no_grad())
         {
             using var states = recipe.Vlm.EncodeImages(images);
@@ -142,19 +159,19 @@ public class AnchorLossTests
     [Fact]
     public void BadAnchorFromIsRefusedByName()
     {
-        var alone = Assert.Throws<Text.ConfigException>(() => Cfg(0, $"media.anchor_from=\"{Other.Value}\""));
-        Assert.Contains("media.anchor_from", alone.Message);
-        Assert.Contains("media.anchor_loss_weight", alone.Message);
+        var alone = Assert.Throws<Text.ConfigException>(() => Cfg(0, $"vision.anchor_from=\"{Other.Value}\""));
+        Assert.Contains("vision.anchor_from", alone.Message);
+        Assert.Contains("vision.anchor_loss_weight", alone.Message);
 
         string notVision = TestRuns.TempDir();
         var missing = Assert.Throws<Text.ConfigException>(() =>
-            new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"media.anchor_from=\"{notVision}\""), TestRuns.TempDir(), TestRuns.Quiet));
-        Assert.Contains("media.anchor_from", missing.Message);
+            new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"vision.anchor_from=\"{notVision}\""), TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains("vision.anchor_from", missing.Message);
         Assert.Contains(notVision, missing.Message);
 
         var wider = Assert.Throws<Text.ConfigException>(() =>
-            new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"media.anchor_from=\"{Wider.Value}\""), TestRuns.TempDir(), TestRuns.Quiet));
-        Assert.Contains("media.anchor_from", wider.Message);
+            new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg(1.0, $"vision.anchor_from=\"{Wider.Value}\""), TestRuns.TempDir(), TestRuns.Quiet));
+        Assert.Contains("vision.anchor_from", wider.Message);
         Assert.Contains("text_config.hidden_size 128", wider.Message);
     }
 
@@ -162,10 +179,10 @@ public class AnchorLossTests
     public void BadSettingsAreRefusedByName()
     {
         var e = Assert.Throws<Text.ConfigException>(() => Cfg(-1));
-        Assert.Contains("media.anchor_loss_weight", e.Message);
-        var cfg = AuxiliaryLosses.Config(Mixed.Value, new[] { "media.anchor_loss_weight=1", "model.init_from=null" });
+        Assert.Contains("vision.anchor_loss_weight", e.Message);
+        var cfg = AuxiliaryLosses.Config(Mixed.Value, new[] { "vision.anchor_loss_weight=1", "model.init_from=null" });
         var missing = Assert.Throws<Text.ConfigException>(() => new Trainer(RecipeRegistry.Create("vision-stage1"), cfg, TestRuns.TempDir(), TestRuns.Quiet));
-        Assert.Contains("media.anchor_loss_weight", missing.Message);
+        Assert.Contains("vision.anchor_loss_weight", missing.Message);
         Assert.Contains("model.init_from", missing.Message);
     }
 }

@@ -1,8 +1,7 @@
-using Llama3.Multimodal.Training.Synthetic;
 
 namespace Llama3.Multimodal.Training.Tests.Recipes;
 
-/// <summary>Tiny real media sets made once per test run by the Synthetic makers (PNG scenes, espeak-ng speech, ffmpeg clips).</summary>
+/// <summary>Tiny real media sets made once per test run by the demo's makers (PNG scenes, espeak-ng speech, ffmpeg clips).</summary>
 internal static class MediaTestData
 {
     static readonly Lazy<string> Images = new(() => ImageDataMaker.Make(new ImageMakerOptions(8, Seed: 3, Size: 64, Kinds: new[] { "single" }), Path.Combine(TestRuns.TempDir(), "images")).ManifestPath);
@@ -28,11 +27,12 @@ internal static class MediaTestData
         };
         var all = new List<string>
         {
-            "model.init_from=null", "media.encoder_from=null", $"data.train=\"{manifest}\"", $"data.eval=\"{manifest}\"",
+            "model.init_from=null", $"data.train=\"{manifest}\"", $"data.eval=\"{manifest}\"",
             $"optim.total_steps={steps}", "optim.warmup_steps=1", "optim.schedule=\"constant\"", "train.log_every=1000", "train.eval_every=0",
             "train.save_every=0", "batch.micro=2", "batch.global=2", "data.prefetch=4", "data.shuffle=false",
         };
+        if (recipe == "speech-stage2") all.Add("speech.finetune.encoder_from=null");
         all.AddRange(sets);
-        return ConfigLoader.Load(r.DemoConfig(), null, all);
+        return ConfigLoader.Load(DemoConfigs.For(recipe), null, all);
     }
 }

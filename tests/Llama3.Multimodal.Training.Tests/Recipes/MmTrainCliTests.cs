@@ -18,24 +18,10 @@ public class MmTrainCliTests
     }
 
     [Fact]
-    public void MakeDataImagesTakesSceneKinds()
-    {
-        string data = TestRuns.TempDir();
-        var mk = Run("make-data", "images", "--out", data, "--seed", "3", "--count", "6", "--eval-count", "2", "--kinds", "number");
-        Assert.True(mk.Code == 0, mk.Err);
-        Assert.All(File.ReadLines(Path.Combine(data, "images", "manifest.jsonl")), l => Assert.Contains("\"the number ", l));
-        Assert.False(Directory.Exists(Path.Combine(data, "images-heldout")));
-        var bad = Run("make-data", "images", "--out", TestRuns.TempDir(), "--count", "2", "--kinds", "single,circles");
-        Assert.Equal(2, bad.Code);
-        Assert.Contains("\"circles\"", bad.Err);
-    }
-
-    [Fact]
     public void TrainsResumesAndEvaluatesAVisionModelFromTheCommandLine()
     {
         string data = TestRuns.TempDir(), outDir = TestRuns.TempDir();
-        var mk = Run("make-data", "images", "--out", data, "--seed", "9", "--count", "4", "--eval-count", "2");
-        Assert.True(mk.Code == 0, mk.Err);
+        Llama3.Multimodal.Demo.DemoData.Write("images", data, 9, count: 4, evalCount: 2);
         string cfg = Path.Combine(data, "vision-stage1.json");
         string[] common = { "vision-stage1", "--config", cfg, "--out", outDir, "--set", "model.init_from=null", "--set", "optim.total_steps=2",
             "--set", "optim.warmup_steps=0", "--set", "batch.global=2", "--set", "batch.micro=2", "--set", "train.eval_every=0" };
@@ -60,7 +46,7 @@ public class MmTrainCliTests
     public void BpeVocabularyDrivesASpeechSftRun()
     {
         string dir = TestRuns.TempDir(), tok = Path.Combine(dir, "tokenizer.model");
-        var b = Run("make-data", "bpe", "--out", tok, "--vocab-size", "300", MediaTestData.SpeechManifest, MediaTestData.ImageManifest);
+        var b = Run("bpe", "--out", tok, "--vocab-size", "300", MediaTestData.SpeechManifest, MediaTestData.ImageManifest);
         Assert.True(b.Code == 0, b.Err);
         var cfg = MediaTestData.Config("speech-stage2", 1, $"tokenizer=\"{tok}\"", "data.seq_len=400", "model.max_position_embeddings=512");
         using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), cfg, TestRuns.TempDir(), TestRuns.Quiet);
@@ -100,7 +86,7 @@ public class MmTrainCliTests
 
         // a vision recipe continues it through model.init_from
         string outDir = TestRuns.TempDir();
-        var t = Run("vision-stage2", "--config", Path.Combine(root, "configs", "demo", "vision-stage2.json"), "--out", outDir,
+        var t = Run("vision-stage2", "--config", Path.Combine(root, "demo", "configs", "vision-stage2.json"), "--out", outDir,
             "--set", $"model.init_from={JsonValue.Create(grown).ToJsonString()}", "--set", $"tokenizer={JsonValue.Create(Path.Combine(shipped, "tokenizer.model")).ToJsonString()}",
             "--set", $"data.train={JsonValue.Create(manifest).ToJsonString()}", "--set", $"data.eval={JsonValue.Create(manifest).ToJsonString()}",
             "--set", "optim.total_steps=2", "--set", "optim.warmup_steps=0", "--set", "batch.global=2", "--set", "batch.micro=2", "--set", "train.eval_every=0");

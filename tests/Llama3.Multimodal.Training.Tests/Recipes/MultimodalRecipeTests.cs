@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using Llama3.Multimodal.Training.Synthetic;
 
 namespace Llama3.Multimodal.Training.Tests.Recipes;
 
@@ -14,7 +13,7 @@ public class MultimodalRecipeTests
         var sets = recipe switch
         {
             "vision-stage1" or "vision-stage2" => new[] { "optim.lr=0.01", "data.seq_len=96" },
-            "video" => new[] { "optim.lr=0.01", "data.seq_len=128", "media.num_frames=4", "media.frames_per_group=4" },
+            "video" => new[] { "optim.lr=0.01", "data.seq_len=128", "video.num_frames=4", "video.frames_per_group=4" },
             "speech-stage1" => new[] { "optim.lr=0.01" },
             _ => new[] { "optim.lr=0.01", "data.seq_len=400", "model.max_position_embeddings=512" },
         };
@@ -25,12 +24,12 @@ public class MultimodalRecipeTests
     [InlineData("vision-stage1", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
     [InlineData("vision-stage2", new[] { "vision_model.", "multi_modal_projector." }, 4, 0.97)]
     [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97)]
-    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "media.aggregator_merge=\"per_position\"")]
-    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "media.aggregator_place_code=true", "media.aggregator_merge=\"per_position\"")]
+    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "video.aggregator_merge=\"per_position\"")]
+    [InlineData("video", new[] { "video_model.aggregator." }, 4, 0.97, "video.aggregator_place_code=true", "video.aggregator_merge=\"per_position\"")]
     [InlineData("speech-stage1", new[] { "encoder.layers.", "best_rq.heads." }, 4, 0.97)]
     [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99)]
-    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.spec_augment=true")]
-    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "media.speed_perturb=[0.9,1.0,1.1]")]
+    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "speech.finetune.spec_augment=true")]
+    [InlineData("speech-stage2", new[] { "speech_model.encoder.layers.", "speech_model.adapter." }, 4, 0.99, "speech.finetune.speed_perturb=[0.9,1.0,1.1]")]
     public void TrainsOnlyItsComponentsAndResumesExactly(string recipe, string[] mustTrain, int n, double ratio, string set = "", string set2 = "")
     {
         string[] sets = new[] { set, set2 }.Where(x => x.Length > 0).ToArray();
@@ -85,7 +84,7 @@ public class MultimodalRecipeTests
             using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 1, sets), TestRuns.TempDir(), TestRuns.Quiet);
             return t.Run();
         }
-        Assert.NotEqual(Run().History[0].Loss, Run("media.spec_augment=true").History[0].Loss);
+        Assert.NotEqual(Run().History[0].Loss, Run("speech.finetune.spec_augment=true").History[0].Loss);
         Assert.Equal(Run().History[0].Loss, Run().History[0].Loss);
     }
 
@@ -99,6 +98,7 @@ public class MultimodalRecipeTests
             var o = (JsonObject)JsonNode.Parse(l)!;
             foreach (var key in new[] { "video", "image" })
                 if (o[key] is JsonNode p) o[key] = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(manifest)!, (string)p!));
+            o.Remove("anchor");                                                  // an image-caption field, not a video record's
             return o.ToJsonString();
         });
         string mixed = Path.Combine(dir, "mixed.jsonl");
@@ -147,8 +147,8 @@ public class MultimodalRecipeTests
             return (r, v.FrameCacheHits, v.FrameCacheBytes);
         }
         var cached = Run();
-        var uncached = Run("media.frame_cache_mb=0");
-        var capped = Run("media.frame_cache_mb=1");
+        var uncached = Run("video.frame_cache_mb=0");
+        var capped = Run("video.frame_cache_mb=1");
         Assert.True(cached.Hits >= 4, $"hits {cached.Hits}");
         Assert.Equal(4L * 4 * 3 * 224 * 224, cached.Bytes);          // 4 clips × 4 frames of 224 × 224 RGB
         Assert.Equal(0, uncached.Hits);
@@ -156,7 +156,7 @@ public class MultimodalRecipeTests
         Assert.InRange(capped.Bytes, 1, 1 << 20);
         Assert.Equal(uncached.Result.History.Select(h => h.Loss), cached.Result.History.Select(h => h.Loss));
         Assert.Equal(uncached.Result.History.Select(h => h.Loss), capped.Result.History.Select(h => h.Loss));
-        Assert.Contains("media.frame_cache_mb", Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.frame_cache_mb=-1")).Message);
+        Assert.Contains("video.frame_cache_mb", Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "video.frame_cache_mb=-1")).Message);
     }
 
     [Fact]
@@ -164,14 +164,14 @@ public class MultimodalRecipeTests
     {
         using (var r = RecipeRegistry.Create("video"))
         {
-            r.Setup(Cfg("video", 1, "media.aggregator_merge=\"per_position\""), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            r.Setup(Cfg("video", 1, "video.aggregator_merge=\"per_position\""), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
             var agg = ((VideoRecipe)r).Vlm.video_model.aggregator;
             Assert.True(agg.Config.PerPosition);
             Assert.Equal(new long[] { agg.Config.TokensPerFrame, agg.Config.Dim }, agg.latents.shape);
         }
         using (var r = RecipeRegistry.Create("video"))
         {
-            r.Setup(Cfg("video", 1, "media.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            r.Setup(Cfg("video", 1, "video.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
             var m = ((VideoRecipe)r).Vlm;
             int i = m.Config.VideoCrossAttentionLayers[0];
             var image = m.language_model.model.layers[i].named_parameters().ToDictionary(p => p.name, p => p.parameter);
@@ -181,7 +181,7 @@ public class MultimodalRecipeTests
         }
         using (var r = RecipeRegistry.Create("video"))
         {
-            r.Setup(Cfg("video", 1, "media.video_layers_before=[1,2]", "media.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            r.Setup(Cfg("video", 1, "video.video_layers_before=[1,2]", "video.video_from_image_layers=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
             var m = ((VideoRecipe)r).Vlm;
             var image = m.Config.Base.CrossAttentionLayers;
             Assert.Equal(new[] { image[0], image[1] }, m.Config.Video.CrossAttentionLayers);
@@ -194,23 +194,23 @@ public class MultimodalRecipeTests
         }
         using (var r = RecipeRegistry.Create("video"))
         {
-            var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "media.video_layers_before=[3]"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
+            var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "video.video_layers_before=[3]"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
             Assert.Contains("ordinal 3", bad.Message);
         }
         using (var r = RecipeRegistry.Create("video"))
         {
-            r.Setup(Cfg("video", 1, "media.aggregator_merge=\"per_position\"", "media.aggregator_place_code=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+            r.Setup(Cfg("video", 1, "video.aggregator_merge=\"per_position\"", "video.aggregator_place_code=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
             var a = ((VideoRecipe)r).Vlm.Config.Video.Aggregator;
             Assert.True(a.PlaceCode);
             Assert.Equal(4, a.TilesPerFrame);
         }
         using (var r = RecipeRegistry.Create("video"))
         {
-            var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "media.aggregator_place_code=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
+            var bad = Assert.Throws<Text.ConfigException>(() => r.Setup(Cfg("video", 1, "video.aggregator_place_code=true"), TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
             Assert.Contains("place_code needs merge", bad.Message);
         }
-        var e = Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "media.aggregator_merge=\"mean\""));
-        Assert.Contains("media.aggregator_merge", e.Message);
+        var e = Assert.Throws<Text.ConfigException>(() => Cfg("video", 1, "video.aggregator_merge=\"mean\""));
+        Assert.Contains("video.aggregator_merge", e.Message);
     }
 
     [Fact]
@@ -250,9 +250,9 @@ public class MultimodalRecipeTests
             using var t = new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 1, sets), TestRuns.TempDir(), TestRuns.Quiet);
             return t.Run();
         }
-        Assert.NotEqual(Run().History[0].Loss, Run("media.speed_perturb=[0.8,1.2]").History[0].Loss);
-        Assert.Equal(Run("media.speed_perturb=[0.8,1.2]").History[0].Loss, Run("media.speed_perturb=[0.8,1.2]").History[0].Loss);
-        Assert.Contains("media.speed_perturb", Assert.Throws<Text.ConfigException>(() => Cfg("speech-stage2", 1, "media.speed_perturb=[3.0]")).Message);
+        Assert.NotEqual(Run().History[0].Loss, Run("speech.finetune.speed_perturb=[0.8,1.2]").History[0].Loss);
+        Assert.Equal(Run("speech.finetune.speed_perturb=[0.8,1.2]").History[0].Loss, Run("speech.finetune.speed_perturb=[0.8,1.2]").History[0].Loss);
+        Assert.Contains("speech.finetune.speed_perturb", Assert.Throws<Text.ConfigException>(() => Cfg("speech-stage2", 1, "speech.finetune.speed_perturb=[3.0]")).Message);
     }
 
     [Fact]
@@ -310,7 +310,7 @@ public class MultimodalRecipeTests
         string video = Run("video"), image = Run("vision-stage1", "seed=99");
         var videoWeights = TestRuns.Weights(Video.VideoLanguageModel.FromPretrained(video));
         var imageWeights = TestRuns.Weights(Vision.VisionLanguageModel.FromPretrained(image));
-        var cfg = Cfg("video", 1, $"model.init_from=\"{video}\"", $"media.vision_from=\"{image}\"");
+        var cfg = Cfg("video", 1, $"model.init_from=\"{video}\"", $"video.vision_from=\"{image}\"");
         using (var m = VideoRecipe.Build(cfg, ByteTokenizer.Instance, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32))
         {
             var w = TestRuns.Weights(m);
@@ -326,10 +326,10 @@ public class MultimodalRecipeTests
             }
             Assert.True(fromImage > 10);
         }
-        var bad = Cfg("video", 1, $"model.init_from=\"{image}\"", $"media.vision_from=\"{image}\"");
+        var bad = Cfg("video", 1, $"model.init_from=\"{image}\"", $"video.vision_from=\"{image}\"");
         var e = Assert.Throws<Text.ConfigException>(() => VideoRecipe.Build(bad, ByteTokenizer.Instance, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
-        Assert.Contains("media.vision_from", e.Message);
-        var missing = Cfg("video", 1, $"model.init_from=\"{video}\"", $"media.vision_from=\"{Path.Combine(dir, "nowhere")}\"");
+        Assert.Contains("video.vision_from", e.Message);
+        var missing = Cfg("video", 1, $"model.init_from=\"{video}\"", $"video.vision_from=\"{Path.Combine(dir, "nowhere")}\"");
         e = Assert.Throws<Text.ConfigException>(() => VideoRecipe.Build(missing, ByteTokenizer.Instance, TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32));
         Assert.Contains("nowhere", e.Message);
     }
@@ -347,51 +347,26 @@ public class MultimodalRecipeTests
         var cap = Train("vision-stage1", m => MultimodalEval.Caption(m, MediaTestData.ImageManifest, limit: 2, maxNewTokens: 8));
         Assert.Equal(2, cap["count"]!.GetValue<int>());
         Assert.InRange(cap["exact_match"]!.GetValue<double>(), 0, 1);
-        Assert.NotEmpty(cap["per_attribute"]!.AsObject());
-        foreach (var (_, v) in cap["per_attribute"]!.AsObject()) Assert.InRange(v!["accuracy"]!.GetValue<double>(), 0, 1);
-        Assert.Equal(2, cap["per_kind"]!.AsObject().Sum(kv => kv.Value!["total"]!.GetValue<int>()));
         Assert.Equal(2, cap["examples"]!.AsArray().Count);
+        var refs = cap["examples"]!.AsArray().Select(e => e!["reference"]!.GetValue<string>()).ToList();
+        var preds = cap["examples"]!.AsArray().Select(e => e!["prediction"]!.GetValue<string>()).ToList();
+        Assert.Equal(MultimodalEval.ExactMatch(preds, refs), cap["exact_match"]!.GetValue<double>());
 
         var asr = Train("speech-stage2", m => MultimodalEval.Asr(m, MediaTestData.SpeechManifest, limit: 2, maxNewTokens: 8));
         Assert.True(asr["wer"]!.GetValue<double>() >= 0);
         Assert.Equal(2, asr["examples"]!.AsArray().Count);
 
         var vid = Train("video", m => MultimodalEval.Video(m, MediaTestData.VideoManifest, limit: 1, maxNewTokens: 8));
-        Assert.InRange(vid["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.InRange(vid["exact_match"]!.GetValue<double>(), 0, 1);
         Assert.Equal(1, vid["count"]!.GetValue<int>());
-        Assert.Equal(new[] { "colour", "shape", "event1", "subject2", "event2" }, vid["per_part"]!.AsObject().Select(kv => kv.Key));
-        foreach (var (_, v) in vid["per_part"]!.AsObject()) Assert.Equal(1, v!["total"]!.GetValue<int>());
+    }
 
-        // The direction probe on 24 clips: every "moves" event counted, one accuracy per feature set.
-        string clips = VideoDataMaker.Make(new VideoMakerOptions(24, Seed: 5, Size: 64, Seconds: 2, Fps: 4), Path.Combine(dir, "probe-clips")).ManifestPath;
-        int moves = File.ReadLines(clips).Select(l => JsonNode.Parse(l)!["caption"]!.GetValue<string>())
-            .Sum(c => c.Split(" then ").Count(e => e.Split(' ').Contains("moves")));
-        string videoModel = Path.Combine(dir, "video", "checkpoints", "step-00000001");
-        var probe = MultimodalEval.VideoDirectionProbe(videoModel, clips);
-        Assert.Equal(moves, probe["moves"]!.GetValue<int>());
-        Assert.True(moves >= 8, $"{moves} moves");
-        Assert.Equal(0.25, probe["chance"]!.GetValue<double>());
-        Assert.Equal(new[] { "frame_tokens", "object_tokens", "mean_tokens", "aggregated" }, probe["direction_accuracy"]!.AsObject().Select(kv => kv.Key));
-        foreach (var (_, v) in probe["direction_accuracy"]!.AsObject()) Assert.InRange(v!.GetValue<double>(), 0, 1);
-        var few = Assert.Throws<DataFormatException>(() => MultimodalEval.VideoDirectionProbe(videoModel, clips, limit: 2));
-        Assert.Contains(clips, few.Message);
-        Assert.Contains("at least 8", few.Message);
-
-        // The number probe on 24 printed numbers: only two-digit ones are probed, one accuracy per feature set and digit.
-        string numbers = ImageDataMaker.Make(new ImageMakerOptions(24, Seed: 6, Size: 64, Kinds: new[] { "number" }), Path.Combine(dir, "probe-numbers")).ManifestPath;
-        int twoDigit = File.ReadLines(numbers).Count(l => JsonNode.Parse(l)!["caption"]!.GetValue<string>().Split(' ')[^1].Length == 2);
-        string imageModel = Path.Combine(dir, "vision-stage1", "checkpoints", "step-00000001");
-        var np = MultimodalEval.NumberProbe(imageModel, numbers, maxNewTokens: 4);
-        Assert.Equal(twoDigit, np["count"]!.GetValue<int>());
-        Assert.Equal(twoDigit - (int)(twoDigit * 0.75), np["scored"]!.GetValue<int>());
-        foreach (var set in new[] { "patch_embeddings", "encoder_tokens", "mean_tokens" })
-            Assert.Equal(new[] { "tens", "ones" }, np[set]!.AsObject().Select(kv => kv.Key));
-        Assert.Equal(new[] { "patch_embeddings", "encoder_tokens" }, np["glyph_digit"]!.AsObject().Select(kv => kv.Key));
-        Assert.Equal(new[] { "tens", "ones", "both", "swapped" }, np["caption"]!.AsObject().Select(kv => kv.Key));
-        foreach (var key in new[] { "patch_embeddings", "glyph_digit", "glyph_order", "caption" })
-            foreach (var (_, v) in np[key]!.AsObject()) Assert.InRange(v!.GetValue<double>(), 0, 1);
-        var noNumbers = Assert.Throws<DataFormatException>(() => MultimodalEval.NumberProbe(imageModel, MediaTestData.ImageManifest));
-        Assert.Contains("two-digit", noNumbers.Message);
+    [Fact]
+    public void CaptionExactMatchIgnoresCaseSpacingAndAFinalPeriod()
+    {
+        Assert.Equal("a red circle", MultimodalEval.NormalizeCaption("  A red   circle. "));
+        Assert.Equal(0.5, MultimodalEval.ExactMatch(new[] { "A red circle.", "a blue circle" }, new[] { "a red circle", "a red circle" }));
+        Assert.Throws<ArgumentException>(() => MultimodalEval.ExactMatch(new[] { "a" }, new[] { "a", "b" }));
     }
 
     [Fact]
@@ -401,7 +376,7 @@ public class MultimodalRecipeTests
         Assert.Contains("nope", e.Message);
         Assert.Contains("image_encoder", e.Message);
         string empty = TestRuns.TempDir();
-        var ex = Assert.ThrowsAny<Exception>(() => new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 2, $"media.encoder_from=\"{empty}\""), TestRuns.TempDir(), TestRuns.Quiet));
+        var ex = Assert.ThrowsAny<Exception>(() => new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 2, $"speech.finetune.encoder_from=\"{empty}\""), TestRuns.TempDir(), TestRuns.Quiet));
         Assert.Contains(empty, ex.Message);
     }
 
@@ -410,16 +385,16 @@ public class MultimodalRecipeTests
     {
         var v1 = new VisionStage1Recipe().DefaultConfig();
         Assert.Equal((1e-3, 0.01, 16384L, "cosine", "samples"), (v1.Optim.Lr, v1.Optim.WeightDecay, v1.Batch.Global, v1.Optim.Schedule, v1.Batch.Unit));
-        Assert.Equal(4, v1.Media.MaxTiles);
+        Assert.Equal(4, v1.Vision!.MaxTiles);
         Assert.Equal(new[] { "image_encoder", "adapters" }, new VisionStage1Recipe().DefaultTrainable);
         var v2 = new VisionStage2Recipe().DefaultConfig();
         Assert.Equal((2e-5, 0.01), (v2.Optim.Lr, v2.Optim.WeightDecay));
         var vid = new VideoRecipe().DefaultConfig();
-        Assert.Equal((1e-4, 4096L, 190, 16, 16), (vid.Optim.Lr, vid.Batch.Global, vid.Data.SeqLen, vid.Media.NumFrames, vid.Media.FramesPerGroup));
+        Assert.Equal((1e-4, 4096L, 190, 16, 16), (vid.Optim.Lr, vid.Batch.Global, vid.Data.SeqLen, vid.Video!.NumFrames, vid.Video.FramesPerGroup));
         Assert.Equal(new[] { "aggregator", "video_cross_attention" }, new VideoRecipe().DefaultTrainable);
         var s1 = new SpeechPretrainRecipe().DefaultConfig();
-        Assert.Equal((0.025, 32, 16, 8192, 500_000L, 2048L), (s1.Media.MaskProbability, s1.Media.MaskSpan, s1.Media.Codebooks, s1.Media.CodebookSize, s1.Optim.TotalSteps, s1.Batch.Global));
-        Assert.Equal(6000, s1.Media.MaxAudioFrames);
+        Assert.Equal((0.025, 32, 16, 8192, 500_000L, 2048L), (s1.Speech!.BestRq!.MaskProbability, s1.Speech.BestRq.MaskSpan, s1.Speech.BestRq.Codebooks, s1.Speech.BestRq.CodebookSize, s1.Optim.TotalSteps, s1.Batch.Global));
+        Assert.Equal(6000, s1.Speech.MaxAudioFrames);
         var s2 = new SpeechSftRecipe().DefaultConfig();
         Assert.Equal((1e-4, 512L, 650_000L), (s2.Optim.Lr, s2.Batch.Global, s2.Optim.TotalSteps));
         Assert.Equal(new[] { "encoder", "adapter" }, new SpeechSftRecipe().DefaultTrainable);

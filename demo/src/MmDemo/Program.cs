@@ -1,0 +1,146 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Training;
+
+namespace Llama3.Multimodal.Demo.Tool;
+
+/// <summary>Entry point of <c>mm-demo</c>: argument parsing and printing only; behaviour lives in Llama3.Multimodal.Demo.</summary>
+public static class Program
+{
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>Runs the command line.</summary>
+    public static int Main(string[] args)
+    {
+        CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+        DemoExtensions.Register();
+        var root = new RootCommand("mm-demo: the synthetic demo of Llama3.Multimodal: its data (`make-data`), training runs with the demo's " +
+            "auxiliary losses (`train`), grammar-aware evaluation and probes (`eval`), and the one-command reproduction of the shipped demo models (`reproduce`).");
+        root.Subcommands.Add(MakeDataCommand());
+        root.Subcommands.Add(TrainCommand());
+        root.Subcommands.Add(EvalCommand());
+        return root.Parse(args).Invoke();
+    }
+
+    static Command MakeDataCommand()
+    {
+        var cmd = new Command("make-data", "Synthetic training data for the demo and the tests, with a demo config per recipe.");
+        foreach (var kind in DemoData.Kinds)
+        {
+            var sub = new Command(kind, kind switch
+            {
+                "text" => "A small text corpus (text.jsonl, text-eval.jsonl), chat dialogs (chat.jsonl), preference pairs (pairs.jsonl) and the text recipes' demo configs.",
+                "images" => "Rendered shape/word scenes with captions: images/, images-eval/ (other seed), images-heldout/ (unseen colour+shape pairs), vision-stage1/2 demo configs.",
+                "speech" => "espeak-ng utterances with transcripts: speech/, speech-eval/, speech-heldout/ (unseen voice and speed), speech-stage1/2 demo configs.",
+                "video" => "ffmpeg clips of moving/appearing/recolouring shapes with time-ordered captions: videos/, videos-eval/, the video demo config.",
+                _ => "Everything: text corpus, images, speech and video with their demo configs.",
+            });
+            var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
+            var seed = new Option<int>("--seed") { Description = "Generator seed (evaluation sets use seed + 1, held-out sets seed + 2).", DefaultValueFactory = _ => 1234 };
+            var count = new Option<int?>("--count") { Description = "Training items (default: text documents 2000, images 2000, speech 600, video 300)." };
+            var evalCount = new Option<int?>("--eval-count") { Description = "Items per evaluation/held-out set (default: a tenth of --count)." };
+            var size = new Option<int>("--size") { Description = "Image and video side in pixels.", DefaultValueFactory = _ => 64 };
+            var kinds = new Option<string?>("--kinds") { Description = "Image scene kinds, comma-separated (single, count, overlap, word, number; default: all, weighted 40/20/20/12/8 %). Only word and number: no held-out set." };
+            foreach (var o in new Option[] { outDir, seed, count, evalCount, size }) sub.Options.Add(o);
+            bool images = kind is "images" or "all";
+            if (images) sub.Options.Add(kinds);
+            string k = kind;
+            sub.SetAction(r => Guard(() =>
+            {
+                var imageKinds = images ? r.GetValue(kinds)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null;
+                foreach (var f in DemoData.Write(k, r.GetValue(outDir)!.FullName, r.GetValue(seed), r.GetValue(count), r.GetValue(evalCount), r.GetValue(size), imageKinds))
+                    Console.WriteLine(f);
+                return 0;
+            }));
+            cmd.Subcommands.Add(sub);
+        }
+        return cmd;
+    }
+
+    static Command TrainCommand()
+    {
+        var cmd = new Command("train", "Runs one training config (its \"recipe\" names the recipe) with the demo's auxiliary losses registered " +
+            $"(vision.auxiliary_losses: {string.Join(", ", AuxiliaryLossRegistry.Names)}). Otherwise the same as `mm-train RECIPE`.");
+        var config = new Option<FileInfo>("--config", "-c") { Description = "JSON config; paths in it are relative to its folder.", Required = true };
+        var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4." };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder (config.json, metrics.jsonl, checkpoints/).", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue exactly from the newest checkpoint in OUT/checkpoints." };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch." };
+        foreach (var o in new Option[] { config, set, outDir, resume, threads }) cmd.Options.Add(o);
+        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
+        {
+            if (r.GetValue(threads) is int nt) TorchSharp.torch.set_num_threads(Math.Max(1, nt));
+            var res = DemoTraining.Run(r.GetValue(config)!.FullName, r.GetValue(set) ?? Array.Empty<string>(), r.GetValue(outDir)!.FullName, r.GetValue(resume), ct);
+            Console.WriteLine($"done: {res.Steps} steps; last checkpoint {res.LastCheckpoint ?? "(none)"}.");
+            return 0;
+        })));
+        return cmd;
+    }
+
+    static Command EvalCommand()
+    {
+        var cmd = new Command("eval", "The demo's held-out evaluation with its grammars' scorers, and its probes; prints JSON.");
+        foreach (var task in new[] { "caption", "asr", "video" })
+        {
+            var sub = new Command(task, task switch
+            {
+                "caption" => "Caption exact match, per-attribute accuracy and exact match per scene kind of a vision model on an image+caption manifest.",
+                "asr" => "Word error rate (English normalisation) of a speech-stage2 model on an audio+transcript manifest.",
+                _ => "Temporal-caption accuracy, reversed rate and per-part accuracy of a video model on a video+caption manifest.",
+            });
+            var model = new Option<DirectoryInfo>("--model") { Description = "Model folder.", Required = true };
+            var data = new Option<FileInfo>("--data") { Description = "JSONL manifest to score on.", Required = true };
+            var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
+            var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
+            var beams = new Option<int>("--num-beams") { Description = "Beam search width (1: greedy).", DefaultValueFactory = _ => 1 };
+            foreach (var o in new Option[] { model, data, limit, examples, beams }) sub.Options.Add(o);
+            string t = task;
+            sub.SetAction(r => Guard(() =>
+            {
+                string m = r.GetValue(model)!.FullName, d = r.GetValue(data)!.FullName;
+                var res = t switch
+                {
+                    "caption" => DemoEval.Caption(m, d, r.GetValue(limit), examples: r.GetValue(examples), numBeams: r.GetValue(beams)),
+                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), examples: r.GetValue(examples), numBeams: r.GetValue(beams)),
+                    _ => DemoEval.Video(m, d, r.GetValue(limit), examples: r.GetValue(examples), numBeams: r.GetValue(beams)),
+                };
+                Console.WriteLine(res.ToJsonString(Indented));
+                return 0;
+            }));
+            cmd.Subcommands.Add(sub);
+        }
+        cmd.Subcommands.Add(Probe("video-probe", "Linear read-out of motion directions from a video model's frame features and aggregator output, on a video+caption manifest of the demo grammar (where does the model lose motion?).",
+            DemoEval.VideoDirectionProbe));
+        cmd.Subcommands.Add(Probe("number-probe", "Linear read-out of the tens and ones digit of printed two-digit numbers from a vision model's patch embeddings and cross-attention source, next to its own captions (where does the model lose the digits' order?).",
+            (m, d, l) => DemoEval.NumberProbe(m, d, l)));
+        return cmd;
+    }
+
+    static Command Probe(string name, string description, Func<string, string, int?, System.Text.Json.Nodes.JsonObject> run)
+    {
+        var probe = new Command(name, description);
+        var model = new Option<DirectoryInfo>("--model") { Description = "Model folder.", Required = true };
+        var data = new Option<FileInfo>("--data") { Description = "JSONL manifest of the demo grammar.", Required = true };
+        var limit = new Option<int?>("--limit") { Description = "Use only the first N records." };
+        foreach (var o in new Option[] { model, data, limit }) probe.Options.Add(o);
+        probe.SetAction(r => Guard(() =>
+        {
+            Console.WriteLine(run(r.GetValue(model)!.FullName, r.GetValue(data)!.FullName, r.GetValue(limit)).ToJsonString(Indented));
+            return 0;
+        }));
+        return probe;
+    }
+
+    static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is ConfigException or DataFormatException or CheckpointFormatException or TokenizerFormatException
+            or SyntheticDataException or MediaDecodeException or IOException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}

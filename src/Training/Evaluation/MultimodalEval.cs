@@ -1,0 +1,163 @@
+using System.Text.Json.Nodes;
+using Llama3.Multimodal.Speech;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Video;
+using Llama3.Multimodal.Vision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// Held-out evaluation of models written by the multimodal recipes (<c>mm-train eval</c>): greedy decoding in each
+/// recipe's own prompt format. Captions are scored by exact match after <see cref="NormalizeCaption"/>, transcripts by
+/// word error rate after <see cref="EnglishNormalizer"/>. Results are JSON objects (scores + a few examples); the
+/// prediction lists are public so that an application can add scores of its own.
+/// </summary>
+public static class MultimodalEval
+{
+    /// <summary>Greedy decoding (with <paramref name="beams"/> &gt; 1: beam search) of at most <paramref name="maxNew"/> tokens, ending at any of <paramref name="stop"/> (the KV-cached generation path the models' own APIs use).</summary>
+    static GenerationOptions Greedy(int maxNew, ISet<int> stop, int beams) => new() { MaxNewTokens = maxNew, Temperature = 0, StopTokens = stop.ToList(), NumBeams = beams };
+
+    /// <summary>How many reference/prediction pairs an evaluation lists when not told otherwise.</summary>
+    public const int DefaultExamples = 5;
+
+    /// <summary>A report: task, model, data, count and the first <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
+    public static JsonObject Report(string task, string model, string data, IReadOnlyList<string> refs, IReadOnlyList<string> preds, int examples)
+    {
+        var o = Header(task, model, data, refs.Count);
+        o["examples"] = Examples(refs, preds, examples);
+        return o;
+    }
+
+    /// <summary>The per-name (correct, total, accuracy) counts as a JSON object.</summary>
+    public static JsonObject Counts(IReadOnlyDictionary<string, (int Correct, int Total, double Accuracy)> scores)
+    {
+        var o = new JsonObject();
+        foreach (var (name, v) in scores) o[name] = new JsonObject { ["correct"] = v.Correct, ["total"] = v.Total, ["accuracy"] = v.Accuracy };
+        return o;
+    }
+
+    /// <summary>A caption as compared by <see cref="ExactMatch"/>: trimmed, white space collapsed, a final period, '!' or '?'
+    /// dropped, lower-cased.</summary>
+    public static string NormalizeCaption(string caption) =>
+        System.Text.RegularExpressions.Regex.Replace(caption.Trim(), @"\s+", " ").TrimEnd('.', '!', '?').TrimEnd().ToLowerInvariant();
+
+    /// <summary>Fraction of predictions equal to their reference after <see cref="NormalizeCaption"/>.</summary>
+    public static double ExactMatch(IReadOnlyList<string> predictions, IReadOnlyList<string> references)
+    {
+        if (predictions.Count != references.Count) throw new ArgumentException($"{predictions.Count} predictions for {references.Count} references.");
+        if (predictions.Count == 0) throw new ArgumentException("nothing to score.");
+        return (double)predictions.Zip(references).Count(p => NormalizeCaption(p.First) == NormalizeCaption(p.Second)) / predictions.Count;
+    }
+
+    static JsonArray Examples(IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n) =>
+        new(refs.Zip(preds).Take(n < 0 ? int.MaxValue : n).Select(p => (JsonNode)new JsonObject { ["reference"] = p.First, ["prediction"] = p.Second }).ToArray());
+
+    static JsonObject Header(string task, string model, string data, int count) =>
+        new() { ["task"] = task, ["model"] = Path.GetFullPath(model), ["data"] = Path.GetFullPath(data), ["count"] = count };
+
+    /// <summary>
+    /// Captions every image of an image+caption manifest with a <c>vision-stage1/2</c> model: caption exact match
+    /// (<see cref="ExactMatch"/>). <paramref name="examples"/> reference/prediction pairs are listed (−1: all);
+    /// <paramref name="numBeams"/> &gt; 1 decodes with beam search.
+    /// </summary>
+    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples, int numBeams = 1)
+    {
+        var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
+        var preds = CaptionPredictions(modelDir, records.Select(r => r.Image).ToList(), maxNewTokens, numBeams);
+        var refs = records.Select(r => r.Caption).ToList();
+        var o = Report("caption", modelDir, manifest, refs, preds, examples);
+        o["exact_match"] = ExactMatch(preds, refs);
+        return o;
+    }
+
+    /// <summary>The greedy (or beam-search) captions of <paramref name="images"/> by the <c>vision-stage1/2</c> model in
+    /// <paramref name="modelDir"/>, in its captioning prompt, images fitted to the tiles it was trained with.</summary>
+    public static IReadOnlyList<string> CaptionPredictions(string modelDir, IReadOnlyList<string> images, int maxNewTokens = 128, int numBeams = 1)
+    {
+        var (_, tok, _, maxTiles) = MediaTokens.ReadInfo(modelDir);
+        using var model = VisionLanguageModel.FromPretrained(modelDir);
+        model.eval();
+        var pre = VisionRecipe.Preprocessor(model.Config.Vision, maxTiles);
+        var stop = new HashSet<int> { tok.EosId, tok.EotId };
+        int imageTok = model.Config.ImageTokenIndex;
+        var preds = new List<string>();
+        foreach (var path in images)
+        {
+            using var scope = NewDisposeScope();
+            using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, ImageLoader.Load(path));
+            using var batch = model.Preprocessor.Pack(new[] { (IReadOnlyList<ProcessedImage>)new[] { p } });
+            var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, imageTok) }, batch, Greedy(maxNewTokens, stop, numBeams))[0];
+            preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
+        }
+        return preds;
+    }
+
+    /// <summary>Transcribes (ASR prompt) every utterance of an audio manifest with a <c>speech-stage2</c> model: WER after the English normaliser, with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
+    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples, int numBeams = 1)
+    {
+        var (model, tok) = SpeechSftRecipe.LoadTrained(modelDir);
+        using var owned = model;
+        model.eval();
+        var (_, _, language, _) = MediaTokens.ReadInfo(modelDir);
+        var records = JsonlManifest.ReadAudioTexts(manifest, false, out int _).Take(limit ?? int.MaxValue).ToList();
+        using var logMel = new LogMelSpectrogram();
+        var stop = new HashSet<int> { tok.EosId, tok.EotId };
+        // KV-cached greedy decoding over the spliced prompt embeddings (the generator's tokenizer only names default stops,
+        // which are given here, so a byte-level model gets the Llama 3 one).
+        var gen = new TextGenerator(model.language_model, (tok as Llama3TrainingTokenizer)?.Inner ?? Llama3Tokenizer.Default);
+        var preds = new List<string>();
+        foreach (var r in records)
+        {
+            using var scope = NewDisposeScope();
+            var f = logMel.Compute(AudioLoader.Load(r.Audio)).unsqueeze(0);
+            Tensor speech;
+            using (torch.no_grad()) speech = model.speech_model.Forward(f, torch.tensor(new long[] { f.shape[1] })).Embeddings;
+            int span = (int)speech.shape[1];
+            string system = r.Task == "ast" ? SpeechLanguageModel.AstPrompt(r.Language!) : SpeechLanguageModel.AsrPrompt(r.Language ?? language);
+            var (prompt, offset) = SpeechSftRecipe.Prompt(tok, system, span);
+            Tensor embeddings;
+            using (torch.no_grad())
+                embeddings = model.SpliceEmbeddings(torch.tensor(prompt.Select(i => (long)i).ToArray(), new long[] { 1, prompt.Count }), speech, new[] { offset }, new[] { span });
+            var result = gen.Generate(prompt, Greedy(maxNewTokens, stop, numBeams), promptEmbeddings: embeddings);
+            preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
+        }
+        var refs = records.Select(r => r.Text).ToList();
+        var o = Header("asr", modelDir, manifest, records.Count);
+        o["wer"] = WordErrorRate.Compute(refs, preds);
+        o["examples"] = Examples(refs, preds, examples);
+        return o;
+    }
+
+    /// <summary>Captions every clip of a video manifest with a <c>video</c> model: caption exact match
+    /// (<see cref="ExactMatch"/>), with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
+    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160, int examples = DefaultExamples, int numBeams = 1)
+    {
+        var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
+        var preds = VideoPredictions(modelDir, records.Select(r => r.Video).ToList(), maxNewTokens, numBeams);
+        var refs = records.Select(r => r.Caption).ToList();
+        var o = Report("video", modelDir, manifest, refs, preds, examples);
+        o["exact_match"] = ExactMatch(preds, refs);
+        return o;
+    }
+
+    /// <summary>The greedy (or beam-search) captions of the clips <paramref name="videos"/> by the <c>video</c> model in
+    /// <paramref name="modelDir"/>.</summary>
+    public static IReadOnlyList<string> VideoPredictions(string modelDir, IReadOnlyList<string> videos, int maxNewTokens = 160, int numBeams = 1)
+    {
+        var (_, tok, _, _) = MediaTokens.ReadInfo(modelDir);
+        using var model = VideoLanguageModel.FromPretrained(modelDir);
+        model.eval();
+        var stop = new HashSet<int> { tok.EosId, tok.EotId };
+        var preds = new List<string>();
+        foreach (var path in videos)
+        {
+            using var scope = NewDisposeScope();
+            using var frames = model.ReadFrames(path);
+            var result = model.Generate(MediaTokens.CaptionPrompt(tok, model.Config.Video.VideoTokenId), frames, Greedy(maxNewTokens, stop, numBeams));
+            preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
+        }
+        return preds;
+    }
+}

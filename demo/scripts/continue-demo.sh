@@ -7,7 +7,7 @@
 # *_FROM: model folders to continue (e.g. a pipeline run's runs/vision-stage2/final, runs/speech-stage2/final and
 # runs/video/final, or the shipped assets/models/demo/{vision,speech,video}); "-" skips that modality.
 # Environment: THREADS (libtorch threads, default 2); VISION_ROUNDS, SPEECH_ROUNDS, VIDEO_ROUNDS: space-separated
-# SEED:COUNT:STEPS:LR rounds (defaults: the model card's); IMAGE_SIZE (side of the rendered images, default 64);
+# SEED:COUNT:STEPS:LR rounds (defaults: the first continuation rounds'); IMAGE_SIZE (side of the rendered images, default 64);
 # STAGE2_ROUNDS (vision-stage2 rounds, ≤ 4 tiles, after the vision-stage1 rounds; default none) on images of side
 # STAGE2_SIZE (default 224, so that every image fills 2 × 2 tiles), plus as many images of side STAGE2_MIX_SIZE (e.g.
 # 112, one tile: so that stage 2 keeps what stage 1 learned; drawn with seed + 100000) when set; SPEC_AUGMENT=1 adds SpecAugment to the speech rounds;

@@ -61,7 +61,7 @@ public class ShippedConfigTests
         Assert.Equal("runs/text-pretrain/final", Rel(configs["sft"].Model.InitFrom));
         Assert.Equal("runs/sft/final", Rel(configs["speech-stage2"].Model.InitFrom));
         Assert.Equal("runs/speech-stage1/final", Rel(configs["speech-stage2"].Speech!.Finetune!.EncoderFrom));
-        // The video stage builds the shipped model's adapter (model card, run G): groups of 4 frames merged place by
+        // The video stage builds the shipped model's adapter (demo/NOTES.md): groups of 4 frames merged place by
         // place, video cross-attention layers starting as copies of the image layers they precede.
         var video = configs["video"].Video!;
         Assert.Equal((8, 4, "per_position", true), (video.NumFrames, video.FramesPerGroup, video.AggregatorMerge, video.VideoFromImageLayers));

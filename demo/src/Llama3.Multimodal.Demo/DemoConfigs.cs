@@ -91,7 +91,7 @@ public static class DemoConfigs
             Batch = new BatchSection { Unit = "samples", Global = 4, Micro = 2 },
             Train = new LoopSection { SaveEvery = 100, KeepLast = 2, LogEvery = 10, EvalEvery = 100, EvalBatches = 4 },
             // One frame per group: the 8 aggregated frames keep their order through the group embedding; on the demo clips a
-            // fresh adapter reached 25 % after 4000 steps this way against 8 % with all 8 frames in one group (model card).
+            // fresh adapter reached 25 % after 4000 steps this way against 8 % with all 8 frames in one group (demo/NOTES.md).
             Video = new VideoSection { Preset = "tiny-video", NumFrames = 8, FramesPerGroup = 1 },
         },
         "vision-stage1" => Vision("vision-stage1", lr: 3e-3, steps: 600, maxTiles: 1, initFrom: "runs/text-pretrain/final"),

@@ -21,6 +21,14 @@ public class EncoderTests
     }
 
     [Fact]
+    public void BuildingTheEncoderTurnsNnpackOff()
+    {
+        // The patch convolution would otherwise make libtorch initialise NNPACK (a warning on CPUs it does not support).
+        using var m = new VisionModel(VisionPresets.Get("tiny-vision").Vision, CPU, ScalarType.Float32);
+        Assert.False(Text.LibTorchBackends.NnpackEnabled);
+    }
+
+    [Fact]
     public void PreAndPostNormsUseHfsEpsWhateverNormEpsSays()
     {
         // HF: layernorm_pre/post = nn.LayerNorm(hidden_size) (eps 1e-5); norm_eps only reaches the encoder layers.

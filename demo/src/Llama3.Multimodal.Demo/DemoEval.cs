@@ -29,7 +29,7 @@ public static class DemoEval
         var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
         var preds = MultimodalEval.CaptionPredictions(modelDir, records.Select(r => r.Image).ToList(), maxNewTokens, numBeams);
         var refs = records.Select(r => r.Caption).ToList();
-        var o = MultimodalEval.Report("caption", modelDir, manifest, refs, preds, examples);
+        var o = MultimodalEval.Report("caption", modelDir, manifest, refs, preds, examples, records.Select(r => r.Image).ToList());
         o["exact_match"] = CaptionScorer.ExactMatch(preds, refs);
         o["per_attribute"] = MultimodalEval.Counts(CaptionScorer.PerAttribute(preds, refs.Select(ImageCaptionGrammar.Parse).ToList()));
         o["per_kind"] = MultimodalEval.Counts(CaptionScorer.PerKind(preds, refs));
@@ -44,7 +44,7 @@ public static class DemoEval
         var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
         var preds = MultimodalEval.VideoPredictions(modelDir, records.Select(r => r.Video).ToList(), maxNewTokens, numBeams);
         var refs = records.Select(r => r.Caption).ToList();
-        var o = MultimodalEval.Report("video", modelDir, manifest, refs, preds, examples);
+        var o = MultimodalEval.Report("video", modelDir, manifest, refs, preds, examples, records.Select(r => r.Video).ToList());
         o["accuracy"] = VideoCaptionScorer.Accuracy(preds, refs);
         o["reversed_rate"] = VideoCaptionScorer.ReversedRate(preds, refs);
         o["per_part"] = MultimodalEval.Counts(VideoCaptionScorer.PerPart(preds, refs));

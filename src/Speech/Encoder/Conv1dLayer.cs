@@ -24,6 +24,7 @@ public sealed class Conv1dLayer : nn.Module<Tensor, Tensor>
         : base("Conv1d")
     {
         _stride = stride; _padding = padding; _groups = groups;
+        LibTorchBackends.DisableNnpack();
         weight = Layers.Param(new[] { outChannels, inChannels / groups, kernel }, device, dtype);
         bias = Layers.Param(new[] { outChannels }, device, dtype);
         RegisterComponents();

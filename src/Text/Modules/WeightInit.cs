@@ -20,7 +20,7 @@ public static class WeightInit
         {
             if (p.device_type == DeviceType.META) continue;
             if (custom != null && custom(name, p)) continue;
-            if (IsConstant(name, p.dim(), out double value)) p.fill_(value);
+            if (IsConstant(name, p.dim(), out double value)) p.fill_(value == 1 ? Scalars.One : Scalars.Zero);
             else
             {
                 using var cpu = torch.empty(p.shape, ScalarType.Float32).normal_(0, std, gen);
@@ -66,7 +66,7 @@ public static class WeightInit
                 throw new InvalidOperationException($"random weights are produced in parameter order; asked for '{name}' but the next is '{(_next < _order.Count ? _order[_next].Name : "none")}'.");
             var (_, shape) = _order[_next++];
             var t = torch.empty(shape, ScalarType.Float32);
-            if (IsConstant(name, shape.Length, out double value)) t.fill_(value);
+            if (IsConstant(name, shape.Length, out double value)) t.fill_(value == 1 ? Scalars.One : Scalars.Zero);
             else t.normal_(0, _std, _gen);
             return t;
         }

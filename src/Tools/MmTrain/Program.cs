@@ -233,7 +233,7 @@ public static class Program
 
     static Command EvalCommand()
     {
-        var cmd = new Command("eval", "Held-out evaluation of a model folder written by a multimodal recipe; prints JSON scores.");
+        var cmd = new Command("eval", "Held-out evaluation of a model folder written by a multimodal recipe; prints JSON scores (--table: a table).");
         foreach (var task in new[] { "caption", "asr", "video" })
         {
             var sub = new Command(task, task switch
@@ -248,7 +248,8 @@ public static class Program
             var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
             var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list in the JSON (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
             var beams = new Option<int>("--num-beams") { Description = "Beam search width (1: greedy).", DefaultValueFactory = _ => 1 };
-            foreach (var o in new Option[] { model, data, limit, maxNew, examples, beams }) sub.Options.Add(o);
+            var table = new Option<bool>("--table") { Description = "Print each listed record's input, prediction and reference in a table, then the scores, instead of JSON." };
+            foreach (var o in new Option[] { model, data, limit, maxNew, examples, beams, table }) sub.Options.Add(o);
             sub.SetAction(r => Guard(() =>
             {
                 string m = r.GetValue(model)!.FullName, d = r.GetValue(data)!.FullName;
@@ -258,7 +259,8 @@ public static class Program
                     "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
                     _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
                 };
-                Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                if (r.GetValue(table)) EvalTable.Write(res, Console.Out);
+                else Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
                 return 0;
             }));
             cmd.Subcommands.Add(sub);

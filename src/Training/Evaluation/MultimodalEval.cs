@@ -22,11 +22,15 @@ public static class MultimodalEval
     /// <summary>How many reference/prediction pairs an evaluation lists when not told otherwise.</summary>
     public const int DefaultExamples = 5;
 
-    /// <summary>A report: task, model, data, count and the first <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
-    public static JsonObject Report(string task, string model, string data, IReadOnlyList<string> refs, IReadOnlyList<string> preds, int examples)
+    /// <summary>
+    /// A report: task, model, data, count and the first <paramref name="examples"/> reference/prediction pairs (−1: all),
+    /// each with its media file's name (<c>input</c>) when <paramref name="inputs"/> are given.
+    /// </summary>
+    public static JsonObject Report(string task, string model, string data, IReadOnlyList<string> refs, IReadOnlyList<string> preds, int examples,
+        IReadOnlyList<string>? inputs = null)
     {
         var o = Header(task, model, data, refs.Count);
-        o["examples"] = Examples(refs, preds, examples);
+        o["examples"] = Examples(inputs, refs, preds, examples);
         return o;
     }
 
@@ -51,8 +55,15 @@ public static class MultimodalEval
         return (double)predictions.Zip(references).Count(p => NormalizeCaption(p.First) == NormalizeCaption(p.Second)) / predictions.Count;
     }
 
-    static JsonArray Examples(IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n) =>
-        new(refs.Zip(preds).Take(n < 0 ? int.MaxValue : n).Select(p => (JsonNode)new JsonObject { ["reference"] = p.First, ["prediction"] = p.Second }).ToArray());
+    static JsonArray Examples(IReadOnlyList<string>? inputs, IReadOnlyList<string> refs, IReadOnlyList<string> preds, int n) =>
+        new(Enumerable.Range(0, Math.Min(refs.Count, n < 0 ? int.MaxValue : n)).Select(i =>
+        {
+            var e = new JsonObject();
+            if (inputs is not null) e["input"] = Path.GetFileName(inputs[i]);
+            e["reference"] = refs[i];
+            e["prediction"] = preds[i];
+            return (JsonNode)e;
+        }).ToArray());
 
     static JsonObject Header(string task, string model, string data, int count) =>
         new() { ["task"] = task, ["model"] = Path.GetFullPath(model), ["data"] = Path.GetFullPath(data), ["count"] = count };
@@ -67,7 +78,7 @@ public static class MultimodalEval
         var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
         var preds = CaptionPredictions(modelDir, records.Select(r => r.Image).ToList(), maxNewTokens, numBeams);
         var refs = records.Select(r => r.Caption).ToList();
-        var o = Report("caption", modelDir, manifest, refs, preds, examples);
+        var o = Report("caption", modelDir, manifest, refs, preds, examples, records.Select(r => r.Image).ToList());
         o["exact_match"] = ExactMatch(preds, refs);
         return o;
     }
@@ -126,7 +137,7 @@ public static class MultimodalEval
         var refs = records.Select(r => r.Text).ToList();
         var o = Header("asr", modelDir, manifest, records.Count);
         o["wer"] = WordErrorRate.Compute(refs, preds);
-        o["examples"] = Examples(refs, preds, examples);
+        o["examples"] = Examples(records.Select(r => r.Audio).ToList(), refs, preds, examples);
         return o;
     }
 
@@ -137,7 +148,7 @@ public static class MultimodalEval
         var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
         var preds = VideoPredictions(modelDir, records.Select(r => r.Video).ToList(), maxNewTokens, numBeams);
         var refs = records.Select(r => r.Caption).ToList();
-        var o = Report("video", modelDir, manifest, refs, preds, examples);
+        var o = Report("video", modelDir, manifest, refs, preds, examples, records.Select(r => r.Video).ToList());
         o["exact_match"] = ExactMatch(preds, refs);
         return o;
     }

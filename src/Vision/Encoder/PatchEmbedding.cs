@@ -16,6 +16,7 @@ public sealed class PatchEmbedding : nn.Module<Tensor, Tensor>
     public PatchEmbedding(VisionConfig c, Device? device, ScalarType dtype) : base("PatchEmbedding")
     {
         _patch = c.PatchSize;
+        LibTorchBackends.DisableNnpack();
         weight = Layers.Param(new long[] { c.HiddenSize, c.NumChannels, c.PatchSize, c.PatchSize }, device, dtype);
         RegisterComponents();
     }

@@ -43,6 +43,21 @@ public class MmTrainCliTests
     }
 
     [Fact]
+    public void EvalTableShowsEachInputBesideItsPredictionAndTheScores()
+    {
+        string root = TestRuns.RepoRoot();
+        var ev = Run("eval", "caption", "--model", Path.Combine(root, "assets", "models", "demo", "vision"),
+            "--data", Path.Combine(root, "assets", "demo", "images", "manifest.jsonl"), "--limit", "3", "--table");
+        Assert.True(ev.Code == 0, ev.Err);
+        var lines = ev.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Equal(5, lines.Count);                                                    // header, 3 records, scores
+        Assert.StartsWith("  input", lines[0]);
+        Assert.Matches(@"^✓ 000002\.png +two large red diamonds +\(same\)$", lines[3]);
+        Assert.Equal("scores: 3 records · exact match 100.0 %", lines[4]);
+        Assert.DoesNotContain("{", ev.Out);
+    }
+
+    [Fact]
     public void BpeVocabularyDrivesASpeechSftRun()
     {
         string dir = TestRuns.TempDir(), tok = Path.Combine(dir, "tokenizer.model");

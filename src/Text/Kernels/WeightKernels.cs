@@ -164,7 +164,8 @@ public static unsafe class WeightKernels
             long len = Math.Min(tileRows, n - r);
             st.Q = q0 + r * st.LdQ;
             st.S = s0 + r * st.LdS;
-            RowPool.Shared.Run(&DequantPart, &st, (int)len, (int)Math.Max(4, len / (RowPool.Shared.Threads * 2)));
+            // On the calling thread: alternating this pool with libtorch's GEMM threads oversubscribes the cores.
+            DequantPart(&st, 0, (int)len);
             using var tv = tile.narrow(0, 0, len);
             using var tt = tv.t();
             using var part = torch.mm(x2, tt);

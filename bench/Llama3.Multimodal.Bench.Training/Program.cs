@@ -9,6 +9,14 @@ using static TorchSharp.torch;
 // Training throughput of the text recipes at the tiny preset and of the multimodal recipes at the demo shapes (CPU,
 // f32), with model-FLOPs utilisation against the f32 GEMM peak measured in the same process, and memory.
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads [all|text|multimodal|RECIPE]]]
+// The data loader alone (decode + preprocess, no model): ... -- loader [passes [threads]]
+if (args.Length > 0 && args[0] == "loader")
+{
+    if (args.Length > 2) torch.set_num_threads(int.Parse(args[2]));
+    Console.WriteLine($"Llama3.Multimodal loader bench — {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}; load average at start: {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a")}");
+    Llama3.Multimodal.Bench.Training.LoaderBench.Run(args.Length > 1 ? int.Parse(args[1]) : 2);
+    return;
+}
 int steps = args.Length > 0 ? int.Parse(args[0]) : 12;
 if (args.Length > 1) torch.set_num_threads(int.Parse(args[1]));   // on a shared, oversubscribed CPU 1 thread is far faster
 Console.WriteLine($"Llama3.Multimodal training bench — {DeviceSpec.Backend()}, {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}");

@@ -190,11 +190,12 @@ public sealed class LlamaChatClient : IChatClient
         var channel = Channel.CreateUnbounded<string>();
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         string finish = "stop";
+        int promptTokens = 0, outputTokens = 0;
         var task = Task.Run(() =>
         {
             try
             {
-                finish = Run(req, options, s => channel.Writer.TryWrite(s), cancellationToken).Finish;
+                (_, promptTokens, outputTokens, finish) = Run(req, options, s => channel.Writer.TryWrite(s), cancellationToken);
                 channel.Writer.Complete();
             }
             catch (Exception e) { channel.Writer.Complete(e); }
@@ -204,7 +205,8 @@ public sealed class LlamaChatClient : IChatClient
         await foreach (var piece in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = _modelId, ResponseId = id };
         await task.ConfigureAwait(false);
-        yield return new ChatResponseUpdate(ChatRole.Assistant, (string?)null) { ModelId = _modelId, ResponseId = id, FinishReason = Finish(finish) };
+        var usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = outputTokens, TotalTokenCount = promptTokens + outputTokens };
+        yield return new ChatResponseUpdate(ChatRole.Assistant, new List<AIContent> { new UsageContent(usage) }) { ModelId = _modelId, ResponseId = id, FinishReason = Finish(finish) };
     }
 
     /// <inheritdoc/>

@@ -33,15 +33,25 @@ public sealed class LlamaSpeechToTextClient : ISpeechToTextClient
         finally { _gate.Release(); }
     }
 
-    // "en" / "en-US" → English; a full name passes through.
-    static string LanguageName(string code)
+    static readonly Dictionary<string, string> Languages = new(StringComparer.OrdinalIgnoreCase)
     {
-        try
-        {
-            var c = System.Globalization.CultureInfo.GetCultureInfo(code);
-            return c.TwoLetterISOLanguageName == "iv" ? code : c.Parent.EnglishName is { Length: > 0 } p && c.Parent != System.Globalization.CultureInfo.InvariantCulture ? p : c.EnglishName;
-        }
-        catch (System.Globalization.CultureNotFoundException) { return code; }
+        ["en"] = "English", ["fr"] = "French", ["de"] = "German", ["es"] = "Spanish", ["it"] = "Italian", ["pt"] = "Portuguese",
+        ["nl"] = "Dutch", ["sv"] = "Swedish", ["da"] = "Danish", ["no"] = "Norwegian", ["nb"] = "Norwegian", ["fi"] = "Finnish",
+        ["pl"] = "Polish", ["cs"] = "Czech", ["ru"] = "Russian", ["uk"] = "Ukrainian", ["el"] = "Greek", ["tr"] = "Turkish",
+        ["ar"] = "Arabic", ["he"] = "Hebrew", ["hi"] = "Hindi", ["th"] = "Thai", ["vi"] = "Vietnamese", ["id"] = "Indonesian",
+        ["zh"] = "Chinese", ["ja"] = "Japanese", ["ko"] = "Korean", ["ro"] = "Romanian", ["hu"] = "Hungarian", ["ca"] = "Catalan",
+    };
+
+    /// <summary>
+    /// The language name the ASR prompt uses: an ISO 639-1 code, alone or with a region (<c>en</c>, <c>en-US</c>), becomes
+    /// its English name (<c>English</c>); anything else (a full name such as <c>French</c>) passes through.
+    /// </summary>
+    public static string LanguageName(string code)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        string c = code.Trim();
+        int dash = c.IndexOfAny(new[] { '-', '_' });
+        return Languages.TryGetValue(dash > 0 ? c[..dash] : c, out var name) ? name : c;
     }
 
     /// <inheritdoc/>

@@ -115,6 +115,7 @@ public sealed class OpenAIServer : IAsyncDisposable
                 ["id"] = m.Id,
                 ["kind"] = m.Kind.ToString().ToLowerInvariant(),
                 ["pending"] = m.Pending,
+                ["in_batcher"] = m.Batcher.Pending,
                 ["decode_steps"] = m.Batcher.Steps,
                 ["decoded_rows"] = m.Batcher.RowSteps,
             }).ToArray()),
@@ -314,10 +315,23 @@ public sealed class OpenAIServer : IAsyncDisposable
             }
             var gen = _model.Batcher.GenerateAsync(ids, gopts, OnToken, cts.Token);
             _ = gen.ContinueWith(_ => _pieces.Writer.TryComplete(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            if (_req.Stream) await StreamPiecesAsync().ConfigureAwait(false);
             string finish;
-            try { finish = (await gen.ConfigureAwait(false)).FinishReason; }
-            catch (OperationCanceledException) when (filter.Stopped && !_ctx.RequestAborted.IsCancellationRequested) { finish = "stop"; }
+            try
+            {
+                if (_req.Stream) await StreamPiecesAsync().ConfigureAwait(false);
+                try { finish = (await gen.ConfigureAwait(false)).FinishReason; }
+                catch (OperationCanceledException) when (filter.Stopped && !_ctx.RequestAborted.IsCancellationRequested) { finish = "stop"; }
+            }
+            finally
+            {
+                // Leave only once the batcher has let the request go, so that the queue bound counts what it decodes.
+                if (!gen.IsCompleted)
+                {
+                    cts.Cancel();
+                    try { await gen.ConfigureAwait(false); }
+                    catch (Exception) { }
+                }
+            }
             string tail = filter.Stopped ? "" : filter.Push(dec.Flush()) + filter.Flush();
             if (filter.Stopped) finish = "stop";
             await FinishAsync(filter.Text, tail, finish, ids.Count, produced).ConfigureAwait(false);
@@ -449,7 +463,10 @@ public sealed class OpenAIServer : IAsyncDisposable
         }));
         IFormCollection form;
         try { form = await ctx.Request.ReadFormAsync(ctx.RequestAborted).ConfigureAwait(false); }
-        catch (InvalidDataException e) { throw ApiException.BadRequest($"The multipart body is malformed: {e.Message}", "file", "invalid_multipart"); }
+        catch (Exception e) when (e is InvalidDataException || e is IOException && !ctx.RequestAborted.IsCancellationRequested)
+        {
+            throw ApiException.BadRequest($"The multipart body is malformed: {e.Message}", "file", "invalid_multipart");
+        }
         string Field(string name) => form.TryGetValue(name, out var v) ? v.ToString() : "";
         string modelId = Field("model");
         if (modelId.Length == 0) throw ApiException.BadRequest("'model' is required.", "model");
@@ -516,10 +533,6 @@ public sealed class OpenAIServer : IAsyncDisposable
         }).ConfigureAwait(false);
     }
 
-    static string LanguageName(string code)
-    {
-        if (code.Length == 0) return "english";
-        try { return System.Globalization.CultureInfo.GetCultureInfo(code).EnglishName.Split(' ')[0].ToLowerInvariant(); }
-        catch (System.Globalization.CultureNotFoundException) { return code.ToLowerInvariant(); }
-    }
+    static string LanguageName(string code) =>
+        (code.Length == 0 ? "English" : Extensions.AI.LlamaSpeechToTextClient.LanguageName(code)).ToLowerInvariant();
 }

@@ -16,7 +16,7 @@ public enum ServedModelKind
     Vision,
     /// <summary>A speech model (<c>model_type</c> <c>llama3_speech</c>): text and audio, and transcription.</summary>
     Speech,
-    /// <summary>A video model (<c>mllama</c> with <c>video_config.json</c>): served for text.</summary>
+    /// <summary>A video model (<c>mllama</c> with <c>video_config.json</c>): served for text and images (its image model).</summary>
     Video,
 }
 
@@ -45,7 +45,7 @@ public sealed class ServedModel : IDisposable
     /// <summary>Runs every use of the model: text requests batched, media requests between steps.</summary>
     public ContinuousBatcher Batcher { get; }
     /// <summary>Whether chat messages may carry images.</summary>
-    public bool AcceptsImages => Kind == ServedModelKind.Vision;
+    public bool AcceptsImages => Kind is ServedModelKind.Vision or ServedModelKind.Video;
     /// <summary>Whether chat messages may carry audio (and transcription is served).</summary>
     public bool AcceptsAudio => Kind == ServedModelKind.Speech;
     /// <summary>Prompt plus completion tokens one request may use.</summary>
@@ -87,10 +87,9 @@ public sealed class ServedModel : IDisposable
         new(id, ServedModelKind.Speech, model.language_model, model.Tokenizer, new LlamaChatClient(speech: model, modelId: id),
             new LlamaSpeechToTextClient(model, id), null, maxBatch, context);
 
-    /// <summary>Serves a video model's decoder for text (owned by the caller).</summary>
+    /// <summary>Serves a video model for text and images, through the image model it composes (owned by the caller).</summary>
     public static ServedModel FromVideo(string id, VideoLanguageModel model, int maxBatch = 8, int? context = null) =>
-        new(id, ServedModelKind.Video, model.language_model, model.Tokenizer,
-            new LlamaChatClient(model.language_model, model.Tokenizer, modelId: id, promptFormat: model.PromptFormat), null, null, maxBatch, context);
+        new(id, ServedModelKind.Video, model.language_model, model.Tokenizer, new LlamaChatClient(vision: model.ImageModel, modelId: id), null, null, maxBatch, context);
 
     /// <summary>
     /// What the folder holds, from its <c>config.json</c> (<c>model_type</c>) or Meta <c>params.json</c>; throws
@@ -142,8 +141,7 @@ public sealed class ServedModel : IDisposable
             case ServedModelKind.Video:
                 {
                     var m = VideoLanguageModel.FromPretrained(directory, device, dtype);
-                    return new ServedModel(id, kind, m.language_model, m.Tokenizer,
-                        new LlamaChatClient(m.language_model, m.Tokenizer, modelId: id, promptFormat: m.PromptFormat), null, m, maxBatch, context) { Defaults = defaults };
+                    return new ServedModel(id, kind, m.language_model, m.Tokenizer, new LlamaChatClient(vision: m.ImageModel, modelId: id), null, m, maxBatch, context) { Defaults = defaults };
                 }
             default:
                 {

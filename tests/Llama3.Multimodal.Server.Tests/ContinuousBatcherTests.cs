@@ -4,7 +4,13 @@ namespace Llama3.Multimodal.Server.Tests;
 
 public class ContinuousBatcherTests
 {
-    internal static readonly Lazy<LlamaForCausalLM> Tiny = new(() => LlamaForCausalLM.Create(TextPresets.Get("tiny")).InitializeWeights(4, 0.2));
+    /// <summary>
+    /// A tiny random decoder. A model runs on one thread at a time (its rotary tables grow in place), so each server or
+    /// batcher that runs concurrently with other tests gets its own instance (same seed, same weights).
+    /// </summary>
+    internal static LlamaForCausalLM NewTiny() => LlamaForCausalLM.Create(TextPresets.Get("tiny")).InitializeWeights(4, 0.2);
+
+    static readonly Lazy<LlamaForCausalLM> Tiny = new(NewTiny);
 
     static List<IReadOnlyList<int>> Prompts(int count, int seed)
     {
@@ -81,7 +87,8 @@ public class ContinuousBatcherTests
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
         // No token reaches a request after the step in which it was cancelled.
         Assert.Equal(atCancel, seen);
-        Assert.Equal(gen.Generate(prompts[1], longRun).Tokens, (await other).Tokens);
+        var otherTokens = (await other).Tokens;
+        Assert.Equal(gen.Generate(prompts[1], longRun).Tokens, otherTokens);
         // Bad requests fail at once with the value named.
         var e = Assert.Throws<ArgumentException>(() => { _ = batcher.GenerateAsync(prompts[0], new GenerationOptions { MaxNewTokens = 10_000 }); });
         Assert.Contains("10000", e.Message);

@@ -34,7 +34,7 @@ public sealed class ServerFixture : IAsyncLifetime
     public HttpClient Http { get; private set; } = null!;
     public VisionLanguageModel Vision { get; private set; } = null!;
     public SpeechLanguageModel Speech { get; private set; } = null!;
-    public LlamaForCausalLM Text => ContinuousBatcherTests.Tiny.Value;
+    public LlamaForCausalLM Text { get; } = ContinuousBatcherTests.NewTiny();
 
     public async Task InitializeAsync()
     {
@@ -56,6 +56,7 @@ public sealed class ServerFixture : IAsyncLifetime
         await Server.DisposeAsync();
         Vision.Dispose();
         Speech.Dispose();
+        Text.Dispose();
     }
 
     public async Task<(int Status, JsonElement Body, HttpResponseMessage Response)> PostJson(string path, string json)

@@ -36,6 +36,25 @@ public class FfmpegDecodeTests
     }
 
     [Fact]
+    public void InMemoryAudioDecodesExactlyLikeItsFile()
+    {
+        // Shards and Parquet hold encoded audio in memory: WAV is parsed directly, the rest goes through ffmpeg's stdin.
+        string dir = TestAudio.TempDir();
+        string wav = TestAudio.SharedSpeech;
+        foreach (var path in new[] { wav, TestAudio.Convert(wav, Path.Combine(dir, "m.flac")), TestAudio.Convert(wav, Path.Combine(dir, "m.mp3")) })
+        {
+            var fromFile = AudioLoader.Decode(path);
+            var fromBytes = AudioLoader.Decode(File.ReadAllBytes(path), "shard.tar, key m");
+            Assert.Equal((fromFile.SampleRate, fromFile.Channels), (fromBytes.SampleRate, fromBytes.Channels));
+            Assert.Equal(fromFile.Samples, fromBytes.Samples);
+        }
+        var junk = Enumerable.Range(0, 4000).Select(i => (byte)(i * 7919 % 251)).ToArray();
+        var e = Assert.Throws<MediaDecodeException>(() => AudioLoader.Decode(junk, "shard-000003.tar, key abc"));
+        Assert.Contains("shard-000003.tar, key abc", e.Message);
+        Assert.Throws<MediaDecodeException>(() => AudioLoader.Decode(Array.Empty<byte>(), "x"));
+    }
+
+    [Fact]
     public void CorruptFilesAndMissingFfmpegGiveClearErrors()
     {
         string dir = TestAudio.TempDir();

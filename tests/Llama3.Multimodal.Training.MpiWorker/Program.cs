@@ -3,6 +3,7 @@
 //   train OUT STEPS B      each rank trains a tiny decoder on its B rows of a fixed 2B-row batch (world 2) or all rows (world 1)
 //   die                    rank 1 exits at once; the others enter a collective and must not hang
 //   engine OUT DEVICE MODE rank 0 writes the engine Collectives.ForDevice picks (or its error) and what it logged
+//   recipe NAME CONFIG OUT [resume] runs the trainer of recipe NAME on CONFIG (over its defaults) on every rank
 using System.Text.Json;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Training.Distributed;
@@ -63,6 +64,15 @@ switch (args[0])
             opt.step();
         }
         if (c.Rank == 0) model.Save(args[1]);
+        break;
+    }
+    case "recipe":
+    {
+        using var rec = Llama3.Multimodal.Training.RecipeRegistry.Create(args[1]);
+        var cfg = Llama3.Multimodal.Training.ConfigLoader.Load(rec.DefaultConfig(), args[2], Array.Empty<string>());
+        using var t = new Llama3.Multimodal.Training.Trainer(Llama3.Multimodal.Training.RecipeRegistry.Create(args[1]), cfg, args[3],
+            new Llama3.Multimodal.Training.TrainerOptions { Collectives = c, Progress = null, Plot = false, TensorBoard = false });
+        t.Run(resume: args.Length > 4 && args[4] == "resume");
         break;
     }
     case "die":

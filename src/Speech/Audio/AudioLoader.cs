@@ -36,7 +36,8 @@ public static class AudioLoader
 
     /// <summary>
     /// Decodes encoded audio held in memory (a tar-shard member, a Parquet cell) at its own rate and channel count: WAV
-    /// directly, anything else through ffmpeg's standard input. <paramref name="source"/> names the data in errors.
+    /// directly, anything else through ffmpeg reading it as an in-memory file (the samples equal the file's).
+    /// <paramref name="source"/> names the data in errors.
     /// </summary>
     public static AudioClip Decode(byte[] data, string source)
     {

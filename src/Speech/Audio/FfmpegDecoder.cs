@@ -55,52 +55,24 @@ public static class FfmpegDecoder
     }
 
     /// <summary>
-    /// Decodes encoded audio held in memory (e.g. a FLAC or MP3 member of a tar shard or a Parquet cell) by feeding it to
-    /// ffprobe and ffmpeg on standard input: nothing is written to disk. <paramref name="source"/> names the data in errors.
+    /// Decodes encoded audio held in memory (e.g. a FLAC or MP3 member of a tar shard or a Parquet cell): ffmpeg reads it
+    /// as an <see cref="InMemoryFile"/>, seekable like the file it came from, so the samples equal those of the file.
+    /// <paramref name="source"/> names the data in errors.
     /// </summary>
     public static AudioClip Decode(byte[] data, string source, string? ffmpegPath = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Length == 0) throw new MediaDecodeException($"{source}: the audio data is empty.");
-        string ffmpeg = ffmpegPath ?? FfmpegPath;
-        var probe = Run(ProbeFor(ffmpeg), new[] { "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=sample_rate,channels", "-of", "csv=p=0", "-i", "pipe:0" }, source, out string probeErr, data);
-        var (rate, channels) = ParseProbe(probe, probeErr, source);
-        var pcm = Run(ffmpeg, new[] { "-v", "error", "-i", "pipe:0", "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1" }, source, out string err, data);
-        return ToClip(pcm, rate, channels, err, source);
+        using var file = new InMemoryFile(data, "audio");
+        try { return Decode(file.Path, ffmpegPath); }
+        catch (MediaDecodeException e) { throw new MediaDecodeException(e.Message.Replace(file.Path, source), e); }
     }
 
-    static (int Rate, int Channels) ParseProbe(byte[] probe, string probeErr, string path)
-    {
-        var text = System.Text.Encoding.ASCII.GetString(probe).Trim();
-        var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        if (text.Length == 0 || parts.Length < 2
-            || !int.TryParse(parts[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out int rate)
-            || !int.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int channels)
-            || rate <= 0 || channels <= 0)
-        {
-            string why = probeErr.Length > 0 ? probeErr : text.Length == 0 ? "no audio stream found" : $"unexpected stream info '{text}'";
-            throw new MediaDecodeException($"{path}: cannot decode audio ({why}).");
-        }
-        return (rate, channels);
-    }
-
-    static AudioClip ToClip(byte[] pcm, int rate, int channels, string err, string path)
-    {
-        if (pcm.Length == 0) throw new MediaDecodeException($"{path}: ffmpeg decoded no audio samples{(err.Length > 0 ? $" ({err})" : "")}.");
-        int frameBytes = 4 * channels;
-        if (pcm.Length % frameBytes != 0)
-            throw new MediaDecodeException($"{path}: ffmpeg returned {pcm.Length} bytes, not a whole number of {channels}-channel float frames.");
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("f32le PCM needs a little-endian host.");
-        var samples = new float[pcm.Length / 4];
-        Buffer.BlockCopy(pcm, 0, samples, 0, pcm.Length);
-        return new AudioClip(samples, rate, channels);
-    }
-
-    static byte[] Run(string exe, string[] args, string path, out string stderr, byte[]? input = null)
+    static byte[] Run(string exe, string[] args, string path, out string stderr)
     {
         var psi = new ProcessStartInfo(exe)
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = input is not null,
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = false,
             UseShellExecute = false, CreateNoWindow = true,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -117,19 +89,9 @@ public static class FfmpegDecoder
         using (proc)
         {
             var errTask = proc.StandardError.ReadToEndAsync();
-            Task? feed = null;
-            if (input is not null)
-                feed = Task.Run(() =>
-                {
-                    // ffprobe stops reading once it knows the stream: a closed pipe then is not an error.
-                    try { proc.StandardInput.BaseStream.Write(input); proc.StandardInput.BaseStream.Flush(); }
-                    catch (IOException) { }
-                    finally { try { proc.StandardInput.Close(); } catch (IOException) { } }
-                });
             using var ms = new MemoryStream();
             proc.StandardOutput.BaseStream.CopyTo(ms);
             proc.WaitForExit();
-            feed?.Wait();
             stderr = errTask.Result.Trim();
             if (stderr.Length > 400) stderr = stderr[..400] + "…";
             if (proc.ExitCode != 0)

@@ -243,7 +243,7 @@ public static class Program
                 _ => "Caption exact match (case, spacing and a final period ignored) of a video model on a video+caption manifest.",
             });
             var model = new Option<DirectoryInfo>("--model") { Description = "Model folder (e.g. OUT/checkpoints/step-N).", Required = true };
-            var data = new Option<FileInfo>("--data") { Description = "JSONL manifest to score on.", Required = true };
+            var data = new Option<string>("--data") { Description = task == "video" ? "JSONL manifest to score on." : "JSONL manifest, tar shard(s) or Parquet file(s) to score on (shards in stored order).", Required = true };
             var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
             var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
             var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list in the JSON (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
@@ -252,7 +252,7 @@ public static class Program
             foreach (var o in new Option[] { model, data, limit, maxNew, examples, beams, table }) sub.Options.Add(o);
             sub.SetAction(r => Guard(() =>
             {
-                string m = r.GetValue(model)!.FullName, d = r.GetValue(data)!.FullName;
+                string m = r.GetValue(model)!.FullName, d = Path.GetFullPath(r.GetValue(data)!);
                 var res = task switch
                 {
                     "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),

@@ -18,7 +18,7 @@ public sealed record DataSection
     public bool SkipBadRecords { get; init; }
     /// <summary>Shuffle the training records each epoch (seeded by <see cref="TrainConfig.Seed"/> and the epoch).</summary>
     public bool Shuffle { get; init; } = true;
-    /// <summary>Records prepared ahead on a background thread; default 64.</summary>
+    /// <summary>Records prepared ahead on the background workers (per reader for shards); default 64.</summary>
     public int Prefetch { get; init; } = 64;
     /// <summary>Shards and Parquet: readers that make up the stream; reader <c>i</c> reads shards <c>i, i + n, …</c> of each
     /// epoch's seeded shard order and micro-batch <c>m</c> comes from reader <c>m mod n</c>. Each data-parallel rank owns the
@@ -28,7 +28,7 @@ public sealed record DataSection
     /// <summary>Shards and Parquet: records each reader loads into memory and emits in a seeded random order (the bounded
     /// shuffle buffer); 1 keeps the stored order. Default 1000.</summary>
     public int ShuffleBuffer { get; init; } = 1000;
-    /// <summary>Shards and Parquet: background threads that decode and preprocess records; 0 (default) = min(4, cores).</summary>
+    /// <summary>Background threads that decode and preprocess records (in stream order, whatever the source); 0 (default) = min(4, cores).</summary>
     public int Workers { get; init; }
     /// <summary>The image: a Parquet column (a binary column or an HF <c>Image</c> struct {bytes, path}) or a WebDataset member
     /// extension (<c>jpg</c>); null = <c>image</c>/<c>jpg</c>/<c>jpeg</c>/<c>png</c>/<c>webp</c>.</summary>

@@ -4,7 +4,8 @@ namespace Llama3.Multimodal.Training;
 
 /// <summary>
 /// Endless epochs over a record list in a seeded order (a fresh Fisher–Yates permutation per epoch from (seed, epoch)),
-/// with each record prepared (e.g. tokenised) ahead on a background thread (inside <see cref="BackgroundWork"/>'s safe windows). Starting at a cursor reproduces the exact
+/// with each record prepared (e.g. tokenised, decoded) ahead on background worker threads (inside <see cref="BackgroundWork"/>'s
+/// safe windows) and handed out in stream order, at most <c>prefetch</c> ahead. Starting at a cursor reproduces the exact
 /// stream from there, which is what resuming needs.
 /// </summary>
 internal sealed class RecordStream<TRecord, TItem> : IDisposable
@@ -13,20 +14,36 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
     readonly Func<TRecord, long, long, TItem> _prepare;
     readonly long _seed;
     readonly bool _shuffle;
-    readonly BlockingCollection<(long Epoch, long Index, TItem? Item, Exception? Error)> _queue;
+    readonly BlockingCollection<Slot> _queue;
+    readonly BlockingCollection<Slot> _jobs = new();
     readonly CancellationTokenSource _cts = new();
-    readonly Task _worker;
+    readonly List<Thread> _threads = new();
 
-    public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index)
-        : this(records, (r, _, _) => prepare(r), seed, shuffle, prefetch, epoch, index) { }
+    sealed class Slot(long epoch, long index, TRecord record)
+    {
+        public readonly long Epoch = epoch, Index = index;
+        public readonly TRecord Record = record;
+        public readonly TaskCompletionSource<(TItem? Item, Exception? Error)> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index, int workers = 1)
+        : this(records, (r, _, _) => prepare(r), seed, shuffle, prefetch, epoch, index, workers) { }
 
     /// <summary>A stream whose <paramref name="prepare"/> also gets the record's (epoch, index) in the stream, e.g. to draw
-    /// augmentation that a resumed run reproduces (<see cref="Draw"/>).</summary>
-    public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, long, long, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index)
+    /// augmentation that a resumed run reproduces (<see cref="Draw"/>); <paramref name="workers"/> threads prepare records.</summary>
+    public RecordStream(IReadOnlyList<TRecord> records, Func<TRecord, long, long, TItem> prepare, long seed, bool shuffle, int prefetch, long epoch, long index, int workers = 1)
     {
         _records = records; _prepare = prepare; _seed = seed; _shuffle = shuffle;
         _queue = new(prefetch);
-        _worker = Task.Factory.StartNew(() => Produce(epoch, index), TaskCreationOptions.LongRunning);
+        for (int w = 0; w < Math.Max(1, workers); w++)
+        {
+            var t = new Thread(Work) { IsBackground = true, Name = $"record-prepare-{w}" };
+            _threads.Add(t);
+            t.Start();
+        }
+        var producer = new Thread(() => Produce(epoch, index)) { IsBackground = true, Name = "record-order" };
+        _threads.Add(producer);
+        producer.Start();
     }
 
     public static long[] Order(int n, long seed, long epoch, bool shuffle)
@@ -60,27 +77,40 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
 
     void Produce(long epoch, long index)
     {
-        // Every allocation of this thread happens inside a BackgroundWork ticket; only the hand-over to the queue (which
-        // allocates nothing once the queue exists) waits outside, so the training thread can take items meanwhile.
+        // Every allocation of this thread happens inside a BackgroundWork ticket; only the hand-over to the queue (bounded
+        // by the prefetch) waits outside, so the training thread can take items meanwhile.
+        var ct = _cts.Token;
         try
         {
-            while (!_cts.IsCancellationRequested)
+            while (!ct.IsCancellationRequested)
             {
                 long[] order;
-                using (BackgroundWork.Enter(_cts.Token)) order = Order(_records.Count, _seed, epoch, _shuffle);
+                using (BackgroundWork.Enter(ct)) order = Order(_records.Count, _seed, epoch, _shuffle);
                 for (long i = index; i < order.Length; i++)
                 {
-                    (long, long, TItem?, Exception?) entry;
-                    using (BackgroundWork.Enter(_cts.Token))
-                    {
-                        try { entry = (epoch, i, _prepare(_records[(int)order[i]], epoch, i), null); }
-                        catch (Exception e) { entry = (epoch, i, default, e); }
-                    }
-                    while (!_queue.TryAdd(entry, 50))
-                        if (_cts.IsCancellationRequested) return;
-                    if (entry.Item4 is not null) return;
+                    Slot slot;
+                    using (BackgroundWork.Enter(ct)) slot = new Slot(epoch, i, _records[(int)order[i]]);
+                    while (!_queue.TryAdd(slot, 50, ct)) { }
+                    _jobs.Add(slot, ct);
                 }
                 epoch++; index = 0;
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    void Work()
+    {
+        var ct = _cts.Token;
+        try
+        {
+            foreach (var slot in _jobs.GetConsumingEnumerable(ct))
+            {
+                using (BackgroundWork.Enter(ct))
+                {
+                    try { slot.Done.SetResult((_prepare(slot.Record, slot.Epoch, slot.Index), null)); }
+                    catch (Exception e) { slot.Done.SetResult((default, e)); }
+                }
             }
         }
         catch (OperationCanceledException) { }
@@ -89,18 +119,23 @@ internal sealed class RecordStream<TRecord, TItem> : IDisposable
     /// <summary>Next prepared record with its (epoch, index).</summary>
     public (long Epoch, long Index, TItem Item) Next()
     {
-        (long, long, TItem?, Exception?) next;
-        using (BackgroundWork.Quiet()) next = _queue.Take();
-        var (e, i, item, err) = next;
-        if (err is not null) throw new DataFormatException($"preparing record {i} of epoch {e}: {err.Message}", err);
-        return (e, i, item!);
+        Slot slot;
+        using (BackgroundWork.Quiet())
+        {
+            slot = _queue.Take();
+            slot.Done.Task.Wait();
+        }
+        var (item, err) = slot.Done.Task.Result;
+        if (err is not null) throw new DataFormatException($"preparing record {slot.Index} of epoch {slot.Epoch}: {err.Message}", err);
+        return (slot.Epoch, slot.Index, item!);
     }
 
     public void Dispose()
     {
         _cts.Cancel();
-        try { _worker.Wait(); } catch (AggregateException) { }
+        foreach (var t in _threads) t.Join();
         _queue.Dispose();
+        _jobs.Dispose();
         _cts.Dispose();
     }
 }

@@ -13,9 +13,9 @@ internal sealed class SampleBatchSource<TRecord, TItem> : IBatchSource
 
     /// <summary>As above, with <paramref name="prepare"/> also getting each record's (epoch, index) in the stream.</summary>
     public SampleBatchSource(IReadOnlyList<TRecord> records, Func<TRecord, long, long, TItem> prepare, Func<List<TItem>, int, DataCursor, MicroBatch> collate,
-        int micro, long seed, bool shuffle, int prefetch, DataCursor start)
+        int micro, long seed, bool shuffle, int prefetch, DataCursor start, int workers = 1)
     {
-        _stream = new(records, prepare, seed, shuffle, prefetch, start.Epoch, start.Index);
+        _stream = new(records, prepare, seed, shuffle, prefetch, start.Epoch, start.Index, workers);
         _micro = micro; _collate = collate; _count = records.Count;
     }
 

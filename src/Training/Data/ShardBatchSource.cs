@@ -273,3 +273,39 @@ internal sealed class ShardBatchSource<TRecord, TItem> : IBatchSource
         _cts.Dispose();
     }
 }
+
+/// <summary>
+/// Opens a stream of micro-batches over a data source of any kind (see <see cref="DataSources"/>): the loader the recipes
+/// use, also usable on its own (e.g. to measure decoding throughput without a model).
+/// </summary>
+public static class SampleStreams
+{
+    /// <summary>
+    /// A JSONL manifest is read whole by <paramref name="readManifest"/> (path, skip bad → records, skipped count) and
+    /// streamed in a seeded per-epoch order, prepared by <c>data.workers</c> threads; tar shards and Parquet stream through <see cref="ShardRecords"/>-style
+    /// <paramref name="fromShard"/> with <c>data.readers</c>, <c>data.shuffle_buffer</c>, <c>data.workers</c>,
+    /// <c>data.prefetch</c> and <c>data.skip_bad_records</c> (this process being data-parallel rank <paramref name="rank"/> of
+    /// <paramref name="world"/>). <paramref name="prepare"/> turns a record into an item on a background thread, given the
+    /// record's (epoch, index) in the stream; <paramref name="collate"/> makes <paramref name="micro"/> items a micro-batch.
+    /// <paramref name="manifestSkipped"/> hears how many manifest records were skipped as bad.
+    /// </summary>
+    public static IBatchSource Open<TRecord, TItem>(string source, DataSection data, int micro, long seed, bool shuffle,
+        Func<string, bool, (List<TRecord> Records, int Skipped)> readManifest, Func<ShardSample, DataSection, TRecord> fromShard,
+        Func<TRecord, long, long, TItem> prepare, Func<List<TItem>, int, DataCursor, MicroBatch> collate,
+        DataCursor? start = null, int rank = 0, int world = 1, Action<int>? manifestSkipped = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (micro < 1) throw new ArgumentOutOfRangeException(nameof(micro), $"micro-batch size {micro} must be ≥ 1.");
+        var (kind, files) = DataSources.Resolve(source);
+        int workers = data.Workers > 0 ? data.Workers : Math.Min(4, Environment.ProcessorCount);
+        if (kind == DataSourceKind.Jsonl)
+        {
+            var (list, skipped) = readManifest(source, data.SkipBadRecords);
+            manifestSkipped?.Invoke(skipped);
+            return new SampleBatchSource<TRecord, TItem>(list, prepare, collate, micro, seed, shuffle, data.Prefetch, start ?? DataCursor.Start, workers);
+        }
+        int readers = data.Readers > 0 ? data.Readers : world;
+        return new ShardBatchSource<TRecord, TItem>(DataSources.Units(kind, files), s => fromShard(s, data), prepare, collate, micro, seed,
+            shuffle, data.ShuffleBuffer, readers, rank, world, workers, data.Prefetch, data.SkipBadRecords, start ?? DataCursor.Start, source);
+    }
+}

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -82,60 +81,21 @@ public static class ShardRecords
 }
 
 /// <summary>Decodes a record's media from its shard bytes or, for a manifest record, from its file.</summary>
-internal static class RecordMedia
+public static class RecordMedia
 {
+    /// <summary>The record's image, decoded.</summary>
     public static Vision.RgbImage Image(ImageCaptionRecord r) => r.Data is { } d ? Vision.ImageLoader.Decode(d, r.Image) : Vision.ImageLoader.Load(r.Image);
+    /// <summary>The record's audio as 16 kHz mono samples.</summary>
     public static float[] Audio(AudioTextRecord r) => r.Data is { } d ? Speech.AudioLoader.Load(d, r.Audio) : Speech.AudioLoader.Load(r.Audio);
+    /// <summary>The image of a still-clip record, decoded.</summary>
     public static Vision.RgbImage Still(VideoCaptionRecord r) => r.Data is { } d ? Vision.ImageLoader.Decode(d, r.Video) : Vision.ImageLoader.Load(r.Video);
 
+    /// <summary>The record's sampled frames; shard bytes are handed to ffmpeg as an in-memory file (see <see cref="Text.InMemoryFile"/>).</summary>
     public static Video.VideoFrames Frames(VideoCaptionRecord r, Video.FrameSamplingOptions options)
     {
         if (r.Data is null) return Video.VideoFrameReader.Read(r.Video, options);
-        using var file = new MemoryFile(r.Data, "mp4");
+        using var file = new Text.InMemoryFile(r.Data, "mp4");
         try { return Video.VideoFrameReader.Read(file.Path, options); }
         catch (Text.MediaDecodeException e) { throw new Text.MediaDecodeException(r.Video, e.Message.Replace(file.Path, "(in memory)"), e); }
-    }
-}
-
-/// <summary>
-/// Encoded bytes made visible to an external decoder (ffmpeg) as a path without writing them to disk: on Linux an
-/// anonymous in-memory file (<c>memfd_create</c>) reached through <c>/proc/PID/fd/N</c>; elsewhere a temporary file
-/// deleted on dispose. Seekable, so containers whose index sits at the end (MP4 without faststart) decode as from a file.
-/// </summary>
-internal sealed class MemoryFile : IDisposable
-{
-    [DllImport("libc", SetLastError = true, EntryPoint = "memfd_create")]
-    static extern int MemfdCreate(string name, uint flags);
-
-    readonly FileStream? _memory;
-    readonly string? _temp;
-
-    /// <summary>The path to hand to the decoder.</summary>
-    public string Path { get; }
-
-    public MemoryFile(byte[] data, string ext)
-    {
-        if (OperatingSystem.IsLinux())
-        {
-            int fd = -1;
-            try { fd = MemfdCreate("l3mm-media", 0); } catch (EntryPointNotFoundException) { } catch (DllNotFoundException) { }
-            if (fd >= 0)
-            {
-                _memory = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.ReadWrite, 1, false);
-                _memory.Write(data);
-                _memory.Flush();
-                Path = $"/proc/{Environment.ProcessId}/fd/{fd}";
-                return;
-            }
-        }
-        _temp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"l3mm-{Guid.NewGuid():N}.{ext}");
-        File.WriteAllBytes(_temp, data);
-        Path = _temp;
-    }
-
-    public void Dispose()
-    {
-        _memory?.Dispose();
-        if (_temp is not null) try { File.Delete(_temp); } catch (IOException) { }
     }
 }

@@ -105,6 +105,23 @@ public static class MultimodalEval
         return preds;
     }
 
+    /// <summary>The first <paramref name="limit"/> records of a manifest, or of tar shards / Parquet in stored order.</summary>
+    static List<T> Records<T>(string data, int? limit, Func<string, List<T>> manifest, Func<ShardSample, DataSection, T> fromShard)
+    {
+        var (kind, files) = DataSources.Resolve(data);
+        if (kind == DataSourceKind.Jsonl) return manifest(data).Take(limit ?? int.MaxValue).ToList();
+        var list = new List<T>();
+        foreach (var unit in DataSources.Units(kind, files))
+            foreach (var s in unit.Read(0, CancellationToken.None))
+            {
+                if (list.Count >= (limit ?? int.MaxValue)) return list;
+                try { list.Add(fromShard(s, new DataSection())); }
+                catch (FormatException e) { throw new DataFormatException($"{s.Where}: {e.Message}"); }
+            }
+        if (list.Count == 0) throw new DataFormatException($"{data}: no samples.");
+        return list;
+    }
+
     /// <summary>Transcribes (ASR prompt) every utterance of an audio manifest with a <c>speech-stage2</c> model: WER after the English normaliser, with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
     public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples, int numBeams = 1)
     {
@@ -112,7 +129,7 @@ public static class MultimodalEval
         using var owned = model;
         model.eval();
         var (_, _, language, _) = MediaTokens.ReadInfo(modelDir);
-        var records = JsonlManifest.ReadAudioTexts(manifest, false, out int _).Take(limit ?? int.MaxValue).ToList();
+        var records = Records(manifest, limit, m => JsonlManifest.ReadAudioTexts(m, false, out int _), ShardRecords.AudioText);
         using var logMel = new LogMelSpectrogram();
         var stop = new HashSet<int> { tok.EosId, tok.EotId };
         // KV-cached greedy decoding over the spliced prompt embeddings (the generator's tokenizer only names default stops,
@@ -122,7 +139,7 @@ public static class MultimodalEval
         foreach (var r in records)
         {
             using var scope = NewDisposeScope();
-            var f = logMel.Compute(AudioLoader.Load(r.Audio)).unsqueeze(0);
+            var f = logMel.Compute(RecordMedia.Audio(r)).unsqueeze(0);
             Tensor speech;
             using (torch.no_grad()) speech = model.speech_model.Forward(f, torch.tensor(new long[] { f.shape[1] })).Embeddings;
             int span = (int)speech.shape[1];

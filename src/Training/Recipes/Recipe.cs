@@ -83,19 +83,9 @@ public abstract class Recipe : IDisposable
     protected IBatchSource OpenSamples<TRecord, TItem>(bool eval, DataCursor start, Func<string, bool, (List<TRecord> Records, int Skipped)> readManifest,
         Func<ShardSample, DataSection, TRecord> fromShard, Func<TRecord, long, long, TItem> prepare, Func<List<TItem>, int, DataCursor, MicroBatch> collate)
     {
-        string path = DataPath(eval);
-        var d = Config.Data;
-        var (kind, files) = DataSources.Resolve(path);
-        if (kind == DataSourceKind.Jsonl)
-        {
-            var (list, skipped) = readManifest(path, d.SkipBadRecords);
-            if (!eval) SkippedRecords = skipped;
-            return new SampleBatchSource<TRecord, TItem>(list, prepare, collate, Config.Batch.Micro, Config.Seed, !eval && d.Shuffle, d.Prefetch, start);
-        }
-        int readers = eval ? 1 : d.Readers > 0 ? d.Readers : DataWorld;
-        int workers = d.Workers > 0 ? d.Workers : Math.Min(4, Environment.ProcessorCount);
-        return new ShardBatchSource<TRecord, TItem>(DataSources.Units(kind, files), s => fromShard(s, d), prepare, collate, Config.Batch.Micro, Config.Seed,
-            !eval && d.Shuffle, d.ShuffleBuffer, readers, eval ? 0 : DataRank, eval ? 1 : DataWorld, workers, d.Prefetch, d.SkipBadRecords, start, path);
+        var d = eval ? Config.Data with { Readers = 1 } : Config.Data;
+        return SampleStreams.Open(DataPath(eval), d, Config.Batch.Micro, Config.Seed, !eval && d.Shuffle, readManifest, fromShard, prepare, collate,
+            start, eval ? 0 : DataRank, eval ? 1 : DataWorld, skipped => { if (!eval) SkippedRecords = skipped; });
     }
 
     /// <summary>

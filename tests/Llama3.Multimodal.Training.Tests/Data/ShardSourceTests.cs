@@ -188,6 +188,27 @@ public class ShardSourceTests
     }
 
     [Fact]
+    public void ATruncatedShardLosesOnlyItsRest()
+    {
+        string dir = TestRuns.TempDir();
+        var files = Corpora.TextShards(dir, 6, 4);
+        var bytes = File.ReadAllBytes(files[0]);
+        int data3 = bytes.AsSpan().LastIndexOf("s00-003"u8);            // the 4th sample's data (its name comes earlier, in headers)
+        File.WriteAllBytes(files[0], bytes[..(data3 + 3)]);
+        var units = DataSources.Units(DataSourceKind.Tar, files);
+        using (var s = new KeyStream(units, readers: 1, micro: 7, shuffle: false, skipBad: true))
+        {
+            var keys = s.Next().Keys!;
+            Assert.Equal(new[] { "s00-000", "s00-001", "s00-002", "s01-000", "s01-001", "s01-002", "s01-003" }, keys);
+            Assert.Equal(1, s.Source.Skipped);
+            Assert.Contains(files[0], s.Source.LastSkip);
+            Assert.Contains("rest of the shard", s.Source.LastSkip);
+        }
+        using (var s = new KeyStream(units, readers: 1, micro: 7, shuffle: false))
+            Assert.Contains(files[0], Assert.Throws<DataFormatException>(() => s.Next()).Message);
+    }
+
+    [Fact]
     public void ParquetRowGroupsAreShardsWithHfImageAndAudioStructs()
     {
         string dir = TestRuns.TempDir();

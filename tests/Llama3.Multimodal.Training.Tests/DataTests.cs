@@ -117,11 +117,11 @@ public class DataTests
             { "recipe": "sft", "optim": { "lr": 0.5 }, "data": { "train": "chat.jsonl" } }
             """);
         using var r = new SftRecipe();
-        var c = ConfigLoader.Load(r.DefaultConfig(), path, new[] { "optim.warmup_steps=3", "train.freeze=[\"embeddings\"]", "tokenizer=bytes" });
+        var c = ConfigLoader.Load(r.DefaultConfig(), path, new[] { "optim.warmup_steps=3", "train.freeze=[\"embed_tokens\"]", "tokenizer=bytes" });
         Assert.Equal(0.5, c.Optim.Lr);
         Assert.Equal(3, c.Optim.WarmupSteps);
         Assert.Equal(0.95, c.Optim.Beta2);
-        Assert.Equal(new[] { "embeddings" }, c.Train.Freeze);
+        Assert.Equal(new[] { "embed_tokens" }, c.Train.Freeze);
         Assert.Equal("bytes", c.Tokenizer);
         Assert.Equal(Path.Combine(dir, "chat.jsonl"), c.Data.Train);
         File.WriteAllText(path, """{ "optim": { "learning_rate": 0.5 } }""");

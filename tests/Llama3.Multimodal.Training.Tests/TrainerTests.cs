@@ -92,7 +92,7 @@ public class TrainerTests
     [Fact]
     public void FrozenParametersStayBitIdenticalAndHaveNoOptimizerState()
     {
-        var cfg = TestRuns.Config("text-pretrain", "train.freeze=[\"embeddings\",\"model.layers.0\"]", "optim.total_steps=3", "optim.warmup_steps=1", "train.save_every=0");
+        var cfg = TestRuns.Config("text-pretrain", "train.freeze=[\"embed_tokens\",\"model.layers.0\"]", "optim.total_steps=3", "optim.warmup_steps=1", "train.save_every=0");
         using var t = new Trainer(new TextPretrainRecipe(), cfg, TestRuns.TempDir(), TestRuns.Quiet);
         var before = TestRuns.Weights(t.Recipe.Model);
         t.Run();

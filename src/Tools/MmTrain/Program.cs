@@ -52,7 +52,7 @@ public static class Program
             (defaults.Speech?.BestRq is not null ? ", speech.best_rq.{mask_probability,mask_span,codebooks,codebook_size,stats_utterances}" : "") +
             (defaults.Speech?.Finetune is not null ? ", speech.finetune.{encoder_from,language,spec_augment,speed_perturb}" : "") + ".";
         var config = new Option<FileInfo?>("--config", "-c") { Description = "JSON config (// comments allowed) over the recipe defaults; paths in it are relative to its folder." };
-        var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embeddings\"]. " + keys, AllowMultipleArgumentsPerToken = false };
+        var set = new Option<string[]>("--set") { Description = "Override a config key (repeatable), e.g. --set optim.lr=3e-4 --set train.freeze=[\"embed_tokens\"]. " + keys, AllowMultipleArgumentsPerToken = false };
         var outDir = new Option<DirectoryInfo?>("--out", "-o") { Description = "Output folder: config.json, metrics.jsonl, tensorboard/, curves.png, checkpoints/ (required unless --print-config)." };
         var resume = new Option<bool>("--resume") { Description = "Continue exactly from the newest checkpoint in OUT/checkpoints." };
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps (the schedule still spans optim.total_steps)." };

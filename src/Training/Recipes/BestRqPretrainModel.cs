@@ -10,7 +10,7 @@ namespace Llama3.Multimodal.Training;
 /// the <c>speech_model.</c> prefix, so keys are <c>speech_model.encoder.*</c> and <c>speech_model.best_rq.*</c> as in the
 /// speech checkpoint layout.
 /// </summary>
-public sealed class BestRqPretrainModel : nn.Module
+public sealed class BestRqPretrainModel : nn.Module, Text.IComponentModel
 {
 #pragma warning disable IDE1006 // checkpoint key names
     /// <summary>The speech encoder.</summary>
@@ -18,6 +18,15 @@ public sealed class BestRqPretrainModel : nn.Module
     /// <summary>The BEST-RQ quantizer and heads.</summary>
     public readonly BestRqObjective best_rq;
 #pragma warning restore IDE1006
+
+    /// <summary>The components training chooses from: <c>encoder</c> (input projection and Conformer layers), <c>feature_stats</c>, <c>heads</c> (the BEST-RQ softmax heads) and <c>quantizer</c> (the frozen random-projection quantizer).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components { get; } = new Dictionary<string, IReadOnlyList<string>>
+    {
+        ["encoder"] = new[] { "encoder.input_proj", "encoder.layers" },
+        ["feature_stats"] = new[] { "encoder.feature_norm" },
+        ["heads"] = new[] { "best_rq.heads" },
+        ["quantizer"] = new[] { "best_rq.quantizer" },
+    };
 
     /// <summary>Key prefix of every parameter in checkpoints.</summary>
     public const string KeyPrefix = "speech_model.";

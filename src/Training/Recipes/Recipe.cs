@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Training;
 
 /// <summary>
-/// A training recipe = its default config (the paper's numbers), which components train, and the loss. The shared
+/// A training recipe = its default config (the paper's numbers), which of the model's components train, and the loss. The shared
 /// <see cref="Trainer"/> runs the loop (accumulation, clipping, AdamW, schedule, checkpoints, metrics). A new recipe is
 /// one small class: override <see cref="DefaultConfig"/>, build the model in <see cref="Setup"/>, open its data in
 /// <see cref="OpenData"/> and compute the summed loss of a micro-batch in <see cref="Loss"/>; register it in
@@ -19,17 +19,8 @@ public abstract class Recipe : IDisposable
     /// <summary>Full defaults of this recipe (paper scale); config files scale them down.</summary>
     public abstract TrainConfig DefaultConfig();
 
-    /// <summary>
-    /// Component names (as in <c>train.freeze</c>/<c>train.trainable</c>) mapped to parameter-name prefixes; e.g.
-    /// <c>text</c> → <c>model</c>, <c>lm_head</c>.
-    /// </summary>
-    public virtual IReadOnlyDictionary<string, string[]> Components { get; } = new Dictionary<string, string[]>
-    {
-        ["text"] = new[] { "model", "lm_head" },
-        ["embeddings"] = new[] { "model.embed_tokens" },
-    };
-
-    /// <summary>Components trained when the config names none (empty = all parameters).</summary>
+    /// <summary>What trains when the config names nothing (<c>train.trainable</c> empty): components the model declares
+    /// (<see cref="Text.IComponentModel.Components"/>) or parameter-name prefixes; empty = all parameters.</summary>
     public virtual IReadOnlyList<string> DefaultTrainable => Array.Empty<string>();
 
     /// <summary>The config in force (set by <see cref="Setup"/>).</summary>

@@ -10,7 +10,7 @@ namespace Llama3.Multimodal.Training;
 /// A reward model: the Llama decoder stack with a scalar head on the final hidden state of each sequence's last token
 /// (HF <c>LlamaForSequenceClassification</c> with one label: keys <c>model.*</c> and <c>score.weight</c> [1, D]).
 /// </summary>
-public sealed class RewardModel : nn.Module
+public sealed class RewardModel : nn.Module, Text.IComponentModel
 {
 #pragma warning disable IDE1006
     /// <summary>The decoder stack.</summary>
@@ -18,6 +18,14 @@ public sealed class RewardModel : nn.Module
     /// <summary>Scalar head, no bias.</summary>
     public readonly Linear score;
 #pragma warning restore IDE1006
+
+    /// <summary>The components training chooses from: <c>model</c> (the decoder stack), <c>embed_tokens</c> and <c>score</c> (the scalar head).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components { get; } = new Dictionary<string, IReadOnlyList<string>>
+    {
+        ["model"] = new[] { "model" },
+        ["embed_tokens"] = new[] { "model.embed_tokens" },
+        ["score"] = new[] { "score" },
+    };
     readonly StrongBox<LlamaForCausalLM> _lm;
 
     /// <summary>Wraps <paramref name="lm"/>'s stack (its output head is not used) and adds a head initialised N(0, std²) from <paramref name="seed"/>.</summary>

@@ -23,13 +23,6 @@ public sealed class RewardModelRecipe : TextRecipe
     /// <inheritdoc/>
     public override nn.Module Model => Rm;
 
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, string[]> Components { get; } = new Dictionary<string, string[]>
-    {
-        ["text"] = new[] { "model" },
-        ["embeddings"] = new[] { "model.embed_tokens" },
-        ["head"] = new[] { "score" },
-    };
 
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()

@@ -32,14 +32,6 @@ public sealed class SpeechPretrainRecipe : Recipe
     /// <inheritdoc/>
     public override IReadOnlyList<string> DefaultTrainable => new[] { "encoder", "heads" };
 
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, string[]> Components { get; } = new Dictionary<string, string[]>
-    {
-        ["encoder"] = new[] { "encoder.input_proj", "encoder.layers" },
-        ["feature_stats"] = new[] { "encoder.feature_norm" },
-        ["heads"] = new[] { "best_rq.heads" },
-        ["quantizer"] = new[] { "best_rq.quantizer" },
-    };
 
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()

@@ -9,7 +9,7 @@ namespace Llama3.Multimodal.Training;
 /// What <c>speech-stage2</c> trains: the decoder (<c>language_model</c>) and the speech encoder + adapter
 /// (<c>speech_model</c>), with the same keys as <see cref="SpeechLanguageModel"/>, for any training tokenizer.
 /// </summary>
-public sealed class SpeechSftModel : nn.Module
+public sealed class SpeechSftModel : nn.Module, Text.IComponentModel
 {
 #pragma warning disable IDE1006 // checkpoint key names
     /// <summary>The text decoder.</summary>
@@ -17,6 +17,16 @@ public sealed class SpeechSftModel : nn.Module
     /// <summary>The Conformer encoder and the adapter.</summary>
     public readonly SpeechModel speech_model;
 #pragma warning restore IDE1006
+
+    /// <summary>The components training chooses from: <c>language_model</c> (the decoder), <c>embed_tokens</c>, <c>encoder</c> (input projection and Conformer layers), <c>feature_stats</c> (the frozen per-bin statistics) and <c>adapter</c>.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Components { get; } = new Dictionary<string, IReadOnlyList<string>>
+    {
+        ["language_model"] = new[] { "language_model" },
+        ["embed_tokens"] = new[] { "language_model.model.embed_tokens" },
+        ["encoder"] = new[] { "speech_model.encoder.input_proj", "speech_model.encoder.layers" },
+        ["feature_stats"] = new[] { "speech_model.encoder.feature_norm" },
+        ["adapter"] = new[] { "speech_model.adapter" },
+    };
 
     /// <summary>The configuration (decoder, encoder, adapter).</summary>
     public SpeechModelConfig Config { get; }

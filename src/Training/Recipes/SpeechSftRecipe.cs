@@ -36,15 +36,6 @@ public sealed class SpeechSftRecipe : Recipe
     /// <inheritdoc/>
     public override IReadOnlyList<string> DefaultTrainable => new[] { "encoder", "adapter" };
 
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, string[]> Components { get; } = new Dictionary<string, string[]>
-    {
-        ["text"] = new[] { "language_model" },
-        ["embeddings"] = new[] { "language_model.model.embed_tokens" },
-        ["encoder"] = new[] { "speech_model.encoder.input_proj", "speech_model.encoder.layers" },
-        ["feature_stats"] = new[] { "speech_model.encoder.feature_norm" },
-        ["adapter"] = new[] { "speech_model.adapter" },
-    };
 
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()

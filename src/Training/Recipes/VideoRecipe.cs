@@ -31,30 +31,8 @@ public sealed class VideoRecipe : Recipe
     /// <inheritdoc/>
     public override nn.Module Model => Vlm;
     /// <inheritdoc/>
-    public override IReadOnlyList<string> DefaultTrainable => new[] { "aggregator", "video_cross_attention" };
+    public override IReadOnlyList<string> DefaultTrainable => new[] { "video_model" };
 
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, string[]> Components
-    {
-        get
-        {
-            if (_model is null)
-                return new Dictionary<string, string[]> { ["aggregator"] = new[] { "video_model.aggregator" }, ["image_encoder"] = new[] { "vision_model" },
-                    ["projector"] = new[] { "multi_modal_projector" }, ["text"] = new[] { "language_model" } };
-            var parts = _model.Components;
-            string[] Of(params string[] names) => names.SelectMany(n => parts[n]).ToArray();
-            return new Dictionary<string, string[]>
-            {
-                ["aggregator"] = Of("video_aggregator"),
-                ["video_cross_attention"] = Of("video_cross_attention_layers"),
-                ["video"] = Of("video_model"),
-                ["image_encoder"] = Of("vision_model"),
-                ["projector"] = Of("multi_modal_projector"),
-                ["adapters"] = Of("multi_modal_projector", "cross_attention_layers"),
-                ["text"] = Of("language_model"),
-            };
-        }
-    }
 
     /// <inheritdoc/>
     public override TrainConfig DefaultConfig() => new()

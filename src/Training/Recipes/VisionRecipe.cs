@@ -30,7 +30,7 @@ public abstract class VisionRecipe : Recipe
     /// <inheritdoc/>
     public override nn.Module Model => Vlm;
     /// <inheritdoc/>
-    public override IReadOnlyList<string> DefaultTrainable => new[] { "image_encoder", "adapters" };
+    public override IReadOnlyList<string> DefaultTrainable => new[] { "vision_model", "multi_modal_projector", "cross_attention_layers" };
     /// <inheritdoc/>
     public override IReadOnlyList<(string Name, Tensor Param)> AuxiliaryParameters => _auxiliary.SelectMany(a => a.Loss.Parameters).ToList();
     /// <summary>The auxiliary losses of <c>vision.auxiliary_losses</c> in force, with their weights (set by <see cref="Setup"/>).</summary>
@@ -38,29 +38,6 @@ public abstract class VisionRecipe : Recipe
     /// <summary>The frozen reference model the anchor loss compares with (<c>vision.anchor_loss_weight</c> &gt; 0); null otherwise.</summary>
     internal VisionLanguageModel? AnchorModel => _anchor;
 
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, string[]> Components
-    {
-        get
-        {
-            if (_model is null)
-                return new Dictionary<string, string[]> { ["text"] = new[] { "language_model" }, ["image_encoder"] = new[] { "vision_model" },
-                    ["adapters"] = new[] { "multi_modal_projector" }, ["projector"] = new[] { "multi_modal_projector" } };
-            var cross = _model.Config.CrossAttentionLayers.Select(i => $"language_model.model.layers.{i}").ToArray();
-            var text = new List<string> { "language_model.model.embed_tokens", "language_model.model.norm" };
-            if (_model.language_model.lm_head is not null) text.Add("language_model.lm_head");
-            text.AddRange(Enumerable.Range(0, _model.Config.Text.NumLayers).Where(i => !_model.Config.CrossAttentionLayers.Contains(i)).Select(i => $"language_model.model.layers.{i}"));
-            return new Dictionary<string, string[]>
-            {
-                ["text"] = text.ToArray(),
-                ["embeddings"] = new[] { "language_model.model.embed_tokens" },
-                ["image_encoder"] = new[] { "vision_model" },
-                ["projector"] = new[] { "multi_modal_projector" },
-                ["cross_attention"] = cross,
-                ["adapters"] = cross.Prepend("multi_modal_projector").ToArray(),
-            };
-        }
-    }
 
     /// <summary>Defaults shared by both stages at paper scale (Llama 3 paper §7.4: global batch 16 384, cosine, wd 0.01, ≤ 4 tiles).</summary>
     protected TrainConfig PaperConfig(double lr, double minLr, long steps, long warmup, int maxTiles) => new()

@@ -87,16 +87,18 @@ public sealed class Trainer : IDisposable
     List<(string, Tensor)> SelectTrainable()
     {
         var names = Recipe.Model.named_parameters().Select(p => p.name).ToList();
+        // The components the model declares are the one vocabulary of train.trainable/freeze besides parameter prefixes.
+        var components = (Recipe.Model as IComponentModel)?.Components ?? new Dictionary<string, IReadOnlyList<string>>();
         List<string> Resolve(IEnumerable<string> entries, string key)
         {
             var prefixes = new List<string>();
             foreach (var e in entries)
             {
-                var ps = Recipe.Components.TryGetValue(e, out var c) ? c : new[] { e };
+                var ps = components.TryGetValue(e, out var c) ? c : new[] { e };
                 foreach (var p in ps)
                 {
                     if (!names.Any(n => Matches(n, p)))
-                        throw new ConfigException($"train.{key}: '{e}' matches no parameter (components: {string.Join(", ", Recipe.Components.Keys)}; or a parameter-name prefix such as 'model.layers.0').");
+                        throw new ConfigException($"train.{key}: '{e}' matches no parameter (the model's components: {string.Join(", ", components.Keys)}; or a parameter-name prefix such as '{names.FirstOrDefault()}').");
                     prefixes.Add(p);
                 }
             }

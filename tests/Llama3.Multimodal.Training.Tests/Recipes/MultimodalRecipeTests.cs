@@ -374,7 +374,7 @@ public class MultimodalRecipeTests
     {
         var e = Assert.Throws<Text.ConfigException>(() => new Trainer(RecipeRegistry.Create("vision-stage1"), Cfg("vision-stage1", 2, "train.trainable=[\"nope\"]"), TestRuns.TempDir(), TestRuns.Quiet));
         Assert.Contains("nope", e.Message);
-        Assert.Contains("image_encoder", e.Message);
+        Assert.Contains("vision_model", e.Message);
         string empty = TestRuns.TempDir();
         var ex = Assert.ThrowsAny<Exception>(() => new Trainer(RecipeRegistry.Create("speech-stage2"), Cfg("speech-stage2", 2, $"speech.finetune.encoder_from=\"{empty}\""), TestRuns.TempDir(), TestRuns.Quiet));
         Assert.Contains(empty, ex.Message);
@@ -386,12 +386,12 @@ public class MultimodalRecipeTests
         var v1 = new VisionStage1Recipe().DefaultConfig();
         Assert.Equal((1e-3, 0.01, 16384L, "cosine", "samples"), (v1.Optim.Lr, v1.Optim.WeightDecay, v1.Batch.Global, v1.Optim.Schedule, v1.Batch.Unit));
         Assert.Equal(4, v1.Vision!.MaxTiles);
-        Assert.Equal(new[] { "image_encoder", "adapters" }, new VisionStage1Recipe().DefaultTrainable);
+        Assert.Equal(new[] { "vision_model", "multi_modal_projector", "cross_attention_layers" }, new VisionStage1Recipe().DefaultTrainable);
         var v2 = new VisionStage2Recipe().DefaultConfig();
         Assert.Equal((2e-5, 0.01), (v2.Optim.Lr, v2.Optim.WeightDecay));
         var vid = new VideoRecipe().DefaultConfig();
         Assert.Equal((1e-4, 4096L, 190, 16, 16), (vid.Optim.Lr, vid.Batch.Global, vid.Data.SeqLen, vid.Video!.NumFrames, vid.Video.FramesPerGroup));
-        Assert.Equal(new[] { "aggregator", "video_cross_attention" }, new VideoRecipe().DefaultTrainable);
+        Assert.Equal(new[] { "video_model" }, new VideoRecipe().DefaultTrainable);
         var s1 = new SpeechPretrainRecipe().DefaultConfig();
         Assert.Equal((0.025, 32, 16, 8192, 500_000L, 2048L), (s1.Speech!.BestRq!.MaskProbability, s1.Speech.BestRq.MaskSpan, s1.Speech.BestRq.Codebooks, s1.Speech.BestRq.CodebookSize, s1.Optim.TotalSteps, s1.Batch.Global));
         Assert.Equal(6000, s1.Speech.MaxAudioFrames);

@@ -1,6 +1,7 @@
 // Text decoder benchmarks: memory bandwidth, prefill/decode tokens/s for `tiny` and the Llama 3.2 1B shape (random
 // weights, f32, CPU), op overhead, and peak RAM while loading a 1B checkpoint.
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|beams|1b|save DIR|load DIR]
+// Low-precision weights (LowPrecision.cs): [kernels [Portable|Avx2|Avx512]|prefill|decode-lp [f32 bf16 q8]|accuracy-1b [positions]]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -12,6 +13,10 @@ string mode = args.Length > 0 ? args[0] : "all";
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {DeviceSpec.Backend()}, {RuntimeInformation.OSDescription}");
 
 if (mode == "load") { LoadPeak(args[1]); return; }
+if (mode == "kernels") { LowPrecision.Kernels(args.Length > 1 ? args[1] : null); return; }
+if (mode == "prefill") { LowPrecision.Prefill(); return; }
+if (mode == "decode-lp") { LowPrecision.Decode(args.Length > 1 ? args[1..] : new[] { "f32", "bf16", "q8" }); return; }
+if (mode == "accuracy-1b") { LowPrecision.Accuracy(args.Length > 1 ? int.Parse(args[1]) : 256); return; }
 if (mode == "save")
 {
     // Writes a random-weight Llama 3.2 1B-shaped checkpoint (f32) for the load measurement.

@@ -8,9 +8,10 @@ namespace Llama3.Multimodal.Text.Tests;
 [Collection("kernels")]
 public class KernelTests
 {
+    // Row lengths below, at and above one block, not multiples of 32, and past 128 blocks (the scale chunk of the q8 kernels).
     static readonly (long N, long K)[] Shapes =
     {
-        (1, 1), (3, 31), (5, 32), (7, 33), (4, 64), (13, 95), (64, 100), (129, 257), (6, 1000), (37, 2065),
+        (1, 1), (3, 31), (5, 32), (7, 33), (4, 64), (13, 95), (64, 100), (129, 257), (6, 1000), (37, 2065), (5, 4167),
     };
 
     static ushort[] Bits(Tensor t) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(t.contiguous().bytes).ToArray();

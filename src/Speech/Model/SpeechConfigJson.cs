@@ -14,7 +14,7 @@ public static class SpeechConfigJson
     public const string ModelType = "llama3_speech";
 
     static readonly HashSet<string> TopKnown = new(StringComparer.Ordinal)
-        { "model_type", "text_config", "speech_encoder", "speech_adapter", "speech_start_token", "speech_end_token", "torch_dtype" };
+        { "model_type", "text_config", "speech_encoder", "speech_adapter", "speech_start_token", "speech_end_token", "torch_dtype", "quantization_config" };
     static readonly HashSet<string> EncKnown = new(StringComparer.Ordinal)
         { "mel_bins", "stack_frames", "dim", "num_layers", "num_heads", "ffn_dim", "conv_kernel", "rope_theta", "layer_norm_eps", "max_frames" };
     static readonly HashSet<string> AdKnown = new(StringComparer.Ordinal)

@@ -90,7 +90,21 @@ public sealed class SpeechLanguageModel : nn.Module
     /// (single file or sharded with an index), and <c>tokenizer.model</c>/<c>tokenizer.json</c> when present (else the
     /// built-in Llama 3 tokenizer). Loading is strict: every key must match.
     /// </summary>
-    public static SpeechLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    public static SpeechLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32) =>
+        FromPretrained(directory, new LoadOptions { Device = device, DType = dtype });
+
+    /// <summary>
+    /// Loads a folder with <paramref name="options"/>; <see cref="LoadOptions.Quantize"/> stores the language model's
+    /// linear layers (and by default its embedding and head) as q8 while reading. The speech encoder and adapter keep
+    /// <see cref="LoadOptions.DType"/>.
+    /// </summary>
+    public static SpeechLanguageModel FromPretrained(string directory, LoadOptions options)
+    {
+        using var quantization = QuantizationSettings.Use(options.QuantizationFor(directory));
+        return Load(directory, options.Device, options.DType);
+    }
+
+    static SpeechLanguageModel Load(string directory, Device? device, ScalarType dtype)
     {
         string cfgPath = Path.Combine(directory, "config.json");
         if (!File.Exists(cfgPath)) throw new CheckpointFormatException($"{directory}: no config.json (a speech model folder needs one).");
@@ -109,16 +123,13 @@ public sealed class SpeechLanguageModel : nn.Module
     public void Save(string directory, ScalarType? dtype = null)
     {
         Directory.CreateDirectory(directory);
-        var tensors = new List<TensorToWrite>();
-        foreach (var (name, p) in named_parameters())
-        {
-            var dt = name.Contains(".feature_norm.", StringComparison.Ordinal) ? p.dtype : dtype ?? p.dtype;
-            tensors.Add(new TensorToWrite(name, p.shape, dt, () => p.detach(), true));
-        }
+        var tensors = QuantizedLayers.TensorsToWrite(this, n => n,
+            (name, p) => name.Contains(".feature_norm.", StringComparison.Ordinal) ? p.dtype : dtype ?? p.dtype);
         SafeTensorsWriter.WriteSharded(directory, tensors, 5L << 30);
         string dtName = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"),
-            SpeechConfigJson.ToJson(Config, dtName).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var cfg = SpeechConfigJson.ToJson(Config, dtName);
+        if (language_model.Quantization is { } q && QuantizedLayers.Scales(this).Count > 0) cfg["quantization_config"] = q.ToJson();
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
     /// <summary>

@@ -28,6 +28,8 @@ public static class StateLoader
     {
         keyFor ??= s => s;
         var parameters = module.named_parameters().ToList();
+        // q8 weights (int8 parameters with a weight_scale buffer) read int8 + scale keys, or quantize a float tensor.
+        var scales = QuantizedLayers.Scales(module);
         var missing = new List<string>();
         var misShaped = new List<string>();
         var used = new HashSet<string>(StringComparer.Ordinal);
@@ -38,6 +40,20 @@ public static class StateLoader
             var info = reader.Info(key);
             if (!info.Shape.SequenceEqual(p.shape)) misShaped.Add($"{key}: checkpoint {info.ShapeText}, model [{string.Join(", ", p.shape)}]");
             used.Add(key);
+            if (scales.TryGetValue(name, out var scale) && info.DType == ScalarType.Int8)
+            {
+                string sk = key + QuantizedLayers.ScaleSuffix;
+                if (!reader.Contains(sk)) missing.Add(sk);
+                else
+                {
+                    used.Add(sk);
+                    var si = reader.Info(sk);
+                    if (!si.Shape.SequenceEqual(scale.shape) || si.DType != ScalarType.Float16)
+                        misShaped.Add($"{sk}: checkpoint {SafeTensorDType.Name(si.DType)} {si.ShapeText}, model F16 [{string.Join(", ", scale.shape)}]");
+                }
+            }
+            else if (info.DType == ScalarType.Int8 && p.dtype != ScalarType.Int8)
+                misShaped.Add($"{key}: the checkpoint is q8-quantized but the model was not created for q8 weights");
         }
         var unexpected = reader.Keys.Where(k => !used.Contains(k) && (ignoreUnexpected == null || !ignoreUnexpected(k))).OrderBy(k => k, StringComparer.Ordinal).ToList();
         if (misShaped.Count > 0 || strict && (missing.Count > 0 || unexpected.Count > 0))
@@ -57,10 +73,28 @@ public static class StateLoader
             if (!reader.Contains(key)) continue;
             if (mapped.Contains(name))
             {
+                // A q8 weight mapped from the file still needs its scales.
+                if (scales.TryGetValue(name, out var mappedScale)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, mappedScale);
                 progress?.Invoke(++done, parameters.Count);
                 continue;
             }
-            if (transform == null) reader.ReadInto(key, p);
+            if (scales.TryGetValue(name, out var scale))
+            {
+                if (reader.Info(key).DType == ScalarType.Int8)
+                {
+                    reader.ReadInto(key, p);
+                    reader.ReadInto(key + QuantizedLayers.ScaleSuffix, scale);
+                }
+                else
+                {
+                    // One tensor at a time in its stored dtype (a bf16 checkpoint is never widened whole).
+                    using var scope = NewDisposeScope();
+                    var t = reader.Read(key);
+                    if (transform != null) t = transform(name, t);
+                    Q8.QuantizeInto(t, p, scale);
+                }
+            }
+            else if (transform == null) reader.ReadInto(key, p);
             else
             {
                 using var scope = NewDisposeScope();

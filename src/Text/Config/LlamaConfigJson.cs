@@ -20,7 +20,7 @@ public static class LlamaConfigJson
         "initializer_range", "intermediate_size", "max_position_embeddings", "mlp_bias", "model_type", "num_attention_heads",
         "num_hidden_layers", "num_key_value_heads", "pretraining_tp", "rms_norm_eps", "rope_scaling", "rope_theta",
         "tie_word_embeddings", "torch_dtype", "dtype", "transformers_version", "use_cache", "vocab_size", "head_dim", "pad_token_id",
-        "_name_or_path", "extra_embedding_rows", "output_attentions", "output_hidden_states", "return_dict",
+        "_name_or_path", "extra_embedding_rows", "quantization_config", "output_attentions", "output_hidden_states", "return_dict",
     };
 
     static readonly HashSet<string> MetaKnown = new(StringComparer.Ordinal)

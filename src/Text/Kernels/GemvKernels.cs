@@ -330,10 +330,26 @@ internal static unsafe class GemvKernels
         return s;
     }
 
+    /// <summary>Blocks whose scales are widened to f32 at a time (per row of a group of four).</summary>
+    const int ScaleChunk = 128;
+
+    /// <summary>Widens <paramref name="n"/> f16 scales to f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void WidenScales(ushort* src, float* dst, int n, KernelIsa isa)
+    {
+        int i = 0;
+        if (isa == KernelIsa.Avx512 && Avx512F.IsSupported)
+            for (; i + 16 <= n; i += 16) Avx512F.Store(dst + i, F16.Load512(src + i));
+        else if (Avx2.IsSupported)
+            for (; i + 8 <= n; i += 8) Avx.Store(dst + i, F16.Load256(src + i));
+        for (; i < n; i++) dst[i] = HalfBits.F16ToF32(src[i]);
+    }
+
     static void Q8Avx512(in GemvJob j, int r0, int r1)
     {
         int k = j.K, full = k / Block, nb = (k + Block - 1) / Block;
         float* x = j.X;
+        float* sf = stackalloc float[4 * ScaleChunk];
         for (int r = r0; r < r1; r += 4)
         {
             int g = Group(r, r1);
@@ -342,15 +358,21 @@ internal static unsafe class GemvKernels
             ushort* d0 = j.Scales + r * j.LdS;
             ushort* d1 = g > 1 ? d0 + j.LdS : d0, d2 = g > 2 ? d1 + j.LdS : d1, d3 = g > 3 ? d2 + j.LdS : d2;
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (int b = 0; b < full; b++)
+            for (int c0 = 0; c0 < full; c0 += ScaleChunk)
             {
-                int c = b * Block;
-                var x0 = Avx512F.LoadVector512(x + c);
-                var x1 = Avx512F.LoadVector512(x + c + 16);
-                a0 = Avx512F.FusedMultiplyAdd(Dot512(q0 + c, x0, x1), Vector512.Create(HalfBits.F16ToF32(d0[b])), a0);
-                a1 = Avx512F.FusedMultiplyAdd(Dot512(q1 + c, x0, x1), Vector512.Create(HalfBits.F16ToF32(d1[b])), a1);
-                a2 = Avx512F.FusedMultiplyAdd(Dot512(q2 + c, x0, x1), Vector512.Create(HalfBits.F16ToF32(d2[b])), a2);
-                a3 = Avx512F.FusedMultiplyAdd(Dot512(q3 + c, x0, x1), Vector512.Create(HalfBits.F16ToF32(d3[b])), a3);
+                int n = Math.Min(ScaleChunk, full - c0);
+                WidenScales(d0 + c0, sf, n, KernelIsa.Avx512); WidenScales(d1 + c0, sf + ScaleChunk, n, KernelIsa.Avx512);
+                WidenScales(d2 + c0, sf + 2 * ScaleChunk, n, KernelIsa.Avx512); WidenScales(d3 + c0, sf + 3 * ScaleChunk, n, KernelIsa.Avx512);
+                for (int i = 0; i < n; i++)
+                {
+                    int c = (c0 + i) * Block;
+                    var x0 = Avx512F.LoadVector512(x + c);
+                    var x1 = Avx512F.LoadVector512(x + c + 16);
+                    a0 = Avx512F.FusedMultiplyAdd(Dot512(q0 + c, x0, x1), Vector512.Create(sf[i]), a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Dot512(q1 + c, x0, x1), Vector512.Create(sf[ScaleChunk + i]), a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Dot512(q2 + c, x0, x1), Vector512.Create(sf[2 * ScaleChunk + i]), a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Dot512(q3 + c, x0, x1), Vector512.Create(sf[3 * ScaleChunk + i]), a3);
+                }
             }
             float s0 = Vector512.Sum(a0), s1 = Vector512.Sum(a1), s2 = Vector512.Sum(a2), s3 = Vector512.Sum(a3);
             if (full < nb)
@@ -377,6 +399,7 @@ internal static unsafe class GemvKernels
     {
         int k = j.K, full = k / Block, nb = (k + Block - 1) / Block;
         float* x = j.X;
+        float* sf = stackalloc float[4 * ScaleChunk];
         for (int r = r0; r < r1; r += 4)
         {
             int g = Group(r, r1);
@@ -385,17 +408,23 @@ internal static unsafe class GemvKernels
             ushort* d0 = j.Scales + r * j.LdS;
             ushort* d1 = g > 1 ? d0 + j.LdS : d0, d2 = g > 2 ? d1 + j.LdS : d1, d3 = g > 3 ? d2 + j.LdS : d2;
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (int b = 0; b < full; b++)
+            for (int c0 = 0; c0 < full; c0 += ScaleChunk)
             {
-                int c = b * Block;
-                var x0 = Avx.LoadVector256(x + c);
-                var x1 = Avx.LoadVector256(x + c + 8);
-                var x2 = Avx.LoadVector256(x + c + 16);
-                var x3 = Avx.LoadVector256(x + c + 24);
-                a0 = Fma.MultiplyAdd(Dot256(q0 + c, x0, x1, x2, x3), Vector256.Create(HalfBits.F16ToF32(d0[b])), a0);
-                a1 = Fma.MultiplyAdd(Dot256(q1 + c, x0, x1, x2, x3), Vector256.Create(HalfBits.F16ToF32(d1[b])), a1);
-                a2 = Fma.MultiplyAdd(Dot256(q2 + c, x0, x1, x2, x3), Vector256.Create(HalfBits.F16ToF32(d2[b])), a2);
-                a3 = Fma.MultiplyAdd(Dot256(q3 + c, x0, x1, x2, x3), Vector256.Create(HalfBits.F16ToF32(d3[b])), a3);
+                int n = Math.Min(ScaleChunk, full - c0);
+                WidenScales(d0 + c0, sf, n, KernelIsa.Avx2); WidenScales(d1 + c0, sf + ScaleChunk, n, KernelIsa.Avx2);
+                WidenScales(d2 + c0, sf + 2 * ScaleChunk, n, KernelIsa.Avx2); WidenScales(d3 + c0, sf + 3 * ScaleChunk, n, KernelIsa.Avx2);
+                for (int i = 0; i < n; i++)
+                {
+                    int c = (c0 + i) * Block;
+                    var x0 = Avx.LoadVector256(x + c);
+                    var x1 = Avx.LoadVector256(x + c + 8);
+                    var x2 = Avx.LoadVector256(x + c + 16);
+                    var x3 = Avx.LoadVector256(x + c + 24);
+                    a0 = Fma.MultiplyAdd(Dot256(q0 + c, x0, x1, x2, x3), Vector256.Create(sf[i]), a0);
+                    a1 = Fma.MultiplyAdd(Dot256(q1 + c, x0, x1, x2, x3), Vector256.Create(sf[ScaleChunk + i]), a1);
+                    a2 = Fma.MultiplyAdd(Dot256(q2 + c, x0, x1, x2, x3), Vector256.Create(sf[2 * ScaleChunk + i]), a2);
+                    a3 = Fma.MultiplyAdd(Dot256(q3 + c, x0, x1, x2, x3), Vector256.Create(sf[3 * ScaleChunk + i]), a3);
+                }
             }
             float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
             if (full < nb)

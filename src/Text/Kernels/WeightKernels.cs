@@ -47,7 +47,7 @@ public static unsafe class WeightKernels
             if (scales is null) throw new ArgumentException("an int8 weight needs its q8 scales.");
             return Q8Linear(x, w, scales);
         }
-        if (HalfKernels && (w.dtype == ScalarType.BFloat16 || w.dtype == ScalarType.Float16) && FitsKernel(x, w))
+        if (HalfKernels && (w.dtype == ScalarType.BFloat16 || w.dtype == ScalarType.Float16) && !torch.is_grad_enabled() && FitsKernel(x, w))
             return Gemv(x, w, null, w.dtype == ScalarType.BFloat16 ? WeightFormat.BF16 : WeightFormat.F16);
         return SplitGemv.Linear(x, w);
     }
@@ -55,8 +55,7 @@ public static unsafe class WeightKernels
     static bool FitsKernel(Tensor x, Tensor w) =>
         w.device_type == DeviceType.CPU && x.device_type == DeviceType.CPU && w.dim() == 2 && w.stride(1) == 1
         && x.numel() == x.shape[^1] && x.shape[^1] == w.shape[1] && w.shape[1] <= int.MaxValue && w.shape[0] <= int.MaxValue
-        && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16
-        && !(torch.is_grad_enabled() && x.requires_grad);
+        && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16;
 
     static Tensor Q8Linear(Tensor x, Tensor q, Tensor scales)
     {
@@ -165,7 +164,8 @@ public static unsafe class WeightKernels
             long len = Math.Min(tileRows, n - r);
             st.Q = q0 + r * st.LdQ;
             st.S = s0 + r * st.LdS;
-            RowPool.Shared.Run(&DequantPart, &st, (int)len, (int)Math.Max(4, len / (RowPool.Shared.Threads * 2)));
+            // On the calling thread: alternating this pool with libtorch's GEMM threads oversubscribes the cores.
+            DequantPart(&st, 0, (int)len);
             using var tv = tile.narrow(0, 0, len);
             using var tt = tv.t();
             using var part = torch.mm(x2, tt);

@@ -15,6 +15,8 @@ public sealed class LlamaAttention : nn.Module
     // q/k/v weights are row ranges of one [(H + 2·KV)·hd, D] tensor, so inference runs one fused projection; training
     // (grad enabled) uses the three parameters, which alias the same memory.
     readonly Tensor _qkv;
+    // q8 storage: scales of the fused q/k/v rows and of o_proj (null when the weights are not quantized).
+    readonly Tensor? _qkvScale, _oScale;
 #pragma warning disable IDE1006 // checkpoint key names
     /// <summary>Query projection [heads·head_dim, dim].</summary>
     public readonly Linear q_proj;
@@ -26,17 +28,36 @@ public sealed class LlamaAttention : nn.Module
     public readonly Linear o_proj;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates the attention (weights uninitialised).</summary>
+    /// <summary>
+    /// Creates the attention (weights uninitialised). Under <see cref="QuantizationSettings.Current"/> the projections are
+    /// q8: int8 weights with a <c>weight_scale</c> buffer each.
+    /// </summary>
     public LlamaAttention(LlamaConfig c, Device? device, ScalarType dtype) : base("LlamaAttention")
     {
         _heads = c.NumHeads; _kvHeads = c.NumKvHeads; _headDim = c.HeadDim;
         long q = c.NumHeads * c.HeadDim, kv = c.NumKvHeads * c.HeadDim;
-        _qkv = torch.empty(new[] { q + 2 * kv, c.HiddenSize }, dtype: dtype, device: device).DetachFromDisposeScope();
-        q_proj = nn.Linear(new Parameter(_qkv.narrow(0, 0, q)));
-        k_proj = nn.Linear(new Parameter(_qkv.narrow(0, q, kv)));
-        v_proj = nn.Linear(new Parameter(_qkv.narrow(0, q + kv, kv)));
-        o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
+        Tensor? qkvScale = null, oScale = null;
+        if (QuantizationSettings.Current is { Method: WeightQuantization.Q8 })
+        {
+            Tensor s;
+            (_qkv, s) = QuantizedLayers.Empty(q + 2 * kv, c.HiddenSize, device);
+            qkvScale = s;
+            q_proj = QuantizedLayers.Linear(_qkv.narrow(0, 0, q), s.narrow(0, 0, q));
+            k_proj = QuantizedLayers.Linear(_qkv.narrow(0, q, kv), s.narrow(0, q, kv));
+            v_proj = QuantizedLayers.Linear(_qkv.narrow(0, q + kv, kv), s.narrow(0, q + kv, kv));
+            (o_proj, oScale) = QuantizedLayers.Linear(q, c.HiddenSize, device);
+        }
+        else
+        {
+            _qkv = torch.empty(new[] { q + 2 * kv, c.HiddenSize }, dtype: dtype, device: device).DetachFromDisposeScope();
+            q_proj = nn.Linear(new Parameter(_qkv.narrow(0, 0, q)));
+            k_proj = nn.Linear(new Parameter(_qkv.narrow(0, q, kv)));
+            v_proj = nn.Linear(new Parameter(_qkv.narrow(0, q + kv, kv)));
+            o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
+        }
         RegisterComponents();
+        // Set after registration: the scales are the projections' weight_scale buffers, not buffers of this module.
+        _qkvScale = qkvScale; _oScale = oScale;
     }
 
     /// <summary>x [B, T, D] → [B, T, D].</summary>
@@ -45,9 +66,11 @@ public sealed class LlamaAttention : nn.Module
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         Tensor q, k, v;
-        if (Fused.Usable(_qkv, q_proj.weight))
+        if (_qkvScale is not null || Fused.Usable(_qkv, q_proj.weight))
         {
-            var qkv = nn.functional.linear(x, _qkv);                                   // [B, T, (H+2KV)·hd]
+            var qkv = _qkvScale is not null || _qkv.dtype != ScalarType.Float32
+                ? WeightKernels.Linear(x, _qkv, _qkvScale)
+                : nn.functional.linear(x, _qkv);                                     // [B, T, (H+2KV)·hd]
             long nq = _heads * _headDim, nkv = _kvHeads * _headDim;
             q = qkv.narrow(-1, 0, nq).view(b, t, _heads, _headDim).transpose(1, 2);
             k = qkv.narrow(-1, nq, nkv).view(b, t, _kvHeads, _headDim).transpose(1, 2);
@@ -63,14 +86,14 @@ public sealed class LlamaAttention : nn.Module
         k = RotaryEmbedding.Apply(k, ctx.Cos, ctx.Sin);
         if (ctx.Cache is not null) (k, v) = ctx.Cache.Append(layer, k, v);
         var o = Attend(q, k, v, ctx.Mask, _kvHeads);                                 // [B, H, T, hd]
-        var y = o_proj.forward(o.transpose(1, 2).reshape(b, t, _heads * _headDim));
+        var y = QuantizedLayers.Forward(o_proj, o.transpose(1, 2).reshape(b, t, _heads * _headDim), _oScale);
         return y.MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _qkv.Dispose();
+        if (disposing) { _qkv.Dispose(); _qkvScale?.Dispose(); }
         base.Dispose(disposing);
     }
 

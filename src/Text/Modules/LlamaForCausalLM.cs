@@ -26,15 +26,28 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
     public ScalarType DType { get; }
     /// <summary>Rotary tables.</summary>
     public RotaryEmbedding Rotary { get; }
+    /// <summary>How the decoder weights are stored (null: in <see cref="DType"/>).</summary>
+    public QuantizationSettings? Quantization { get; }
+
+    // q8 scales of lm_head (null when the head is not quantized or tied).
+    readonly Tensor? _headScale;
 
     /// <summary>Assembles the model from a stack (for multimodal stacks with cross-attention blocks).</summary>
     public LlamaForCausalLM(LlamaConfig config, LlamaTextModel stack, Device device, ScalarType dtype, Device? headDevice = null) : base("LlamaForCausalLM")
     {
         Config = config; Device = device; DType = dtype;
+        Quantization = QuantizationSettings.Current;
         model = stack;
-        if (!config.TieWordEmbeddings) lm_head = Layers.Linear(config.HiddenSize, config.VocabSize, false, headDevice ?? device, dtype);
+        Tensor? headScale = null;
+        if (!config.TieWordEmbeddings)
+        {
+            if (Quantization is { Method: WeightQuantization.Q8, Embeddings: true })
+                (lm_head, headScale) = QuantizedLayers.Linear(config.HiddenSize, config.VocabSize, headDevice ?? device);
+            else lm_head = Layers.Linear(config.HiddenSize, config.VocabSize, false, headDevice ?? device, dtype);
+        }
         Rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, config.RopeScaling, config.MaxPositionEmbeddings);
         RegisterComponents();
+        _headScale = headScale;     // lm_head's weight_scale buffer (set after registration: not a buffer of this module)
     }
 
     /// <summary>
@@ -69,7 +82,8 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
             blocks.Add(block);
         }
         var last = devices is { Count: > 0 } ? devices[^1] : device;
-        var stack = new LlamaTextModel(new TokenEmbedding(config.EmbeddingRows, config.HiddenSize, device, dtype), blocks,
+        bool q8Embedding = QuantizationSettings.Current is { Method: WeightQuantization.Q8, Embeddings: true };
+        var stack = new LlamaTextModel(new TokenEmbedding(config.EmbeddingRows, config.HiddenSize, device, dtype, q8Embedding), blocks,
             new RmsNorm(config.HiddenSize, config.RmsNormEps, last, dtype));
         return new LlamaForCausalLM(config, stack, device, dtype, last);
     }
@@ -165,14 +179,14 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
         if (lm_head is not null)
         {
             var d = lm_head.weight.device;
-            logits = SplitGemv.Linear(hidden.device_type == d.type && hidden.device_index == d.index ? hidden : hidden.to(d), lm_head.weight);
+            logits = WeightKernels.Linear(hidden.device_type == d.type && hidden.device_index == d.index ? hidden : hidden.to(d), lm_head.weight!, _headScale);
         }
         else
         {
             // Tied: the head reads the embedding (on the first device).
             var w = model.embed_tokens.weight;
-            logits = SplitGemv.Linear(hidden.device_type == w.device_type && hidden.device_index == w.device_index ? hidden : hidden.to(w.device),
-                w.narrow(0, 0, Config.VocabSize));
+            logits = WeightKernels.Linear(hidden.device_type == w.device_type && hidden.device_index == w.device_index ? hidden : hidden.to(w.device),
+                w.narrow(0, 0, Config.VocabSize), model.embed_tokens.WeightScale?.narrow(0, 0, Config.VocabSize));
         }
         return logits.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
@@ -186,9 +200,22 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
     /// safetensors with Meta key names), converting to <paramref name="dtype"/> on <paramref name="device"/> tensor by tensor.
     /// </summary>
     public static LlamaForCausalLM FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null,
-        IReadOnlyList<Device>? devices = null)
+        IReadOnlyList<Device>? devices = null) =>
+        FromPretrained(directory, new LoadOptions { Device = device, DType = dtype, Progress = progress, Devices = devices });
+
+    /// <summary>
+    /// Loads a checkpoint folder with <paramref name="options"/>: device, dtype, and q8 quantization of the decoder's
+    /// linear layers (applied tensor by tensor while reading; a folder written by <c>mm quantize</c> loads as stored).
+    /// </summary>
+    public static LlamaForCausalLM FromPretrained(string directory, LoadOptions options)
     {
-        device ??= CPU;
+        var quantization = options.QuantizationFor(directory);
+        using var q = QuantizationSettings.Use(quantization);
+        return Load(directory, options.Device ?? CPU, options.DType, options.Progress, options.Devices);
+    }
+
+    static LlamaForCausalLM Load(string directory, Device device, ScalarType dtype, Action<int, int>? progress, IReadOnlyList<Device>? devices)
+    {
         string hf = Path.Combine(directory, "config.json"), meta = Path.Combine(directory, "params.json");
         if (File.Exists(hf))
         {
@@ -227,9 +254,18 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
     public IReadOnlyList<TensorToWrite> TensorsToWrite(CheckpointLayout layout, ScalarType? dtype = null)
     {
         var list = new List<TensorToWrite>();
+        var scales = QuantizedLayers.Scales(this);
+        if (scales.Count > 0 && layout != CheckpointLayout.HuggingFace)
+            throw new NotSupportedException("q8-quantized models are saved in the Hugging Face layout only.");
         foreach (var (name, p) in named_parameters())
         {
             var dt = dtype ?? p.dtype;
+            if (scales.TryGetValue(name, out var scale))
+            {
+                list.Add(new TensorToWrite(name, p.shape, ScalarType.Int8, () => p.detach(), true));
+                list.Add(new TensorToWrite(name + QuantizedLayers.ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
+                continue;
+            }
             if (layout == CheckpointLayout.HuggingFace)
             {
                 list.Add(new TensorToWrite(name, p.shape, dt, () => p.detach(), true));
@@ -283,6 +319,7 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
         {
             var cfg = LlamaConfigJson.ToHuggingFace(Config);
             cfg["torch_dtype"] = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
+            if (QuantizedLayers.Scales(this).Count > 0 && Quantization is not null) cfg["quantization_config"] = Quantization.ToJson();
             SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
             AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), cfg.ToJsonString(opts));
         }

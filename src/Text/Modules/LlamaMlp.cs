@@ -18,17 +18,37 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 
     // gate and up weights are the two halves of one [2·hidden, dim] tensor (one fused projection at inference).
     readonly Tensor _gateUp;
+    // q8 storage: scales of the fused gate/up rows and of down_proj (null when the weights are not quantized).
+    readonly Tensor? _gateUpScale, _downScale;
     readonly long _hidden;
 
-    /// <summary>Creates the MLP (weights uninitialised).</summary>
+    /// <summary>
+    /// Creates the MLP (weights uninitialised). Under <see cref="QuantizationSettings.Current"/> the projections are q8:
+    /// int8 weights with a <c>weight_scale</c> buffer each.
+    /// </summary>
     public LlamaMlp(long dim, long hidden, Device? device, ScalarType dtype) : base("LlamaMlp")
     {
         _hidden = hidden;
-        _gateUp = torch.empty(new[] { 2 * hidden, dim }, dtype: dtype, device: device).DetachFromDisposeScope();
-        gate_proj = nn.Linear(new TorchSharp.Modules.Parameter(_gateUp.narrow(0, 0, hidden)));
-        up_proj = nn.Linear(new TorchSharp.Modules.Parameter(_gateUp.narrow(0, hidden, hidden)));
-        down_proj = Layers.Linear(hidden, dim, false, device, dtype);
+        Tensor? gateUpScale = null, downScale = null;
+        if (QuantizationSettings.Current is { Method: WeightQuantization.Q8 })
+        {
+            Tensor s;
+            (_gateUp, s) = QuantizedLayers.Empty(2 * hidden, dim, device);
+            gateUpScale = s;
+            gate_proj = QuantizedLayers.Linear(_gateUp.narrow(0, 0, hidden), s.narrow(0, 0, hidden));
+            up_proj = QuantizedLayers.Linear(_gateUp.narrow(0, hidden, hidden), s.narrow(0, hidden, hidden));
+            (down_proj, downScale) = QuantizedLayers.Linear(hidden, dim, device);
+        }
+        else
+        {
+            _gateUp = torch.empty(new[] { 2 * hidden, dim }, dtype: dtype, device: device).DetachFromDisposeScope();
+            gate_proj = nn.Linear(new TorchSharp.Modules.Parameter(_gateUp.narrow(0, 0, hidden)));
+            up_proj = nn.Linear(new TorchSharp.Modules.Parameter(_gateUp.narrow(0, hidden, hidden)));
+            down_proj = Layers.Linear(hidden, dim, false, device, dtype);
+        }
         RegisterComponents();
+        // Set after registration: the scales are the projections' weight_scale buffers, not buffers of this module.
+        _gateUpScale = gateUpScale; _downScale = downScale;
     }
 
     /// <inheritdoc/>
@@ -36,9 +56,10 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor g;
-        if (Fused.Usable(_gateUp, gate_proj.weight))
+        bool fused = _gateUpScale is not null || Fused.Usable(_gateUp, gate_proj.weight);
+        if (fused)
         {
-            var gu = SplitGemv.Linear(x, _gateUp);
+            var gu = WeightKernels.Linear(x, _gateUp, _gateUpScale);
             g = nn.functional.silu(gu.narrow(-1, 0, _hidden)).mul_(gu.narrow(-1, _hidden, _hidden));
         }
         else
@@ -46,13 +67,13 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
             g = nn.functional.silu(gate_proj.forward(x));
             g = g.mul_(up_proj.forward(x));
         }
-        return (Fused.Usable(_gateUp, gate_proj.weight) ? SplitGemv.Linear(g, down_proj.weight) : down_proj.forward(g)).MoveToOuterDisposeScope();
+        return (fused ? WeightKernels.Linear(g, down_proj.weight!, _downScale) : down_proj.forward(g)).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _gateUp.Dispose();
+        if (disposing) { _gateUp.Dispose(); _gateUpScale?.Dispose(); }
         base.Dispose(disposing);
     }
 }

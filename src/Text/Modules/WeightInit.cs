@@ -15,6 +15,7 @@ public static class WeightInit
     {
         var gen = new Generator((ulong)seed, torch.CPU);
         using var noGrad = torch.no_grad();
+        var scales = QuantizedLayers.Scales(module);
         foreach (var (name, p) in module.named_parameters())
         {
             if (p.device_type == DeviceType.META) continue;
@@ -23,7 +24,8 @@ public static class WeightInit
             else
             {
                 using var cpu = torch.empty(p.shape, ScalarType.Float32).normal_(0, std, gen);
-                p.copy_(cpu);
+                if (scales.TryGetValue(name, out var scale)) Q8.QuantizeInto(cpu, p, scale);   // a q8 weight: the same draw, quantized
+                else p.copy_(cpu);
             }
         }
     }

@@ -57,6 +57,7 @@ public static class MmCli
         foreach (var c in SpeechCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in VisionCommands.All(io)) root.Subcommands.Add(c);
         foreach (var c in VideoCommands.All(io)) root.Subcommands.Add(c);
+        foreach (var c in QuantizeCommands.All(io)) root.Subcommands.Add(c);
         root.Subcommands.Add(ServeCommand.Create(io, stop));
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         try

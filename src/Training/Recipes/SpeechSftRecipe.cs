@@ -200,6 +200,8 @@ public sealed class SpeechSftRecipe : Recipe
     static SpeechSftModel LoadModel(string directory, Device device, ScalarType dtype)
     {
         var cfg = SpeechConfigJson.Read(Path.Combine(directory, "config.json"));
+        // A folder written by `mm quantize` holds q8 language-model weights: build the decoder for them.
+        using var q = QuantizationSettings.Use(QuantizationSettings.FromConfig(Path.Combine(directory, "config.json")));
         var m = new SpeechSftModel(LlamaForCausalLM.Create(cfg.Text, device, dtype), cfg, 0, device, dtype);
         using var reader = CheckpointReader.Open(directory);
         StateLoader.Load(m, reader);

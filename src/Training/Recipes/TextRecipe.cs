@@ -65,7 +65,7 @@ public abstract class TextRecipe : Recipe
         return list;
     }
 
-    /// <summary>Saves in the Hugging Face layout (config.json + model.safetensors), loadable by <see cref="LlamaForCausalLM.FromPretrained"/>.</summary>
+    /// <summary>Saves in the Hugging Face layout (config.json + model.safetensors), loadable by <see cref="LlamaForCausalLM.FromPretrained(string, LoadOptions)"/>.</summary>
     public override void SaveModel(string directory) => Lm.Save(directory);
 
     /// <inheritdoc/>

@@ -313,7 +313,21 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
     /// Loads a video-language folder written by <see cref="Save"/>: the image-text model's <c>config.json</c>,
     /// <c>video_config.json</c> and safetensors holding every key (strict).
     /// </summary>
-    public static VideoLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    public static VideoLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null) =>
+        FromPretrained(directory, new LoadOptions { Device = device, DType = dtype, Progress = progress });
+
+    /// <summary>
+    /// Loads a folder with <paramref name="options"/>; <see cref="LoadOptions.Quantize"/> stores the language model's
+    /// linear layers (self- and cross-attention, MLPs, and by default the embedding and head) as q8 while reading. The
+    /// vision encoder and the aggregator keep <see cref="LoadOptions.DType"/>.
+    /// </summary>
+    public static VideoLanguageModel FromPretrained(string directory, LoadOptions options)
+    {
+        using var quantization = QuantizationSettings.Use(options.QuantizationFor(directory));
+        return Load(directory, options.Device, options.DType, options.Progress);
+    }
+
+    static VideoLanguageModel Load(string directory, Device? device, ScalarType dtype, Action<int, int>? progress)
     {
         string videoCfg = Path.Combine(directory, VideoConfigJson.FileName);
         if (!File.Exists(videoCfg))
@@ -367,8 +381,7 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
     public void Save(string directory, ScalarType? dtype = null, long maxShardBytes = 5L << 30)
     {
         Directory.CreateDirectory(directory);
-        var tensors = named_parameters()
-            .Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype, () => np.parameter.detach(), true)).ToList();
+        var tensors = QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype);
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
         ImageModel.SaveConfig(directory, dtype);
         AtomicFile.WriteAllText(Path.Combine(directory, VideoConfigJson.FileName),

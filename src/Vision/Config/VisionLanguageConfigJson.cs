@@ -34,7 +34,7 @@ public static class VisionLanguageConfigJson
         "num_hidden_layers", "patch_size", "supported_aspect_ratios", "vision_output_dim",
     };
 
-    static readonly HashSet<string> TopKnown = new(StringComparer.Ordinal) { "image_token_index", "text_config", "vision_config" };
+    static readonly HashSet<string> TopKnown = new(StringComparer.Ordinal) { "image_token_index", "text_config", "vision_config", "quantization_config" };
 
     /// <summary>Reads <c>config.json</c>.</summary>
     public static VisionLanguageConfig Read(string path) => Parse(LlamaConfigJson.ReadObject(path), path);

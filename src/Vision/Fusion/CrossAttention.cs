@@ -12,6 +12,8 @@ namespace Llama3.Multimodal.Vision;
 public sealed class CrossAttention : nn.Module
 {
     readonly int _heads, _kvHeads, _headDim;
+    // q8 scales of q/k/v/o (null when the weights are not quantized).
+    readonly Tensor? _qScale, _kScale, _vScale, _oScale;
 #pragma warning disable IDE1006
     /// <summary>Query projection [heads·hd, D].</summary>
     public readonly Linear q_proj;
@@ -27,17 +29,33 @@ public sealed class CrossAttention : nn.Module
     public readonly RmsNorm k_norm;
 #pragma warning restore IDE1006
 
-    /// <summary>Creates the attention (weights uninitialised; norms 1).</summary>
+    /// <summary>
+    /// Creates the attention (weights uninitialised; norms 1). Under <see cref="QuantizationSettings.Current"/> the four
+    /// projections are q8 (int8 weights with a <c>weight_scale</c> buffer each).
+    /// </summary>
     public CrossAttention(LlamaConfig c, Device? device, ScalarType dtype) : base("CrossAttention")
     {
         _heads = c.NumHeads; _kvHeads = c.NumKvHeads; _headDim = c.HeadDim;
-        q_proj = Layers.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, false, device, dtype);
-        k_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
-        v_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
-        o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
+        Tensor? qs = null, ks = null, vs = null, os = null;
+        if (QuantizationSettings.Current is { Method: WeightQuantization.Q8 })
+        {
+            (q_proj, qs) = QuantizedLayers.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, device);
+            (k_proj, ks) = QuantizedLayers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, device);
+            (v_proj, vs) = QuantizedLayers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, device);
+            (o_proj, os) = QuantizedLayers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, device);
+        }
+        else
+        {
+            q_proj = Layers.Linear(c.HiddenSize, c.NumHeads * c.HeadDim, false, device, dtype);
+            k_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+            v_proj = Layers.Linear(c.HiddenSize, c.NumKvHeads * c.HeadDim, false, device, dtype);
+            o_proj = Layers.Linear(c.NumHeads * c.HeadDim, c.HiddenSize, false, device, dtype);
+        }
         q_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, device, dtype);
         k_norm = new RmsNorm(c.HeadDim, c.RmsNormEps, device, dtype);
         RegisterComponents();
+        // Set after registration: the scales are the projections' weight_scale buffers, not buffers of this module.
+        _qScale = qs; _kScale = ks; _vScale = vs; _oScale = os;
     }
 
     /// <summary>Keys and values of image states [B, S, D] → ([B, kv, S, hd] normed keys, [B, kv, S, hd] values).</summary>
@@ -45,8 +63,8 @@ public sealed class CrossAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = vision.shape[0], s = vision.shape[1];
-        var k = k_norm.forward(k_proj.forward(vision).view(b, s, _kvHeads, _headDim).transpose(1, 2));
-        var v = v_proj.forward(vision).view(b, s, _kvHeads, _headDim).transpose(1, 2).contiguous();
+        var k = k_norm.forward(QuantizedLayers.Forward(k_proj, vision, _kScale).view(b, s, _kvHeads, _headDim).transpose(1, 2));
+        var v = QuantizedLayers.Forward(v_proj, vision, _vScale).view(b, s, _kvHeads, _headDim).transpose(1, 2).contiguous();
         return (k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
     }
 
@@ -55,8 +73,8 @@ public sealed class CrossAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
-        var q = q_norm.forward(q_proj.forward(x).view(b, t, _heads, _headDim).transpose(1, 2));  // [B, H, T, hd]
+        var q = q_norm.forward(QuantizedLayers.Forward(q_proj, x, _qScale).view(b, t, _heads, _headDim).transpose(1, 2));  // [B, H, T, hd]
         var o = LlamaAttention.Attend(q, k, v, mask, _kvHeads);
-        return o_proj.forward(o.transpose(1, 2).reshape(b, t, _heads * _headDim)).MoveToOuterDisposeScope();
+        return QuantizedLayers.Forward(o_proj, o.transpose(1, 2).reshape(b, t, _heads * _headDim), _oScale).MoveToOuterDisposeScope();
     }
 }

@@ -43,7 +43,7 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
     /// Prompt layout of the prompt-level API (<see cref="Generate(IReadOnlyList{RgbImage}, string, GenerationOptions?, Action{int}?)"/>,
     /// <see cref="Caption"/>): Instruct for instruction-tuned models (the default), Completion for base models. It is
     /// stored with the model: <see cref="Save"/> writes it to <c>generation_config.json</c> (<c>prompt_format</c>) and
-    /// <see cref="FromPretrained"/> reads it back (<see cref="VisionPrompt.FormatOf"/>).
+    /// <see cref="FromPretrained(string, LoadOptions)"/> reads it back (<see cref="VisionPrompt.FormatOf"/>).
     /// </summary>
     public VisionPromptFormat PromptFormat { get; set; } = VisionPromptFormat.Instruct;
     /// <summary>How decoded images with alpha become RGB for the prompt-level API (default: drop alpha, as Meta).</summary>
@@ -333,7 +333,21 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
     /// any stored dtype), converting to <paramref name="dtype"/> on <paramref name="device"/> tensor by tensor. Key spellings
     /// of older and newer transformers are both accepted; loading is strict (every key named on mismatch).
     /// </summary>
-    public static VisionLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null)
+    public static VisionLanguageModel FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, Action<int, int>? progress = null) =>
+        FromPretrained(directory, new LoadOptions { Device = device, DType = dtype, Progress = progress });
+
+    /// <summary>
+    /// Loads a folder with <paramref name="options"/>; <see cref="LoadOptions.Quantize"/> stores the language model's
+    /// linear layers (self- and cross-attention, MLPs, and by default the embedding and head) as q8 while reading. The
+    /// vision encoder keeps <see cref="LoadOptions.DType"/>.
+    /// </summary>
+    public static VisionLanguageModel FromPretrained(string directory, LoadOptions options)
+    {
+        using var quantization = QuantizationSettings.Use(options.QuantizationFor(directory));
+        return Load(directory, options.Device, options.DType, options.Progress);
+    }
+
+    static VisionLanguageModel Load(string directory, Device? device, ScalarType dtype, Action<int, int>? progress)
     {
         string cfgPath = Path.Combine(directory, "config.json");
         if (!File.Exists(cfgPath)) throw new CheckpointFormatException($"{directory}: config.json (Hugging Face Mllama layout) not found.");
@@ -401,8 +415,9 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
     void Write(string directory, ScalarType? dtype, long maxShardBytes, WeightInit.Stream? values)
     {
         Directory.CreateDirectory(directory);
-        var tensors = named_parameters().Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype,
-            values is null ? () => np.parameter.detach() : () => values.Next(np.name), true)).ToList();
+        var tensors = values is null
+            ? QuantizedLayers.TensorsToWrite(this, n => n, (_, p) => dtype ?? p.dtype)
+            : named_parameters().Select(np => new TensorToWrite(np.name, np.parameter.shape, dtype ?? np.parameter.dtype, () => values.Next(np.name), true)).ToList();
         SafeTensorsWriter.WriteSharded(directory, tensors, maxShardBytes);
         SaveConfig(directory, dtype);
     }
@@ -416,6 +431,7 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
         Directory.CreateDirectory(directory);
         string tdt = (dtype ?? DType) switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
         var cfg = VisionLanguageConfigJson.ToHuggingFace(Config, tdt);
+        if (language_model.Quantization is { } q && QuantizedLayers.Scales(this).Count > 0) cfg["quantization_config"] = q.ToJson();
         AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), cfg.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         VisionPrompt.WriteFormat(directory, PromptFormat, Config.Text);
     }

@@ -15,6 +15,27 @@ public static class CommonOptions
     /// <summary>--devices: split the layers over several devices.</summary>
     public static Option<string?> Devices() => new("--devices") { Description = "split the layers over several devices: a list such as cuda:0,cuda:1 (contiguous equal ranges), or auto (every CUDA device, ranges sized by free memory)" };
 
+    /// <summary>--quantize: q8 weights for the language model, applied while loading.</summary>
+    public static Option<string?> Quantize() => new("--quantize")
+    {
+        Description = "store the language model's linear layers (and its embedding and output head) as q8 while loading: int8 with one f16 scale per 32 weights (docs/QUANTIZATION.md)",
+    };
+
+    /// <summary>--keep-embeddings: with --quantize, leave the embedding and output head in --dtype.</summary>
+    public static Option<bool> KeepEmbeddings() => new("--keep-embeddings") { Description = "with --quantize: keep the token embedding and output head in --dtype" };
+
+    /// <summary>Parses a --quantize value (null or none: no quantization).</summary>
+    public static WeightQuantization ParseQuantize(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "none" => WeightQuantization.None,
+        "q8" or "q8_0" => WeightQuantization.Q8,
+        _ => throw new CliException($"unknown --quantize '{value}' (use q8)."),
+    };
+
+    /// <summary>The load options of a generating command.</summary>
+    public static LoadOptions Load(Device device, ScalarType dtype, string? quantize, bool keepEmbeddings, IReadOnlyList<Device>? devices = null) =>
+        new() { Device = device, DType = dtype, Quantize = ParseQuantize(quantize), QuantizeEmbeddings = !keepEmbeddings, Devices = devices };
+
     /// <summary>Parses a comma-separated device list or <c>auto</c> (for a model of <paramref name="blocks"/> blocks), or null.</summary>
     public static IReadOnlyList<Device>? ParseDevices(string? list, Func<int>? blocks = null, TextWriter? log = null)
     {

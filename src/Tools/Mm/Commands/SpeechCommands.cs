@@ -23,15 +23,17 @@ public static class SpeechCommands
         var stats = new Option<bool>("--stats") { Description = "print timings and the real-time factor as one JSON line on stderr" };
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var quantize = CommonOptions.Quantize();
+        var keepEmb = CommonOptions.KeepEmbeddings();
         var cmd = new Command("transcribe", "Transcribe (or translate) speech in an audio file with a speech model.")
-        { model, audio, language, translate, maxNew, stats, device, dtype };
+        { model, audio, language, translate, maxNew, stats, device, dtype, quantize, keepEmb };
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             string dir = p.GetValue(model)!;
             if (!Directory.Exists(dir)) throw new CliException($"{dir}: model folder not found.");
             var clock = new FirstTokenClock();
-            using var m = SpeechLanguageModel.FromPretrained(dir, dev, dt);
+            using var m = SpeechLanguageModel.FromPretrained(dir, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb)));
             double load = clock.Elapsed;
             var options = new GenerationOptions { MaxNewTokens = p.GetValue(maxNew) }.Validate();
             string lang = p.GetValue(language)!;

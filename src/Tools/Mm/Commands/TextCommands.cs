@@ -86,8 +86,10 @@ public static class TextCommands
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var devices = CommonOptions.Devices();
+        var quantize = CommonOptions.Quantize();
+        var keepEmb = CommonOptions.KeepEmbeddings();
         var gen = GenerationCliOptions.Create();
-        var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout. With --image (or a vision model) this runs vision-generate; see its --help.") { model, prompt, chat, stats, device, dtype, devices };
+        var cmd = new Command("generate", "Generate text from a prompt, streaming tokens to stdout. With --image (or a vision model) this runs vision-generate; see its --help.") { model, prompt, chat, stats, device, dtype, devices, quantize, keepEmb };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -97,7 +99,8 @@ public static class TextCommands
             var clock = new FirstTokenClock();
             // The tokenizer is read on another core while the weights are placed.
             var reading = Task.Run(() => Llama3Tokenizer.FromModelDirectory(dir) ?? Llama3Tokenizer.Default);
-            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err));
+            using var m = LlamaForCausalLM.FromPretrained(dir, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb),
+                CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err)));
             double loadS = clock.Elapsed;
             var tok = CheckTokenizer(reading.GetAwaiter().GetResult(), dir, m.Config.VocabSize);
             string text = p.GetValue(prompt)!;
@@ -141,13 +144,16 @@ public static class TextCommands
         var dtype = CommonOptions.DType();
         var devices = CommonOptions.Devices();
         var gen = GenerationCliOptions.Create();
-        var cmd = new Command("chat", "Interactive chat on stdin/stdout (empty line or /exit ends; /reset clears the dialog).") { model, system, device, dtype, devices };
+        var quantize = CommonOptions.Quantize();
+        var keepEmb = CommonOptions.KeepEmbeddings();
+        var cmd = new Command("chat", "Interactive chat on stdin/stdout (empty line or /exit ends; /reset clears the dialog).") { model, system, device, dtype, devices, quantize, keepEmb };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
             string dir = p.GetValue(model)!;
-            using var m = LlamaForCausalLM.FromPretrained(dir, dev, dt, devices: CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err));
+            using var m = LlamaForCausalLM.FromPretrained(dir, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb),
+                CommonOptions.ParseDevices(p.GetValue(devices), () => CommonOptions.LayersOf(dir), io.Err)));
             var tok = TokenizerFor(dir, m.Config.VocabSize);
             var fmt = new ChatFormat(tok);
             var g = new TextGenerator(m, tok);

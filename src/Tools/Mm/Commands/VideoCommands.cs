@@ -45,8 +45,10 @@ public static class VideoCommands
         var gen = GenerationCliOptions.Create();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var quantize = CommonOptions.Quantize();
+        var keepEmb = CommonOptions.KeepEmbeddings();
         var cmd = new Command("video-generate", "Reply to a prompt about a video clip (frames sampled uniformly, aggregated in time, read by the video cross-attention layers).")
-        { model, video, prompt, stats, device, dtype };
+        { model, video, prompt, stats, device, dtype, quantize, keepEmb };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -55,7 +57,7 @@ public static class VideoCommands
             string clip = p.GetValue(video)!;
             if (!File.Exists(clip)) throw new CliException($"{clip}: video file not found.");
             var clock = new FirstTokenClock();
-            using var m = VideoLanguageModel.FromPretrained(p.GetValue(model)!, dev, dt);
+            using var m = VideoLanguageModel.FromPretrained(p.GetValue(model)!, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb)));
             double loadS = clock.Elapsed;
             var dec = m.Tokenizer.NewStreamingDecoder();
             var r = m.Generate(clip, p.GetValue(prompt)!, options, id => { clock.Token(); io.Out.Write(dec.Push(id)); io.Out.Flush(); });

@@ -47,8 +47,10 @@ public static class VisionCommands
         var gen = GenerationCliOptions.Create();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var quantize = CommonOptions.Quantize();
+        var keepEmb = CommonOptions.KeepEmbeddings();
         var cmd = new Command("vision-generate", "Reply to a prompt about one or more images (Llama 3.2 Vision Instruct chat format), streaming tokens to stdout.")
-        { model, images, prompt, hf, whiteAlpha, stats, device, dtype };
+        { model, images, prompt, hf, whiteAlpha, stats, device, dtype, quantize, keepEmb };
         gen.AddTo(cmd);
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
@@ -58,7 +60,7 @@ public static class VisionCommands
             var clock = new FirstTokenClock();
             var pics = p.GetValue(images)!.Select(f => ImageLoader.Load(f, alpha)).ToList();
             double imagesS = clock.Elapsed;
-            using var m = VisionLanguageModel.FromPretrained(p.GetValue(model)!, dev, dt);
+            using var m = VisionLanguageModel.FromPretrained(p.GetValue(model)!, CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb)));
             double loadS = clock.Elapsed - imagesS;
             m.HfCompatibleCrossAttention = p.GetValue(hf);
             var dec = m.Tokenizer.NewStreamingDecoder();

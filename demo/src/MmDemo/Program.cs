@@ -17,7 +17,7 @@ public static class Program
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         DemoExtensions.Register();
         var root = new RootCommand("mm-demo: the synthetic demo of Llama3.Multimodal: its data (`make-data`), training runs with the demo's " +
-            "auxiliary losses (`train`), grammar-aware evaluation and probes (`eval`), and the one-command reproduction of the shipped demo models (`reproduce`).");
+            "auxiliary losses (`train`), and grammar-aware evaluation and probes (`eval`).");
         root.Subcommands.Add(MakeDataCommand());
         root.Subcommands.Add(TrainCommand());
         root.Subcommands.Add(EvalCommand());

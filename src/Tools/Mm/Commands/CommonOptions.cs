@@ -88,7 +88,7 @@ public static class CommonOptions
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
                 if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+                    return long.Parse(line.Split(new[] { ' ', '\t' }, StringSplitOptions.RemoveEmptyEntries)[1]) * 1024; // "VmHWM:\t11874536 kB": no space after the tab from 10 GB up
         }
         catch (IOException) { }
         return 0;

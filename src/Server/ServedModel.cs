@@ -121,8 +121,16 @@ public sealed class ServedModel : IDisposable
     /// <c>FromPretrained</c>; the id defaults to the folder name. The model is disposed with this object.
     /// </summary>
     public static ServedModel Load(string directory, string? id = null, int maxBatch = 8, int? context = null, torch.Device? device = null,
-        torch.ScalarType dtype = torch.ScalarType.Float32)
+        torch.ScalarType dtype = torch.ScalarType.Float32) =>
+        Load(directory, new LoadOptions { Device = device, DType = dtype }, id, maxBatch, context);
+
+    /// <summary>
+    /// Loads a model folder as <see cref="Load(string, string?, int, int?, torch.Device?, torch.ScalarType)"/> does, with the
+    /// loaders' <see cref="LoadOptions"/> (device, dtype and q8 weight quantization at load time).
+    /// </summary>
+    public static ServedModel Load(string directory, LoadOptions options, string? id = null, int maxBatch = 8, int? context = null)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var kind = Detect(directory);
         id ??= Path.GetFileName(Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
         var defaults = ReadDefaults(directory);
@@ -130,22 +138,22 @@ public sealed class ServedModel : IDisposable
         {
             case ServedModelKind.Vision:
                 {
-                    var m = VisionLanguageModel.FromPretrained(directory, device, dtype);
+                    var m = VisionLanguageModel.FromPretrained(directory, options);
                     return new ServedModel(id, kind, m.language_model, m.Tokenizer, new LlamaChatClient(vision: m, modelId: id), null, m, maxBatch, context) { Defaults = defaults };
                 }
             case ServedModelKind.Speech:
                 {
-                    var m = SpeechLanguageModel.FromPretrained(directory, device, dtype);
+                    var m = SpeechLanguageModel.FromPretrained(directory, options);
                     return new ServedModel(id, kind, m.language_model, m.Tokenizer, new LlamaChatClient(speech: m, modelId: id), new LlamaSpeechToTextClient(m, id), m, maxBatch, context) { Defaults = defaults };
                 }
             case ServedModelKind.Video:
                 {
-                    var m = VideoLanguageModel.FromPretrained(directory, device, dtype);
+                    var m = VideoLanguageModel.FromPretrained(directory, options);
                     return new ServedModel(id, kind, m.language_model, m.Tokenizer, new LlamaChatClient(vision: m.ImageModel, modelId: id), null, m, maxBatch, context) { Defaults = defaults };
                 }
             default:
                 {
-                    var m = LlamaForCausalLM.FromPretrained(directory, device, dtype);
+                    var m = LlamaForCausalLM.FromPretrained(directory, options);
                     var tok = Llama3Tokenizer.FromModelDirectory(directory) ?? Llama3Tokenizer.Default;
                     return new ServedModel(id, kind, m, tok, new LlamaChatClient(m, tok, modelId: id), null, m, maxBatch, context) { Defaults = defaults };
                 }

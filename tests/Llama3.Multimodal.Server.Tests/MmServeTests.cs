@@ -12,7 +12,7 @@ public class MmServeTests
     {
         var o = new StringWriter();
         Assert.Equal(0, MmCli.Run(new[] { "serve", "--help" }, o, new StringWriter()));
-        foreach (var option in new[] { "--model", "--host", "--port", "--api-key", "--max-queue", "--max-batch", "--context", "--max-body-mb", "--max-media-mb", "--allow-local-media" })
+        foreach (var option in new[] { "--model", "--host", "--port", "--api-key", "--max-queue", "--max-batch", "--context", "--max-body-mb", "--max-media-mb", "--allow-local-media", "--quantize", "--keep-embeddings" })
             Assert.Contains(option, o.ToString());
         var err = new StringWriter();
         Assert.Equal(2, MmCli.Run(new[] { "serve", "--host", "0.0.0.0", "--port", "0" }, new StringWriter(), err));
@@ -84,6 +84,19 @@ public class MmServeTests
 /// <summary>Model folders of each kind are detected from their config and served under the folder name.</summary>
 public class ModelFolderTests
 {
+    [Fact]
+    public async Task AModelLoadedWithQ8WeightsServesTheSameCaption()
+    {
+        var model = ServedModel.Load(Repo.Demo("vision"), new Llama3.Multimodal.Text.LoadOptions { Quantize = Llama3.Multimodal.Text.WeightQuantization.Q8 }, maxBatch: 2);
+        await using var server = await OpenAIServer.StartAsync(new[] { model }, new OpenAIServerOptions { Port = 0 }, ownsModels: true);
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        string json = $$$"""{"model":"vision","max_tokens":24,"temperature":0,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"{{{ServerFixture.DataUrl(Repo.Image(2))}}}"}}]}]}""";
+        var r = await http.PostAsync("v1/chat/completions", new StringContent(json, System.Text.Encoding.UTF8, "application/json"));
+        string body = await r.Content.ReadAsStringAsync();
+        Assert.True(r.IsSuccessStatusCode, body);
+        Assert.Contains("\"content\":\"two large red diamonds\"", body);
+    }
+
     [Fact]
     public async Task EachKindIsDetectedLoadedAndServed()
     {

@@ -27,13 +27,16 @@ public static class ServeCommand
         var localMedia = new Option<string?>("--allow-local-media") { Description = "folder whose files image_url may name by absolute path or file:// URL (default: local paths refused); network URLs are never fetched" };
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var quantize = CommonOptions.Quantize();
+        var keepEmb = CommonOptions.KeepEmbeddings();
         var cmd = new Command("serve",
             "Serve models over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/chat/completions (text, image_url data: URLs, input_audio; stream), " +
             "POST /v1/audio/transcriptions, GET /health. Binds 127.0.0.1:8080 by default.")
-        { models, host, port, apiKey, maxQueue, maxBatch, context, maxBody, maxMedia, localMedia, device, dtype };
+        { models, host, port, apiKey, maxQueue, maxBatch, context, maxBody, maxMedia, localMedia, device, dtype, quantize, keepEmb };
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {
             var (dev, dt) = CommonOptions.DeviceAndDType(p.GetValue(device)!, p.GetValue(dtype));
+            var load = CommonOptions.Load(dev, dt, p.GetValue(quantize), p.GetValue(keepEmb));
             var options = new OpenAIServerOptions
             {
                 Host = p.GetValue(host)!,
@@ -54,7 +57,7 @@ public static class ServeCommand
                 {
                     if (!Directory.Exists(dir)) throw new CliException($"{dir}: model folder not found.");
                     var sw = System.Diagnostics.Stopwatch.StartNew();
-                    var m = ServedModel.Load(dir, null, options.MaxBatch, options.ContextTokens, dev, dt);
+                    var m = ServedModel.Load(dir, load, null, options.MaxBatch, options.ContextTokens);
                     served.Add(m);
                     io.Err.WriteLine($"loaded {m.Id} ({m.Kind.ToString().ToLowerInvariant()}, {m.ContextTokens}-token context) from {dir} in {sw.Elapsed.TotalSeconds:0.0} s");
                 }

@@ -22,6 +22,7 @@ public class LibraryPackageTests
     {
         "src/Text/Llama3.Multimodal.Text.csproj", "src/Vision/Llama3.Multimodal.Vision.csproj", "src/Video/Llama3.Multimodal.Video.csproj",
         "src/Speech/Llama3.Multimodal.Speech.csproj", "src/Training/Llama3.Multimodal.Training.csproj", "src/Extensions.AI/Llama3.Multimodal.Extensions.AI.csproj",
+        "src/Server/Llama3.Multimodal.Server.csproj",
     };
 
     static string RepoRoot()

@@ -134,7 +134,8 @@ public static class DialogueEval
     /// <summary>
     /// Text-only answers of the vision model in <paramref name="modelDir"/> against those of the text decoder in
     /// <paramref name="textDir"/> on the user prompts of a chat manifest (e.g. <c>repeat-eval.jsonl</c>, "Repeat after
-    /// me: …"): how many are identical, and how many of each repeat the user's words exactly (the reference answer).
+    /// me: …"): how many are identical, and how many of each repeat the user's words exactly (the reference answer). The
+    /// text decoder reads its folder's tokenizer, or the vision model's when it has none.
     /// </summary>
     public static JsonObject Repeat(string modelDir, string textDir, string manifest, int? limit = null, int maxNewTokens = 48, int examples = 8)
     {
@@ -143,7 +144,8 @@ public static class DialogueEval
         var refs = dialogs.Select(d => d.Messages.FirstOrDefault(m => m.Role == "assistant")?.Content ?? "").ToList();
         using var vlm = VisionLanguageModel.FromPretrained(modelDir);
         using var lm = LlamaForCausalLM.FromPretrained(textDir);
-        var textTok = Llama3Tokenizer.FromFile(Path.Combine(textDir, "tokenizer.model"));
+        // A training checkpoint has no tokenizer file of its own: it shares the vision model's vocabulary.
+        var textTok = Llama3Tokenizer.FromModelDirectory(textDir) ?? vlm.Tokenizer;
         var a = TextAnswers(vlm.language_model, vlm.Tokenizer, prompts, maxNewTokens);
         var b = TextAnswers(lm, textTok, prompts, maxNewTokens);
         int same = Enumerable.Range(0, a.Count).Count(i => a[i] == b[i]);

@@ -154,17 +154,21 @@ public static class Program
         {
             var res = DialogueEval.Dialogue(r.GetValue(model)!.FullName, r.GetValue(data)!.FullName, r.GetValue(limit), r.GetValue(examples));
             if (r.GetValue(json)) { Console.WriteLine(res.ToJsonString(Indented)); return 0; }
-            Console.WriteLine($"{"type",-10} {"correct",8} {"total",6} {"accuracy",9}");
-            foreach (var (type, v) in res["per_type"]!.AsObject())
-                Console.WriteLine($"{type,-10} {(int)v!["correct"]!,8} {(int)v["total"]!,6} {(double)v["accuracy"]! * 100,8:F1}%");
-            Console.WriteLine($"{"all",-10} {"",8} {(int)res["turns"]!,6} {(double)res["accuracy"]! * 100,8:F1}%");
-            var list = (res["wrong"] ?? res["answers"])!.AsArray();
-            foreach (var e in list)
+            // Listed answers first (the caption tables' layout: ✓ when right, else the reference), then the scores per type.
+            var list = (res["wrong"] ?? res["answers"])!.AsArray().Select(e => e!.AsObject()).ToList();
+            if (list.Count > 0)
             {
-                bool ok = (bool)e!["correct"]!;
-                string mark = ok ? "✓" : "✗", reference = ok ? "" : $"   (reference: {e["reference"]})";
-                Console.WriteLine($"  {mark} {e["image"]} {e["question"]} → {e["prediction"]}{reference}");
+                int wi = Math.Max(5, list.Max(e => ((string)e["image"]!).Length)), wq = list.Max(e => ((string)e["question"]!).Length),
+                    wp = Math.Max(10, list.Max(e => ((string)e["prediction"]!).Length));
+                Console.WriteLine($"  {"input".PadRight(wi)}  {"question".PadRight(wq)}  {"answer".PadRight(wp)}  reference");
+                foreach (var e in list)
+                {
+                    bool ok = (bool)e["correct"]!;
+                    Console.WriteLine($"{(ok ? "✓" : "✗")} {((string)e["image"]!).PadRight(wi)}  {((string)e["question"]!).PadRight(wq)}  {((string)e["prediction"]!).PadRight(wp)}  {(ok ? "(same)" : (string)e["reference"]!)}");
+                }
             }
+            var per = res["per_type"]!.AsObject().Select(kv => $"{kv.Key} {(int)kv.Value!["correct"]!}/{(int)kv.Value["total"]!} ({(double)kv.Value["accuracy"]! * 100:F1} %)");
+            Console.WriteLine($"scores: {(int)res["turns"]!} answers · {(double)res["accuracy"]! * 100:F1} % right · {string.Join(" · ", per)}");
             return 0;
         }));
         return cmd;
@@ -175,7 +179,7 @@ public static class Program
         var cmd = new Command("repeat", "Text-only answers of a vision model against a text decoder's on a chat manifest's user prompts (e.g. repeat-eval.jsonl): " +
             "how many are identical, and how many repeat the user's words exactly; prints JSON.");
         var model = new Option<DirectoryInfo>("--model") { Description = "Vision model folder.", Required = true };
-        var text = new Option<DirectoryInfo>("--text-model") { Description = "Text model folder (with tokenizer.model).", Required = true };
+        var text = new Option<DirectoryInfo>("--text-model") { Description = "Text model folder (its tokenizer, else the vision model's).", Required = true };
         var data = new Option<FileInfo>("--data") { Description = "Chat manifest ({\"messages\"}).", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Use only the first N dialogs." };
         foreach (var o in new Option[] { model, text, data, limit }) cmd.Options.Add(o);

@@ -21,7 +21,7 @@ public sealed record DialogueMakerOptions(int Count, int Seed, int Size = 64, IR
 /// in the first user turn, every question the scene answers in a shuffled order, each answered in a short plain
 /// sentence); <c>labels.jsonl</c> (<c>{"image", "caption", "kind", "types"}</c>, <c>types</c> the question type of each
 /// assistant turn, comma-separated); and <c>preferences.jsonl</c>, one preference record per image
-/// (<c>{"images", "messages", "chosen", "rejected", "edited"?}</c>: one question, its right answer, a wrong answer of the
+/// (<c>{"images", "prompt", "chosen", "rejected", "edited"?}</c>, <c>prompt</c> a message list: one question, its right answer, a wrong answer of the
 /// same form, and on every fourth record a hedged right answer as chosen with the plain right answer as the edit).
 /// Deterministic for a seed.
 /// </summary>
@@ -67,7 +67,7 @@ public static class DialogueDataMaker
             var pref = new JsonObject
             {
                 ["images"] = new JsonArray(rel),
-                ["messages"] = new JsonArray(User(pq.Question, true)),
+                ["prompt"] = new JsonArray(User(pq.Question, true)),
                 ["chosen"] = i % 4 == 3 ? "i think " + pq.Answer : pq.Answer,
                 ["rejected"] = DialogueGrammar.WrongAnswer(a, pq, rng),
             };

@@ -65,7 +65,11 @@ public static class StateLoader
             throw new CheckpointFormatException(msg.ToString());
         }
         using var noGrad = torch.no_grad();
-        var mapped = memoryMap && transform == null ? MapInPlace(module, reader, parameters, keyFor) : new HashSet<string>();
+        var mapped = memoryMap && transform == null ? MapInPlace(module, reader, parameters, keyFor, scales) : new HashSet<string>();
+        void ReadScale(string name, string key, Tensor scale)
+        {
+            if (!mapped.Contains(name + QuantizedLayers.ScaleSuffix)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, scale);
+        }
         int done = 0;
         foreach (var (name, p) in parameters)
         {
@@ -74,7 +78,7 @@ public static class StateLoader
             if (mapped.Contains(name))
             {
                 // A q8 weight mapped from the file still needs its scales.
-                if (scales.TryGetValue(name, out var mappedScale)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, mappedScale);
+                if (scales.TryGetValue(name, out var mappedScale)) ReadScale(name, key, mappedScale);
                 progress?.Invoke(++done, parameters.Count);
                 continue;
             }
@@ -83,7 +87,7 @@ public static class StateLoader
                 if (reader.Info(key).DType == ScalarType.Int8)
                 {
                     reader.ReadInto(key, p);
-                    reader.ReadInto(key + QuantizedLayers.ScaleSuffix, scale);
+                    ReadScale(name, key, scale);
                 }
                 else
                 {
@@ -119,18 +123,21 @@ public static class StateLoader
     /// the fused views stay fused. Returns the names of the mapped parameters.
     /// </summary>
     static HashSet<string> MapInPlace(nn.Module module, CheckpointReader reader, List<(string Name, TorchSharp.Modules.Parameter P)> parameters,
-        Func<string, string> keyFor)
+        Func<string, string> keyFor, Dictionary<string, Tensor> scales)
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
         var candidates = new List<Candidate>();
-        foreach (var (name, p) in parameters)
+        void Consider(string name, string key, Tensor p)
         {
-            string key = keyFor(name);
-            if (p.device_type != DeviceType.CPU || !p.is_contiguous() || p.numel() == 0 || !reader.Contains(key)) continue;
+            if (p.device_type != DeviceType.CPU || !p.is_contiguous() || p.numel() == 0 || !reader.Contains(key)) return;
             var info = reader.Info(key);
-            if (info.DType != p.dtype || !info.Shape.SequenceEqual(p.shape)) continue;
+            if (info.DType != p.dtype || !info.Shape.SequenceEqual(p.shape)) return;
             candidates.Add(new Candidate(name, p, reader.FileOf(key), info.Begin, info.End - info.Begin, MappedTensors.Address(p)));
         }
+        foreach (var (name, p) in parameters) Consider(name, keyFor(name), p);
+        // q8 scales (buffers) map like parameters; a mapped scale is reported as "<parameter>_scale".
+        foreach (var (name, scale) in scales)
+            Consider(name + QuantizedLayers.ScaleSuffix, keyFor(name) + QuantizedLayers.ScaleSuffix, scale);
         if (candidates.Count == 0) return result;
         candidates.Sort((a, b) => a.Address.CompareTo(b.Address));
         var aliases = Aliases(module);

@@ -257,13 +257,16 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
         var scales = QuantizedLayers.Scales(this);
         if (scales.Count > 0 && layout != CheckpointLayout.HuggingFace)
             throw new NotSupportedException("q8-quantized models are saved in the Hugging Face layout only.");
+        // q8 scales follow all the weights, in the same order, so the weights of a fused projection (q/k/v, gate/up) lie
+        // back to back in the file and so do their scales: both then load by mapping the file's pages.
+        var scaleList = new List<TensorToWrite>();
         foreach (var (name, p) in named_parameters())
         {
             var dt = dtype ?? p.dtype;
             if (scales.TryGetValue(name, out var scale))
             {
                 list.Add(new TensorToWrite(name, p.shape, ScalarType.Int8, () => p.detach(), true));
-                list.Add(new TensorToWrite(name + QuantizedLayers.ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
+                scaleList.Add(new TensorToWrite(name + QuantizedLayers.ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
                 continue;
             }
             if (layout == CheckpointLayout.HuggingFace)
@@ -279,6 +282,7 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
             }
             else list.Add(new TensorToWrite(key, p.shape, dt, () => p.detach()));
         }
+        list.AddRange(scaleList);
         if (layout == CheckpointLayout.Meta && Config.TieWordEmbeddings)
         {
             var e = model.embed_tokens.weight;

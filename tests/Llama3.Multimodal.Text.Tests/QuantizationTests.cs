@@ -169,6 +169,33 @@ public class QuantizationTests
     }
 
     [Fact]
+    public void TheMemoryCheckCountsQuantizedWeightsAtTheirStoredSize()
+    {
+        // The estimate equals what a q8 model holds (here every row length is a multiple of 32).
+        var tiny = TextPresets.Get("tiny");
+        foreach (bool emb in new[] { true, false })
+        {
+            var settings = new QuantizationSettings(WeightQuantization.Q8, emb);
+            using var scope = QuantizationSettings.Use(settings);
+            using var m = LlamaForCausalLM.Create(tiny);
+            double held = m.parameters().Sum(p => p.numel() * p.element_size()) + QuantizedLayers.Scales(m).Values.Sum(t => t.numel() * 2.0);
+            Assert.Equal(held, LlamaForCausalLM.WeightBytes(tiny, ScalarType.Float32, settings), 6);
+        }
+        // An 8B-shaped model: 32 GB in f32 is refused on a machine with less memory, its q8 form (about 8.5 GB) is not.
+        var big = TextPresets.Get("llama3.1-8b");
+        double f32 = LlamaForCausalLM.WeightBytes(big, ScalarType.Float32, null);
+        double q8 = LlamaForCausalLM.WeightBytes(big, ScalarType.Float32, new QuantizationSettings(WeightQuantization.Q8));
+        Assert.InRange(q8 / (big.ParameterCount() * 1.0), 1.06, 1.07);
+        long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (have > q8 && have < f32)
+        {
+            Assert.Throws<ConfigException>(() => LlamaForCausalLM.EnsureFits(big, CPU, ScalarType.Float32));
+            using var scope = QuantizationSettings.Use(new QuantizationSettings(WeightQuantization.Q8));
+            LlamaForCausalLM.EnsureFits(big, CPU, ScalarType.Float32);
+        }
+    }
+
+    [Fact]
     public void AQuantizedFolderRefusesAFloatModelWithAClearError()
     {
         string src = SavedF32();

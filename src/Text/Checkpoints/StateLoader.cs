@@ -9,6 +9,9 @@ namespace Llama3.Multimodal.Text;
 /// </summary>
 public static class StateLoader
 {
+    /// <summary>Bytes of a float checkpoint tensor read at a time when it is quantized while loading.</summary>
+    const long QuantizeSliceBytes = 64L << 20;
+
     /// <summary>Loads <paramref name="module"/> from <paramref name="reader"/>.</summary>
     /// <param name="module">Target module; parameter names are the model's (HF) names.</param>
     /// <param name="reader">Checkpoint.</param>
@@ -88,6 +91,22 @@ public static class StateLoader
                 {
                     reader.ReadInto(key, p);
                     ReadScale(name, key, scale);
+                }
+                else if (transform == null && p.dim() == 2)
+                {
+                    // Slices of rows (about 64 MB each) read and quantized in turn: the float tensor is never in memory
+                    // whole, so loading an f32 or bf16 checkpoint with q8 peaks near the q8 size.
+                    var info = reader.Info(key);
+                    long rows = p.shape[0], rowBytes = Math.Max(1, p.shape[1] * SafeTensorDType.Size(info.DType));
+                    long slice = Math.Max(1, QuantizeSliceBytes / rowBytes);
+                    for (long r0 = 0; r0 < rows; r0 += slice)
+                    {
+                        long n = Math.Min(slice, rows - r0);
+                        using var t = reader.ReadRows(key, r0, n);
+                        using var qs = p.narrow(0, r0, n);
+                        using var ss = scale.narrow(0, r0, n);
+                        Q8.QuantizeInto(t, qs, ss);
+                    }
                 }
                 else
                 {

@@ -29,9 +29,17 @@ public sealed class LlamaSpeechToTextClient : ISpeechToTextClient
         var samples = AudioBytes.Decode(ms.ToArray(), "audio/unknown", "audio stream");
         string language = string.IsNullOrWhiteSpace(options?.SpeechLanguage) ? "English" : LanguageName(options!.SpeechLanguage!);
         await _gate.WaitAsync(cancel).ConfigureAwait(false);
-        try { return await Task.Run(() => _model.Run(samples, SpeechLanguageModel.AsrPrompt(language)), cancel).ConfigureAwait(false); }
+        // The run checks the token between encoder layers and decode steps; it is awaited to its end either way, so the
+        // model is free once this returns.
+        try { return await Task.Run(() => _model.Run(samples, SpeechLanguageModel.AsrPrompt(language), null, id => TokenGenerated?.Invoke(id), cancel), CancellationToken.None).ConfigureAwait(false); }
         finally { _gate.Release(); }
     }
+
+    /// <summary>
+    /// Raised with each generated token id of every transcription, on the thread that generates it: for progress and
+    /// metrics; keep handlers short.
+    /// </summary>
+    public event Action<int>? TokenGenerated;
 
     static readonly Dictionary<string, string> Languages = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -58,7 +66,13 @@ public sealed class LlamaSpeechToTextClient : ISpeechToTextClient
     public async Task<SpeechToTextResponse> GetTextAsync(Stream audioSpeechStream, SpeechToTextOptions? options = null, CancellationToken cancellationToken = default)
     {
         var r = await RunAsync(audioSpeechStream, options, cancellationToken).ConfigureAwait(false);
-        return new SpeechToTextResponse(r.Text) { ModelId = _modelId, StartTime = TimeSpan.Zero, EndTime = TimeSpan.FromSeconds(r.AudioSeconds) };
+        return new SpeechToTextResponse(r.Text)
+        {
+            ModelId = _modelId,
+            StartTime = TimeSpan.Zero,
+            EndTime = TimeSpan.FromSeconds(r.AudioSeconds),
+            Usage = new UsageDetails { InputTokenCount = r.PromptTokens, OutputTokenCount = r.GeneratedTokens, TotalTokenCount = r.PromptTokens + r.GeneratedTokens },
+        };
     }
 
     /// <inheritdoc/>

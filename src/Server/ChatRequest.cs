@@ -17,6 +17,8 @@ public sealed class ChatRequest
     public bool HasImages { get; init; }
     /// <summary>Whether a message carries audio.</summary>
     public bool HasAudio { get; init; }
+    /// <summary>Whether a message carries a video (a <c>video_url</c> part).</summary>
+    public bool HasVideo { get; init; }
     /// <summary><c>temperature</c> (0…2), or null for the model's default.</summary>
     public double? Temperature { get; init; }
     /// <summary><c>top_p</c> (0…1], or null.</summary>
@@ -108,7 +110,7 @@ public sealed class ChatRequest
         }
 
         var messages = new List<AIChatMessage>();
-        bool images = false, audio = false;
+        bool images = false, audio = false, video = false;
         int media = 0;
         int i = 0;
         foreach (var msg in msgs.EnumerateArray())
@@ -153,8 +155,23 @@ public sealed class ChatRequest
                                     else if (iu.ValueKind == JsonValueKind.Object && iu.TryGetProperty("url", out var u) && u.ValueKind == JsonValueKind.String) url = u.GetString();
                                 }
                                 if (string.IsNullOrEmpty(url)) throw Bad($"{pat}.image_url.url must be a string.", $"{pat}.image_url");
-                                contents.Add(Image(url, $"{pat}.image_url", options));
+                                contents.Add(Media(url, $"{pat}.image_url", options, "image"));
                                 images = true;
+                                break;
+                            }
+                        case "video_url":
+                            {
+                                if (++media > options.MaxMediaItems) throw Bad($"more than {options.MaxMediaItems} images or audio items.", pat, "too_many_media");
+                                if (video) throw Bad($"{pat}: one request may carry one video.", pat, "too_many_media");
+                                string? url = null;
+                                if (part.TryGetProperty("video_url", out var vu))
+                                {
+                                    if (vu.ValueKind == JsonValueKind.String) url = vu.GetString();
+                                    else if (vu.ValueKind == JsonValueKind.Object && vu.TryGetProperty("url", out var u) && u.ValueKind == JsonValueKind.String) url = u.GetString();
+                                }
+                                if (string.IsNullOrEmpty(url)) throw Bad($"{pat}.video_url.url must be a string.", $"{pat}.video_url");
+                                contents.Add(Media(url, $"{pat}.video_url", options, "video"));
+                                video = true;
                                 break;
                             }
                         case "input_audio":
@@ -173,7 +190,7 @@ public sealed class ChatRequest
                                 break;
                             }
                         default:
-                            throw Bad($"{pat}.type '{type}' is not supported (text, image_url, input_audio).", $"{pat}.type");
+                            throw Bad($"{pat}.type '{type}' is not supported (text, image_url, input_audio, video_url).", $"{pat}.type");
                     }
                     j++;
                 }
@@ -188,6 +205,7 @@ public sealed class ChatRequest
             Messages = messages,
             HasImages = images,
             HasAudio = audio,
+            HasVideo = video,
             Temperature = temperature,
             TopP = topP,
             TopK = topK,
@@ -230,43 +248,48 @@ public sealed class ChatRequest
         return buffer[..written];
     }
 
-    static DataContent Image(string url, string param, OpenAIServerOptions options)
+    /// <summary>
+    /// The bytes of an <c>image_url</c> or <c>video_url</c> (<paramref name="kind"/> "image" or "video"): a base64
+    /// <c>data:</c> URL, or a local file inside <see cref="OpenAIServerOptions.LocalMediaRoot"/>; never a network fetch.
+    /// </summary>
+    static DataContent Media(string url, string param, OpenAIServerOptions options, string kind)
     {
         byte[] bytes;
         string mediaType;
+        string example = kind == "video" ? "data:video/mp4;base64,…" : "data:image/png;base64,…";
         if (url.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
         {
             int comma = url.IndexOf(',');
-            if (comma < 0) throw Bad($"{param}: a data URL needs a comma before its data.", param, "invalid_image_url");
+            if (comma < 0) throw Bad($"{param}: a data URL needs a comma before its data.", param, $"invalid_{kind}_url");
             string meta = url[5..comma];
-            if (!meta.EndsWith(";base64", StringComparison.OrdinalIgnoreCase)) throw Bad($"{param}: only base64 data URLs are accepted (data:image/png;base64,…).", param, "invalid_image_url");
+            if (!meta.EndsWith(";base64", StringComparison.OrdinalIgnoreCase)) throw Bad($"{param}: only base64 data URLs are accepted ({example}).", param, $"invalid_{kind}_url");
             mediaType = meta[..^7];
-            if (mediaType.Length == 0) mediaType = "image/png";
-            if (!mediaType.StartsWith("image/", StringComparison.OrdinalIgnoreCase)) throw Bad($"{param}: media type '{mediaType}' is not an image type.", param, "invalid_image_url");
+            if (mediaType.Length == 0) mediaType = kind == "video" ? "video/mp4" : "image/png";
+            if (!mediaType.StartsWith(kind + "/", StringComparison.OrdinalIgnoreCase)) throw Bad($"{param}: media type '{mediaType}' is not {(kind == "video" ? "a video" : "an image")} type.", param, $"invalid_{kind}_url");
             bytes = Base64(url[(comma + 1)..], param, options);
         }
         else if (url.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || url.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
             || url.Contains("://", StringComparison.Ordinal) && !url.StartsWith("file://", StringComparison.OrdinalIgnoreCase))
         {
-            throw Bad($"{param}: the server never fetches URLs; send the image as a data: URL (data:image/png;base64,…).", param, "invalid_image_url");
+            throw Bad($"{param}: the server never fetches URLs; send the {kind} as a data: URL ({example}).", param, $"invalid_{kind}_url");
         }
         else
         {
             if (options.LocalMediaRoot is null)
-                throw Bad($"{param}: local file paths are refused unless the server allows a local media folder (--allow-local-media DIR); send a data: URL.", param, "invalid_image_url");
+                throw Bad($"{param}: local file paths are refused unless the server allows a local media folder (--allow-local-media DIR); send a data: URL.", param, $"invalid_{kind}_url");
             string path = url.StartsWith("file://", StringComparison.OrdinalIgnoreCase) ? Uri.UnescapeDataString(url[7..]) : url;
             string full, root = Path.GetFullPath(options.LocalMediaRoot).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
             try { full = Path.GetFullPath(path); }
-            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException) { throw Bad($"{param}: '{path}' is not a valid path.", param, "invalid_image_url"); }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException) { throw Bad($"{param}: '{path}' is not a valid path.", param, $"invalid_{kind}_url"); }
             if (!Path.IsPathRooted(path) || !full.StartsWith(root, StringComparison.Ordinal))
-                throw Bad($"{param}: '{path}' is not an absolute path inside the allowed media folder.", param, "invalid_image_url");
+                throw Bad($"{param}: '{path}' is not an absolute path inside the allowed media folder.", param, $"invalid_{kind}_url");
             var info = new FileInfo(full);
-            if (info.LinkTarget is not null || !info.Exists) throw Bad($"{param}: file '{path}' not found.", param, "invalid_image_url");
+            if (info.LinkTarget is not null || !info.Exists) throw Bad($"{param}: file '{path}' not found.", param, $"invalid_{kind}_url");
             if (info.Length > options.MaxMediaBytes) throw Bad($"{param}: file '{path}' exceeds the {options.MaxMediaBytes}-byte limit.", param, "media_too_large");
             bytes = File.ReadAllBytes(full);
-            mediaType = "image/" + Path.GetExtension(full).TrimStart('.').ToLowerInvariant();
+            mediaType = kind + "/" + Path.GetExtension(full).TrimStart('.').ToLowerInvariant();
         }
-        CheckImage(bytes, param, options);
+        if (kind == "image") CheckImage(bytes, param, options);
         return new DataContent(bytes, mediaType) { Name = param };
     }
 

@@ -20,11 +20,12 @@ using Microsoft.Extensions.Logging;
 namespace Llama3.Multimodal.Server;
 
 /// <summary>
-/// An OpenAI-compatible HTTP server on Kestrel: <c>GET /v1/models</c>, <c>POST /v1/chat/completions</c> (text, image
-/// and audio parts, sampling options, usage, server-sent-event streaming), <c>POST /v1/audio/transcriptions</c> and
+/// An OpenAI-compatible HTTP server on Kestrel: <c>GET /v1/models</c>, <c>POST /v1/chat/completions</c> (text, image,
+/// audio and video parts, sampling options, usage, server-sent-event streaming), <c>POST /v1/audio/transcriptions</c> and
 /// <c>GET /health</c>. Text requests to one model share decode steps (<see cref="ContinuousBatcher"/>); each model holds
 /// at most <see cref="OpenAIServerOptions.MaxBatch"/> + <see cref="OpenAIServerOptions.MaxQueue"/> requests and answers
-/// 429 with <c>Retry-After</c> beyond that; a client that disconnects stops its generation before the next decode step.
+/// 429 with <c>Retry-After</c> beyond that; a client that disconnects stops its generation before the next decode step
+/// (a request with audio or video also between the speech encoder's layers), and its slot is free again.
 /// Every refused request gets a 4xx with OpenAI's error body.
 /// </summary>
 public sealed class OpenAIServer : IAsyncDisposable
@@ -118,6 +119,8 @@ public sealed class OpenAIServer : IAsyncDisposable
                 ["in_batcher"] = m.Batcher.Pending,
                 ["decode_steps"] = m.Batcher.Steps,
                 ["decoded_rows"] = m.Batcher.RowSteps,
+                ["media_tokens"] = m.MediaTokens,
+                ["cancelled"] = m.Cancelled,
             }).ToArray()),
         }));
         e.MapGet("/v1/models", (HttpContext ctx) => Json(ctx, 200, new JsonObject
@@ -202,7 +205,8 @@ public sealed class OpenAIServer : IAsyncDisposable
         ApiException a => a,
         BadHttpRequestException b when b.StatusCode == 413 => new ApiException(413, "The request body is too large.", null, "request_too_large"),
         BadHttpRequestException b => new ApiException(b.StatusCode is >= 400 and < 500 ? b.StatusCode : 400, b.Message, null, "bad_request"),
-        MediaDecodeException m => ApiException.BadRequest(m.Message, "messages", "invalid_media"),
+        MediaDecodeException m => ApiException.BadRequest(m.Message,
+            m.MediaPath is { } part && part.StartsWith("messages[", StringComparison.Ordinal) ? part : "messages", "invalid_media"),
         TokenizerFormatException t => ApiException.BadRequest(t.Message, null, "invalid_request"),
         NotSupportedException n => ApiException.BadRequest(n.Message, "messages", "unsupported_content"),
         ArgumentException or FormatException or InvalidDataException or JsonException or OverflowException => ApiException.BadRequest(e.Message, null, "invalid_request"),
@@ -262,13 +266,21 @@ public sealed class OpenAIServer : IAsyncDisposable
             throw ApiException.BadRequest($"The model '{model.Id}' ({model.Kind.ToString().ToLowerInvariant()}) does not accept images.", "messages", "unsupported_content");
         if (req.HasAudio && !model.AcceptsAudio)
             throw ApiException.BadRequest($"The model '{model.Id}' ({model.Kind.ToString().ToLowerInvariant()}) does not accept audio.", "messages", "unsupported_content");
-        if (req.HasAudio && req.HasImages) throw ApiException.BadRequest("One request may carry images or audio, not both.", "messages", "unsupported_content");
+        if (req.HasVideo && !model.AcceptsVideo)
+            throw ApiException.BadRequest($"The model '{model.Id}' ({model.Kind.ToString().ToLowerInvariant()}) does not accept video.", "messages", "unsupported_content");
+        if ((req.HasAudio ? 1 : 0) + (req.HasImages ? 1 : 0) + (req.HasVideo ? 1 : 0) > 1)
+            throw ApiException.BadRequest("One request may carry images, audio or a video, not two of these.", "messages", "unsupported_content");
         Enter(model, options);
         try
         {
             var run = new Completion(ctx, model, req);
-            if (req.HasImages || req.HasAudio) await run.MediaAsync().ConfigureAwait(false);
+            if (req.HasImages || req.HasAudio || req.HasVideo) await run.MediaAsync().ConfigureAwait(false);
             else await run.TextAsync().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            model.NoteCancelled();
+            throw;
         }
         finally { model.Leave(); }
     }
@@ -497,6 +509,11 @@ public sealed class OpenAIServer : IAsyncDisposable
                 .ConfigureAwait(false);
         }
         catch (MediaDecodeException e) { throw ApiException.BadRequest(e.Message, "file", "invalid_audio"); }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            model.NoteCancelled();
+            throw;
+        }
         finally { model.Leave(); }
         if (format == "text")
         {
@@ -505,9 +522,14 @@ public sealed class OpenAIServer : IAsyncDisposable
             await ctx.Response.WriteAsync(r.Text + "\n", abort).ConfigureAwait(false);
             return;
         }
+        JsonObject TokenUsage()
+        {
+            long input = r.Usage?.InputTokenCount ?? 0, output = r.Usage?.OutputTokenCount ?? 0;
+            return new JsonObject { ["type"] = "tokens", ["input_tokens"] = input, ["output_tokens"] = output, ["total_tokens"] = input + output };
+        }
         if (format == "json")
         {
-            await Json(ctx, 200, new JsonObject { ["text"] = r.Text }).ConfigureAwait(false);
+            await Json(ctx, 200, new JsonObject { ["text"] = r.Text, ["usage"] = TokenUsage() }).ConfigureAwait(false);
             return;
         }
         double duration = (r.EndTime ?? TimeSpan.Zero).TotalSeconds;
@@ -530,6 +552,7 @@ public sealed class OpenAIServer : IAsyncDisposable
                 ["compression_ratio"] = 0.0,
                 ["no_speech_prob"] = 0.0,
             }),
+            ["usage"] = TokenUsage(),
         }).ConfigureAwait(false);
     }
 

@@ -16,7 +16,7 @@ public enum ServedModelKind
     Vision,
     /// <summary>A speech model (<c>model_type</c> <c>llama3_speech</c>): text and audio, and transcription.</summary>
     Speech,
-    /// <summary>A video model (<c>mllama</c> with <c>video_config.json</c>): served for text and images (its image model).</summary>
+    /// <summary>A video model (<c>mllama</c> with <c>video_config.json</c>): text, images (its image model) and videos.</summary>
     Video,
 }
 
@@ -29,6 +29,7 @@ public sealed class ServedModel : IDisposable
 {
     readonly IDisposable? _owned;
     int _pending;
+    long _mediaTokens, _cancelled;
 
     /// <summary>The model id clients send (the folder name by default).</summary>
     public string Id { get; }
@@ -48,6 +49,15 @@ public sealed class ServedModel : IDisposable
     public bool AcceptsImages => Kind is ServedModelKind.Vision or ServedModelKind.Video;
     /// <summary>Whether chat messages may carry audio (and transcription is served).</summary>
     public bool AcceptsAudio => Kind == ServedModelKind.Speech;
+    /// <summary>Whether chat messages may carry a video (<c>video_url</c>).</summary>
+    public bool AcceptsVideo => Kind == ServedModelKind.Video;
+    /// <summary>
+    /// Tokens generated so far for requests that run outside the batcher (images, audio, video and transcriptions); text
+    /// requests are counted by the batcher (<see cref="ContinuousBatcher.RowSteps"/>).
+    /// </summary>
+    public long MediaTokens => Interlocked.Read(ref _mediaTokens);
+    /// <summary>Requests stopped because their client went away (or cancelled them) before they finished.</summary>
+    public long Cancelled => Interlocked.Read(ref _cancelled);
     /// <summary>Prompt plus completion tokens one request may use.</summary>
     public int ContextTokens => Batcher.Capacity;
     /// <summary>Default sampling of the folder's <c>generation_config.json</c> (temperature, top_p, top_k), or nulls.</summary>
@@ -68,6 +78,8 @@ public sealed class ServedModel : IDisposable
         Chat = chat;
         Transcriber = transcriber;
         _owned = owned;
+        chat.TokenGenerated += _ => Interlocked.Increment(ref _mediaTokens);
+        if (transcriber is not null) transcriber.TokenGenerated += _ => Interlocked.Increment(ref _mediaTokens);
         Batcher = new ContinuousBatcher(decoder, tokenizer, maxBatch, Math.Min(context ?? 4096, decoder.Config.MaxPositionEmbeddings));
     }
 
@@ -87,9 +99,9 @@ public sealed class ServedModel : IDisposable
         new(id, ServedModelKind.Speech, model.language_model, model.Tokenizer, new LlamaChatClient(speech: model, modelId: id),
             new LlamaSpeechToTextClient(model, id), null, maxBatch, context);
 
-    /// <summary>Serves a video model for text and images, through the image model it composes (owned by the caller).</summary>
+    /// <summary>Serves a video model for text, images (through the image model it composes) and videos (owned by the caller).</summary>
     public static ServedModel FromVideo(string id, VideoLanguageModel model, int maxBatch = 8, int? context = null) =>
-        new(id, ServedModelKind.Video, model.language_model, model.Tokenizer, new LlamaChatClient(vision: model.ImageModel, modelId: id), null, null, maxBatch, context);
+        new(id, ServedModelKind.Video, model.language_model, model.Tokenizer, new LlamaChatClient(video: model, modelId: id), null, null, maxBatch, context);
 
     /// <summary>
     /// What the folder holds, from its <c>config.json</c> (<c>model_type</c>) or Meta <c>params.json</c>; throws
@@ -149,7 +161,7 @@ public sealed class ServedModel : IDisposable
             case ServedModelKind.Video:
                 {
                     var m = VideoLanguageModel.FromPretrained(directory, options);
-                    return new ServedModel(id, kind, m.language_model, m.Tokenizer, new LlamaChatClient(vision: m.ImageModel, modelId: id), null, m, maxBatch, context) { Defaults = defaults };
+                    return new ServedModel(id, kind, m.language_model, m.Tokenizer, new LlamaChatClient(video: m, modelId: id), null, m, maxBatch, context) { Defaults = defaults };
                 }
             default:
                 {
@@ -185,6 +197,9 @@ public sealed class ServedModel : IDisposable
 
     /// <summary>Ends a request admitted by <see cref="TryEnter"/>.</summary>
     public void Leave() => Interlocked.Decrement(ref _pending);
+
+    /// <summary>Counts a request that stopped because its client went away (see <see cref="Cancelled"/>).</summary>
+    public void NoteCancelled() => Interlocked.Increment(ref _cancelled);
 
     /// <summary>Stops the batcher and disposes the clients and, when this object loaded it, the model.</summary>
     public void Dispose()

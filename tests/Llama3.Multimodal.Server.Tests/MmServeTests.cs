@@ -68,9 +68,10 @@ public class MmServeTests
             Assert.Contains("\"object\":\"list\"", output);
             Assert.Contains("\"id\":\"vision\"", output);
             Assert.Contains("\"content\":\"two large red diamonds\"", output);
+            Assert.Contains("\"content\":\"a yellow triangle turns orange then it turns yellow\"", output);
             Assert.Contains("\"object\":\"chat.completion.chunk\"", output);
             Assert.Contains("data: [DONE]", output);
-            Assert.Contains("{\"text\":\"the triangle moves right then it turns green\"}", output);
+            Assert.Contains("{\"text\":\"the triangle moves right then it turns green\",\"usage\":{\"type\":\"tokens\"", output);
             Assert.Contains("\"status\":\"ok\"", output);
         }
         finally

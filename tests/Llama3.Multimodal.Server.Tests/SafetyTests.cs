@@ -96,6 +96,75 @@ public class SafetyTests
     }
 
     [Fact]
+    public async Task AClientThatAbortsATranscriptionOrAnAudioChatStopsItsWorkAndFreesItsSlot()
+    {
+        using var speech = SpeechLanguageModel.Create("tiny-speech", seed: 6);
+        byte[] wav = Wav(1.0);
+        var samples = AudioLoader.Load(wav, "sine.wav");
+        // Uncancelled, this random model writes its whole budget: 128 tokens (the transcription default) and 300.
+        Assert.Equal(128, speech.Run(samples, SpeechLanguageModel.AsrPrompt("English")).GeneratedTokens);
+        var served = ServedModel.FromSpeech("speech", speech, maxBatch: 1);
+        await using var server = await OpenAIServer.StartAsync(new[] { served }, new OpenAIServerOptions { Port = 0, MaxBatch = 1, MaxQueue = 0 });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(120) };
+        // The client goes away at the model's first token; each token is slowed down so that the server sees the abort
+        // long before the budget is spent.
+        CancellationTokenSource? client = null;
+        void OnToken(int _) { client?.Cancel(); Thread.Sleep(10); }
+        served.Chat.TokenGenerated += OnToken;
+        served.Transcriber!.TokenGenerated += OnToken;
+
+        HttpContent Form()
+        {
+            var form = new MultipartFormDataContent();
+            var file = new ByteArrayContent(wav);
+            file.Headers.ContentType = new MediaTypeHeaderValue("audio/wav");
+            form.Add(file, "file", "sine.wav");
+            form.Add(new StringContent("speech"), "model");
+            return form;
+        }
+        async Task<JsonElement> Settled(long cancelled)
+        {
+            JsonElement h = await Health(http);
+            for (int i = 0; i < 400 && (h.GetProperty("pending").GetInt32() > 0 || h.GetProperty("cancelled").GetInt64() < cancelled); i++)
+            {
+                await Task.Delay(50);
+                h = await Health(http);
+            }
+            Assert.Equal(0, h.GetProperty("pending").GetInt32());
+            Assert.Equal(cancelled, h.GetProperty("cancelled").GetInt64());
+            return h;
+        }
+
+        client = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => http.PostAsync("v1/audio/transcriptions", Form(), client.Token));
+        long aborted = (await Settled(1)).GetProperty("media_tokens").GetInt64();
+        Assert.InRange(aborted, 1, 127);
+        await Task.Delay(200);
+        Assert.Equal(aborted, (await Health(http)).GetProperty("media_tokens").GetInt64());
+
+        // The slot is free (the queue holds one request): the next transcription runs to its end.
+        client = null;
+        var ok = await http.PostAsync("v1/audio/transcriptions", Form());
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        var usage = JsonDocument.Parse(await ok.Content.ReadAsStringAsync()).RootElement.GetProperty("usage");
+        Assert.Equal(128, usage.GetProperty("output_tokens").GetInt32());
+        long afterOk = (await Settled(1)).GetProperty("media_tokens").GetInt64();
+        Assert.Equal(aborted + 128, afterOk);
+
+        // The same for a chat completion with audio.
+        string chat = $$$"""{"model":"speech","max_tokens":300,"temperature":0,"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"{{{Convert.ToBase64String(wav)}}}","format":"wav"}}]}]}""";
+        client = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => http.PostAsync("v1/chat/completions", Body(chat), client.Token));
+        long chatTokens = (await Settled(2)).GetProperty("media_tokens").GetInt64() - afterOk;
+        Assert.InRange(chatTokens, 1, 299);
+        client = null;
+        var done = await http.PostAsync("v1/chat/completions", Body(chat));
+        Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        Assert.Equal(300, JsonDocument.Parse(await done.Content.ReadAsStringAsync()).RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(2, served.Cancelled);
+    }
+
+    [Fact]
     public async Task ThousandsOfMutatedRequestsGetNo5xxAndTheServerLivesOn()
     {
         using var tiny = ContinuousBatcherTests.NewTiny();

@@ -22,7 +22,7 @@ public class ServerTests : IClassFixture<ServerFixture>
         var models = JsonDocument.Parse(await _f.Http.GetStringAsync("v1/models")).RootElement;
         Assert.Equal("list", models.GetProperty("object").GetString());
         var ids = models.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()).ToList();
-        Assert.Equal(new[] { "tiny", "vision", "speech" }, ids);
+        Assert.Equal(new[] { "tiny", "vision", "speech", "video" }, ids);
         Assert.All(models.GetProperty("data").EnumerateArray(), m => Assert.Equal("model", m.GetProperty("object").GetString()));
         var health = JsonDocument.Parse(await _f.Http.GetStringAsync("health")).RootElement;
         Assert.Equal("ok", health.GetProperty("status").GetString());
@@ -114,6 +114,42 @@ public class ServerTests : IClassFixture<ServerFixture>
             """);
         Assert.Equal(200, status);
         Assert.Equal(expected.Text, body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+        // Usage counts the decoder's prompt positions (chat tokens and one per speech frame) and the generated tokens.
+        var usage = body.GetProperty("usage");
+        Assert.True(expected.PromptTokens > 10 && expected.GeneratedTokens > 0);
+        Assert.Equal(expected.PromptTokens, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(expected.GeneratedTokens, usage.GetProperty("completion_tokens").GetInt32());
+        Assert.Equal(expected.PromptTokens + expected.GeneratedTokens, usage.GetProperty("total_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task AVideoUrlPartReachesTheVideoModelWithUsage()
+    {
+        string clip = ServerFixture.Clip();
+        var greedy = new GenerationOptions { MaxNewTokens = 12, Temperature = 0 };
+        var expected = _f.Video.Generate(clip, "What happens?", greedy);
+        string url = "data:video/mp4;base64," + Convert.ToBase64String(File.ReadAllBytes(clip));
+        var (status, body, _) = await _f.PostJson("v1/chat/completions", $$$"""
+            {"model":"video","temperature":0,"max_tokens":12,"messages":[{"role":"user","content":[{"type":"video_url","video_url":{"url":"{{{url}}}"}},{"type":"text","text":"What happens?"}]}]}
+            """);
+        Assert.Equal(200, status);
+        Assert.Equal(expected.Text, body.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+        var usage = body.GetProperty("usage");
+        Assert.Equal(expected.PromptTokens, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(expected.Tokens.Count, usage.GetProperty("completion_tokens").GetInt32());
+        Assert.True(expected.Tokens.Count > 0);
+
+        // A clip ffmpeg cannot read is a 400 naming the part; the server goes on serving.
+        string broken = "data:video/mp4;base64," + Convert.ToBase64String(File.ReadAllBytes(clip)[..300]);
+        var (bad, error, _) = await _f.PostJson("v1/chat/completions", $$$"""
+            {"model":"video","max_tokens":4,"messages":[{"role":"user","content":[{"type":"text","text":"Look:"},{"type":"video_url","video_url":{"url":"{{{broken}}}"}}]}]}
+            """);
+        Assert.Equal(400, bad);
+        Assert.Equal("invalid_media", error.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal("messages[0].content[1].video_url", error.GetProperty("error").GetProperty("param").GetString());
+        Assert.Contains("messages[0].content[1].video_url", error.GetProperty("error").GetProperty("message").GetString());
+        var (again, _, _) = await _f.PostJson("v1/chat/completions", """{"model":"video","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}""");
+        Assert.Equal(200, again);
     }
 
     [Fact]
@@ -133,6 +169,10 @@ public class ServerTests : IClassFixture<ServerFixture>
         }
         var json = JsonDocument.Parse(await (await Post(null)).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(expected.Text, json.GetProperty("text").GetString());
+        var usage = json.GetProperty("usage");
+        Assert.Equal("tokens", usage.GetProperty("type").GetString());
+        Assert.Equal(expected.PromptTokens, usage.GetProperty("input_tokens").GetInt32());
+        Assert.Equal(expected.GeneratedTokens, usage.GetProperty("output_tokens").GetInt32());
         Assert.Equal(expected.Text + "\n", await (await Post("text")).Content.ReadAsStringAsync());
         var verbose = JsonDocument.Parse(await (await Post("verbose_json")).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(expected.Text, verbose.GetProperty("text").GetString());
@@ -151,6 +191,7 @@ public class ServerTests : IClassFixture<ServerFixture>
         string png = ServerFixture.DataUrl(Repo.Image(0));
         string Chat(string model, string content) => $$"""{"model":"{{model}}","max_tokens":2,"messages":[{"role":"user","content":{{content}}}]}""";
         string Image(string url, string model = "vision") => Chat(model, $$$"""[{"type":"image_url","image_url":{"url":"{{{url}}}"}}]""");
+        string Video(string url, string model = "video") => Chat(model, $$$"""[{"type":"video_url","video_url":{"url":"{{{url}}}"}}]""");
         yield return new object[] { "{\"model\":", 400, "invalid_json", null! };
         yield return new object[] { "[1,2]", 400, null!, "" };
         yield return new object[] { """{"model":"tiny"}""", 400, null!, "messages" };
@@ -173,6 +214,12 @@ public class ServerTests : IClassFixture<ServerFixture>
         yield return new object[] { Image("/etc/passwd"), 400, "invalid_image_url", "messages[0].content[0].image_url" };
         yield return new object[] { Image("data:text/plain;base64,AAAA"), 400, "invalid_image_url", "messages[0].content[0].image_url" };
         yield return new object[] { Chat("tiny", """[{"type":"input_audio","input_audio":{"data":"UklGRg==","format":"wav"}}]"""), 400, "unsupported_content", "messages" };
+        yield return new object[] { Video("data:video/mp4;base64,AAAAIGZ0eXBpc29t", "vision"), 400, "unsupported_content", "messages" };
+        yield return new object[] { Video("data:video/mp4;base64,@@@@"), 400, "invalid_base64", "messages[0].content[0].video_url" };
+        yield return new object[] { Video("data:video/mp4;base64,AAECAwQFBgc="), 400, "invalid_media", "messages[0].content[0].video_url" };
+        yield return new object[] { Video("https://example.com/clip.mp4"), 400, "invalid_video_url", "messages[0].content[0].video_url" };
+        yield return new object[] { Video("data:image/png;base64,AAAA"), 400, "invalid_video_url", "messages[0].content[0].video_url" };
+        yield return new object[] { Chat("video", """[{"type":"video_url","video_url":{}}]"""), 400, null!, "messages[0].content[0].video_url" };
         yield return new object[] { Chat("speech", """[{"type":"input_audio","input_audio":{"data":"UklGRgAAAABXQVZF","format":"wav"}}]"""), 400, "invalid_audio", null! };
         yield return new object[] { Chat("tiny", "\"" + string.Concat(Enumerable.Repeat("word ", 2100)) + "\""), 400, "context_length_exceeded", "messages" };
         yield return new object[] { Chat("tiny", "\"hi\"").Replace("\"max_tokens\":2", "\"max_tokens\":5000"), 400, "context_length_exceeded", "max_tokens" };

@@ -25,6 +25,35 @@ public class SpeechModelTests
     }
 
     [Fact]
+    public void ACancelledRunStopsAtTheNextDecodeStepOrEncoderLayerAndCountsItsTokens()
+    {
+        var m = Tiny.Value;
+        var samples = Enumerable.Range(0, 16000).Select(i => 0.3f * MathF.Sin(i * 0.05f)).ToArray();
+        var options = new GenerationOptions { MaxNewTokens = 20, StopTokens = Array.Empty<int>() };
+        var full = m.Run(samples, SpeechLanguageModel.AsrPrompt("English"), options);
+        Assert.Equal(20, full.GeneratedTokens);
+        Assert.Equal(m.BuildPrompt("Repeat after me in English:", (int)m.speech_model.OutputFrames(100)).Ids.Count, full.PromptTokens);
+
+        // Cancelled at the third token: no fourth one is generated and the run ends with the cancellation.
+        using var cts = new CancellationTokenSource();
+        var seen = new List<int>();
+        Assert.ThrowsAny<OperationCanceledException>(() => m.Run(samples, SpeechLanguageModel.AsrPrompt("English"), options, id =>
+        {
+            seen.Add(id);
+            if (seen.Count == 3) cts.Cancel();
+        }, cts.Token));
+        Assert.Equal(3, seen.Count);
+
+        // Set before the run, it stops the encoder before its first layer: nothing is generated.
+        seen.Clear();
+        Assert.ThrowsAny<OperationCanceledException>(() => m.Run(samples, "x", options, seen.Add, cts.Token));
+        Assert.Empty(seen);
+        using var scope = NewDisposeScope();
+        var feats = torch.randn(1, 40, 80);
+        Assert.ThrowsAny<OperationCanceledException>(() => m.speech_model.Forward(feats, torch.tensor(new long[] { 40 }), cts.Token));
+    }
+
+    [Fact]
     public void SpliceReplacesExactlyTheSpeechPositions()
     {
         using var _ = NewDisposeScope();

@@ -53,17 +53,18 @@ public sealed class ConformerEncoder : nn.Module
 
     /// <summary>
     /// Log-mel features [B, T, 80] with frame counts [B] → hidden states [B, ⌈T/4⌉, dim] (padding frames zero) and
-    /// encoder frame counts [B].
+    /// encoder frame counts [B]. <paramref name="cancel"/> is checked before each layer (an
+    /// <see cref="OperationCanceledException"/> then ends the pass).
     /// </summary>
-    public (Tensor Hidden, Tensor Lengths) Forward(Tensor features, Tensor lengths)
+    public (Tensor Hidden, Tensor Lengths) Forward(Tensor features, Tensor lengths, CancellationToken cancel = default)
     {
         using var scope = NewDisposeScope();
-        var (h, l) = ForwardNormalized(feature_norm.forward(features), lengths);
+        var (h, l) = ForwardNormalized(feature_norm.forward(features), lengths, cancel);
         return (h.MoveToOuterDisposeScope(), l.MoveToOuterDisposeScope());
     }
 
     /// <summary>As <see cref="Forward"/> for features that are already normalised (BEST-RQ masks them first).</summary>
-    public (Tensor Hidden, Tensor Lengths) ForwardNormalized(Tensor normalized, Tensor lengths)
+    public (Tensor Hidden, Tensor Lengths) ForwardNormalized(Tensor normalized, Tensor lengths, CancellationToken cancel = default)
     {
         using var scope = NewDisposeScope();
         var device = input_proj.weight.device;
@@ -83,7 +84,11 @@ public sealed class ConformerEncoder : nn.Module
         bool padded = len4.min().item<long>() < t4;
         var keyValid = padded ? validBool.view(b, 1, 1, t4) : null;
         var (cos, sin) = _rotary.Tables(Scalars.Arange(0, t4, device).unsqueeze(0), (int)Math.Max(0, t4 - 1));
-        foreach (var layer in layers) x = layer.Forward(x, cos, sin, keyValid, padded ? valid : null);
+        foreach (var layer in layers)
+        {
+            cancel.ThrowIfCancellationRequested();
+            x = layer.Forward(x, cos, sin, keyValid, padded ? valid : null);
+        }
         return ((padded ? x * valid : x).MoveToOuterDisposeScope(), len4.MoveToOuterDisposeScope());
     }
 

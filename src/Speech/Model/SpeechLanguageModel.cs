@@ -206,18 +206,27 @@ public sealed class SpeechLanguageModel : nn.Module
     public SpeechResult Translate(string path, string targetLanguage, GenerationOptions? options = null) =>
         Run(path, AstPrompt(targetLanguage), options);
 
-    /// <summary>Runs the model on an audio file with any system prompt; long audio goes in ≤ 60 s segments.</summary>
-    public SpeechResult Run(string path, string systemPrompt, GenerationOptions? options = null)
+    /// <summary>
+    /// Runs the model on an audio file with any system prompt; long audio goes in ≤ 60 s segments. See
+    /// <see cref="Run(float[], string, GenerationOptions?, Action{int}?, CancellationToken)"/> for
+    /// <paramref name="onToken"/> and <paramref name="cancel"/>.
+    /// </summary>
+    public SpeechResult Run(string path, string systemPrompt, GenerationOptions? options = null, Action<int>? onToken = null, CancellationToken cancel = default)
     {
         var total = Stopwatch.StartNew();
         var samples = AudioLoader.Load(path);
         double load = total.Elapsed.TotalSeconds;
-        var r = Run(samples, systemPrompt, options);
+        var r = Run(samples, systemPrompt, options, onToken, cancel);
         return r with { LoadSeconds = load, TotalSeconds = total.Elapsed.TotalSeconds, FirstTokenSeconds = load + r.FirstTokenSeconds };
     }
 
-    /// <summary>Runs the model on 16 kHz mono samples with any system prompt; long audio goes in ≤ 60 s segments.</summary>
-    public SpeechResult Run(float[] samples, string systemPrompt, GenerationOptions? options = null)
+    /// <summary>
+    /// Runs the model on 16 kHz mono samples with any system prompt; long audio goes in ≤ 60 s segments.
+    /// <paramref name="onToken"/> sees each generated id as it comes. <paramref name="cancel"/> is checked before each
+    /// segment, between the encoder's layers and between decode steps; once it is set the run stops there and throws
+    /// <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public SpeechResult Run(float[] samples, string systemPrompt, GenerationOptions? options = null, Action<int>? onToken = null, CancellationToken cancel = default)
     {
         if (samples.Length < LogMelSpectrogram.Hop)
             throw new ArgumentException($"audio of {samples.Length} samples is shorter than one 10 ms frame.");
@@ -226,10 +235,11 @@ public sealed class SpeechLanguageModel : nn.Module
         var texts = new List<string>();
         double feat = 0, enc = 0, prefill = 0, decode = 0;
         double? first = null;
-        int tokens = 0, steps = 0;
+        int tokens = 0, steps = 0, promptTokens = 0;
         foreach (var seg in AudioLoader.Segments(samples))
         {
             if (seg.Length < LogMelSpectrogram.Hop) continue;
+            cancel.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             var sw = Stopwatch.StartNew();
             Tensor speech;
@@ -237,14 +247,20 @@ public sealed class SpeechLanguageModel : nn.Module
             {
                 var feats = LogMel.Compute(seg).unsqueeze(0);
                 feat += sw.Elapsed.TotalSeconds; sw.Restart();
-                var (e, _) = speech_model.Forward(feats, torch.tensor(new long[] { feats.shape[1] }, device: Device));
+                var (e, _) = speech_model.Forward(feats, torch.tensor(new long[] { feats.shape[1] }, device: Device), cancel);
                 speech = e;
                 enc += sw.Elapsed.TotalSeconds;
             }
             var prompt = BuildPrompt(systemPrompt, (int)speech.shape[1]);
             var emb = SpliceSpeech(prompt, speech);
-            var res = gen.Generate(prompt.Ids, options, _ => first ??= total.Elapsed.TotalSeconds, promptEmbeddings: emb);
+            var res = gen.Generate(prompt.Ids, options, id =>
+            {
+                first ??= total.Elapsed.TotalSeconds;
+                onToken?.Invoke(id);
+            }, promptEmbeddings: emb, cancel: cancel);
+            cancel.ThrowIfCancellationRequested();
             prefill += res.PrefillSeconds; decode += res.DecodeSeconds; tokens += res.Tokens.Count; steps += res.DecodeSteps;
+            promptTokens += prompt.Ids.Count;
             texts.Add(res.Text.Trim());
         }
         return new SpeechResult
@@ -254,6 +270,7 @@ public sealed class SpeechLanguageModel : nn.Module
             AudioSeconds = samples.Length / (double)AudioLoader.SampleRate,
             FeatureSeconds = feat, EncoderSeconds = enc, PrefillSeconds = prefill, DecodeSeconds = decode,
             GeneratedTokens = tokens,
+            PromptTokens = promptTokens,
             DecodeSteps = steps,
             TotalSeconds = total.Elapsed.TotalSeconds,
             FirstTokenSeconds = first ?? total.Elapsed.TotalSeconds,

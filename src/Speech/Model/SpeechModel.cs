@@ -24,11 +24,15 @@ public sealed class SpeechModel : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>Log-mel [B, T, 80] with frame counts [B] → embeddings [B, ⌈⌈T/4⌉/2⌉, decoder dim] and their counts [B].</summary>
-    public (Tensor Embeddings, Tensor Lengths) Forward(Tensor features, Tensor lengths)
+    /// <summary>
+    /// Log-mel [B, T, 80] with frame counts [B] → embeddings [B, ⌈⌈T/4⌉/2⌉, decoder dim] and their counts [B].
+    /// <paramref name="cancel"/> is checked between the encoder's layers.
+    /// </summary>
+    public (Tensor Embeddings, Tensor Lengths) Forward(Tensor features, Tensor lengths, CancellationToken cancel = default)
     {
         using var scope = NewDisposeScope();
-        var (h, l) = encoder.Forward(features, lengths);
+        var (h, l) = encoder.Forward(features, lengths, cancel);
+        cancel.ThrowIfCancellationRequested();
         var (e, l2) = adapter.Forward(h, l);
         return (e.MoveToOuterDisposeScope(), l2.MoveToOuterDisposeScope());
     }

@@ -30,6 +30,8 @@ public sealed record SpeechResult
     public int DecodeSteps { get; init; }
     /// <summary>Tokens generated over all segments.</summary>
     public int GeneratedTokens { get; init; }
+    /// <summary>Decoder prompt positions over all segments (chat tokens plus one per speech frame).</summary>
+    public int PromptTokens { get; init; }
     /// <summary>Processing time divided by audio duration (below 1 = faster than real time).</summary>
     public double RealTimeFactor => AudioSeconds > 0 ? TotalSeconds / AudioSeconds : double.NaN;
 }

@@ -268,12 +268,15 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
     /// <summary>
     /// Generates from token ids <paramref name="prompt"/> (holding one <c>&lt;|video|&gt;</c>) about already sampled
     /// <paramref name="frames"/>. The video is encoded once; each video layer computes its K/V at prefill and keeps them
-    /// in its KV-cache slot.
+    /// in its KV-cache slot. Generation stops after the step in which <paramref name="cancel"/> is set (the result holds the
+    /// tokens so far); a token set before the video is encoded throws <see cref="OperationCanceledException"/>.
     /// </summary>
-    public GenerationResult Generate(IReadOnlyList<int> prompt, VideoFrames frames, GenerationOptions? options = null, Action<int>? onToken = null)
+    public GenerationResult Generate(IReadOnlyList<int> prompt, VideoFrames frames, GenerationOptions? options = null, Action<int>? onToken = null,
+        CancellationToken cancel = default)
     {
         int at = VideoPosition(prompt);
         if (at < 0) throw new ArgumentException($"the prompt holds no <|video|> token (id {Config.Video.VideoTokenId}).");
+        cancel.ThrowIfCancellationRequested();
         Tensor states;
         using (torch.no_grad()) states = EncodeVideo(frames);
         using var _ = states;
@@ -287,7 +290,7 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
             int start = cache.Length, length = (int)fo.Positions!.shape[1];
             var media = VideoInputs(rowsAt, start == 0 ? rowStates ?? states : null, start, length);
             return fo with { Media = new Dictionary<string, object> { [VideoCrossAttentionInputs.MediaKey] = media } };
-        });
+        }, cancel: cancel);
     }
 
     /// <summary>

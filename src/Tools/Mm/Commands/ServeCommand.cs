@@ -23,15 +23,16 @@ public static class ServeCommand
         var maxBatch = new Option<int>("--max-batch") { Description = "text requests decoded together per model (continuous batching)", DefaultValueFactory = _ => 8 };
         var context = new Option<int?>("--context") { Description = "tokens per request, prompt plus completion (default: the model's context, at most 4096)" };
         var maxBody = new Option<int>("--max-body-mb") { Description = "largest request body in MiB", DefaultValueFactory = _ => 32 };
-        var maxMedia = new Option<int>("--max-media-mb") { Description = "largest decoded image or audio item in MiB", DefaultValueFactory = _ => 16 };
-        var localMedia = new Option<string?>("--allow-local-media") { Description = "folder whose files image_url may name by absolute path or file:// URL (default: local paths refused); network URLs are never fetched" };
+        var maxMedia = new Option<int>("--max-media-mb") { Description = "largest decoded image, audio or video item in MiB", DefaultValueFactory = _ => 16 };
+        var localMedia = new Option<string?>("--allow-local-media") { Description = "folder whose files image_url and video_url may name by absolute path or file:// URL (default: local paths refused); network URLs are never fetched" };
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var quantize = CommonOptions.Quantize();
         var keepEmb = CommonOptions.KeepEmbeddings();
         var cmd = new Command("serve",
-            "Serve models over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/chat/completions (text, image_url data: URLs, input_audio; stream), " +
-            "POST /v1/audio/transcriptions, GET /health. Binds 127.0.0.1:8080 by default.")
+            "Serve models over an OpenAI-compatible HTTP API: GET /v1/models, POST /v1/chat/completions (text, image_url and video_url data: URLs, " +
+            "input_audio; stream; usage token counts), POST /v1/audio/transcriptions, GET /health (per-model counters, cancelled requests). " +
+            "A client that disconnects stops its request before the next decode step or speech-encoder layer. Binds 127.0.0.1:8080 by default.")
         { models, host, port, apiKey, maxQueue, maxBatch, context, maxBody, maxMedia, localMedia, device, dtype, quantize, keepEmb };
         cmd.SetAction(p => CommonOptions.Guard(io, () =>
         {

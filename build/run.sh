@@ -2,7 +2,7 @@
 # The main job: caption images, transcribe speech and describe video clips with the small demo models shipped in
 # assets/models/demo (trained by our own recipes, demo/; see assets/models/demo/MODEL_CARD.md), on the held-out samples in
 # assets/demo. Prints, per task, each input beside the model's prediction (✓ when it equals the reference, else the
-# reference) and the scores.
+# reference) and the scores; the instruction-following vision model answers questions about the same images.
 # Usage: build/run.sh [--json]   (--json: the evaluations' full JSON instead of the tables)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +19,19 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
 fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build src/Tools/MmTrain -c Release -v q -nologo > /dev/null
+dotnet build demo/src/MmDemo -c Release -v q -nologo > /dev/null
 mt() { dotnet src/Tools/MmTrain/bin/Release/net10.0/mm-train.dll "$@"; }
+md() { dotnet demo/src/MmDemo/bin/Release/net10.0/mm-demo.dll "$@"; }
 echo "== captions: assets/models/demo/vision on assets/demo/images =="
 mt eval caption --model assets/models/demo/vision --data assets/demo/images/manifest.jsonl --examples -1 "${format[@]}"
 echo
+if [ -d assets/models/demo/vision-instruct ]; then
+  echo "== questions: assets/models/demo/vision-instruct on the same images (chat format) =="
+  dialogue_format=()
+  [ ${#format[@]} -eq 0 ] && dialogue_format=(--json)
+  md eval dialogue --model assets/models/demo/vision-instruct --data assets/demo/dialogues/manifest.jsonl --examples -1 "${dialogue_format[@]}"
+  echo
+fi
 echo "== transcription: assets/models/demo/speech on assets/demo/speech (voices not seen in training) =="
 mt eval asr --model assets/models/demo/speech --data assets/demo/speech/manifest.jsonl --examples -1 "${format[@]}"
 echo

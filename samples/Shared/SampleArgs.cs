@@ -18,6 +18,18 @@ static class SampleArgs
         }
     }
 
+    /// <summary>The asynchronous form of <see cref="Run"/>.</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> body)
+    {
+        try { return await body(); }
+        catch (Exception e) when (e is MediaDecodeException or CheckpointFormatException or ConfigException or TokenizerFormatException
+            or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
     /// <summary>Splits <c>--model DIR</c> from <paramref name="args"/>; without it, the shipped <c>assets/models/demo/{demo}</c>.</summary>
     public static (string Model, List<string> Others) Parse(string[] args, string demo)
     {

@@ -61,7 +61,7 @@ public class SamplesTests
         r = Run("Caption.dll", Path.Combine(RepoRoot(), "assets", "demo", "images", "000002.png"));
         Assert.True(r.Code == 0, r.Out);
         Assert.Matches(@"\b(circle|square|triangle|diamond|star|cross|word|number)", r.Out);
-        r = Run("ChatClient.dll", model, png);
+        r = Run("ChatClient.dll", "--model", model, png);
         Assert.True(r.Code == 0, r.Out);
         Assert.Equal(2, Run("Caption.dll").Code);
     }

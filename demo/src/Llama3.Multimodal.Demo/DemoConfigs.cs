@@ -8,7 +8,7 @@ namespace Llama3.Multimodal.Demo;
 public static class DemoConfigs
 {
     /// <summary>Recipes with a demo config.</summary>
-    public static IReadOnlyList<string> Recipes { get; } = new[] { "text-pretrain", "sft", "dpo", "reward-model", "vision-stage1", "vision-stage2", "video", "speech-stage1", "speech-stage2" };
+    public static IReadOnlyList<string> Recipes { get; } = new[] { "text-pretrain", "sft", "dpo", "reward-model", "vision-stage1", "vision-stage2", "video", "speech-stage1", "speech-stage2", "sft-instruct" };
 
     /// <summary>The demo config of <paramref name="recipe"/>.</summary>
     public static TrainConfig For(string recipe) => recipe switch
@@ -34,6 +34,19 @@ public static class DemoConfigs
             Optim = new OptimSection { Lr = 2e-3, MinLr = 2e-4, WarmupSteps = 5, TotalSteps = 100 },
             Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 4 },
             Train = new LoopSection { SaveEvery = 50, KeepLast = 2, LogEvery = 5 },
+        },
+        // The instruct decoder of the vision-instruct model: sft of the shipped vision model's own decoder (`mm-demo
+        // extract-lm` writes it to instruct-base/), on the text dialogues of `make-data dialogues`, in that decoder's vocabulary.
+        "sft-instruct" => new TrainConfig
+        {
+            Command = "mm-demo train --config sft-instruct.json --out runs/sft-instruct",
+            Recipe = "sft",
+            Tokenizer = "instruct-base/tokenizer.model",
+            Model = new ModelSection { Preset = "tiny", InitFrom = "instruct-base" },
+            Data = new DataSection { Train = "instruct-chat.jsonl", SeqLen = 128, Prefetch = 16 },
+            Optim = new OptimSection { Lr = 1e-3, MinLr = 1e-4, WarmupSteps = 10, TotalSteps = 600 },
+            Batch = new BatchSection { Unit = "samples", Global = 16, Micro = 16 },
+            Train = new LoopSection { SaveEvery = 200, KeepLast = 1, LogEvery = 20 },
         },
         "dpo" => new TrainConfig
         {

@@ -10,7 +10,7 @@ namespace Llama3.Multimodal.Demo;
 public static class DemoData
 {
     /// <summary>Kinds accepted by <see cref="Write"/>.</summary>
-    public static IReadOnlyList<string> Kinds { get; } = new[] { "images", "speech", "video", "text", "all" };
+    public static IReadOnlyList<string> Kinds { get; } = new[] { "images", "speech", "video", "text", "dialogues", "all" };
 
     /// <summary>Colour+shape combinations kept out of the image training set.</summary>
     public static IReadOnlyList<ColourShape> HeldOutShapes { get; } = new[] { new ColourShape("green", "triangle"), new ColourShape("blue", "star") };
@@ -25,6 +25,10 @@ public static class DemoData
     /// recipes' demo configs. <paramref name="count"/> null = the kind's default (images 2000, speech 600, video 300).
     /// <paramref name="imageKinds"/> limits the image scenes to some kinds (single, count, overlap, word, number; null =
     /// all); the held-out set is then made only if a shape kind is among them (word and number scenes have no colour+shape).
+    /// <c>dialogues</c> (not part of <c>all</c>) writes <c>dialogues/</c> and <c>dialogues-eval/</c> (seed + 1; image
+    /// dialogues and preference records, <see cref="DialogueDataMaker"/>), <c>instruct-chat.jsonl</c> (text dialogues
+    /// for the instruct decoder's sft, at least 2000), <c>repeat-eval.jsonl</c> (seed + 1: "Repeat after me" prompts)
+    /// and <c>sft-instruct.json</c>.
     /// </summary>
     public static IReadOnlyList<string> Write(string kind, string dir, int seed, int? count = null, int? evalCount = null, int imageSize = 64,
         IReadOnlyList<string>? imageKinds = null)
@@ -61,6 +65,18 @@ public static class DemoData
             written.Add(VideoDataMaker.Make(new VideoMakerOptions(n, seed, imageSize), Path.Combine(dir, "videos")).ManifestPath);
             written.Add(VideoDataMaker.Make(new VideoMakerOptions(e, seed + 1, imageSize), Path.Combine(dir, "videos-eval")).ManifestPath);
             WriteConfigs(dir, "video");
+        }
+        if (kind == "dialogues")
+        {
+            int n = count ?? 2000, e = evalCount ?? Math.Max(16, n / 10);
+            written.Add(DialogueDataMaker.Make(new DialogueMakerOptions(n, seed, imageSize, HeldOutShapes, imageKinds), Path.Combine(dir, "dialogues")).ManifestPath);
+            written.Add(DialogueDataMaker.Make(new DialogueMakerOptions(e, seed + 1, imageSize, HeldOutShapes, imageKinds), Path.Combine(dir, "dialogues-eval")).ManifestPath);
+            string chat = Path.Combine(dir, "instruct-chat.jsonl"), repeat = Path.Combine(dir, "repeat-eval.jsonl");
+            ManifestLine.WriteAll(chat, DialogueDataMaker.TextDialogues(Math.Max(n, 2000), seed));
+            ManifestLine.WriteAll(repeat, DialogueDataMaker.TextDialogues(e, seed + 1, repeatOnly: true));
+            written.Add(chat);
+            written.Add(repeat);
+            AtomicFile.WriteAllText(Path.Combine(dir, "sft-instruct.json"), ConfigLoader.ToJson(DemoConfigs.For("sft-instruct") with { Seed = seed }));
         }
         return written;
     }

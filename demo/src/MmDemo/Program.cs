@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(MakeDataCommand());
         root.Subcommands.Add(TrainCommand());
         root.Subcommands.Add(EvalCommand());
+        root.Subcommands.Add(ExtractLmCommand());
         return root.Parse(args).Invoke();
     }
 
@@ -34,6 +35,8 @@ public static class Program
                 "text" => "A small text corpus (text.jsonl, text-eval.jsonl), chat dialogs (chat.jsonl), preference pairs (pairs.jsonl) and the text recipes' demo configs.",
                 "images" => "Rendered shape/word scenes with captions: images/, images-eval/ (other seed), images-heldout/ (unseen colour+shape pairs), vision-stage1/2 demo configs.",
                 "speech" => "espeak-ng utterances with transcripts: speech/, speech-eval/, speech-heldout/ (unseen voice and speed), speech-stage1/2 demo configs.",
+                "dialogues" => "Image dialogues in the Llama 3.2 Vision Instruct layout with question types and preference records: dialogues/, dialogues-eval/ (other seed); " +
+                    "text dialogues for the instruct decoder's sft (instruct-chat.jsonl), \"Repeat after me\" prompts (repeat-eval.jsonl) and sft-instruct.json.",
                 "video" => "ffmpeg clips of moving/appearing/recolouring shapes with time-ordered captions: videos/, videos-eval/, the video demo config.",
                 _ => "Everything: text corpus, images, speech and video with their demo configs.",
             });
@@ -44,7 +47,7 @@ public static class Program
             var size = new Option<int>("--size") { Description = "Image and video side in pixels.", DefaultValueFactory = _ => 64 };
             var kinds = new Option<string?>("--kinds") { Description = "Image scene kinds, comma-separated (single, count, overlap, word, number; default: all, weighted 40/20/20/12/8 %). Only word and number: no held-out set." };
             foreach (var o in new Option[] { outDir, seed, count, evalCount, size }) sub.Options.Add(o);
-            bool images = kind is "images" or "all";
+            bool images = kind is "images" or "all" or "dialogues";
             if (images) sub.Options.Add(kinds);
             string k = kind;
             sub.SetAction(r => Guard(() =>
@@ -115,6 +118,76 @@ public static class Program
             DemoEval.VideoDirectionProbe));
         cmd.Subcommands.Add(Probe("number-probe", "Linear read-out of the tens and ones digit of printed two-digit numbers from a vision model's patch embeddings and cross-attention source, next to its own captions (where does the model lose the digits' order?).",
             (m, d, l) => DemoEval.NumberProbe(m, d, l)));
+        cmd.Subcommands.Add(DialogueCommand());
+        cmd.Subcommands.Add(RepeatCommand());
+        return cmd;
+    }
+
+    static Command ExtractLmCommand()
+    {
+        var cmd = new Command("extract-lm", "Writes the text decoder inside a vision model (its self-attention layers, embedding without the image rows, final norm) " +
+            "as a text model folder with the vision model's tokenizer: the base that `sft` instruction-tunes for `vision-sft`.");
+        var model = new Option<DirectoryInfo>("--model") { Description = "Vision model folder.", Required = true };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
+        cmd.Options.Add(model);
+        cmd.Options.Add(outDir);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var layers = DecoderExtraction.Extract(r.GetValue(model)!.FullName, r.GetValue(outDir)!.FullName);
+            Console.WriteLine($"{r.GetValue(outDir)!.FullName}: decoder layers {string.Join(", ", layers)} of the vision model.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command DialogueCommand()
+    {
+        var cmd = new Command("dialogue", "Per-question-type accuracy of an instruction-following vision model on a dialogue manifest of `make-data dialogues` " +
+            "(every assistant turn answered after the reference turns before it, greedy, in the chat format); prints a table (--json: JSON).");
+        var model = new Option<DirectoryInfo>("--model") { Description = "Vision model folder.", Required = true };
+        var data = new Option<FileInfo>("--data") { Description = "Dialogue manifest (labels.jsonl beside it).", Required = true };
+        var limit = new Option<int?>("--limit") { Description = "Score only the first N dialogues." };
+        var examples = new Option<int>("--examples") { Description = "Wrong answers to list (-1: every answer).", DefaultValueFactory = _ => 8 };
+        var json = new Option<bool>("--json") { Description = "Print the full JSON instead of the table." };
+        foreach (var o in new Option[] { model, data, limit, examples, json }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var res = DialogueEval.Dialogue(r.GetValue(model)!.FullName, r.GetValue(data)!.FullName, r.GetValue(limit), r.GetValue(examples));
+            if (r.GetValue(json)) { Console.WriteLine(res.ToJsonString(Indented)); return 0; }
+            // Listed answers first (the caption tables' layout: ✓ when right, else the reference), then the scores per type.
+            var list = (res["wrong"] ?? res["answers"])!.AsArray().Select(e => e!.AsObject()).ToList();
+            if (list.Count > 0)
+            {
+                int wi = Math.Max(5, list.Max(e => ((string)e["image"]!).Length)), wq = list.Max(e => ((string)e["question"]!).Length),
+                    wp = Math.Max(10, list.Max(e => ((string)e["prediction"]!).Length));
+                Console.WriteLine($"  {"input".PadRight(wi)}  {"question".PadRight(wq)}  {"answer".PadRight(wp)}  reference");
+                foreach (var e in list)
+                {
+                    bool ok = (bool)e["correct"]!;
+                    Console.WriteLine($"{(ok ? "✓" : "✗")} {((string)e["image"]!).PadRight(wi)}  {((string)e["question"]!).PadRight(wq)}  {((string)e["prediction"]!).PadRight(wp)}  {(ok ? "(same)" : (string)e["reference"]!)}");
+                }
+            }
+            var per = res["per_type"]!.AsObject().Select(kv => $"{kv.Key} {(int)kv.Value!["correct"]!}/{(int)kv.Value["total"]!} ({(double)kv.Value["accuracy"]! * 100:F1} %)");
+            Console.WriteLine($"scores: {(int)res["turns"]!} answers · {(double)res["accuracy"]! * 100:F1} % right · {string.Join(" · ", per)}");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command RepeatCommand()
+    {
+        var cmd = new Command("repeat", "Text-only answers of a vision model against a text decoder's on a chat manifest's user prompts (e.g. repeat-eval.jsonl): " +
+            "how many are identical, and how many repeat the user's words exactly; prints JSON.");
+        var model = new Option<DirectoryInfo>("--model") { Description = "Vision model folder.", Required = true };
+        var text = new Option<DirectoryInfo>("--text-model") { Description = "Text model folder (its tokenizer, else the vision model's).", Required = true };
+        var data = new Option<FileInfo>("--data") { Description = "Chat manifest ({\"messages\"}).", Required = true };
+        var limit = new Option<int?>("--limit") { Description = "Use only the first N dialogs." };
+        foreach (var o in new Option[] { model, text, data, limit }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            Console.WriteLine(DialogueEval.Repeat(r.GetValue(model)!.FullName, r.GetValue(text)!.FullName, r.GetValue(data)!.FullName, r.GetValue(limit)).ToJsonString(Indented));
+            return 0;
+        }));
         return cmd;
     }
 

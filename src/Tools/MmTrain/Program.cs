@@ -32,7 +32,9 @@ public static class Program
         $"AdamW β=({c.Optim.Beta1}, {c.Optim.Beta2}) wd {c.Optim.WeightDecay}, clip {c.Optim.GradClip}, " +
         $"global batch {c.Batch.Global} {c.Batch.Unit}, seq {c.Data.SeqLen}" +
         (c.Batch.Ramp.Count > 0 ? ", ramp " + string.Join(" → ", c.Batch.Ramp.Select(r => $"{r.Global} at {r.SeqLen} after {r.AfterTokens} tokens")) : "") +
-        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
+        (c.Recipe is "dpo" or "vision-dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
+        (c.Loss.ReferenceUpdateEvery > 0 ? $", reference ← {c.Loss.ReferenceEma}·reference + {1 - c.Loss.ReferenceEma:G3}·policy every {c.Loss.ReferenceUpdateEvery} steps" : "") +
+        (c.Vision?.LanguageModelFrom is { } lm ? $", language model swapped from {lm}" : "") +
         (c.Vision is { } v ? $", preset {v.Preset}, ≤ {v.MaxTiles} tiles per image" : "") +
         (c.Video is { } vd ? $", preset {vd.Preset}, {vd.NumFrames} frames merged {vd.FramesPerGroup} → 1" : "") +
         (c.Speech is { BestRq: { } b } sp ? $", preset {sp.Preset}, masks p {b.MaskProbability} × span {b.MaskSpan}, {b.Codebooks} codebooks × {b.CodebookSize}" : "") +
@@ -46,7 +48,7 @@ public static class Program
         string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
             "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch,readers,shuffle_buffer,workers,image_column,audio_column,video_column,text_column}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
-            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}" + (defaults.Vision is not null ? ", vision.{preset,max_tiles,num_cross_attention_layers,anchor_loss_weight,anchor_from,auxiliary_losses}" : "") +
+            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited,reference_ema,reference_update_every}" + (defaults.Vision is not null ? ", vision.{preset,max_tiles,num_cross_attention_layers,language_model_from,anchor_loss_weight,anchor_from,auxiliary_losses}" : "") +
             (defaults.Video is not null ? ", video.{preset,num_frames,frames_per_group,aggregator_merge,aggregator_place_code,video_from_image_layers,video_layers_before,frame_cache_mb,vision_from}" : "") +
             (defaults.Speech is not null ? ", speech.{preset,max_audio_frames}" : "") +
             (defaults.Speech?.BestRq is not null ? ", speech.best_rq.{mask_probability,mask_span,codebooks,codebook_size,stats_utterances}" : "") +

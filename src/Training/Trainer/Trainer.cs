@@ -171,6 +171,7 @@ public sealed class Trainer : IDisposable
             }
             if (_master is not null) CopyMastersToModel();
             Step++;
+            Recipe.AfterStep(Step);
             history.Add((Step, loss, lr)); plotHistory.Add((Step, loss, lr));
             double secs = clock.Elapsed.TotalSeconds;
             double tps = (_tokens - startTokens) / Math.Max(secs, 1e-9);

@@ -88,8 +88,7 @@ public sealed class LlamaChatClient : IChatClient
             return req.Images.Count > 0 ? VisionPrompt.EncodeMediaFirst(_tokenizer, text, VisionPrompt.ImagePlaceholder, imageToken)
                 : new[] { _tokenizer.BosId }.Concat(new ChatFormat(_tokenizer).EncodeContent(text, null)).ToList();
         }
-        var allowed = req.Images.Count > 0 ? new Dictionary<string, int> { [VisionPrompt.ImagePlaceholder] = imageToken } : null;
-        return new ChatFormat(_tokenizer).EncodeDialog(req.Dialog, true, allowed);
+        return req.Images.Count > 0 ? VisionPrompt.EncodeDialog(_tokenizer, req.Dialog, true, imageToken) : new ChatFormat(_tokenizer).EncodeDialog(req.Dialog, true);
     }
 
     /// <summary>Maps MEAI options to ours (null fields keep our defaults: greedy, 256 new tokens).</summary>

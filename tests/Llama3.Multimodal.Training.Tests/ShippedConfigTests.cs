@@ -18,6 +18,7 @@ public class ShippedConfigTests
     [InlineData("reward-model")]
     [InlineData("vision-stage1")]
     [InlineData("vision-stage2")]
+    [InlineData("vision-sft")]
     [InlineData("video")]
     [InlineData("speech-stage1")]
     [InlineData("speech-stage2")]

@@ -32,7 +32,9 @@ public static class Program
         $"AdamW β=({c.Optim.Beta1}, {c.Optim.Beta2}) wd {c.Optim.WeightDecay}, clip {c.Optim.GradClip}, " +
         $"global batch {c.Batch.Global} {c.Batch.Unit}, seq {c.Data.SeqLen}" +
         (c.Batch.Ramp.Count > 0 ? ", ramp " + string.Join(" → ", c.Batch.Ramp.Select(r => $"{r.Global} at {r.SeqLen} after {r.AfterTokens} tokens")) : "") +
-        (c.Recipe == "dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
+        (c.Recipe is "dpo" or "vision-dpo" ? $", β {c.Loss.DpoBeta}, NLL weight {c.Loss.NllWeight}" : "") +
+        (c.Loss.ReferenceUpdateEvery > 0 ? $", reference ← {c.Loss.ReferenceEma}·reference + {1 - c.Loss.ReferenceEma:G3}·policy every {c.Loss.ReferenceUpdateEvery} steps" : "") +
+        (c.Vision?.LanguageModelFrom is { } lm ? $", language model swapped from {lm}" : "") +
         (c.Vision is { } v ? $", preset {v.Preset}, ≤ {v.MaxTiles} tiles per image" : "") +
         (c.Video is { } vd ? $", preset {vd.Preset}, {vd.NumFrames} frames merged {vd.FramesPerGroup} → 1" : "") +
         (c.Speech is { BestRq: { } b } sp ? $", preset {sp.Preset}, masks p {b.MaskProbability} × span {b.MaskSpan}, {b.Codebooks} codebooks × {b.CodebookSize}" : "") +
@@ -46,7 +48,7 @@ public static class Program
         string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
             "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch,readers,shuffle_buffer,workers,image_column,audio_column,video_column,text_column}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
-            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited}" + (defaults.Vision is not null ? ", vision.{preset,max_tiles,num_cross_attention_layers,anchor_loss_weight,anchor_from,auxiliary_losses}" : "") +
+            "loss.{dpo_beta,nll_weight,reference,dpo_use_edited,reference_ema,reference_update_every}" + (defaults.Vision is not null ? ", vision.{preset,max_tiles,num_cross_attention_layers,language_model_from,anchor_loss_weight,anchor_from,auxiliary_losses}" : "") +
             (defaults.Video is not null ? ", video.{preset,num_frames,frames_per_group,aggregator_merge,aggregator_place_code,video_from_image_layers,video_layers_before,frame_cache_mb,vision_from}" : "") +
             (defaults.Speech is not null ? ", speech.{preset,max_audio_frames}" : "") +
             (defaults.Speech?.BestRq is not null ? ", speech.best_rq.{mask_probability,mask_span,codebooks,codebook_size,stats_utterances}" : "") +
@@ -238,26 +240,35 @@ public static class Program
         {
             var sub = new Command(task, task switch
             {
-                "caption" => "Caption exact match (case, spacing and a final period ignored) of a vision-stage1/2 model on an image+caption manifest.",
-                "asr" => "Word error rate (Whisper-style English normalisation) of a speech-stage2 model on an audio+transcript manifest.",
-                _ => "Caption exact match (case, spacing and a final period ignored) of a video model on a video+caption manifest.",
+                "caption" => "Caption exact match (case, spacing and a final period ignored) of a vision-stage1/2 model on image+caption data.",
+                "asr" => "Word error rate (Whisper-style English normalisation) of a speech-stage2 model on audio+transcript data.",
+                _ => "Caption exact match (case, spacing and a final period ignored) of a video model on video+caption data.",
             });
             var model = new Option<DirectoryInfo>("--model") { Description = "Model folder (e.g. OUT/checkpoints/step-N).", Required = true };
-            var data = new Option<string>("--data") { Description = task == "video" ? "JSONL manifest to score on." : "JSONL manifest, tar shard(s) or Parquet file(s) to score on (shards in stored order).", Required = true };
+            var data = new Option<string>("--data") { Description = "JSONL manifest, tar shard(s) (a file, a folder or a brace pattern such as shard-{000000..000009}.tar) or Parquet file(s) to score on (shards in stored order).", Required = true };
+            string media = task switch { "caption" => "image", "asr" => "audio", _ => "video" };
+            var mediaColumn = new Option<string?>($"--{media}-column") { Description = $"Shards and Parquet: the {media} member or column, as data.{media}_column (default: the usual names)." };
+            var textColumn = new Option<string?>("--text-column") { Description = "Shards and Parquet: the reference text member or column, as data.text_column (default: the usual names)." };
             var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
             var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
             var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list in the JSON (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
             var beams = new Option<int>("--num-beams") { Description = "Beam search width (1: greedy).", DefaultValueFactory = _ => 1 };
             var table = new Option<bool>("--table") { Description = "Print each listed record's input, prediction and reference in a table, then the scores, instead of JSON." };
-            foreach (var o in new Option[] { model, data, limit, maxNew, examples, beams, table }) sub.Options.Add(o);
+            foreach (var o in new Option[] { model, data, mediaColumn, textColumn, limit, maxNew, examples, beams, table }) sub.Options.Add(o);
             sub.SetAction(r => Guard(() =>
             {
                 string m = r.GetValue(model)!.FullName, d = Path.GetFullPath(r.GetValue(data)!);
+                string? mc = r.GetValue(mediaColumn);
+                var columns = new DataSection
+                {
+                    ImageColumn = task == "caption" ? mc : null, AudioColumn = task == "asr" ? mc : null, VideoColumn = task == "video" ? mc : null,
+                    TextColumn = r.GetValue(textColumn),
+                };
                 var res = task switch
                 {
-                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
-                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
-                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
+                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams), columns),
+                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams), columns),
+                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams), columns),
                 };
                 if (r.GetValue(table)) EvalTable.Write(res, Console.Out);
                 else Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

@@ -125,7 +125,7 @@ public static class ConfigLoader
         Data = c.Data with { Train = Resolve(c.Data.Train, dir) ?? "", Eval = Resolve(c.Data.Eval, dir) },
         Model = c.Model with { InitFrom = Resolve(c.Model.InitFrom, dir) },
         Loss = c.Loss with { Reference = Resolve(c.Loss.Reference, dir) },
-        Vision = c.Vision is { } v ? v with { AnchorFrom = Resolve(v.AnchorFrom, dir) } : null,
+        Vision = c.Vision is { } v ? v with { AnchorFrom = Resolve(v.AnchorFrom, dir), LanguageModelFrom = Resolve(v.LanguageModelFrom, dir) } : null,
         Video = c.Video is { } vd ? vd with { VisionFrom = Resolve(vd.VisionFrom, dir) } : null,
         Speech = c.Speech is { Finetune: { } f } sp ? sp with { Finetune = f with { EncoderFrom = Resolve(f.EncoderFrom, dir) } } : c.Speech,
         Tokenizer = c.Tokenizer is "llama3" or "bytes" ? c.Tokenizer : Resolve(c.Tokenizer, dir)!,
@@ -159,6 +159,8 @@ public static class ConfigLoader
             catch (ArgumentException) { Fail("train.devices", devs, "auto or a comma-separated list of devices (cpu, cuda, cuda:N)"); }
         }
         if (c.Loss.DpoBeta <= 0) Fail("loss.dpo_beta", c.Loss.DpoBeta, "> 0");
+        if (!(c.Loss.ReferenceEma >= 0 && c.Loss.ReferenceEma <= 1)) Fail("loss.reference_ema", c.Loss.ReferenceEma, "in [0, 1] (1 = a frozen reference)");
+        if (c.Loss.ReferenceUpdateEvery < 0) Fail("loss.reference_update_every", c.Loss.ReferenceUpdateEvery, "≥ 0 (0 = never)");
         if (c.Vision is { } v)
         {
             if (v.MaxTiles < 1) Fail("vision.max_tiles", v.MaxTiles, "≥ 1");

@@ -11,4 +11,13 @@ public sealed record LossSection
     public string? Reference { get; init; }
     /// <summary>Use the edited response (when present) as the chosen one in DPO; default true.</summary>
     public bool DpoUseEdited { get; init; } = true;
+    /// <summary>
+    /// DPO reference updates (Llama 3 §7.5: the reference model is updated as an exponential moving average of the policy
+    /// every k steps): after every <see cref="ReferenceUpdateEvery"/>-th optimizer step, each reference weight becomes
+    /// <c>ema · reference + (1 − ema) · policy</c>. 1 keeps the reference frozen. Default 1 for <c>dpo</c>; see the
+    /// <c>vision-dpo</c> defaults.
+    /// </summary>
+    public double ReferenceEma { get; init; } = 1;
+    /// <summary>The k of <see cref="ReferenceEma"/>: optimizer steps between reference updates; 0 (the <c>dpo</c> default) = never.</summary>
+    public int ReferenceUpdateEvery { get; init; }
 }

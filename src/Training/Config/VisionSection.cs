@@ -16,6 +16,14 @@ public sealed record VisionSection
     /// (null = the preset's count, capped at the text layers). The layers' positions follow
     /// <c>VisionLanguageConfig.FusionSchedule</c> and are written to the model's <c>cross_attention_layers</c> list.</summary>
     public int? NumCrossAttentionLayers { get; init; }
+    /// <summary>A text model folder whose weights replace the language model of the starting image model (Llama 3 §7.5:
+    /// the pre-trained language model is hot-swapped for the instruction-tuned one): e.g. the <c>sft</c> recipe's output
+    /// for <c>vision-sft</c>, or the <c>reward-model</c> recipe's output for <c>vision-reward</c> (its scalar head comes
+    /// along). The embedding rows of the text vocabulary, the self-attention layers, the final norm and the head are copied;
+    /// the shapes, vocabulary and layer count must match the image model's (the error names the setting or tensor that
+    /// differs). The swapped weights stay frozen unless <c>train.trainable</c> names <c>language_model</c>. Null (the
+    /// default) = keep the starting model's language model.</summary>
+    public string? LanguageModelFrom { get; init; }
     /// <summary>Weight of the anchor loss: for every training record whose manifest line sets <c>"anchor": true</c>, the
     /// squared distance between its image's cross-attention source and that of a frozen reference model, relative to the
     /// reference's squared norm, Σ(s − s₀)² / Σs₀², summed into the caption loss with this weight (training batches only).

@@ -53,6 +53,10 @@ public static class JsonlManifest
     public static List<DialogRecord> ReadDialogs(string path, bool skipBad, out int skipped) => Read(path, ManifestRecords.Dialog, skipBad, out skipped);
     /// <summary>Preference pairs (<c>{"prompt","chosen","rejected","edited"?}</c>).</summary>
     public static List<PreferenceRecord> ReadPreferences(string path, bool skipBad, out int skipped) => Read(path, ManifestRecords.Preference, skipBad, out skipped);
+    /// <summary>Image dialogs (<c>{"images", "messages"}</c>) for <c>vision-sft</c>.</summary>
+    public static List<VisionDialogRecord> ReadVisionDialogs(string path, bool skipBad, out int skipped) => Read(path, ManifestRecords.VisionDialog, skipBad, out skipped);
+    /// <summary>Image preference records (<c>{"images", "prompt", "chosen", "rejected", "edited"?}</c>) for <c>vision-reward</c> and <c>vision-dpo</c>.</summary>
+    public static List<VisionPreferenceRecord> ReadVisionPreferences(string path, bool skipBad, out int skipped) => Read(path, ManifestRecords.VisionPreference, skipBad, out skipped);
     /// <summary>Image + caption records.</summary>
     public static List<ImageCaptionRecord> ReadImageCaptions(string path, bool skipBad, out int skipped) => Read(path, ManifestRecords.ImageCaption, skipBad, out skipped);
     /// <summary>Audio + transcript/translation records.</summary>

@@ -51,6 +51,29 @@ public sealed record VideoCaptionRecord(string Video, string Caption, bool Still
     public byte[]? Data { get; init; }
 }
 
+/// <summary>
+/// An image dialog for <c>vision-sft</c>: <c>{"images": ["a.png", ...], "messages": [...]}</c> (Llama 3.2 Vision Instruct
+/// chat format). A message's content is a string or a list of Hugging Face content parts (<c>{"type": "image"}</c>,
+/// <c>{"type": "text", "text": "..."}</c>); each image part (or <c>&lt;|image|&gt;</c> in a string) takes the next file of
+/// <c>images</c>, in order.
+/// </summary>
+/// <param name="Images">Absolute image paths, in the order their <c>&lt;|image|&gt;</c> placeholders appear.</param>
+/// <param name="Messages">Messages in order; image parts are <c>&lt;|image|&gt;</c> placeholders in the content.</param>
+public sealed record VisionDialogRecord(IReadOnlyList<string> Images, IReadOnlyList<ChatMessage> Messages);
+
+/// <summary>
+/// An image preference record for <c>vision-reward</c> and <c>vision-dpo</c>: the text preference record with the images
+/// its prompt shows, <c>{"images": [...], "prompt": ..., "chosen": "...", "rejected": "...", "edited"?: "..."}</c>. The
+/// prompt is a string (one user turn; without <c>&lt;|image|&gt;</c> in it the images come first, one placeholder each) or
+/// a message list as in <see cref="VisionDialogRecord"/>.
+/// </summary>
+/// <param name="Images">Absolute image paths, in placeholder order.</param>
+/// <param name="Prompt">Prompt messages with <c>&lt;|image|&gt;</c> placeholders.</param>
+/// <param name="Chosen">Preferred response.</param>
+/// <param name="Rejected">Dispreferred response.</param>
+/// <param name="Edited">Optional edited response, preferred over both (Llama 3 §4.1.2: edited &gt; chosen &gt; rejected).</param>
+public sealed record VisionPreferenceRecord(IReadOnlyList<string> Images, IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected, string? Edited);
+
 /// <summary>Strict parsers of one manifest record each; they throw <see cref="FormatException"/> with what is wrong.</summary>
 internal static class ManifestRecords
 {
@@ -96,6 +119,111 @@ internal static class ManifestRecords
             catch (FormatException e) { throw new FormatException($"{key}[{i}]: {e.Message}"); }
         }
         return list;
+    }
+
+    const string ImagePlaceholder = Vision.VisionPrompt.ImagePlaceholder;
+
+    // Messages whose content is a string or a list of HF content parts; image parts become <|image|> placeholders.
+    static List<ChatMessage> VisionMessages(JsonNode? n, string key)
+    {
+        if (n is not JsonArray a || a.Count == 0) throw new FormatException($"field \"{key}\" must be a non-empty array of {{\"role\", \"content\"}}.");
+        var list = new List<ChatMessage>();
+        for (int i = 0; i < a.Count; i++)
+        {
+            if (a[i] is not JsonObject m) throw new FormatException($"{key}[{i}] must be an object.");
+            try
+            {
+                Keys(m, "role", "content");
+                string role = Str(m, "role");
+                if (!Roles.Contains(role)) throw new FormatException($"role \"{role}\" is not one of system, user, assistant, ipython.");
+                string content = m["content"] switch
+                {
+                    null => throw new FormatException("missing field \"content\"."),
+                    JsonArray parts => Parts(parts),
+                    _ => Str(m, "content", required: false),
+                };
+                if (role == "assistant" && content.Contains(ImagePlaceholder, StringComparison.Ordinal))
+                    throw new FormatException("an assistant message cannot hold an image.");
+                list.Add(new ChatMessage(role, content));
+            }
+            catch (FormatException e) { throw new FormatException($"{key}[{i}]: {e.Message}"); }
+        }
+        return list;
+    }
+
+    static string Parts(JsonArray parts)
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int j = 0; j < parts.Count; j++)
+        {
+            if (parts[j] is not JsonObject p) throw new FormatException($"content[{j}] must be an object {{\"type\": \"image\"}} or {{\"type\": \"text\", \"text\": ...}}.");
+            string type = p["type"] is JsonValue tv && tv.TryGetValue(out string? t) ? t : throw new FormatException($"content[{j}]: missing string field \"type\".");
+            try
+            {
+                switch (type)
+                {
+                    case "image": Keys(p, "type"); sb.Append(ImagePlaceholder); break;
+                    case "text": Keys(p, "type", "text"); sb.Append(Str(p, "text", required: false) ?? throw new FormatException("missing field \"text\".")); break;
+                    default: throw new FormatException($"type \"{type}\" is not \"image\" or \"text\".");
+                }
+            }
+            catch (FormatException e) { throw new FormatException($"content[{j}]: {e.Message}"); }
+        }
+        return sb.ToString();
+    }
+
+    static List<string> Images(JsonObject o, string dir)
+    {
+        if (o["images"] is not JsonArray a) throw new FormatException("missing field \"images\" (an array of image paths, relative to the manifest).");
+        var list = new List<string>();
+        for (int i = 0; i < a.Count; i++)
+        {
+            if (a[i] is not JsonValue v || !v.TryGetValue(out string? p) || string.IsNullOrWhiteSpace(p)) throw new FormatException($"images[{i}] must be a non-empty string (an image path).");
+            string full = Path.GetFullPath(Path.IsPathRooted(p) ? p : Path.Combine(dir, p));
+            if (!File.Exists(full)) throw new FormatException($"images[{i}]: file '{p}' not found (resolved to {full}).");
+            list.Add(full);
+        }
+        return list;
+    }
+
+    static void CheckImageCount(IEnumerable<ChatMessage> messages, int images, string where)
+    {
+        int parts = messages.Sum(m => Vision.VisionPrompt.CountOf(m.Content, ImagePlaceholder));
+        if (parts != images)
+            throw new FormatException($"{where} hold{(where.EndsWith('s') ? "" : "s")} {parts} image part(s) but \"images\" lists {images} file(s); each image part takes the next file.");
+    }
+
+    public static VisionDialogRecord VisionDialog(JsonObject o, string dir)
+    {
+        Keys(o, "images", "messages", "reward");   // "reward": written by rejection sampling, informational
+        var images = Images(o, dir);
+        var m = VisionMessages(o["messages"], "messages");
+        if (!m.Any(x => x.Role == "assistant")) throw new FormatException("dialog has no assistant message to train on.");
+        CheckImageCount(m, images.Count, "the messages");
+        return new VisionDialogRecord(images, m);
+    }
+
+    /// <summary>The prompt of an image record: a string (one user turn; images first when it holds no placeholder) or a message list.</summary>
+    internal static List<ChatMessage> PromptOf(JsonObject o, int images)
+    {
+        if (o["prompt"] is JsonArray) { var m = VisionMessages(o["prompt"], "prompt"); CheckImageCount(m, images, "the prompt messages"); return m; }
+        string text = Str(o, "prompt");
+        if (Vision.VisionPrompt.CountOf(text, ImagePlaceholder) == 0) text = string.Concat(Enumerable.Repeat(ImagePlaceholder, images)) + text;
+        var list = new List<ChatMessage> { new("user", text) };
+        CheckImageCount(list, images, "the prompt");
+        return list;
+    }
+
+    public static VisionPreferenceRecord VisionPreference(JsonObject o, string dir)
+    {
+        Keys(o, "images", "prompt", "chosen", "rejected", "edited");
+        var images = Images(o, dir);
+        var prompt = PromptOf(o, images.Count);
+        string chosen = Str(o, "chosen"), rejected = Str(o, "rejected");
+        string? edited = o.ContainsKey("edited") ? Str(o, "edited") : null;
+        if (chosen == rejected) throw new FormatException("\"chosen\" and \"rejected\" are identical.");
+        if (new[] { chosen, rejected, edited }.Any(r => r?.Contains(ImagePlaceholder, StringComparison.Ordinal) == true)) throw new FormatException("a response cannot hold an image.");
+        return new VisionPreferenceRecord(images, prompt, chosen, rejected, edited);
     }
 
     public static TextDocument Text(JsonObject o, string dir) { Keys(o, "text"); return new TextDocument(Str(o, "text")); }

@@ -51,10 +51,23 @@ public static class MediaTokens
     /// <summary>File beside the weights naming the recipe and tokenizer a model folder was trained with.</summary>
     public const string InfoFile = "train_info.json";
 
-    /// <summary>Writes <see cref="InfoFile"/> into <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Writes <see cref="InfoFile"/> into <paramref name="directory"/>. A tokenizer given as a file is copied into the
+    /// folder too (as <c>tokenizer.model</c>, or <c>tokenizer.json</c> for a Hugging Face tokenizer) and named relative to it,
+    /// so that the folder loads on its own (the <c>mm</c> commands, the chat client, <c>mm-train average</c>).
+    /// </summary>
     public static void WriteInfo(string directory, string recipe, TrainConfig config)
     {
-        var o = new JsonObject { ["recipe"] = recipe, ["tokenizer"] = config.Tokenizer, ["language"] = config.Speech?.Finetune?.Language ?? "English", ["max_tiles"] = config.Vision?.MaxTiles ?? 4 };
+        string tokenizer = config.Tokenizer;
+        if (tokenizer is not ("llama3" or "bytes" or "") && File.Exists(tokenizer))
+        {
+            string name = tokenizer.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? "tokenizer.json" : "tokenizer.model";
+            string target = Path.Combine(directory, name);
+            if (!File.Exists(target) || !Path.GetFullPath(target).Equals(Path.GetFullPath(tokenizer), StringComparison.Ordinal))
+                AtomicFile.WriteAllBytes(target, File.ReadAllBytes(tokenizer));
+            tokenizer = name;
+        }
+        var o = new JsonObject { ["recipe"] = recipe, ["tokenizer"] = tokenizer, ["language"] = config.Speech?.Finetune?.Language ?? "English", ["max_tiles"] = config.Vision?.MaxTiles ?? 4 };
         AtomicFile.WriteAllText(Path.Combine(directory, InfoFile), o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 

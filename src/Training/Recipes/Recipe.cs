@@ -50,6 +50,12 @@ public abstract class Recipe : IDisposable
     /// <summary>The summed (not averaged) loss of a micro-batch and summed metrics; the trainer divides by the step's elements.</summary>
     public abstract LossOutput Loss(MicroBatch batch);
 
+    /// <summary>
+    /// Called by the trainer after each optimizer step (<paramref name="step"/> = the steps done so far, the new weights in
+    /// place), e.g. to update a reference model from the policy. Does nothing by default.
+    /// </summary>
+    public virtual void AfterStep(long step) { }
+
     /// <summary>Writes the model weights (and its config) to <paramref name="directory"/>.</summary>
     public virtual void SaveModel(string directory) =>
         Text.SafeTensorsWriter.Save(Path.Combine(directory, "model.safetensors"), Model.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));

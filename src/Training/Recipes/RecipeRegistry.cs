@@ -11,6 +11,7 @@ public static class RecipeRegistry
         ["reward-model"] = () => new RewardModelRecipe(),
         ["vision-stage1"] = () => new VisionStage1Recipe(),
         ["vision-stage2"] = () => new VisionStage2Recipe(),
+        ["vision-sft"] = () => new VisionSftRecipe(),
         ["video"] = () => new VideoRecipe(),
         ["speech-stage1"] = () => new SpeechPretrainRecipe(),
         ["speech-stage2"] = () => new SpeechSftRecipe(),

@@ -60,6 +60,7 @@ public abstract class VisionRecipe : Recipe
         var vision = config.VisionSettings;
         Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
         _model = Build(config, Tokenizer, device, dtype);
+        if (vision.LanguageModelFrom is { Length: > 0 } lmFrom) SwapLanguageModel(_model, lmFrom);
         _pre = Preprocessor(_model.Config.Vision, vision.MaxTiles);
         DisposeExtras();
         if (vision.AnchorLossWeight > 0)
@@ -113,6 +114,34 @@ public abstract class VisionRecipe : Recipe
         }
         return anchor;
     }
+
+    /// <summary>
+    /// Replaces <paramref name="model"/>'s language model with the text model in <paramref name="directory"/>
+    /// (<c>vision.language_model_from</c>, see <see cref="VisionLanguageModel.LoadLanguageModel"/>); a folder that does
+    /// not fit is a <see cref="ConfigException"/> naming the key and what differs.
+    /// </summary>
+    public static void SwapLanguageModel(VisionLanguageModel model, string directory)
+    {
+        try { model.LoadLanguageModel(directory); }
+        catch (CheckpointFormatException e) { throw new ConfigException($"vision.language_model_from = '{directory}': {e.Message}", e); }
+        catch (ConfigException e) { throw new ConfigException($"vision.language_model_from = '{directory}': {e.Message}", e); }
+    }
+
+    /// <summary>Reads the JSONL manifest of the split (<c>data.train</c> or <c>data.eval</c>), validating every record.</summary>
+    protected List<T> ReadRecords<T>(bool eval, Func<string, bool, (List<T> Records, int Skipped)> read)
+    {
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        var (list, skipped) = read(path, Config.Data.SkipBadRecords);
+        if (!eval) SkippedRecords = skipped;
+        return list;
+    }
+
+    /// <summary>The preprocessor of the run: images fitted to at most <c>vision.max_tiles</c> tiles (set by <see cref="Setup"/>).</summary>
+    protected ImagePreprocessor TilePreprocessor => _pre ?? throw new InvalidOperationException("call Setup first.");
+
+    /// <summary>The prompt format written with the model (<c>generation_config.json</c>): Completion for the pretraining stages.</summary>
+    protected virtual VisionPromptFormat SavedPromptFormat => VisionPromptFormat.Completion;
 
     /// <summary>A preprocessor fitting images to at most <paramref name="maxTiles"/> tiles, packing to the model's tile count.</summary>
     public static ImagePreprocessor Preprocessor(VisionConfig vision, int maxTiles) =>
@@ -274,12 +303,12 @@ public abstract class VisionRecipe : Recipe
     }
 
     /// <summary>
-    /// Saves the Hugging Face Mllama layout (config.json + safetensors), generation_config.json with the completion
-    /// prompt format these pretraining stages train, and <see cref="MediaTokens.InfoFile"/>.
+    /// Saves the Hugging Face Mllama layout (config.json + safetensors), generation_config.json with the prompt format the
+    /// recipe trains (<see cref="SavedPromptFormat"/>: completion for the pretraining stages), and <see cref="MediaTokens.InfoFile"/>.
     /// </summary>
     public override void SaveModel(string directory)
     {
-        Vlm.PromptFormat = VisionPromptFormat.Completion;
+        Vlm.PromptFormat = SavedPromptFormat;
         Vlm.Save(directory);
         MediaTokens.WriteInfo(directory, Name, Config);
     }

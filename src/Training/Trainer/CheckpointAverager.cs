@@ -7,10 +7,18 @@ namespace Llama3.Multimodal.Training;
 /// <summary>Uniform weight averaging of checkpoints (Llama 3: the annealed model and each post-training stage are averages).</summary>
 public static class CheckpointAverager
 {
+    /// <summary>Files besides the weights copied from the first checkpoint into the average.</summary>
+    public static IReadOnlyList<string> SidecarFiles { get; } = new[]
+    {
+        "config.json", "generation_config.json", MediaTokens.InfoFile, "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    };
+
     /// <summary>
     /// Writes to <paramref name="outDir"/> the element-wise mean of the model weights of <paramref name="checkpoints"/>
     /// (each a folder with safetensors weights, all with the same keys and shapes), keeping each tensor's dtype, and copies
-    /// the first checkpoint's <c>config.json</c>. Throws <see cref="CheckpointFormatException"/> naming the folder and key on a mismatch.
+    /// the first checkpoint's <see cref="SidecarFiles"/> (model config, generation config with the prompt format, the
+    /// multimodal recipes' <c>train_info.json</c>, tokenizer files), so that the average loads as its runs do. Frozen weights
+    /// that all runs share come out bit-identical. Throws <see cref="CheckpointFormatException"/> naming the folder and key on a mismatch.
     /// </summary>
     public static void Average(IReadOnlyList<string> checkpoints, string outDir)
     {
@@ -42,8 +50,11 @@ public static class CheckpointAverager
                 });
             }).ToList();
             SafeTensorsWriter.Write(Path.Combine(outDir, "model.safetensors"), writes);
-            string cfg = Path.Combine(checkpoints[0], "config.json");
-            if (File.Exists(cfg)) AtomicFile.WriteAllText(Path.Combine(outDir, "config.json"), File.ReadAllText(cfg));
+            foreach (var name in SidecarFiles)
+            {
+                string src = Path.Combine(checkpoints[0], name);
+                if (File.Exists(src)) AtomicFile.WriteAllBytes(Path.Combine(outDir, name), File.ReadAllBytes(src));
+            }
         }
         finally { foreach (var r in readers) r.Dispose(); }
     }

@@ -132,19 +132,10 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
         try
         {
             var src = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            var selfIdx = Enumerable.Range(0, total).Where(i => !crossAttentionLayers.Contains(i)).ToList();
             using var noGrad = torch.no_grad();
-            const string pre = "model.layers.";
             foreach (var (name, p) in model.language_model.named_parameters())
             {
-                string key = name;
-                if (name.StartsWith(pre, StringComparison.Ordinal))
-                {
-                    int dot = name.IndexOf('.', pre.Length);
-                    int k = int.Parse(name.AsSpan(pre.Length, dot - pre.Length));
-                    if (crossAttentionLayers.Contains(k)) continue;
-                    key = $"{pre}{selfIdx.IndexOf(k)}{name[dot..]}";
-                }
+                if (model.TextKeyOf(name) is not { } key) continue;
                 if (!src.TryGetValue(key, out var s)) throw new CheckpointFormatException($"the text model has no '{key}' for the image-text model's '{name}'.");
                 if (s.shape.SequenceEqual(p.shape)) p.copy_(s);
                 else if (s.dim() == 2 && p.dim() == 2 && s.shape[1] == p.shape[1] && s.shape[0] < p.shape[0]) p.narrow(0, 0, s.shape[0]).copy_(s);
@@ -156,6 +147,84 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The text-model key (<c>LlamaForCausalLM</c> naming: <c>model.embed_tokens.weight</c>, <c>model.layers.N.*</c>,
+    /// <c>model.norm.weight</c>, <c>lm_head.weight</c>) of the language-model parameter <paramref name="name"/> (relative
+    /// to <see cref="language_model"/>): self-attention layer indices are renumbered without the cross-attention blocks.
+    /// Null for a parameter of a cross-attention block (it has no text-model counterpart).
+    /// </summary>
+    public string? TextKeyOf(string name)
+    {
+        const string pre = "model.layers.";
+        if (!name.StartsWith(pre, StringComparison.Ordinal)) return name;
+        int dot = name.IndexOf('.', pre.Length);
+        int k = int.Parse(name.AsSpan(pre.Length, dot - pre.Length));
+        if (Config.CrossAttentionLayers.Contains(k)) return null;
+        int index = Enumerable.Range(0, k).Count(i => !Config.CrossAttentionLayers.Contains(i));
+        return $"{pre}{index}{name[dot..]}";
+    }
+
+    /// <summary>
+    /// Replaces the language model with the text decoder in the Hugging Face Llama folder <paramref name="directory"/>
+    /// (Llama 3 §7.5: the pre-trained language model of an image model is hot-swapped for an instruction-tuned one): the
+    /// embedding rows of the text vocabulary, every self-attention layer, the final norm and the output head are copied;
+    /// the cross-attention blocks, the image encoder, the projector and the embedding rows past the text vocabulary
+    /// (<c>&lt;|image|&gt;</c>) keep their weights. Since the cross-attention blocks are skipped for text without images,
+    /// text-only prompts then compute exactly what the text model computes. The folder may also be a reward model
+    /// (<c>LlamaForSequenceClassification</c>: <c>model.*</c> and <c>score.weight</c>, no output head); the head then
+    /// stays as it was. Throws <see cref="CheckpointFormatException"/> naming the setting or tensor that differs (shapes,
+    /// vocabulary, self-attention layer count, RoPE and norm settings, tied head).
+    /// </summary>
+    public void LoadLanguageModel(string directory)
+    {
+        string path = Path.Combine(directory, "config.json");
+        if (!File.Exists(path)) throw new CheckpointFormatException($"{directory}: config.json not found (expected a Hugging Face Llama text model folder, e.g. the sft recipe's output).");
+        var o = LlamaConfigJson.ReadObject(path);
+        if (o.ContainsKey("vision_config")) throw new CheckpointFormatException($"{path}: an image-text model; name a text model folder (the sft or reward-model recipe's output).");
+        bool reward = o["architectures"]?.ToJsonString().Contains("ForSequenceClassification", StringComparison.Ordinal) == true;
+        var src = LlamaConfigJson.FromHuggingFace(o, path, new HashSet<string> { "num_labels", "architectures", "model_type", "torch_dtype", "transformers_version" });
+        var dst = Config.Text;
+        int selfLayers = dst.NumLayers - Config.CrossAttentionLayers.Count;
+        string? mismatch =
+            src.HiddenSize != dst.HiddenSize ? $"hidden_size {src.HiddenSize} (image model: {dst.HiddenSize})" :
+            src.NumLayers != selfLayers ? $"num_hidden_layers {src.NumLayers} (image model: {selfLayers} self-attention layers)" :
+            src.NumHeads != dst.NumHeads ? $"num_attention_heads {src.NumHeads} (image model: {dst.NumHeads})" :
+            src.NumKvHeads != dst.NumKvHeads ? $"num_key_value_heads {src.NumKvHeads} (image model: {dst.NumKvHeads})" :
+            src.IntermediateSize != dst.IntermediateSize ? $"intermediate_size {src.IntermediateSize} (image model: {dst.IntermediateSize})" :
+            src.VocabSize != dst.VocabSize ? $"vocab_size {src.VocabSize} (image model: {dst.VocabSize}; the same tokenizer is needed)" :
+            src.RopeTheta != dst.RopeTheta ? $"rope_theta {src.RopeTheta} (image model: {dst.RopeTheta})" :
+            !Equals(src.RopeScaling, dst.RopeScaling) ? "rope_scaling (differs from the image model's)" :
+            src.RmsNormEps != dst.RmsNormEps ? $"rms_norm_eps {src.RmsNormEps} (image model: {dst.RmsNormEps})" :
+            !reward && src.TieWordEmbeddings != dst.TieWordEmbeddings ? $"tie_word_embeddings {src.TieWordEmbeddings.ToString().ToLowerInvariant()} (image model: {dst.TieWordEmbeddings.ToString().ToLowerInvariant()})" : null;
+        if (mismatch is not null) throw new CheckpointFormatException($"{path}: the text model does not fit the image model's language model: {mismatch}.");
+        using var reader = CheckpointReader.Open(directory);
+        var writes = new List<(Tensor Target, string Key)>();
+        foreach (var (name, p) in language_model.named_parameters())
+        {
+            if (TextKeyOf(name) is not { } key) continue;
+            if (!reader.Keys.Contains(key))
+            {
+                if (reward && key == "lm_head.weight") continue;
+                throw new CheckpointFormatException($"{directory}: tensor '{key}' (for the image model's 'language_model.{name}') is missing.");
+            }
+            var shape = reader.Info(key).Shape.ToArray();
+            bool embedding = key == "model.embed_tokens.weight";
+            bool fits = embedding ? shape.Length == 2 && shape[0] >= dst.VocabSize && shape[1] == p.shape[1] : shape.SequenceEqual(p.shape);
+            if (!fits)
+                throw new CheckpointFormatException($"{directory}: tensor '{key}' has shape [{string.Join(", ", shape)}], the image model's 'language_model.{name}' needs " +
+                    $"[{string.Join(", ", embedding ? new[] { dst.VocabSize, p.shape[1] } : p.shape)}].");
+            writes.Add((p, key));
+        }
+        using var noGrad = torch.no_grad();
+        int vocab = dst.VocabSize;
+        foreach (var (p, key) in writes)
+        {
+            using var t = reader.Read(key);
+            if (key == "model.embed_tokens.weight") p.narrow(0, 0, vocab).copy_(t.narrow(0, 0, vocab));
+            else p.copy_(t);
         }
     }
 

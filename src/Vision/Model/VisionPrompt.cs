@@ -30,9 +30,23 @@ public static class VisionPrompt
         if (given == 0) prompt = string.Concat(Enumerable.Repeat(ImagePlaceholder, imageCount)) + prompt;
         else if (given != imageCount)
             throw new ArgumentException($"the prompt holds {given} {ImagePlaceholder} placeholders but {imageCount} images were given.");
-        var specials = new Dictionary<string, int> { [ImagePlaceholder] = imageTokenId };
-        return new ChatFormat(tokenizer).EncodeDialog(new[] { new ChatMessage("user", prompt) }, true, specials);
+        return EncodeDialog(tokenizer, new[] { new ChatMessage("user", prompt) }, true, imageTokenId);
     }
+
+    /// <summary>
+    /// The Llama 3.2 Vision Instruct chat format of a dialog whose message contents hold <c>&lt;|image|&gt;</c>
+    /// placeholders where the images go (as Hugging Face's chat template writes the content parts of a message in order:
+    /// an image part as <c>&lt;|image|&gt;</c>, nothing added around it):
+    /// <c>&lt;|begin_of_text|&gt;</c>, then per message <c>&lt;|start_header_id|&gt;role&lt;|end_header_id|&gt;\n\n</c>,
+    /// the stripped content and <c>&lt;|eot_id|&gt;</c>; with <paramref name="addAssistantHeader"/> the assistant header
+    /// follows. No system message is added. This is the one formatter of image chats: the chat client, the prompt-level
+    /// API and the <c>vision-sft</c>/<c>vision-reward</c>/<c>vision-dpo</c> training recipes all encode with it.
+    /// </summary>
+    public static List<int> EncodeDialog(Llama3Tokenizer tokenizer, IEnumerable<ChatMessage> messages, bool addAssistantHeader = true, int imageTokenId = 128256) =>
+        new ChatFormat(tokenizer).EncodeDialog(messages, addAssistantHeader, Placeholders(imageTokenId));
+
+    /// <summary>The special strings an image chat's contents may hold: <c>&lt;|image|&gt;</c> → <paramref name="imageTokenId"/>.</summary>
+    public static IReadOnlyDictionary<string, int> Placeholders(int imageTokenId = 128256) => new Dictionary<string, int> { [ImagePlaceholder] = imageTokenId };
 
     /// <summary>
     /// Encodes a base-model (completion) prompt as the Hugging Face Mllama processor does: images at the start of the

@@ -43,14 +43,14 @@ public class ShippedConfigTests
     {
         var dir = Path.Combine(RepoRoot(), "demo", "configs");
         var files = Directory.GetFiles(dir, "*.json").OrderBy(f => f, StringComparer.Ordinal).ToList();
-        Assert.Equal(new[] { "sft", "speech-stage1", "speech-stage2", "text-pretrain", "video", "vision-stage1", "vision-stage2" },
+        Assert.Equal(new[] { "sft", "sft-instruct", "speech-stage1", "speech-stage2", "text-pretrain", "video", "vision-sft", "vision-stage1", "vision-stage2" },
             files.Select(Path.GetFileNameWithoutExtension));
         var configs = new Dictionary<string, TrainConfig>();
         foreach (var f in files)
         {
             string recipe = Path.GetFileNameWithoutExtension(f);
             var c = ConfigLoader.Load(DemoConfigs.For(recipe), f);
-            Assert.Equal(recipe, c.Recipe);
+            Assert.Equal(recipe == "sft-instruct" ? "sft" : recipe, c.Recipe);   // sft-instruct: the sft recipe on the vision model's own decoder
             configs[recipe] = c;
         }
         // Each stage names the previous stage's folder (demo/plan.json sets every path explicitly); paths in a config
@@ -62,6 +62,9 @@ public class ShippedConfigTests
         Assert.Equal("runs/text-pretrain/final", Rel(configs["sft"].Model.InitFrom));
         Assert.Equal("runs/sft/final", Rel(configs["speech-stage2"].Model.InitFrom));
         Assert.Equal("runs/speech-stage1/final", Rel(configs["speech-stage2"].Speech!.Finetune!.EncoderFrom));
+        // vision-instruct: the vision model's own decoder (mm-demo extract-lm) instruction-tuned, then swapped into vision-sft.
+        Assert.Equal("instruct-base", Rel(configs["sft-instruct"].Model.InitFrom));
+        Assert.Equal("runs/sft-instruct/final", Rel(configs["vision-sft"].Vision!.LanguageModelFrom));
         // The video stage builds the shipped model's adapter (demo/NOTES.md): groups of 4 frames merged place by
         // place, video cross-attention layers starting as copies of the image layers they precede.
         var video = configs["video"].Video!;

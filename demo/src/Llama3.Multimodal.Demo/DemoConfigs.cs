@@ -8,7 +8,7 @@ namespace Llama3.Multimodal.Demo;
 public static class DemoConfigs
 {
     /// <summary>Recipes with a demo config.</summary>
-    public static IReadOnlyList<string> Recipes { get; } = new[] { "text-pretrain", "sft", "dpo", "reward-model", "vision-stage1", "vision-stage2", "video", "speech-stage1", "speech-stage2", "sft-instruct" };
+    public static IReadOnlyList<string> Recipes { get; } = new[] { "text-pretrain", "sft", "dpo", "reward-model", "vision-stage1", "vision-stage2", "video", "speech-stage1", "speech-stage2", "sft-instruct", "vision-sft" };
 
     /// <summary>The demo config of <paramref name="recipe"/>.</summary>
     public static TrainConfig For(string recipe) => recipe switch
@@ -47,6 +47,20 @@ public static class DemoConfigs
             Optim = new OptimSection { Lr = 1e-3, MinLr = 1e-4, WarmupSteps = 10, TotalSteps = 600 },
             Batch = new BatchSection { Unit = "samples", Global = 16, Micro = 16 },
             Train = new LoopSection { SaveEvery = 200, KeepLast = 1, LogEvery = 20 },
+        },
+        // vision-sft of the vision-instruct model: the shipped vision model (a copy or link in vision/) with its decoder
+        // swapped for the instruct decoder of sft-instruct (frozen); image encoder, projector and cross-attention train.
+        "vision-sft" => new TrainConfig
+        {
+            Command = "mm-train vision-sft --config vision-sft.json --out runs/vision-sft",
+            Recipe = "vision-sft",
+            Tokenizer = "instruct-base/tokenizer.model",
+            Model = new ModelSection { Preset = "tiny", InitFrom = "vision" },
+            Data = new DataSection { Train = "dialogues/manifest.jsonl", Eval = "dialogues-eval/manifest.jsonl", SeqLen = 192, Prefetch = 16 },
+            Optim = new OptimSection { Lr = 3e-4, MinLr = 3e-5, WarmupSteps = 20, TotalSteps = 1000, Schedule = "cosine", WeightDecay = 0.01 },
+            Batch = new BatchSection { Unit = "samples", Global = 8, Micro = 8 },
+            Train = new LoopSection { SaveEvery = 250, KeepLast = 3, LogEvery = 10, EvalEvery = 250, EvalBatches = 4 },
+            Vision = new VisionSection { Preset = "tiny-vision", MaxTiles = 4, LanguageModelFrom = "runs/sft-instruct/final" },
         },
         "dpo" => new TrainConfig
         {

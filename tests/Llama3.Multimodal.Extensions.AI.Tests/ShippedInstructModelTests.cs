@@ -1,0 +1,79 @@
+using Llama3.Multimodal.Extensions.AI;
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
+using Microsoft.Extensions.AI;
+using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
+
+namespace Llama3.Multimodal.Extensions.AI.Tests;
+
+/// <summary>
+/// The chat client over the shipped instruction-following demo model (assets/models/demo/vision-instruct, the default
+/// model of the ChatClient sample and of <c>mm serve</c> for images): exact answers about the shipped example images, and
+/// text-only answers that are the instruct text model's (assets/models/demo/text-instruct), whose decoder it keeps frozen.
+/// </summary>
+public class ShippedInstructModelTests
+{
+    static string Demo(string name)
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string p = Path.Combine(d.FullName, "assets", "models", "demo", name);
+            if (Directory.Exists(p)) return p;
+        }
+        throw new DirectoryNotFoundException($"assets/models/demo/{name} not found above the test binaries.");
+    }
+
+    static string Image(int i) => Path.Combine(Demo("vision"), "..", "..", "..", "demo", "images", $"{i:D6}.png");
+
+    static AIChatMessage Ask(int image, string question) =>
+        new(ChatRole.User, new List<AIContent> { new DataContent(File.ReadAllBytes(Image(image)), "image/png"), new TextContent(question) });
+
+    [Theory]
+    [InlineData(0, "What number is shown?", EXPECTED_0)]
+    [InlineData(2, "How many shapes are there?", EXPECTED_1)]
+    [InlineData(2, "What colour are the diamonds?", EXPECTED_2)]
+    [InlineData(3, "What shape is in front?", EXPECTED_3)]
+    [InlineData(7, "Where is the circle?", EXPECTED_4)]
+    [InlineData(1, "Describe the image.", EXPECTED_5)]
+    public async Task TheShippedInstructModelAnswersQuestionsAboutTheShippedImages(int image, string question, string answer)
+    {
+        using var vlm = VisionLanguageModel.FromPretrained(Demo("vision-instruct"));
+        Assert.Equal(VisionPromptFormat.Instruct, vlm.PromptFormat);
+        using var client = new LlamaChatClient(vision: vlm);
+        var r = await client.GetResponseAsync(new[] { Ask(image, question) }, new ChatOptions { MaxOutputTokens = 24 });
+        Assert.Equal(answer, r.Text);
+    }
+
+    [Fact]
+    public async Task TextOnlyAnswersAreTheInstructTextModels()
+    {
+        using var vlm = VisionLanguageModel.FromPretrained(Demo("vision-instruct"));
+        using var lm = LlamaForCausalLM.FromPretrained(Demo("text-instruct"));
+        var tok = Llama3Tokenizer.FromFile(Path.Combine(Demo("text-instruct"), "tokenizer.model"));
+        // The decoder inside the vision model is the text model's, bit for bit (vision-sft kept it frozen).
+        var cross = vlm.Config.CrossAttentionLayers.ToHashSet();
+        var self = Enumerable.Range(0, vlm.Config.Text.NumLayers).Where(i => !cross.Contains(i)).ToList();
+        var mine = vlm.language_model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in lm.named_parameters())
+        {
+            string key = name;
+            if (name.StartsWith("model.layers.", StringComparison.Ordinal))
+            {
+                int dot = name.IndexOf('.', "model.layers.".Length);
+                key = $"model.layers.{self[int.Parse(name.AsSpan("model.layers.".Length, dot - "model.layers.".Length))]}{name[dot..]}";
+            }
+            var v = mine[key];
+            if (v.shape[0] != p.shape[0]) v = v.narrow(0, 0, p.shape[0]);
+            Assert.True(v.equal(p).item<bool>(), $"{key} differs from the text model's {name}");
+        }
+        using var vision = new LlamaChatClient(vision: vlm);
+        using var text = new LlamaChatClient(text: lm, tokenizer: tok);
+        foreach (var (prompt, expected) in new[] { REPEATS })
+        {
+            var a = await vision.GetResponseAsync(new[] { new AIChatMessage(ChatRole.User, prompt) }, new ChatOptions { MaxOutputTokens = 32 });
+            var b = await text.GetResponseAsync(new[] { new AIChatMessage(ChatRole.User, prompt) }, new ChatOptions { MaxOutputTokens = 32 });
+            Assert.Equal(b.Text, a.Text);
+            Assert.Equal(expected, a.Text);
+        }
+    }
+}

@@ -26,6 +26,25 @@ public class ShippedDemoScoresTests
     }
 
     [Fact]
+    public void ShippedVisionInstructModelAnswersQuestionsAboutTheShippedImages()
+    {
+        // assets/demo/dialogues: questions about the example images, each after the reference turns before it (build/run.sh
+        // prints the same table). The answers are the shipped model's, exactly; scores: assets/models/demo/MODEL_CARD.md.
+        string root = TestRuns.RepoRoot();
+        var eval = DialogueEval.Dialogue(Path.Combine(root, "assets", "models", "demo", "vision-instruct"), Path.Combine(root, "assets", "demo", "dialogues", "manifest.jsonl"), examples: -1);
+        var answers = eval["answers"]!.AsArray().Select(e => e!["prediction"]!.GetValue<string>()).ToList();
+        Assert.Equal(new[]
+        {
+            "a small green diamond at the top", "it is on the right",            // the number 1: missed
+            "it is at the bottom", "there are two", "they are red",
+            "the red circle is in front",                                        // the purple diamond: missed
+            "it is orange", "two large yellow squares",                          // a large yellow diamond at the top: missed
+            "it is at the top", "it is blue", "there is one",
+        }, answers);
+        Assert.Equal(7, eval["answers"]!.AsArray().Count(e => e!["correct"]!.GetValue<bool>()));
+    }
+
+    [Fact]
     public void ShippedVideoModelNamesTheFirstObjectAndTheSecondEvent()
     {
         string root = TestRuns.RepoRoot();

@@ -28,13 +28,15 @@ public class ShippedInstructModelTests
     static AIChatMessage Ask(int image, string question) =>
         new(ChatRole.User, new List<AIContent> { new DataContent(File.ReadAllBytes(Image(image)), "image/png"), new TextContent(question) });
 
+    // The shipped model's exact answers, right or wrong (the right ones are in assets/demo/dialogues: "it is 1", "the
+    // purple diamond is in front" and "it is on the right" are missed here; its scores per question type are in the model card).
     [Theory]
-    [InlineData(0, "What number is shown?", EXPECTED_0)]
-    [InlineData(2, "How many shapes are there?", EXPECTED_1)]
-    [InlineData(2, "What colour are the diamonds?", EXPECTED_2)]
-    [InlineData(3, "What shape is in front?", EXPECTED_3)]
-    [InlineData(7, "Where is the circle?", EXPECTED_4)]
-    [InlineData(1, "Describe the image.", EXPECTED_5)]
+    [InlineData(0, "What number is shown?", "it is one")]
+    [InlineData(2, "How many shapes are there?", "there are two")]
+    [InlineData(2, "What colour are the diamonds?", "they are red")]
+    [InlineData(3, "What shape is in front?", "the red circle is in front")]
+    [InlineData(7, "Where is the circle?", "it is at the bottom")]
+    [InlineData(1, "Describe the image.", "a small purple diamond at the bottom")]
     public async Task TheShippedInstructModelAnswersQuestionsAboutTheShippedImages(int image, string question, string answer)
     {
         using var vlm = VisionLanguageModel.FromPretrained(Demo("vision-instruct"));
@@ -68,7 +70,12 @@ public class ShippedInstructModelTests
         }
         using var vision = new LlamaChatClient(vision: vlm);
         using var text = new LlamaChatClient(text: lm, tokenizer: tok);
-        foreach (var (prompt, expected) in new[] { REPEATS })
+        foreach (var (prompt, expected) in new[]
+        {
+            ("Repeat after me: a star has five points", "a star has five points"),
+            ("Repeat after me: a square has four sides", "a square has four sides"),
+            ("Repeat after me: three small yellow diamonds", "three small yellow crosses"),   // the instruct decoder's own slip, kept
+        })
         {
             var a = await vision.GetResponseAsync(new[] { new AIChatMessage(ChatRole.User, prompt) }, new ChatOptions { MaxOutputTokens = 32 });
             var b = await text.GetResponseAsync(new[] { new AIChatMessage(ChatRole.User, prompt) }, new ChatOptions { MaxOutputTokens = 32 });

@@ -135,7 +135,8 @@ public static class DialogueEval
     /// Text-only answers of the vision model in <paramref name="modelDir"/> against those of the text decoder in
     /// <paramref name="textDir"/> on the user prompts of a chat manifest (e.g. <c>repeat-eval.jsonl</c>, "Repeat after
     /// me: …"): how many are identical, and how many of each repeat the user's words exactly (the reference answer). The
-    /// text decoder reads its folder's tokenizer, or the vision model's when it has none.
+    /// text decoder reads its folder's tokenizer, or the vision model's when it has none. Lists the first
+    /// <paramref name="examples"/> differing answers (−1: every answer pair).
     /// </summary>
     public static JsonObject Repeat(string modelDir, string textDir, string manifest, int? limit = null, int maxNewTokens = 48, int examples = 8)
     {
@@ -150,7 +151,7 @@ public static class DialogueEval
         var b = TextAnswers(lm, textTok, prompts, maxNewTokens);
         int same = Enumerable.Range(0, a.Count).Count(i => a[i] == b[i]);
         var diffs = new JsonArray();
-        foreach (int i in Enumerable.Range(0, a.Count).Where(i => a[i] != b[i]).Take(examples))
+        foreach (int i in Enumerable.Range(0, a.Count).Where(i => examples < 0 || a[i] != b[i]).Take(examples < 0 ? int.MaxValue : examples))
             diffs.Add(new JsonObject { ["prompt"] = prompts[i][^1].Content, ["model"] = a[i], ["text_model"] = b[i] });
         return new JsonObject
         {
@@ -158,7 +159,7 @@ public static class DialogueEval
             ["count"] = a.Count, ["identical"] = same, ["changed"] = a.Count - same,
             ["model_exact"] = Enumerable.Range(0, a.Count).Count(i => a[i] == refs[i].Trim()),
             ["text_model_exact"] = Enumerable.Range(0, b.Count).Count(i => b[i] == refs[i].Trim()),
-            ["differences"] = diffs,
+            [examples < 0 ? "answers" : "differences"] = diffs,
         };
     }
 

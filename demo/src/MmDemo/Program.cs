@@ -290,10 +290,12 @@ public static class Program
         var text = new Option<DirectoryInfo>("--text-model") { Description = "Text model folder (its tokenizer, else the vision model's).", Required = true };
         var data = new Option<FileInfo>("--data") { Description = "Chat manifest ({\"messages\"}).", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Use only the first N dialogs." };
-        foreach (var o in new Option[] { model, text, data, limit }) cmd.Options.Add(o);
+        var examples = new Option<int>("--examples") { Description = "Differing answers to list (-1: every answer pair).", DefaultValueFactory = _ => 8 };
+        foreach (var o in new Option[] { model, text, data, limit, examples }) cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
-            Console.WriteLine(DialogueEval.Repeat(r.GetValue(model)!.FullName, r.GetValue(text)!.FullName, r.GetValue(data)!.FullName, r.GetValue(limit)).ToJsonString(Indented));
+            Console.WriteLine(DialogueEval.Repeat(r.GetValue(model)!.FullName, r.GetValue(text)!.FullName, r.GetValue(data)!.FullName, r.GetValue(limit),
+                examples: r.GetValue(examples)).ToJsonString(Indented));
             return 0;
         }));
         return cmd;

@@ -16,6 +16,10 @@ if (mode == "load") { LoadPeak(args[1]); return; }
 if (mode == "kernels") { LowPrecision.Kernels(args.Length > 1 ? args[1] : null); return; }
 if (mode == "prefill") { LowPrecision.Prefill(); return; }
 if (mode == "decode-lp") { LowPrecision.Decode(args.Length > 1 ? args[1..] : new[] { "f32", "bf16", "q8" }); return; }
+if (mode == "decode-loop") { DecodeProfile.Loop(args[1], args.Length > 2 ? int.Parse(args[2]) : 32); return; }
+if (mode == "gemv-probe") { DecodeProfile.GemvProbe(args.Length > 1 ? int.Parse(args[1]) : 9, args.Length > 2 ? args[2..] : new[] { "f32", "bf16", "f16", "q8" }); return; }
+if (mode == "gemv-cpu") { DecodeProfile.GemvCpu(args.Length > 1 ? int.Parse(args[1]) : 9, args.Length > 2 ? args[2..] : new[] { "f32-torch", "f32", "bf16", "f16", "q8-f32x", "q8" }); return; }
+if (mode == "decode-ab") { DecodeProfile.AB(args[1], args.Length > 2 ? int.Parse(args[2]) : 16, args.Length > 3 ? int.Parse(args[3]) : 3); return; }
 if (mode == "accuracy-1b") { LowPrecision.Accuracy(args.Length > 1 ? int.Parse(args[1]) : 256); return; }
 if (mode == "save")
 {

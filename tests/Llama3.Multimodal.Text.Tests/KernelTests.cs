@@ -19,16 +19,17 @@ public class KernelTests
     static IEnumerable<KernelIsa> Isas() =>
         new[] { KernelIsa.Portable, KernelIsa.Avx2, KernelIsa.Avx512 }.Where(i => i <= WeightKernels.BestIsa);
 
-    static void WithIsa(KernelIsa isa, Action body)
+    static void WithIsa(KernelIsa isa, Action body, bool quantizeActivations = true)
     {
-        var (saved, savedMin) = (WeightKernels.Isa, WeightKernels.MinParallelBytes);
+        var (saved, savedMin, savedQa) = (WeightKernels.Isa, WeightKernels.MinParallelBytes, WeightKernels.QuantizeQ8Activations);
         try
         {
             WeightKernels.Isa = isa;
             WeightKernels.MinParallelBytes = 0;     // split even tiny weights over the pool
+            WeightKernels.QuantizeQ8Activations = quantizeActivations;
             body();
         }
-        finally { WeightKernels.Isa = saved; WeightKernels.MinParallelBytes = savedMin; }
+        finally { WeightKernels.Isa = saved; WeightKernels.MinParallelBytes = savedMin; WeightKernels.QuantizeQ8Activations = savedQa; }
     }
 
     /// <summary>Σ|w||x| per output: the scale of the rounding error any f32 summation order can make.</summary>
@@ -75,6 +76,120 @@ public class KernelTests
                             }
                         }
             });
+    }
+
+    [Fact]
+    public void F32GemvMatchesReference()
+    {
+        using var noGrad = no_grad();
+        var g = new Generator(11, CPU);
+        foreach (var isa in Isas())
+            WithIsa(isa, () =>
+            {
+                foreach (var (n, k) in Shapes.Append((9, 48)).Append((6, 80)))
+                    foreach (var xt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+                    {
+                        using var scope = NewDisposeScope();
+                        var w = randn(new[] { n, k }, generator: g);
+                        var x = randn(new[] { 1, 1, k }, generator: g).to_type(xt);
+                        var y = WeightKernels.Linear(x, w);
+                        Assert.Equal(new[] { 1L, 1, n }, y.shape);
+                        Assert.Equal(xt, y.dtype);
+                        var want = nn.functional.linear(x.to_type(ScalarType.Float64), w.to_type(ScalarType.Float64));
+                        AssertClose(y, want, Magnitude(x, w), xt == ScalarType.Float32 ? 1e-5 : 8e-3, $"{isa} f32 x {xt} [{n}, {k}]");
+                        if (xt != ScalarType.Float32) continue;
+                        // Within f32 rounding of libtorch's own single-row product.
+                        WeightKernels.F32Kernels = false;
+                        var torchY = WeightKernels.Linear(x, w);
+                        WeightKernels.F32Kernels = true;
+                        AssertClose(y, torchY, Magnitude(x, w), 2e-5, $"{isa} f32 vs libtorch [{n}, {k}]");
+                        // Results do not depend on the thread split.
+                        WeightKernels.MinParallelBytes = long.MaxValue;
+                        var one = WeightKernels.Linear(x, w);
+                        WeightKernels.MinParallelBytes = 0;
+                        Assert.True(one.equal(y).all().item<bool>(), $"{isa} f32 [{n}, {k}]: threaded result differs from one thread");
+                    }
+            });
+    }
+
+    [Fact]
+    public void F32GemvKeepsLibtorchForGradientsAndManyRows()
+    {
+        var g = new Generator(12, CPU);
+        var w = randn(new long[] { 19, 37 }, generator: g);
+        var x = randn(new long[] { 1, 37 }, generator: g);
+        using (no_grad())
+        {
+            // Several rows: libtorch's GEMM, bit for bit.
+            var xs = randn(new long[] { 3, 37 }, generator: g);
+            Assert.True(WeightKernels.Linear(xs, w).equal(nn.functional.linear(xs, w)).all().item<bool>());
+        }
+        // Gradients enabled: libtorch, and the gradient flows.
+        var wg = w.clone().requires_grad_(true);
+        var y = WeightKernels.Linear(x, wg);
+        Assert.True(y.requires_grad);
+        y.sum().backward();
+        Assert.NotNull(wg.grad);
+    }
+
+    /// <summary>Greedy KV-cached decode of <paramref name="m"/>: the tokens and each step's logits.</summary>
+    static (List<long> Tokens, List<Tensor> Logits) Decode(LlamaForCausalLM m, int steps, List<long>? follow = null)
+    {
+        using var noGrad = no_grad();
+        using var cache = m.NewCache(1, steps + 8);
+        var tokens = new List<long>();
+        var logits = new List<Tensor>();
+        var input = tensor(new long[] { 1, 17, 4242, 99, 31000 }, new long[] { 1, 5 });
+        for (int i = 0; i < steps; i++)
+        {
+            var l = m.Forward(input, new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].detach();
+            logits.Add(l);
+            long next = follow?[i] ?? l.argmax().item<long>();
+            tokens.Add(next);
+            input = tensor(new[] { next }, new long[] { 1, 1 });
+        }
+        return (tokens, logits);
+    }
+
+    [Fact]
+    public void DecodeThroughTheKernelsMatchesTheLibtorchPath()
+    {
+        var saved = (WeightKernels.F32Kernels, WeightKernels.QuantizeQ8Activations);
+        try
+        {
+            // f32: the kernel changes only the summation order of single-row products.
+            using (var m = LlamaForCausalLM.Create(TextPresets.Get("tiny")).InitializeWeights(3, 0.2))
+            {
+                WeightKernels.F32Kernels = false;
+                var (t0, l0) = Decode(m, 10);
+                WeightKernels.F32Kernels = true;
+                var (t1, l1) = Decode(m, 10);
+                Assert.Equal(t0, t1);
+                for (int i = 0; i < l0.Count; i++)
+                {
+                    double scale = l0[i].abs().max().item<float>();
+                    double err = (l1[i] - l0[i]).abs().max().item<float>();
+                    Assert.True(err <= 1e-4 * scale, $"step {i}: max |Δlogit| {err:G3} against max |logit| {scale:G3}");
+                }
+            }
+            // q8: quantizing the input rows moves the logits by the input rounding only (random logits have near-ties
+            // among 128 256 entries, so the greedy tokens may differ; the logits are compared along one token path).
+            using (QuantizationSettings.Use(new QuantizationSettings(WeightQuantization.Q8)))
+            using (var m = LlamaForCausalLM.Create(TextPresets.Get("tiny")).InitializeWeights(3, 0.2))
+            {
+                WeightKernels.QuantizeQ8Activations = false;
+                var (t0, l0) = Decode(m, 10);
+                WeightKernels.QuantizeQ8Activations = true;
+                var (_, l1) = Decode(m, 10, t0);
+                for (int i = 0; i < l0.Count; i++)
+                {
+                    double std = l0[i].std().item<float>();
+                    double err = (l1[i] - l0[i]).abs().mean().item<float>();
+                    Assert.True(err <= 0.02 * std, $"q8 step {i}: mean |Δlogit| {err:G3} against the logit std {std:G3}");
+                }
+            }
+        }
+        finally { (WeightKernels.F32Kernels, WeightKernels.QuantizeQ8Activations) = saved; }
     }
 
     [Fact]
@@ -142,13 +257,69 @@ public class KernelTests
         Assert.True(q.equal(q32).all().item<bool>() && s.equal(s32).all().item<bool>());
     }
 
+    /// <summary>The input rule of the integer q8 path written out plainly: per block of 32, d = max|x|/127, q = round(x/d).</summary>
+    static double[] ReferenceQuantizedInput(float[] x)
+    {
+        var back = new double[x.Length];
+        for (int c0 = 0; c0 < x.Length; c0 += 32)
+        {
+            int c1 = Math.Min(x.Length, c0 + 32);
+            float amax = 0;
+            for (int c = c0; c < c1; c++) amax = Math.Max(amax, Math.Abs(x[c]));
+            float d = amax / 127f, id = d == 0 ? 0 : 1f / d;
+            for (int c = c0; c < c1; c++) back[c] = (double)d * (int)MathF.Round(x[c] * id, MidpointRounding.AwayFromZero);
+        }
+        return back;
+    }
+
+    [Fact]
+    public void Q8GemvWithQuantizedInputMatchesTheIntegerProduct()
+    {
+        using var noGrad = no_grad();
+        var g = new Generator(13, CPU);
+        foreach (var isa in Isas())
+            WithIsa(isa, () =>
+            {
+                foreach (var (n, k) in Shapes)
+                    foreach (var xt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+                    {
+                        using var scope = NewDisposeScope();
+                        var (q, s) = Q8.Quantize(randn(new[] { n, k }, generator: g));
+                        var x = randn(new[] { 1, 1, k }, generator: g).to_type(xt);
+                        var y = WeightKernels.Linear(x, q, s);
+                        Assert.Equal(new[] { 1L, 1, n }, y.shape);
+                        Assert.Equal(xt, y.dtype);
+                        var wd = Q8.Dequantize(q, s, ScalarType.Float64);
+                        // Against the product with the input quantized by the plain rule: only f32 summation differs.
+                        var xhat = tensor(ReferenceQuantizedInput(x.to_type(ScalarType.Float32).data<float>().ToArray()), new[] { 1L, 1, k });
+                        var want = nn.functional.linear(xhat, wd);
+                        AssertClose(y, want, Magnitude(xhat, wd), xt == ScalarType.Float32 ? 1e-5 : 8e-3, $"{isa} q8·q8 x {xt} [{n}, {k}]");
+                        // Against the unquantized input: within half a step of each input block, Σ_b (max|x_b|/254)·Σ|w_b|.
+                        var xf = x.to_type(ScalarType.Float64).view(k);
+                        long nb = Q8.Blocks(k);
+                        var xpad = nn.functional.pad(xf.abs(), new[] { 0L, nb * 32 - k }).view(nb, 32);
+                        var half = xpad.amax(new long[] { 1 }) / 254.0;
+                        var wabs = nn.functional.pad(wd.abs(), new[] { 0L, nb * 32 - k }).view(n, nb, 32).sum(new long[] { 2 });
+                        var bound = (wabs * half).sum(new long[] { 1 }).view(1, 1, n) * 1.001 + Magnitude(x, wd) * 1e-5 + 1e-30;
+                        var exact = nn.functional.linear(x.to_type(ScalarType.Float64), wd);
+                        var worst = ((y.to_type(ScalarType.Float64) - exact).abs() / bound).max().item<double>();
+                        Assert.True(xt != ScalarType.Float32 || worst <= 1.0, $"{isa} q8·q8 [{n}, {k}]: {worst:G3}× the input-rounding bound");
+                        // Results do not depend on the thread split.
+                        WeightKernels.MinParallelBytes = long.MaxValue;
+                        var one = WeightKernels.Linear(x, q, s);
+                        WeightKernels.MinParallelBytes = 0;
+                        Assert.True(one.equal(y).all().item<bool>(), $"{isa} q8·q8 [{n}, {k}]: threaded result differs from one thread");
+                    }
+            });
+    }
+
     [Fact]
     public void Q8GemvAndPrefillMatchTheDequantizedProduct()
     {
         using var noGrad = no_grad();
         var g = new Generator(9, CPU);
         foreach (var isa in Isas())
-            WithIsa(isa, () =>
+            WithIsa(isa, quantizeActivations: false, body: () =>
             {
                 foreach (var (n, k) in Shapes)
                     foreach (var xt in new[] { ScalarType.Float32, ScalarType.BFloat16 })

@@ -83,6 +83,9 @@ public sealed class CheckpointReader : IDisposable
     /// <summary>Reads <paramref name="key"/> into a new CPU tensor of its stored dtype.</summary>
     public Tensor Read(string key) => FileOf(key).Read(key);
 
+    /// <summary>Reads rows [<paramref name="row0"/>, <paramref name="row0"/> + <paramref name="rows"/>) of tensor <paramref name="key"/> (first dimension).</summary>
+    public Tensor ReadRows(string key, long row0, long rows) => FileOf(key).ReadRows(key, row0, rows);
+
     /// <summary>Reads <paramref name="key"/> into <paramref name="destination"/> (shape must match).</summary>
     public void ReadInto(string key, Tensor destination) => FileOf(key).ReadInto(key, destination);
 

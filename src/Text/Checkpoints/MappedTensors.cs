@@ -65,6 +65,15 @@ internal static unsafe partial class MappedTensors
         return Tensor.UnsafeCreateTensor(handle);
     }
 
+    /// <summary>True when <paramref name="t"/>'s first element lies in a live mapped region (for tests).</summary>
+    public static bool IsMapped(Tensor t)
+    {
+        long a = Address(t);
+        foreach (var (start, view) in Views)
+            if (a >= (long)start && a < (long)start + view.Capacity) return true;
+        return false;
+    }
+
     /// <summary>Address of a CPU tensor's first element.</summary>
     public static IntPtr Address(Tensor t) => (IntPtr)TensorPointers.Data(t);
 }

@@ -159,6 +159,31 @@ public sealed class SafeTensorsFile : IDisposable
     }
 
     /// <summary>
+    /// Reads rows [<paramref name="row0"/>, <paramref name="row0"/> + <paramref name="rows"/>) of tensor
+    /// <paramref name="name"/> (along its first dimension) into a new CPU tensor in the stored dtype.
+    /// </summary>
+    public Tensor ReadRows(string name, long row0, long rows)
+    {
+        var info = Info(name);
+        if (info.Shape.Length == 0 || row0 < 0 || rows < 0 || row0 + rows > info.Shape[0])
+            throw new ArgumentOutOfRangeException(nameof(rows), $"{Path}: rows [{row0}, {row0 + rows}) of tensor '{name}' {info.ShapeText}.");
+        var shape = info.Shape.ToArray();
+        shape[0] = rows;
+        long perRow = info.Shape[0] == 0 ? 0 : info.Count / info.Shape[0], elem = SafeTensorDType.Size(info.DType);
+        var t = torch.empty(shape, dtype: info.DType);
+        try
+        {
+            if (rows > 0 && perRow > 0)
+            {
+                using var flat = t.view(-1);
+                ReadExactly(_handle, flat.bytes, _dataStart + info.Begin + row0 * perRow * elem, Path);
+            }
+        }
+        catch { t.Dispose(); throw; }
+        return t;
+    }
+
+    /// <summary>
     /// Reads tensor <paramref name="name"/> into <paramref name="destination"/> (any device and float dtype; the
     /// shape must match). Reads straight into the destination's memory when it is a contiguous CPU tensor of the same dtype.
     /// </summary>

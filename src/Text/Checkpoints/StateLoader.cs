@@ -9,6 +9,9 @@ namespace Llama3.Multimodal.Text;
 /// </summary>
 public static class StateLoader
 {
+    /// <summary>Bytes of a float checkpoint tensor read at a time when it is quantized while loading.</summary>
+    const long QuantizeSliceBytes = 64L << 20;
+
     /// <summary>Loads <paramref name="module"/> from <paramref name="reader"/>.</summary>
     /// <param name="module">Target module; parameter names are the model's (HF) names.</param>
     /// <param name="reader">Checkpoint.</param>
@@ -65,7 +68,11 @@ public static class StateLoader
             throw new CheckpointFormatException(msg.ToString());
         }
         using var noGrad = torch.no_grad();
-        var mapped = memoryMap && transform == null ? MapInPlace(module, reader, parameters, keyFor) : new HashSet<string>();
+        var mapped = memoryMap && transform == null ? MapInPlace(module, reader, parameters, keyFor, scales) : new HashSet<string>();
+        void ReadScale(string name, string key, Tensor scale)
+        {
+            if (!mapped.Contains(name + QuantizedLayers.ScaleSuffix)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, scale);
+        }
         int done = 0;
         foreach (var (name, p) in parameters)
         {
@@ -74,7 +81,7 @@ public static class StateLoader
             if (mapped.Contains(name))
             {
                 // A q8 weight mapped from the file still needs its scales.
-                if (scales.TryGetValue(name, out var mappedScale)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, mappedScale);
+                if (scales.TryGetValue(name, out var mappedScale)) ReadScale(name, key, mappedScale);
                 progress?.Invoke(++done, parameters.Count);
                 continue;
             }
@@ -83,7 +90,23 @@ public static class StateLoader
                 if (reader.Info(key).DType == ScalarType.Int8)
                 {
                     reader.ReadInto(key, p);
-                    reader.ReadInto(key + QuantizedLayers.ScaleSuffix, scale);
+                    ReadScale(name, key, scale);
+                }
+                else if (transform == null && p.dim() == 2)
+                {
+                    // Slices of rows (about 64 MB each) read and quantized in turn: the float tensor is never in memory
+                    // whole, so loading an f32 or bf16 checkpoint with q8 peaks near the q8 size.
+                    var info = reader.Info(key);
+                    long rows = p.shape[0], rowBytes = Math.Max(1, p.shape[1] * SafeTensorDType.Size(info.DType));
+                    long slice = Math.Max(1, QuantizeSliceBytes / rowBytes);
+                    for (long r0 = 0; r0 < rows; r0 += slice)
+                    {
+                        long n = Math.Min(slice, rows - r0);
+                        using var t = reader.ReadRows(key, r0, n);
+                        using var qs = p.narrow(0, r0, n);
+                        using var ss = scale.narrow(0, r0, n);
+                        Q8.QuantizeInto(t, qs, ss);
+                    }
                 }
                 else
                 {
@@ -119,18 +142,21 @@ public static class StateLoader
     /// the fused views stay fused. Returns the names of the mapped parameters.
     /// </summary>
     static HashSet<string> MapInPlace(nn.Module module, CheckpointReader reader, List<(string Name, TorchSharp.Modules.Parameter P)> parameters,
-        Func<string, string> keyFor)
+        Func<string, string> keyFor, Dictionary<string, Tensor> scales)
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
         var candidates = new List<Candidate>();
-        foreach (var (name, p) in parameters)
+        void Consider(string name, string key, Tensor p)
         {
-            string key = keyFor(name);
-            if (p.device_type != DeviceType.CPU || !p.is_contiguous() || p.numel() == 0 || !reader.Contains(key)) continue;
+            if (p.device_type != DeviceType.CPU || !p.is_contiguous() || p.numel() == 0 || !reader.Contains(key)) return;
             var info = reader.Info(key);
-            if (info.DType != p.dtype || !info.Shape.SequenceEqual(p.shape)) continue;
+            if (info.DType != p.dtype || !info.Shape.SequenceEqual(p.shape)) return;
             candidates.Add(new Candidate(name, p, reader.FileOf(key), info.Begin, info.End - info.Begin, MappedTensors.Address(p)));
         }
+        foreach (var (name, p) in parameters) Consider(name, keyFor(name), p);
+        // q8 scales (buffers) map like parameters; a mapped scale is reported as "<parameter>_scale".
+        foreach (var (name, scale) in scales)
+            Consider(name + QuantizedLayers.ScaleSuffix, keyFor(name) + QuantizedLayers.ScaleSuffix, scale);
         if (candidates.Count == 0) return result;
         candidates.Sort((a, b) => a.Address.CompareTo(b.Address));
         var aliases = Aliases(module);

@@ -14,6 +14,8 @@ public enum WeightFormat
     F16,
     /// <summary>Blockwise symmetric int8 (<see cref="Q8"/>): 1 byte per weight plus one f16 scale per 32 weights.</summary>
     Q8,
+    /// <summary>IEEE single precision, 4 bytes per weight.</summary>
+    F32,
 }
 
 /// <summary>Instruction set used by the decode kernels.</summary>
@@ -46,6 +48,10 @@ internal unsafe struct GemvJob
     public int Rows;
     /// <summary>Input vector, f32, K elements.</summary>
     public float* X;
+    /// <summary>q8 with quantized activations: the input as int8, K elements (padded to whole blocks), or null.</summary>
+    public sbyte* XQ;
+    /// <summary>The input's block scales (f32, one per 32 elements) that go with <see cref="XQ"/>.</summary>
+    public float* XS;
     /// <summary>Output vector, Rows elements of <see cref="YFormat"/>.</summary>
     public void* Y;
     public OutFormat YFormat;
@@ -80,6 +86,15 @@ internal static unsafe class GemvKernels
         if (r1 <= r0) return;
         switch (j.Format)
         {
+            case WeightFormat.F32:
+                if (j.Isa == KernelIsa.Avx512 && Avx512F.IsSupported) F32Avx512(j, r0, r1);
+                else if (j.Isa >= KernelIsa.Avx2 && Avx2.IsSupported && Fma.IsSupported) F32Avx2(j, r0, r1);
+                else F32Portable(j, r0, r1);
+                break;
+            case WeightFormat.Q8 when j.XQ != null:
+                if (j.Isa >= KernelIsa.Avx2 && Avx2.IsSupported && Fma.IsSupported) Q8IntAvx2(j, r0, r1);
+                else Q8IntPortable(j, r0, r1);
+                break;
             case WeightFormat.Q8:
                 if (j.Isa == KernelIsa.Avx512 && Avx512F.IsSupported) Q8Avx512(j, r0, r1);
                 else if (j.Isa >= KernelIsa.Avx2 && Avx2.IsSupported && Fma.IsSupported) Q8Avx2(j, r0, r1);
@@ -115,6 +130,155 @@ internal static unsafe class GemvKernels
     /// <summary>Row pointers for a group of four starting at <paramref name="r"/>; rows past <paramref name="r1"/> repeat the last valid one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static int Group(int r, int r1) => Math.Min(4, r1 - r);
+
+    // ---------------- prefetch ----------------
+
+    /// <summary>
+    /// Software prefetch of the next group of four rows while the current one streams: rows are only a few KiB, and the
+    /// hardware prefetchers stop at every 4 KiB page, so each new row would otherwise start with a run of cache misses.
+    /// Called once per pass of an inner loop that consumes <paramref name="lines"/> cache lines of the current group;
+    /// <paramref name="next"/> advances by the same amount, so the next group is in cache when it starts. A next group of
+    /// up to 8 KiB is fetched into L1, a larger one into L2 (it would push the current rows out of L1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void PrefetchLines(byte* next, int lines, bool l1)
+    {
+        if (!Sse.IsSupported) return;
+        if (l1) for (int i = 0; i < lines; i++) Sse.Prefetch0(next + i * 64);
+        else for (int i = 0; i < lines; i++) Sse.Prefetch1(next + i * 64);
+    }
+
+    /// <summary>Whether the next group of four rows of <paramref name="rowBytes"/> is prefetched into L1 (else L2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static bool PrefetchL1(long rowBytes) => 4 * rowBytes <= 8192;
+
+    // ---------------- f32 ----------------
+
+    static void F32Avx512(in GemvJob j, int r0, int r1)
+    {
+        int k = j.K;
+        float* x = j.X;
+        long ld = j.LdW;
+        for (int r = r0; r < r1; r += 4)
+        {
+            int g = Group(r, r1);
+            float* w0 = (float*)j.W + r * ld;
+            float* w1 = g > 1 ? w0 + ld : w0, w2 = g > 2 ? w1 + ld : w1, w3 = g > 3 ? w2 + ld : w2;
+            byte* pf = (byte*)(w0 + 4 * ld);
+            bool l1 = PrefetchL1(k * 4L);
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int c = 0;
+            for (; c + 32 <= k; c += 32)
+            {
+                PrefetchLines(pf, 8, l1);
+                pf += 512;
+                var x0 = Avx512F.LoadVector512(x + c);
+                var x1 = Avx512F.LoadVector512(x + c + 16);
+                a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w0 + c), x0, a0);
+                a1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w1 + c), x0, a1);
+                a2 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w2 + c), x0, a2);
+                a3 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w3 + c), x0, a3);
+                b0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w0 + c + 16), x1, b0);
+                b1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w1 + c + 16), x1, b1);
+                b2 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w2 + c + 16), x1, b2);
+                b3 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w3 + c + 16), x1, b3);
+            }
+            for (; c + 16 <= k; c += 16)
+            {
+                var x0 = Avx512F.LoadVector512(x + c);
+                a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w0 + c), x0, a0);
+                a1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w1 + c), x0, a1);
+                a2 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w2 + c), x0, a2);
+                a3 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w3 + c), x0, a3);
+            }
+            float s0 = Vector512.Sum(a0 + b0), s1 = Vector512.Sum(a1 + b1), s2 = Vector512.Sum(a2 + b2), s3 = Vector512.Sum(a3 + b3);
+            for (; c < k; c++)
+            {
+                float xc = x[c];
+                s0 += w0[c] * xc; s1 += w1[c] * xc; s2 += w2[c] * xc; s3 += w3[c] * xc;
+            }
+            StoreGroup(j, r, g, s0, s1, s2, s3);
+        }
+    }
+
+    static void F32Avx2(in GemvJob j, int r0, int r1)
+    {
+        int k = j.K;
+        float* x = j.X;
+        long ld = j.LdW;
+        for (int r = r0; r < r1; r += 4)
+        {
+            int g = Group(r, r1);
+            float* w0 = (float*)j.W + r * ld;
+            float* w1 = g > 1 ? w0 + ld : w0, w2 = g > 2 ? w1 + ld : w1, w3 = g > 3 ? w2 + ld : w2;
+            byte* pf = (byte*)(w0 + 4 * ld);
+            bool l1 = PrefetchL1(k * 4L);
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int c = 0;
+            for (; c + 16 <= k; c += 16)
+            {
+                PrefetchLines(pf, 4, l1);
+                pf += 256;
+                var x0 = Avx.LoadVector256(x + c);
+                var x1 = Avx.LoadVector256(x + c + 8);
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + c), x0, a0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + c), x0, a1);
+                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + c), x0, a2);
+                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + c), x0, a3);
+                b0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + c + 8), x1, b0);
+                b1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + c + 8), x1, b1);
+                b2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + c + 8), x1, b2);
+                b3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + c + 8), x1, b3);
+            }
+            for (; c + 8 <= k; c += 8)
+            {
+                var x0 = Avx.LoadVector256(x + c);
+                a0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + c), x0, a0);
+                a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + c), x0, a1);
+                a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + c), x0, a2);
+                a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + c), x0, a3);
+            }
+            float s0 = Vector256.Sum(a0 + b0), s1 = Vector256.Sum(a1 + b1), s2 = Vector256.Sum(a2 + b2), s3 = Vector256.Sum(a3 + b3);
+            for (; c < k; c++)
+            {
+                float xc = x[c];
+                s0 += w0[c] * xc; s1 += w1[c] * xc; s2 += w2[c] * xc; s3 += w3[c] * xc;
+            }
+            StoreGroup(j, r, g, s0, s1, s2, s3);
+        }
+    }
+
+    static void F32Portable(in GemvJob j, int r0, int r1)
+    {
+        int k = j.K, vf = Vector<float>.Count;
+        float* x = j.X;
+        long ld = j.LdW;
+        for (int r = r0; r < r1; r += 4)
+        {
+            int g = Group(r, r1);
+            float* w0 = (float*)j.W + r * ld;
+            float* w1 = g > 1 ? w0 + ld : w0, w2 = g > 2 ? w1 + ld : w1, w3 = g > 3 ? w2 + ld : w2;
+            Vector<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            int c = 0;
+            for (; c + vf <= k; c += vf)
+            {
+                var xv = Unsafe.ReadUnaligned<Vector<float>>(x + c);
+                a0 += Unsafe.ReadUnaligned<Vector<float>>(w0 + c) * xv;
+                a1 += Unsafe.ReadUnaligned<Vector<float>>(w1 + c) * xv;
+                a2 += Unsafe.ReadUnaligned<Vector<float>>(w2 + c) * xv;
+                a3 += Unsafe.ReadUnaligned<Vector<float>>(w3 + c) * xv;
+            }
+            float s0 = Vector.Sum(a0), s1 = Vector.Sum(a1), s2 = Vector.Sum(a2), s3 = Vector.Sum(a3);
+            for (; c < k; c++)
+            {
+                float xc = x[c];
+                s0 += w0[c] * xc; s1 += w1[c] * xc; s2 += w2[c] * xc; s3 += w3[c] * xc;
+            }
+            StoreGroup(j, r, g, s0, s1, s2, s3);
+        }
+    }
 
     // ---------------- bf16 / f16 ----------------
 
@@ -203,11 +367,15 @@ internal static unsafe class GemvKernels
             int g = Group(r, r1);
             ushort* w0 = (ushort*)j.W + r * j.LdW;
             ushort* w1 = g > 1 ? w0 + j.LdW : w0, w2 = g > 2 ? w1 + j.LdW : w1, w3 = g > 3 ? w2 + j.LdW : w2;
+            byte* pf = (byte*)(w0 + 4 * j.LdW);
+            bool l1 = PrefetchL1(k * 2L);
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
             int c = 0;
             for (; c + 32 <= k; c += 32)
             {
+                PrefetchLines(pf, 4, l1);
+                pf += 256;
                 var x0 = Avx512F.LoadVector512(x + c);
                 var x1 = Avx512F.LoadVector512(x + c + 16);
                 a0 = Avx512F.FusedMultiplyAdd(TF.Load512(w0 + c), x0, a0);
@@ -246,11 +414,15 @@ internal static unsafe class GemvKernels
             int g = Group(r, r1);
             ushort* w0 = (ushort*)j.W + r * j.LdW;
             ushort* w1 = g > 1 ? w0 + j.LdW : w0, w2 = g > 2 ? w1 + j.LdW : w1, w3 = g > 3 ? w2 + j.LdW : w2;
+            byte* pf = (byte*)(w0 + 4 * j.LdW);
+            bool l1 = PrefetchL1(k * 2L);
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
             int c = 0;
             for (; c + 16 <= k; c += 16)
             {
+                PrefetchLines(pf, 2, l1);
+                pf += 128;
                 var x0 = Avx.LoadVector256(x + c);
                 var x1 = Avx.LoadVector256(x + c + 8);
                 a0 = Fma.MultiplyAdd(TF.Load256(w0 + c), x0, a0);
@@ -357,6 +529,8 @@ internal static unsafe class GemvKernels
             sbyte* q1 = g > 1 ? q0 + j.LdW : q0, q2 = g > 2 ? q1 + j.LdW : q1, q3 = g > 3 ? q2 + j.LdW : q2;
             ushort* d0 = j.Scales + r * j.LdS;
             ushort* d1 = g > 1 ? d0 + j.LdS : d0, d2 = g > 2 ? d1 + j.LdS : d1, d3 = g > 3 ? d2 + j.LdS : d2;
+            byte* pf = (byte*)(q0 + 4 * j.LdW);
+            bool l1 = PrefetchL1(k);
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (int c0 = 0; c0 < full; c0 += ScaleChunk)
             {
@@ -366,6 +540,7 @@ internal static unsafe class GemvKernels
                 for (int i = 0; i < n; i++)
                 {
                     int c = (c0 + i) * Block;
+                    PrefetchLines(pf + 4 * c, 2, l1);
                     var x0 = Avx512F.LoadVector512(x + c);
                     var x1 = Avx512F.LoadVector512(x + c + 16);
                     a0 = Avx512F.FusedMultiplyAdd(Dot512(q0 + c, x0, x1), Vector512.Create(sf[i]), a0);
@@ -407,6 +582,8 @@ internal static unsafe class GemvKernels
             sbyte* q1 = g > 1 ? q0 + j.LdW : q0, q2 = g > 2 ? q1 + j.LdW : q1, q3 = g > 3 ? q2 + j.LdW : q2;
             ushort* d0 = j.Scales + r * j.LdS;
             ushort* d1 = g > 1 ? d0 + j.LdS : d0, d2 = g > 2 ? d1 + j.LdS : d1, d3 = g > 3 ? d2 + j.LdS : d2;
+            byte* pf = (byte*)(q0 + 4 * j.LdW);
+            bool l1 = PrefetchL1(k);
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (int c0 = 0; c0 < full; c0 += ScaleChunk)
             {
@@ -416,6 +593,7 @@ internal static unsafe class GemvKernels
                 for (int i = 0; i < n; i++)
                 {
                     int c = (c0 + i) * Block;
+                    PrefetchLines(pf + 4 * c, 2, l1);
                     var x0 = Avx.LoadVector256(x + c);
                     var x1 = Avx.LoadVector256(x + c + 8);
                     var x2 = Avx.LoadVector256(x + c + 16);
@@ -482,6 +660,143 @@ internal static unsafe class GemvKernels
                 s += HalfBits.F16ToF32(d[b]) * dot;
             }
             if (full < nb) s += HalfBits.F16ToF32(d[full]) * TailDot(q, x, full * Block, k);
+            Store(j, r, s);
+        }
+    }
+
+    // ---------------- q8 with quantized activations ----------------
+
+    /// <summary>
+    /// Quantizes the input row with the weights' rule (<see cref="Q8"/>: per block of 32, <c>d = max|x| / 127</c>,
+    /// <c>q = round(x / d)</c>), so that each block's product is an exact integer dot product: <c>y = Σ_b (dw_b · dx_b) ·
+    /// Σ_i qw_i · qx_i</c>. <paramref name="xq"/> holds whole blocks (the tail block is zero-padded); <paramref name="xs"/>
+    /// keeps the scales in f32.
+    /// </summary>
+    public static void QuantizeActivations(float* x, int k, sbyte* xq, float* xs)
+    {
+        int nb = (k + Block - 1) / Block;
+        for (int b = 0; b < nb; b++)
+        {
+            int c0 = b * Block, n = Math.Min(Block, k - c0);
+            float amax = 0;
+            for (int i = 0; i < n; i++) amax = MathF.Max(amax, MathF.Abs(x[c0 + i]));
+            float d = amax / 127f, id = d != 0 ? 1f / d : 0f;
+            for (int i = 0; i < n; i++)
+                xq[c0 + i] = (sbyte)Math.Clamp(MathF.Round(x[c0 + i] * id, MidpointRounding.AwayFromZero), -127f, 127f);
+            for (int i = n; i < Block; i++) xq[c0 + i] = 0;
+            xs[b] = d;
+        }
+    }
+
+    /// <summary>Integer dot product of one (possibly partial) block: Σ q[c]·x[c] for c in [from, to).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static int IntTail(sbyte* q, sbyte* x, int from, int to)
+    {
+        int s = 0;
+        for (int c = from; c < to; c++) s += q[c] * x[c];
+        return s;
+    }
+
+    /// <summary>Combined scales <c>f16(dw) · dx</c> of <paramref name="n"/> blocks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void BlockScales(ushort* dw, float* dx, float* dst, int n)
+    {
+        int i = 0;
+        if (Avx2.IsSupported)
+            for (; i + 8 <= n; i += 8) Avx.Store(dst + i, Avx.Multiply(F16.Load256(dw + i), Avx.LoadVector256(dx + i)));
+        for (; i < n; i++) dst[i] = HalfBits.F16ToF32(dw[i]) * dx[i];
+    }
+
+    /// <summary>
+    /// One block of 32 weights times the quantized input, as 8 int32 partial sums: <c>|w| · (x · sign w)</c> through
+    /// <c>vpmaddubsw</c> (unsigned × signed byte pairs; |w|, |x| ≤ 127, so no pair saturates) and <c>vpmaddwd</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> IntDot256(sbyte* q, Vector256<sbyte> xv)
+    {
+        var w = Avx.LoadVector256(q);
+        var p16 = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(xv, w));
+        return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(p16, Vector256.Create((short)1)));
+    }
+
+    static void Q8IntAvx2(in GemvJob j, int r0, int r1)
+    {
+        int k = j.K, full = k / Block, nb = (k + Block - 1) / Block;
+        sbyte* xq = j.XQ;
+        float* xs = j.XS;
+        float* sf = stackalloc float[4 * ScaleChunk];
+        for (int r = r0; r < r1; r += 4)
+        {
+            int g = Group(r, r1);
+            sbyte* q0 = (sbyte*)j.W + r * j.LdW;
+            sbyte* q1 = g > 1 ? q0 + j.LdW : q0, q2 = g > 2 ? q1 + j.LdW : q1, q3 = g > 3 ? q2 + j.LdW : q2;
+            ushort* d0 = j.Scales + r * j.LdS;
+            ushort* d1 = g > 1 ? d0 + j.LdS : d0, d2 = g > 2 ? d1 + j.LdS : d1, d3 = g > 3 ? d2 + j.LdS : d2;
+            byte* pf = (byte*)(q0 + 4 * j.LdW);
+            bool l1 = PrefetchL1(k);
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int c0 = 0; c0 < full; c0 += ScaleChunk)
+            {
+                int n = Math.Min(ScaleChunk, full - c0);
+                BlockScales(d0 + c0, xs + c0, sf, n); BlockScales(d1 + c0, xs + c0, sf + ScaleChunk, n);
+                BlockScales(d2 + c0, xs + c0, sf + 2 * ScaleChunk, n); BlockScales(d3 + c0, xs + c0, sf + 3 * ScaleChunk, n);
+                for (int i = 0; i < n; i++)
+                {
+                    int c = (c0 + i) * Block;
+                    PrefetchLines(pf + 4 * c, 2, l1);
+                    var xv = Avx.LoadVector256(xq + c);
+                    a0 = Fma.MultiplyAdd(IntDot256(q0 + c, xv), Vector256.Create(sf[i]), a0);
+                    a1 = Fma.MultiplyAdd(IntDot256(q1 + c, xv), Vector256.Create(sf[ScaleChunk + i]), a1);
+                    a2 = Fma.MultiplyAdd(IntDot256(q2 + c, xv), Vector256.Create(sf[2 * ScaleChunk + i]), a2);
+                    a3 = Fma.MultiplyAdd(IntDot256(q3 + c, xv), Vector256.Create(sf[3 * ScaleChunk + i]), a3);
+                }
+            }
+            float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
+            if (full < nb)
+            {
+                int c = full * Block;
+                float dx = xs[full];
+                s0 += HalfBits.F16ToF32(d0[full]) * dx * IntTail(q0, xq, c, k);
+                s1 += HalfBits.F16ToF32(d1[full]) * dx * IntTail(q1, xq, c, k);
+                s2 += HalfBits.F16ToF32(d2[full]) * dx * IntTail(q2, xq, c, k);
+                s3 += HalfBits.F16ToF32(d3[full]) * dx * IntTail(q3, xq, c, k);
+            }
+            StoreGroup(j, r, g, s0, s1, s2, s3);
+        }
+    }
+
+    static void Q8IntPortable(in GemvJob j, int r0, int r1)
+    {
+        int k = j.K, full = k / Block, nb = (k + Block - 1) / Block, vb = Vector<sbyte>.Count;
+        bool vector = Block % vb == 0;
+        sbyte* xq = j.XQ;
+        float* xs = j.XS;
+        for (int r = r0; r < r1; r++)
+        {
+            sbyte* q = (sbyte*)j.W + r * j.LdW;
+            ushort* d = j.Scales + r * j.LdS;
+            float s = 0;
+            for (int b = 0; b < full; b++)
+            {
+                int c0 = b * Block, dot;
+                if (vector)
+                {
+                    Vector<int> acc = default;
+                    for (int c = c0; c < c0 + Block; c += vb)
+                    {
+                        Vector.Widen(Unsafe.ReadUnaligned<Vector<sbyte>>(q + c), out var wl, out var wh);
+                        Vector.Widen(Unsafe.ReadUnaligned<Vector<sbyte>>(xq + c), out var xl, out var xh);
+                        // |products| ≤ 127², so each fits a short.
+                        Vector.Widen(wl * xl, out var p0, out var p1);
+                        Vector.Widen(wh * xh, out var p2, out var p3);
+                        acc += p0 + p1 + p2 + p3;
+                    }
+                    dot = Vector.Sum(acc);
+                }
+                else dot = IntTail(q, xq, c0, c0 + Block);
+                s += HalfBits.F16ToF32(d[b]) * xs[b] * dot;
+            }
+            if (full < nb) s += HalfBits.F16ToF32(d[full]) * xs[full] * IntTail(q, xq, full * Block, k);
             Store(j, r, s);
         }
     }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Llama3.Multimodal.Text;
 
 /// <summary>
@@ -67,7 +69,9 @@ internal sealed unsafe class RowPool
             _done.Reset();
             for (int i = 0; i < helpers; i++) _go[i].Release();
             Work();
-            _done.Wait();
+            long until = Stopwatch.GetTimestamp() + SpinMicroseconds * Stopwatch.Frequency / 1_000_000;
+            while (Volatile.Read(ref _pending) != 0 && Stopwatch.GetTimestamp() < until) Thread.SpinWait(16);
+            _done.Wait();   // always: a worker that has just counted down may not have set the event yet
         }
         finally { Monitor.Exit(_busy); }
     }
@@ -85,10 +89,21 @@ internal sealed unsafe class RowPool
         }
     }
 
+    /// <summary>How long (µs) an idle worker spins for the next job before it blocks.</summary>
+    public static int SpinMicroseconds { get; set; } = 200;
+
     void Worker(SemaphoreSlim go)
     {
         while (true)
         {
+            // Spin briefly first: the products of one decode step follow each other within tens of µs, and waking a
+            // blocked thread costs about as much as a small product.
+            long spin = SpinMicroseconds * Stopwatch.Frequency / 1_000_000;
+            if (spin > 0 && go.CurrentCount == 0)
+            {
+                long until = Stopwatch.GetTimestamp() + spin;
+                while (go.CurrentCount == 0 && Stopwatch.GetTimestamp() < until) Thread.SpinWait(16);
+            }
             go.Wait();
             try { Work(); }
             finally

@@ -5,10 +5,11 @@ using static TorchSharp.torch;
 namespace Llama3.Multimodal.Text;
 
 /// <summary>
-/// Linear layers over low-precision weights on the CPU. One input row (decode) runs the C# kernels of this library over
-/// bf16, f16 or <see cref="Q8"/> weights in libtorch memory, with the rows of the weight split over a persistent thread
-/// pool; several rows (prefill) multiply dequantized tiles of a q8 weight with libtorch's GEMM. f32 weights keep
-/// libtorch's kernels (<see cref="SplitGemv"/>), so f32 results are unchanged.
+/// Linear layers for decoding on the CPU. One input row (decode) runs the C# kernels of this library over f32, bf16, f16
+/// or <see cref="Q8"/> weights in libtorch memory, with the rows of the weight split over a persistent thread pool;
+/// several rows (prefill) use libtorch's GEMM (q8: on dequantized tiles of the weight), so prefill and training results
+/// are libtorch's. The f32 kernel sums in a different order than libtorch's GEMV, so a decoded row can differ from
+/// libtorch's in the last bits (within f32 rounding of Σ|w||x|); <see cref="F32Kernels"/> = false restores libtorch's.
 /// </summary>
 public static unsafe class WeightKernels
 {
@@ -26,6 +27,26 @@ public static unsafe class WeightKernels
 
     /// <summary>Route single-row bf16/f16 products through the kernels (default true; false uses libtorch).</summary>
     public static bool HalfKernels { get; set; } = true;
+
+    /// <summary>Route single-row f32 products through the kernels (default true; false uses libtorch, <see cref="SplitGemv"/>).</summary>
+    public static bool F32Kernels { get; set; } = true;
+
+    /// <summary>
+    /// Single-row q8 products quantize the input row per block of 32 with the weights' rule and sum integer products
+    /// (as GGUF runtimes do with Q8_0; default true). False keeps the input in f32 and widens each weight instead: more
+    /// accurate by the input's rounding (at most half a step of 1/127 of each block's largest |x|), and slower.
+    /// </summary>
+    public static bool QuantizeQ8Activations { get; set; } = true;
+
+    /// <summary>
+    /// How long (µs) an idle pool thread spins for the next product before it blocks (default 200). A decode step
+    /// issues its products a few tens of µs apart, and waking a blocked thread costs about as much as a small product.
+    /// </summary>
+    public static int SpinMicroseconds
+    {
+        get => RowPool.SpinMicroseconds;
+        set => RowPool.SpinMicroseconds = Math.Max(0, value);
+    }
 
     /// <summary>Weights smaller than this (bytes) run on the calling thread only.</summary>
     public static long MinParallelBytes { get; set; } = 256L << 10;
@@ -49,6 +70,8 @@ public static unsafe class WeightKernels
         }
         if (HalfKernels && (w.dtype == ScalarType.BFloat16 || w.dtype == ScalarType.Float16) && !torch.is_grad_enabled() && FitsKernel(x, w))
             return Gemv(x, w, null, w.dtype == ScalarType.BFloat16 ? WeightFormat.BF16 : WeightFormat.F16);
+        if (F32Kernels && w.dtype == ScalarType.Float32 && !torch.is_grad_enabled() && FitsKernel(x, w))
+            return Gemv(x, w, null, WeightFormat.F32);
         return SplitGemv.Linear(x, w);
     }
 
@@ -74,6 +97,25 @@ public static unsafe class WeightKernels
 
     [ThreadStatic] static float* _xBuf;
     [ThreadStatic] static long _xCap;
+    [ThreadStatic] static sbyte* _xqBuf;
+    [ThreadStatic] static float* _xsBuf;
+    [ThreadStatic] static long _xqCap;
+
+    /// <summary>The input row quantized per block (<see cref="GemvKernels.QuantizeActivations"/>), in per-thread buffers.</summary>
+    static void QuantizeInput(float* x, long k, out sbyte* xq, out float* xs)
+    {
+        long nb = Q8.Blocks(k);
+        if (_xqCap < nb)
+        {
+            if (_xqBuf != null) { NativeMemory.AlignedFree(_xqBuf); NativeMemory.AlignedFree(_xsBuf); }
+            _xqCap = Math.Max(nb, 64);
+            _xqBuf = (sbyte*)NativeMemory.AlignedAlloc((nuint)(_xqCap * Q8.BlockSize), 64);
+            _xsBuf = (float*)NativeMemory.AlignedAlloc((nuint)(_xqCap * sizeof(float)), 64);
+        }
+        GemvKernels.QuantizeActivations(x, (int)k, _xqBuf, _xsBuf);
+        xq = _xqBuf;
+        xs = _xsBuf;
+    }
 
     static float* InputAsF32(Tensor x, long k, out Tensor? keep)
     {
@@ -107,11 +149,14 @@ public static unsafe class WeightKernels
         float* xp = InputAsF32(x, k, out var keep);
         try
         {
+            sbyte* xq = null;
+            float* xs = null;
+            if (format == WeightFormat.Q8 && QuantizeQ8Activations) QuantizeInput(xp, k, out xq, out xs);
             var job = new GemvJob
             {
                 Format = format, W = TensorPointers.Data(w), LdW = w.stride(0),
                 Scales = scales is null ? null : (ushort*)TensorPointers.Data(scales), LdS = scales?.stride(0) ?? 0,
-                K = (int)k, Rows = (int)n, X = xp, Y = TensorPointers.Data(y), Isa = _isa,
+                K = (int)k, Rows = (int)n, X = xp, XQ = xq, XS = xs, Y = TensorPointers.Data(y), Isa = _isa,
                 YFormat = x.dtype switch { ScalarType.BFloat16 => OutFormat.BF16, ScalarType.Float16 => OutFormat.F16, _ => OutFormat.F32 },
             };
             long bytes = n * k * w.element_size();

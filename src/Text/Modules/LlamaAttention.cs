@@ -68,9 +68,7 @@ public sealed class LlamaAttention : nn.Module
         Tensor q, k, v;
         if (_qkvScale is not null || Fused.Usable(_qkv, q_proj.weight))
         {
-            var qkv = _qkvScale is not null || _qkv.dtype != ScalarType.Float32
-                ? WeightKernels.Linear(x, _qkv, _qkvScale)
-                : nn.functional.linear(x, _qkv);                                     // [B, T, (H+2KV)·hd]
+            var qkv = WeightKernels.Linear(x, _qkv, _qkvScale);                     // [B, T, (H+2KV)·hd]
             long nq = _heads * _headDim, nkv = _kvHeads * _headDim;
             q = qkv.narrow(-1, 0, nq).view(b, t, _heads, _headDim).transpose(1, 2);
             k = qkv.narrow(-1, nq, nkv).view(b, t, _kvHeads, _headDim).transpose(1, 2);

@@ -90,15 +90,36 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
 
     /// <summary>
     /// Refuses, before allocating anything, a CPU model whose weights cannot fit in this machine's memory (an absurd
-    /// config would otherwise end the process when the allocation fails).
+    /// config would otherwise end the process when the allocation fails). Under q8 (<see cref="QuantizationSettings.Current"/>)
+    /// the quantized weights count at their stored size, 34 bytes per 32 weights.
     /// </summary>
     public static void EnsureFits(LlamaConfig config, Device device, ScalarType dtype)
     {
         if (device.type != DeviceType.CPU) return;
-        double need = (double)config.ParameterCount() * SafeTensorDType.Size(dtype);
+        double need = WeightBytes(config, dtype, QuantizationSettings.Current);
         long have = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         if (have > 0 && need > have)
-            throw new ConfigException($"the model needs {need / 1e9:F1} GB for its {config.ParameterCount():N0} weights ({dtype}) but this machine has {have / 1e9:F1} GB of memory.");
+        {
+            string how = QuantizationSettings.Current is { Method: WeightQuantization.Q8 } ? $"q8, the rest {dtype}" : dtype.ToString();
+            throw new ConfigException($"the model needs {need / 1e9:F1} GB for its {config.ParameterCount():N0} weights ({how}) but this machine has {have / 1e9:F1} GB of memory.");
+        }
+    }
+
+    /// <summary>
+    /// Bytes of the text model's weights in memory: every weight in <paramref name="dtype"/>, or under q8 the decoder's
+    /// linear layers (and the embedding and head unless <see cref="QuantizationSettings.Embeddings"/> is off) at
+    /// <see cref="Q8"/>'s 34 bytes per 32 weights.
+    /// </summary>
+    public static double WeightBytes(LlamaConfig config, ScalarType dtype, QuantizationSettings? quantization)
+    {
+        long all = config.ParameterCount();
+        double size = SafeTensorDType.Size(dtype);
+        if (quantization is not { Method: WeightQuantization.Q8 }) return all * size;
+        long d = config.HiddenSize, hd = config.HeadDim;
+        long linear = config.NumLayers * (d * config.NumHeads * hd + 2 * d * config.NumKvHeads * hd + config.NumHeads * hd * d + 3 * d * config.IntermediateSize);
+        long emb = (long)config.EmbeddingRows * d + (config.TieWordEmbeddings ? 0 : (long)config.VocabSize * d);
+        long q8 = linear + (quantization.Embeddings ? emb : 0);
+        return q8 * (1 + 2.0 / Q8.BlockSize) + (all - q8) * size;
     }
 
     /// <summary>Initialises all weights deterministically from <paramref name="seed"/> (N(0, 0.02²), norms 1).</summary>
@@ -257,13 +278,16 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
         var scales = QuantizedLayers.Scales(this);
         if (scales.Count > 0 && layout != CheckpointLayout.HuggingFace)
             throw new NotSupportedException("q8-quantized models are saved in the Hugging Face layout only.");
+        // q8 scales follow all the weights, in the same order, so the weights of a fused projection (q/k/v, gate/up) lie
+        // back to back in the file and so do their scales: both then load by mapping the file's pages.
+        var scaleList = new List<TensorToWrite>();
         foreach (var (name, p) in named_parameters())
         {
             var dt = dtype ?? p.dtype;
             if (scales.TryGetValue(name, out var scale))
             {
                 list.Add(new TensorToWrite(name, p.shape, ScalarType.Int8, () => p.detach(), true));
-                list.Add(new TensorToWrite(name + QuantizedLayers.ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
+                scaleList.Add(new TensorToWrite(name + QuantizedLayers.ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
                 continue;
             }
             if (layout == CheckpointLayout.HuggingFace)
@@ -279,6 +303,7 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
             }
             else list.Add(new TensorToWrite(key, p.shape, dt, () => p.detach()));
         }
+        list.AddRange(scaleList);
         if (layout == CheckpointLayout.Meta && Config.TieWordEmbeddings)
         {
             var e = model.embed_tokens.weight;

@@ -153,16 +153,20 @@ public static class QuantizedLayers
     {
         var scales = Scales(module);
         var list = new List<TensorToWrite>();
+        // Scales follow all the weights, in the same order: fused weights and their scales then lie back to back in the
+        // file, and both load by mapping its pages.
+        var scaleList = new List<TensorToWrite>();
         foreach (var (name, p) in module.named_parameters())
         {
             string key = keyFor(name);
             if (scales.TryGetValue(name, out var scale))
             {
                 list.Add(new TensorToWrite(key, p.shape, ScalarType.Int8, () => p.detach(), true));
-                list.Add(new TensorToWrite(key + ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
+                scaleList.Add(new TensorToWrite(key + ScaleSuffix, scale.shape, ScalarType.Float16, () => scale.detach(), true));
             }
             else list.Add(new TensorToWrite(key, p.shape, dtypeOf(name, p), () => p.detach(), true));
         }
+        list.AddRange(scaleList);
         return list;
     }
 
@@ -170,7 +174,7 @@ public static class QuantizedLayers
     public static Tensor Forward(Linear layer, Tensor x, Tensor? scales)
     {
         if (scales is not null) return WeightKernels.Linear(x, layer.weight!, scales);
-        if (layer.weight!.dtype == ScalarType.Float32 || layer.bias is not null || torch.is_grad_enabled()) return layer.forward(x);
-        return WeightKernels.Linear(x, layer.weight);
+        if (layer.bias is not null || torch.is_grad_enabled()) return layer.forward(x);
+        return WeightKernels.Linear(x, layer.weight!);
     }
 }

@@ -254,26 +254,35 @@ public static class Program
         {
             var sub = new Command(task, task switch
             {
-                "caption" => "Caption exact match (case, spacing and a final period ignored) of a vision-stage1/2 model on an image+caption manifest.",
-                "asr" => "Word error rate (Whisper-style English normalisation) of a speech-stage2 model on an audio+transcript manifest.",
-                _ => "Caption exact match (case, spacing and a final period ignored) of a video model on a video+caption manifest.",
+                "caption" => "Caption exact match (case, spacing and a final period ignored) of a vision-stage1/2 model on image+caption data.",
+                "asr" => "Word error rate (Whisper-style English normalisation) of a speech-stage2 model on audio+transcript data.",
+                _ => "Caption exact match (case, spacing and a final period ignored) of a video model on video+caption data.",
             });
             var model = new Option<DirectoryInfo>("--model") { Description = "Model folder (e.g. OUT/checkpoints/step-N).", Required = true };
-            var data = new Option<string>("--data") { Description = task == "video" ? "JSONL manifest to score on." : "JSONL manifest, tar shard(s) or Parquet file(s) to score on (shards in stored order).", Required = true };
+            var data = new Option<string>("--data") { Description = "JSONL manifest, tar shard(s) (a file, a folder or a brace pattern such as shard-{000000..000009}.tar) or Parquet file(s) to score on (shards in stored order).", Required = true };
+            string media = task switch { "caption" => "image", "asr" => "audio", _ => "video" };
+            var mediaColumn = new Option<string?>($"--{media}-column") { Description = $"Shards and Parquet: the {media} member or column, as data.{media}_column (default: the usual names)." };
+            var textColumn = new Option<string?>("--text-column") { Description = "Shards and Parquet: the reference text member or column, as data.text_column (default: the usual names)." };
             var limit = new Option<int?>("--limit") { Description = "Score only the first N records." };
             var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest generated text in tokens.", DefaultValueFactory = _ => task == "asr" ? 200 : 160 };
             var examples = new Option<int>("--examples") { Description = "Reference/prediction pairs to list in the JSON (-1: every record).", DefaultValueFactory = _ => MultimodalEval.DefaultExamples };
             var beams = new Option<int>("--num-beams") { Description = "Beam search width (1: greedy).", DefaultValueFactory = _ => 1 };
             var table = new Option<bool>("--table") { Description = "Print each listed record's input, prediction and reference in a table, then the scores, instead of JSON." };
-            foreach (var o in new Option[] { model, data, limit, maxNew, examples, beams, table }) sub.Options.Add(o);
+            foreach (var o in new Option[] { model, data, mediaColumn, textColumn, limit, maxNew, examples, beams, table }) sub.Options.Add(o);
             sub.SetAction(r => Guard(() =>
             {
                 string m = r.GetValue(model)!.FullName, d = Path.GetFullPath(r.GetValue(data)!);
+                string? mc = r.GetValue(mediaColumn);
+                var columns = new DataSection
+                {
+                    ImageColumn = task == "caption" ? mc : null, AudioColumn = task == "asr" ? mc : null, VideoColumn = task == "video" ? mc : null,
+                    TextColumn = r.GetValue(textColumn),
+                };
                 var res = task switch
                 {
-                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
-                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
-                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams)),
+                    "caption" => MultimodalEval.Caption(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams), columns),
+                    "asr" => MultimodalEval.Asr(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams), columns),
+                    _ => MultimodalEval.Video(m, d, r.GetValue(limit), r.GetValue(maxNew), r.GetValue(examples), r.GetValue(beams), columns),
                 };
                 if (r.GetValue(table)) EvalTable.Write(res, Console.Out);
                 else Console.WriteLine(res.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

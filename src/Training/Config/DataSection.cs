@@ -23,7 +23,9 @@ public sealed record DataSection
     /// <summary>Shards and Parquet: readers that make up the stream; reader <c>i</c> reads shards <c>i, i + n, …</c> of each
     /// epoch's seeded shard order and micro-batch <c>m</c> comes from reader <c>m mod n</c>. Each data-parallel rank owns the
     /// readers <c>rank, rank + world, …</c> and reads only their shards, so n must be a multiple of the world size. The
-    /// stream (and a resumed run) is the same on every world size that divides n; 0 (default) = the world size.</summary>
+    /// stream (and a resumed run) is the same on every world size that divides n; 0 (default) = the world size. A source with
+    /// fewer shards than readers (e.g. a single <c>.tar</c>) has each shard split into interleaved parts (sample i to part
+    /// i mod parts), so every reader has shards of its own.</summary>
     public int Readers { get; init; }
     /// <summary>Shards and Parquet: records each reader loads into memory and emits in a seeded random order (the bounded
     /// shuffle buffer); 1 keeps the stored order. Default 1000.</summary>

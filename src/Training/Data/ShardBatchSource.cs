@@ -237,8 +237,26 @@ internal sealed class ShardBatchSource<TRecord, TItem> : IBatchSource
         var r = _readers[id];
         if (r is null) return new MicroBatch { Remote = true, End = Cursor() };
         var items = new List<TItem>(_micro);
-        while (items.Count < _micro)
+        while (items.Count < _micro) items.Add(Take(id).Item);
+        return _collate(items, seqLen, Cursor());
+    }
+
+    /// <summary>Whether this rank owns reader <paramref name="reader"/>.</summary>
+    internal bool Owns(int reader) => _readers[reader] is not null;
+
+    /// <summary>The reader's state (<see cref="StateWidth"/> numbers) now: where its next sample comes from.</summary>
+    internal long[] StateOf(int reader) => (long[])_readers[reader]!.State.Clone();
+
+    /// <summary>
+    /// The next good item of reader <paramref name="reader"/> (owned by this rank), bad samples skipped or reported as
+    /// <see cref="Next"/> does, with the reader's state just before it (resuming there yields this item first).
+    /// </summary>
+    internal (TItem Item, long[] Before) Take(int reader)
+    {
+        var r = _readers[reader] ?? throw new InvalidOperationException($"reader {reader} belongs to another rank.");
+        while (true)
         {
+            long[] before = r.State;
             Slot slot;
             using (BackgroundWork.Quiet())
             {
@@ -255,13 +273,12 @@ internal sealed class ShardBatchSource<TRecord, TItem> : IBatchSource
                 Interlocked.Increment(ref _skipped);
                 _lastSkip = res.Bad;
                 if (++r.ConsecutiveBad >= MaxConsecutiveBad)
-                    throw new DataFormatException($"reader {id}: {MaxConsecutiveBad} bad samples in a row; the last: {res.Bad}");
+                    throw new DataFormatException($"reader {reader}: {MaxConsecutiveBad} bad samples in a row; the last: {res.Bad}");
                 continue;
             }
             r.ConsecutiveBad = 0;
-            items.Add(res.Item!);
+            return (res.Item!, (long[])before.Clone());
         }
-        return _collate(items, seqLen, Cursor());
     }
 
     public void Dispose()
@@ -305,7 +322,28 @@ public static class SampleStreams
             return new SampleBatchSource<TRecord, TItem>(list, prepare, collate, micro, seed, shuffle, data.Prefetch, start ?? DataCursor.Start, workers);
         }
         int readers = data.Readers > 0 ? data.Readers : world;
-        return new ShardBatchSource<TRecord, TItem>(DataSources.Units(kind, files), s => fromShard(s, data), prepare, collate, micro, seed,
+        return new ShardBatchSource<TRecord, TItem>(DataSources.Units(kind, files, readers), s => fromShard(s, data), prepare, collate, micro, seed,
             shuffle, data.ShuffleBuffer, readers, rank, world, workers, data.Prefetch, data.SkipBadRecords, start ?? DataCursor.Start, source);
+    }
+
+    /// <summary>
+    /// The packed-document stream of <c>text-pretrain</c> over a source of any kind: a JSONL manifest of
+    /// <c>{"text"}</c> records as <see cref="PackedTextSource"/>, tar shards or Parquet (the text by
+    /// <c>data.text_column</c>) as <see cref="PackedShardSource"/>, with the same data settings as <see cref="Open"/>.
+    /// </summary>
+    internal static IBatchSource OpenPacked(string source, DataSection data, ITrainingTokenizer tok, int micro, long seed, bool shuffle,
+        DataCursor? start = null, int rank = 0, int world = 1, Action<int>? manifestSkipped = null)
+    {
+        var (kind, files) = DataSources.Resolve(source);
+        if (kind == DataSourceKind.Jsonl)
+        {
+            var docs = JsonlManifest.ReadText(source, data.SkipBadRecords, out int skipped);
+            manifestSkipped?.Invoke(skipped);
+            return new PackedTextSource(docs, tok, micro, seed, shuffle, data.Prefetch, start ?? DataCursor.Start);
+        }
+        int workers = data.Workers > 0 ? data.Workers : Math.Min(4, Environment.ProcessorCount);
+        int readers = data.Readers > 0 ? data.Readers : world;
+        return new PackedShardSource(DataSources.Units(kind, files, readers), data, tok, micro, seed, shuffle, readers, rank, world, workers,
+            start ?? DataCursor.Start, source);
     }
 }

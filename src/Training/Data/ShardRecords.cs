@@ -80,6 +80,49 @@ public static class ShardRecords
     }
 }
 
+/// <summary>
+/// Text records from shard samples, for the text recipes: a <c>json</c> member holding the same object as a manifest
+/// line, or members/columns named as the manifest's fields (a <c>messages</c> or <c>prompt</c> value that holds a JSON
+/// array is read as a message list). The manifest's own checks apply.
+/// </summary>
+public static class ShardTextRecords
+{
+    static JsonObject Fields(ShardSample s, IReadOnlyList<string> fields, IReadOnlyDictionary<string, string>? renamed = null)
+    {
+        if (s.Member("json") is { } j)
+        {
+            try { return JsonNode.Parse(j, documentOptions: Text.LlamaConfigJson.DocumentOptions) as JsonObject ?? throw new FormatException("the json member is not a JSON object."); }
+            catch (JsonException e) { throw new FormatException($"the json member is not valid JSON ({e.Message})."); }
+        }
+        var o = new JsonObject();
+        foreach (var f in fields)
+        {
+            string name = renamed is not null && renamed.TryGetValue(f, out var r) ? r : f;
+            if (s.Text(name) is not { } t) continue;
+            if ((f is "messages" or "prompt") && t.StartsWith('['))
+            {
+                try { o[f] = JsonNode.Parse(t, documentOptions: Text.LlamaConfigJson.DocumentOptions); }
+                catch (JsonException e) { throw new FormatException($"'{name}' is not a valid JSON message list ({e.Message})."); }
+            }
+            else o[f] = t;
+        }
+        if (o.Count == 0)
+            throw new FormatException($"no json member and none of {string.Join(", ", fields.Select(f => renamed is not null && renamed.TryGetValue(f, out var r) ? r : f))} (has: {(s.Members.Count == 0 ? "nothing" : string.Join(", ", s.Members.Keys))}).");
+        return o;
+    }
+
+    /// <summary>A pretraining document: the text (<c>data.text_column</c>, the default text names, or the json member's <c>text</c>).</summary>
+    public static TextDocument Document(ShardSample s, DataSection d) => new(ShardRecords.Text(s, d.TextColumn));
+
+    /// <summary>An SFT dialog: <c>messages</c> (or the column <c>data.text_column</c> names) as a JSON message list, or a json member.</summary>
+    public static DialogRecord Dialog(ShardSample s, DataSection d) =>
+        ManifestRecords.Dialog(Fields(s, new[] { "messages" }, d.TextColumn is { } c ? new Dictionary<string, string> { ["messages"] = c } : null), "");
+
+    /// <summary>A preference pair: <c>prompt</c> (text or a JSON message list), <c>chosen</c>, <c>rejected</c> and optionally <c>edited</c>, or a json member.</summary>
+    public static PreferenceRecord Preference(ShardSample s, DataSection d) =>
+        ManifestRecords.Preference(Fields(s, new[] { "prompt", "chosen", "rejected", "edited" }), "");
+}
+
 /// <summary>Decodes a record's media from its shard bytes or, for a manifest record, from its file.</summary>
 public static class RecordMedia
 {

@@ -96,13 +96,24 @@ public static class DataSources
         }
     }
 
-    /// <summary>The shards of a tar or Parquet source (each Parquet row group is one shard).</summary>
-    internal static IReadOnlyList<ShardUnit> Units(DataSourceKind kind, IReadOnlyList<string> files) => kind switch
+    /// <summary>
+    /// The shards of a tar or Parquet source (each Parquet row group is one shard). With fewer shards than
+    /// <paramref name="readers"/>, each shard is split into ⌈readers / shards⌉ interleaved parts (sample i of a shard goes
+    /// to part i mod parts), so that every reader, and so every data-parallel rank, has shards of its own even when the
+    /// source is a single <c>.tar</c>; the split depends only on the shard count and <paramref name="readers"/>.
+    /// </summary>
+    internal static IReadOnlyList<ShardUnit> Units(DataSourceKind kind, IReadOnlyList<string> files, int readers = 1)
     {
-        DataSourceKind.Tar => files.Select(f => (ShardUnit)new TarShard(f)).ToList(),
-        DataSourceKind.Parquet => files.SelectMany(f => ParquetShard.WithRowBase(ParquetShard.Of(f))).ToList(),
-        _ => throw new ArgumentException("a JSONL manifest has no shards.", nameof(kind)),
-    };
+        IReadOnlyList<ShardUnit> units = kind switch
+        {
+            DataSourceKind.Tar => files.Select(f => (ShardUnit)new TarShard(f)).ToList(),
+            DataSourceKind.Parquet => files.SelectMany(f => ParquetShard.WithRowBase(ParquetShard.Of(f))).ToList(),
+            _ => throw new ArgumentException("a JSONL manifest has no shards.", nameof(kind)),
+        };
+        if (units.Count == 0 || units.Count >= readers) return units;
+        int parts = (readers + units.Count - 1) / units.Count;
+        return units.SelectMany(u => Enumerable.Range(0, parts).Select(p => (ShardUnit)new ShardPart(u, p, parts))).ToList();
+    }
 }
 
 /// <summary>A shard: something that yields samples in a fixed order and can start after the first N of them.</summary>
@@ -111,7 +122,25 @@ internal abstract class ShardUnit
     /// <summary>How the shard is named in messages.</summary>
     public abstract string Name { get; }
     /// <summary>The samples after the first <paramref name="skip"/> ones (skipped ones are not read into memory).</summary>
-    public abstract IEnumerable<ShardSample> Read(long skip, CancellationToken cancel);
+    public IEnumerable<ShardSample> Read(long skip, CancellationToken cancel) => ReadPart(0, 1, skip, cancel);
+
+    /// <summary>
+    /// The samples i with i mod <paramref name="parts"/> = <paramref name="part"/>, after the first <paramref name="skip"/>
+    /// of those (samples of other parts, and skipped ones, are not read into memory).
+    /// </summary>
+    public abstract IEnumerable<ShardSample> ReadPart(int part, int parts, long skip, CancellationToken cancel);
+}
+
+/// <summary>One of <c>parts</c> interleaved parts of a shard: its samples i with i mod parts = part, in order.</summary>
+internal sealed class ShardPart(ShardUnit inner, int part, int parts) : ShardUnit
+{
+    public override string Name => $"{inner.Name} (part {part + 1} of {parts})";
+
+    public override IEnumerable<ShardSample> ReadPart(int p, int n, long skip, CancellationToken cancel)
+    {
+        if (n != 1) throw new NotSupportedException("a shard part is not split again.");
+        return inner.ReadPart(part, parts, skip, cancel);
+    }
 }
 
 /// <summary>
@@ -130,8 +159,9 @@ internal sealed class TarShard(string path) : ShardUnit
         return dot <= slash + 1 ? (name, "") : (name[..dot], name[(dot + 1)..].ToLowerInvariant());
     }
 
-    public override IEnumerable<ShardSample> Read(long skip, CancellationToken cancel)
+    public override IEnumerable<ShardSample> ReadPart(int part, int parts, long skip, CancellationToken cancel)
     {
+        bool Wanted(long i) => i % parts == part && i / parts >= skip;
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         using var reader = new TarReader(file);
         string? key = null;
@@ -155,13 +185,13 @@ internal sealed class TarShard(string path) : ShardUnit
             {
                 if (key is not null)
                 {
-                    if (index >= skip) yield return new ShardSample(path, key, members!);
+                    if (Wanted(index)) yield return new ShardSample(path, key, members!);
                     index++;
                 }
                 key = k;
                 members = new Dictionary<string, byte[]>(StringComparer.OrdinalIgnoreCase);
             }
-            if (index < skip) continue;
+            if (!Wanted(index)) continue;
             if (e.Length > int.MaxValue) throw new DataFormatException($"{path}: member {name} of {e.Length} bytes is too large.");
             var data = new byte[e.Length];
             if (e.DataStream is { } ds) ds.ReadExactly(data);
@@ -169,7 +199,7 @@ internal sealed class TarShard(string path) : ShardUnit
                 throw new DataFormatException($"{path}: key {key} has two '{ext}' members (the samples of a key must be consecutive and unique).");
             members[ext] = data;
         }
-        if (key is not null && index >= skip) yield return new ShardSample(path, key, members!);
+        if (key is not null && Wanted(index)) yield return new ShardSample(path, key, members!);
     }
 }
 
@@ -220,7 +250,7 @@ internal sealed class ParquetShard(string path, int group, long rows) : ShardUni
     static bool IsString(DataField d) => d.ClrType == typeof(string) || d.ClrType == typeof(ReadOnlyMemory<char>);
     static bool IsBinary(DataField d) => d.ClrType == typeof(byte[]) || d.ClrType == typeof(ReadOnlyMemory<byte>);
 
-    public override IEnumerable<ShardSample> Read(long skip, CancellationToken cancel)
+    public override IEnumerable<ShardSample> ReadPart(int part, int parts, long skip, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
         var columns = new List<(string Name, Array Values)>();
@@ -255,7 +285,7 @@ internal sealed class ParquetShard(string path, int group, long rows) : ShardUni
             throw new DataFormatException($"{Name}: cannot read the row group ({e.Message}).", e);
         }
         var keyColumn = columns.FirstOrDefault(c => c.Name is "__key__" or "id" or "key" && c.Values is string?[]).Values as string?[];
-        for (long r = skip; r < n; r++)
+        for (long r = skip * parts + part; r < n; r += parts)
         {
             cancel.ThrowIfCancellationRequested();
             var members = new Dictionary<string, byte[]>(StringComparer.OrdinalIgnoreCase);

@@ -69,14 +69,17 @@ public static class MultimodalEval
         new() { ["task"] = task, ["model"] = Path.GetFullPath(model), ["data"] = Path.GetFullPath(data), ["count"] = count };
 
     /// <summary>
-    /// Captions every image of an image+caption manifest with a <c>vision-stage1/2</c> model: caption exact match
-    /// (<see cref="ExactMatch"/>). <paramref name="examples"/> reference/prediction pairs are listed (−1: all);
-    /// <paramref name="numBeams"/> &gt; 1 decodes with beam search.
+    /// Captions every image of an image+caption source (a JSONL manifest, tar shards or Parquet, see
+    /// <see cref="DataSources"/>; <paramref name="columns"/> names the image and text columns as <c>data.image_column</c>
+    /// and <c>data.text_column</c> do) with a <c>vision-stage1/2</c> model: caption exact match (<see cref="ExactMatch"/>).
+    /// <paramref name="examples"/> reference/prediction pairs are listed (−1: all); <paramref name="numBeams"/> &gt; 1
+    /// decodes with beam search.
     /// </summary>
-    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples, int numBeams = 1)
+    public static JsonObject Caption(string modelDir, string manifest, int? limit = null, int maxNewTokens = 128, int examples = DefaultExamples, int numBeams = 1,
+        DataSection? columns = null)
     {
-        var records = JsonlManifest.ReadImageCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
-        var preds = CaptionPredictions(modelDir, records.Select(r => r.Image).ToList(), maxNewTokens, numBeams);
+        var records = Records(manifest, limit, m => JsonlManifest.ReadImageCaptions(m, false, out _), ShardRecords.ImageCaption, columns);
+        var preds = CaptionPredictions(modelDir, records, maxNewTokens, numBeams);
         var refs = records.Select(r => r.Caption).ToList();
         var o = Report("caption", modelDir, manifest, refs, preds, examples, records.Select(r => r.Image).ToList());
         o["exact_match"] = ExactMatch(preds, refs);
@@ -85,7 +88,15 @@ public static class MultimodalEval
 
     /// <summary>The greedy (or beam-search) captions of <paramref name="images"/> by the <c>vision-stage1/2</c> model in
     /// <paramref name="modelDir"/>, in its captioning prompt, images fitted to the tiles it was trained with.</summary>
-    public static IReadOnlyList<string> CaptionPredictions(string modelDir, IReadOnlyList<string> images, int maxNewTokens = 128, int numBeams = 1)
+    public static IReadOnlyList<string> CaptionPredictions(string modelDir, IReadOnlyList<string> images, int maxNewTokens = 128, int numBeams = 1) =>
+        CaptionPredictions(modelDir, images.Select(p => (Func<RgbImage>)(() => ImageLoader.Load(p))).ToList(), maxNewTokens, numBeams);
+
+    /// <summary>As <see cref="CaptionPredictions(string, IReadOnlyList{string}, int, int)"/> for records of any source
+    /// (shard records carry their image bytes).</summary>
+    public static IReadOnlyList<string> CaptionPredictions(string modelDir, IReadOnlyList<ImageCaptionRecord> records, int maxNewTokens = 128, int numBeams = 1) =>
+        CaptionPredictions(modelDir, records.Select(r => (Func<RgbImage>)(() => RecordMedia.Image(r))).ToList(), maxNewTokens, numBeams);
+
+    static IReadOnlyList<string> CaptionPredictions(string modelDir, IReadOnlyList<Func<RgbImage>> images, int maxNewTokens, int numBeams)
     {
         var (_, tok, _, maxTiles) = MediaTokens.ReadInfo(modelDir);
         using var model = VisionLanguageModel.FromPretrained(modelDir);
@@ -94,10 +105,10 @@ public static class MultimodalEval
         var stop = new HashSet<int> { tok.EosId, tok.EotId };
         int imageTok = model.Config.ImageTokenIndex;
         var preds = new List<string>();
-        foreach (var path in images)
+        foreach (var image in images)
         {
             using var scope = NewDisposeScope();
-            using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, ImageLoader.Load(path));
+            using var p = VisionRecipe.ProcessImage(pre, model.Preprocessor, image());
             using var batch = model.Preprocessor.Pack(new[] { (IReadOnlyList<ProcessedImage>)new[] { p } });
             var result = model.GenerateBatch(new[] { MediaTokens.CaptionPrompt(tok, imageTok) }, batch, Greedy(maxNewTokens, stop, numBeams))[0];
             preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
@@ -106,7 +117,7 @@ public static class MultimodalEval
     }
 
     /// <summary>The first <paramref name="limit"/> records of a manifest, or of tar shards / Parquet in stored order.</summary>
-    static List<T> Records<T>(string data, int? limit, Func<string, List<T>> manifest, Func<ShardSample, DataSection, T> fromShard)
+    static List<T> Records<T>(string data, int? limit, Func<string, List<T>> manifest, Func<ShardSample, DataSection, T> fromShard, DataSection? columns)
     {
         var (kind, files) = DataSources.Resolve(data);
         if (kind == DataSourceKind.Jsonl) return manifest(data).Take(limit ?? int.MaxValue).ToList();
@@ -115,21 +126,24 @@ public static class MultimodalEval
             foreach (var s in unit.Read(0, CancellationToken.None))
             {
                 if (list.Count >= (limit ?? int.MaxValue)) return list;
-                try { list.Add(fromShard(s, new DataSection())); }
+                try { list.Add(fromShard(s, columns ?? new DataSection())); }
                 catch (FormatException e) { throw new DataFormatException($"{s.Where}: {e.Message}"); }
             }
         if (list.Count == 0) throw new DataFormatException($"{data}: no samples.");
         return list;
     }
 
-    /// <summary>Transcribes (ASR prompt) every utterance of an audio manifest with a <c>speech-stage2</c> model: WER after the English normaliser, with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
-    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples, int numBeams = 1)
+    /// <summary>Transcribes (ASR prompt) every utterance of an audio source (manifest, shards or Parquet; <paramref name="columns"/>
+    /// as <c>data.audio_column</c>/<c>data.text_column</c>) with a <c>speech-stage2</c> model: WER after the English
+    /// normaliser, with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
+    public static JsonObject Asr(string modelDir, string manifest, int? limit = null, int maxNewTokens = 200, int examples = DefaultExamples, int numBeams = 1,
+        DataSection? columns = null)
     {
         var (model, tok) = SpeechSftRecipe.LoadTrained(modelDir);
         using var owned = model;
         model.eval();
         var (_, _, language, _) = MediaTokens.ReadInfo(modelDir);
-        var records = Records(manifest, limit, m => JsonlManifest.ReadAudioTexts(m, false, out int _), ShardRecords.AudioText);
+        var records = Records(manifest, limit, m => JsonlManifest.ReadAudioTexts(m, false, out int _), ShardRecords.AudioText, columns);
         using var logMel = new LogMelSpectrogram();
         var stop = new HashSet<int> { tok.EosId, tok.EotId };
         // KV-cached greedy decoding over the spliced prompt embeddings (the generator's tokenizer only names default stops,
@@ -158,12 +172,14 @@ public static class MultimodalEval
         return o;
     }
 
-    /// <summary>Captions every clip of a video manifest with a <c>video</c> model: caption exact match
+    /// <summary>Captions every clip of a video source (manifest, shards or Parquet; <paramref name="columns"/> as
+    /// <c>data.video_column</c>/<c>data.text_column</c>) with a <c>video</c> model: caption exact match
     /// (<see cref="ExactMatch"/>), with <paramref name="examples"/> reference/prediction pairs (−1: all).</summary>
-    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160, int examples = DefaultExamples, int numBeams = 1)
+    public static JsonObject Video(string modelDir, string manifest, int? limit = null, int maxNewTokens = 160, int examples = DefaultExamples, int numBeams = 1,
+        DataSection? columns = null)
     {
-        var records = JsonlManifest.ReadVideoCaptions(manifest, false, out _).Take(limit ?? int.MaxValue).ToList();
-        var preds = VideoPredictions(modelDir, records.Select(r => r.Video).ToList(), maxNewTokens, numBeams);
+        var records = Records(manifest, limit, m => JsonlManifest.ReadVideoCaptions(m, false, out _), ShardRecords.VideoCaption, columns);
+        var preds = VideoPredictions(modelDir, records, maxNewTokens, numBeams);
         var refs = records.Select(r => r.Caption).ToList();
         var o = Report("video", modelDir, manifest, refs, preds, examples, records.Select(r => r.Video).ToList());
         o["exact_match"] = ExactMatch(preds, refs);
@@ -172,17 +188,26 @@ public static class MultimodalEval
 
     /// <summary>The greedy (or beam-search) captions of the clips <paramref name="videos"/> by the <c>video</c> model in
     /// <paramref name="modelDir"/>.</summary>
-    public static IReadOnlyList<string> VideoPredictions(string modelDir, IReadOnlyList<string> videos, int maxNewTokens = 160, int numBeams = 1)
+    public static IReadOnlyList<string> VideoPredictions(string modelDir, IReadOnlyList<string> videos, int maxNewTokens = 160, int numBeams = 1) =>
+        VideoPredictions(modelDir, videos.Select(p => (Func<VideoLanguageModel, VideoFrames>)(m => m.ReadFrames(p))).ToList(), maxNewTokens, numBeams);
+
+    /// <summary>As <see cref="VideoPredictions(string, IReadOnlyList{string}, int, int)"/> for records of any source (shard
+    /// records carry their clip's bytes, which ffmpeg reads from memory).</summary>
+    public static IReadOnlyList<string> VideoPredictions(string modelDir, IReadOnlyList<VideoCaptionRecord> records, int maxNewTokens = 160, int numBeams = 1) =>
+        VideoPredictions(modelDir, records.Select(r => (Func<VideoLanguageModel, VideoFrames>)(m => r.Data is null ? m.ReadFrames(r.Video) : RecordMedia.Frames(r, m.FrameSampling))).ToList(),
+            maxNewTokens, numBeams);
+
+    static IReadOnlyList<string> VideoPredictions(string modelDir, IReadOnlyList<Func<VideoLanguageModel, VideoFrames>> videos, int maxNewTokens, int numBeams)
     {
         var (_, tok, _, _) = MediaTokens.ReadInfo(modelDir);
         using var model = VideoLanguageModel.FromPretrained(modelDir);
         model.eval();
         var stop = new HashSet<int> { tok.EosId, tok.EotId };
         var preds = new List<string>();
-        foreach (var path in videos)
+        foreach (var read in videos)
         {
             using var scope = NewDisposeScope();
-            using var frames = model.ReadFrames(path);
+            using var frames = read(model);
             var result = model.Generate(MediaTokens.CaptionPrompt(tok, model.Config.Video.VideoTokenId), frames, Greedy(maxNewTokens, stop, numBeams));
             preds.Add(MediaTokens.Decode(tok, result.Tokens.ToList()).Trim());
         }

@@ -56,9 +56,8 @@ public sealed class RewardModelRecipe : TextRecipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        var pairs = ReadManifest(eval, (p, skip) => (JsonlManifest.ReadPreferences(p, skip, out int s), s));
-        return new SampleBatchSource<PreferenceRecord, Item>(pairs, Encode, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        return OpenSamples<PreferenceRecord, Item>(eval, start, (p, skip) => (JsonlManifest.ReadPreferences(p, skip, out int s), s),
+            ShardTextRecords.Preference, (r, _, _) => Encode(r), Collate);
     }
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)

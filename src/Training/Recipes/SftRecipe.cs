@@ -39,9 +39,8 @@ public sealed class SftRecipe : TextRecipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        var dialogs = ReadManifest(eval, (p, skip) => (JsonlManifest.ReadDialogs(p, skip, out int s), s));
-        return new SampleBatchSource<DialogRecord, (long[] Ids, long[] Labels)>(dialogs, Encode, Collate, Config.Batch.Micro,
-            Config.Seed, !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        return OpenSamples<DialogRecord, (long[] Ids, long[] Labels)>(eval, start, (p, skip) => (JsonlManifest.ReadDialogs(p, skip, out int s), s),
+            ShardTextRecords.Dialog, (r, _, _) => Encode(r), Collate);
     }
 
     MicroBatch Collate(List<(long[] Ids, long[] Labels)> items, int seqLen, DataCursor end)

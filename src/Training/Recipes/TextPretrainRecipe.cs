@@ -9,6 +9,7 @@ namespace Llama3.Multimodal.Training;
 /// attention across documents, positions restart per document). Defaults: Llama 3 initial pretraining (peak lr 8e-5,
 /// 8000 warm-up steps, cosine to 8e-7 over 1.2M steps, 4M-token batches at 4096 ramping to 8M at 8192 after 252M tokens
 /// and 16M after 2.87T). Annealing is the same recipe with <c>optim.schedule = linear</c> and <c>train.average_last</c>.
+/// <c>data.train</c> is a JSONL manifest of <c>{"text"}</c>, tar shards or Parquet (the text by <c>data.text_column</c>).
 /// </summary>
 public sealed class TextPretrainRecipe : TextRecipe
 {
@@ -38,8 +39,11 @@ public sealed class TextPretrainRecipe : TextRecipe
     /// <inheritdoc/>
     public override IBatchSource OpenData(bool eval, DataCursor start)
     {
-        var docs = ReadManifest(eval, (p, skip) => (JsonlManifest.ReadText(p, skip, out int s), s));
-        return new PackedTextSource(docs, Tokenizer, Config.Batch.Micro, Config.Seed, !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+        string? path = eval ? Config.Data.Eval : Config.Data.Train;
+        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
+        var d = eval ? Config.Data with { Readers = 1 } : Config.Data;
+        return SampleStreams.OpenPacked(path, d, Tokenizer, Config.Batch.Micro, Config.Seed, !eval && d.Shuffle, start,
+            eval ? 0 : DataRank, eval ? 1 : DataWorld, skipped => { if (!eval) SkippedRecords = skipped; });
     }
 
     /// <inheritdoc/>

@@ -279,15 +279,20 @@ public sealed class Trainer : IDisposable
         finally { foreach (var b in batches) b.Dispose(); }
     }
 
-    /// <summary>A sharded cursor with each reader's state from the rank that owns it (the others hold zeros there).</summary>
+    /// <summary>
+    /// A sharded cursor with each reader's state from the rank that owns it (the others hold zeros there); its epoch is
+    /// the lowest of the ranks' epochs (each the lowest of its readers').
+    /// </summary>
     DataCursor MergeCursor(DataCursor mine)
     {
         if (mine.Readers is not { } readers) return mine;
-        using var t = torch.tensor(readers.Select(v => (double)v).ToArray(), ScalarType.Float64);
+        var values = new double[readers.Length + _coll.WorldSize];
+        for (int i = 0; i < readers.Length; i++) values[i] = readers[i];
+        values[readers.Length + _coll.Rank] = mine.Epoch;
+        using var t = torch.tensor(values, ScalarType.Float64);
         _coll.AllReduceSum(t);
-        var merged = t.data<double>().Select(v => (long)Math.Round(v)).ToArray();
-        long epoch = Enumerable.Range(0, merged.Length / ShardBatchSource<int, int>.StateWidth).Min(i => merged[i * ShardBatchSource<int, int>.StateWidth]);
-        return new DataCursor(epoch, mine.Index, mine.Offset) { Readers = merged };
+        var sums = t.data<double>().Select(v => (long)Math.Round(v)).ToArray();
+        return new DataCursor(sums.Skip(readers.Length).Min(), mine.Index, mine.Offset) { Readers = sums.Take(readers.Length).ToArray() };
     }
 
     void AccumulateInF32(List<Tensor> acc)

@@ -167,13 +167,17 @@ public sealed class VideoLanguageModel : nn.Module, IComponentModel
     /// into the square canvas of the largest square tile grid (2 × 2 tiles: 1120 px for 560-px tiles) so every frame
     /// fills 4 tiles.
     /// </summary>
-    public VideoFrames ReadFrames(string path)
+    public VideoFrames ReadFrames(string path) => VideoFrameReader.Read(path, FrameSampling);
+
+    /// <summary>How <see cref="ReadFrames"/> samples a clip: <see cref="VideoConfig.NumFrames"/> frames fitted into the
+    /// square canvas of the largest square tile grid, with <see cref="FfmpegDirectory"/>.</summary>
+    public FrameSamplingOptions FrameSampling
     {
-        int g = (int)Math.Sqrt(Config.Base.Vision.MaxNumTiles), side = g * Config.Base.Vision.ImageSize;
-        return VideoFrameReader.Read(path, new FrameSamplingOptions
+        get
         {
-            NumFrames = Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad, FfmpegDirectory = FfmpegDirectory,
-        });
+            int g = (int)Math.Sqrt(Config.Base.Vision.MaxNumTiles), side = g * Config.Base.Vision.ImageSize;
+            return new FrameSamplingOptions { NumFrames = Config.Video.NumFrames, Width = side, Height = side, Resize = FrameResize.FitPad, FfmpegDirectory = FfmpegDirectory };
+        }
     }
 
     /// <summary>Frame features [F, tokens per frame, D]: each frame through the image encoder and projector, <see cref="FrameBatch"/> frames at a time.</summary>

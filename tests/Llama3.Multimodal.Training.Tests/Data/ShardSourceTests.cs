@@ -154,6 +154,68 @@ public class ShardSourceTests
     }
 
     [Fact]
+    public void ASingleTarSplitsOverTwoRanksEachRecordOncePerEpochAndResumesBitExactly()
+    {
+        string dir = TestRuns.TempDir();
+        var files = Corpora.TextShards(dir, 9);
+        var (kind, resolved) = DataSources.Resolve(files[0]);
+        // Fewer shards than readers: the tar's samples are dealt to two interleaved parts.
+        var units = DataSources.Units(kind, resolved, readers: 2);
+        Assert.Equal(2, units.Count);
+        Assert.Equal(new[] { "s00-000", "s00-002", "s00-004", "s00-006", "s00-008" }, units[0].Read(0, default).Select(s => s.Key));
+        Assert.Equal(new[] { "s00-005", "s00-007" }, units[1].Read(2, default).Select(s => s.Key));
+        Assert.Contains("part 2 of 2", units[1].Name);
+        Assert.Single(DataSources.Units(kind, resolved));
+
+        // Two ranks, one reader each, one sample per micro-batch; each epoch deals the two parts to the readers in a
+        // seeded order.
+        const int steps = 24;
+        var keys = new List<string>();
+        var ends = new List<DataCursor>();
+        var seen = new Dictionary<(int Reader, long Epoch), List<string>>();
+        using (var r0 = new KeyStream(units, readers: 2, rank: 0, world: 2, micro: 1, buffer: 3))
+        using (var r1 = new KeyStream(units, readers: 2, rank: 1, world: 2, micro: 1, buffer: 3))
+            for (int m = 0; m < steps; m++)
+            {
+                var (a, e0) = r0.Next();
+                var (b, e1) = r1.Next();
+                Assert.True((a is null) != (b is null), $"micro-batch {m}: exactly one rank must read it");
+                keys.Add((a ?? b)![0]);
+                // The reader's state before this micro-batch names the epoch its sample belongs to.
+                long epoch = m < 2 ? 0 : ends[m - 1].Readers![(m % 2) * ShardBatchSource<int, int>.StateWidth];
+                if (!seen.TryGetValue((m % 2, epoch), out var list)) seen[(m % 2, epoch)] = list = new List<string>();
+                list.Add((a ?? b)![0]);
+                // The trainer sums the ranks' cursors: each fills in its own reader's numbers.
+                ends.Add(new DataCursor(Math.Min(e0.Epoch, e1.Epoch), m + 1, 0) { Readers = e0.Readers!.Zip(e1.Readers!, (x, y) => x + y).ToArray() });
+            }
+        var all = Enumerable.Range(0, 9).Select(i => $"s00-{i:D3}").ToList();
+        // Per epoch each reader yields one part whole, so the two readers together yield every record exactly once.
+        for (long e = 0; e < 2; e++)
+        {
+            Assert.Equal(all, seen[(0, e)].Concat(seen[(1, e)]).Order());
+            Assert.Contains(seen[(0, e)].Count, new[] { 4, 5 });
+        }
+        Assert.NotEqual(seen[(0, 0)].Concat(seen[(1, 0)]), seen[(0, 1)].Concat(seen[(1, 1)]));   // a fresh seeded order each epoch
+
+        // One process with both readers makes the same stream; resuming at any cursor continues it bit-exactly.
+        using (var one = new KeyStream(units, readers: 2, micro: 1, buffer: 3))
+            Assert.Equal(keys, Enumerable.Range(0, steps).Select(_ => one.Next().Keys![0]));
+        foreach (int at in new[] { 0, 3, 8, 13 })
+        {
+            using var r0 = new KeyStream(units, readers: 2, rank: 0, world: 2, micro: 1, buffer: 3, start: ends[at]);
+            using var r1 = new KeyStream(units, readers: 2, rank: 1, world: 2, micro: 1, buffer: 3, start: ends[at]);
+            using var one = new KeyStream(units, readers: 2, micro: 1, buffer: 3, start: ends[at]);
+            for (int m = at + 1; m < steps; m++)
+            {
+                var (a, _) = r0.Next();
+                var (b, _) = r1.Next();
+                Assert.Equal(keys[m], (a ?? b)![0]);
+                Assert.Equal(keys[m], one.Next().Keys![0]);
+            }
+        }
+    }
+
+    [Fact]
     public void BadSamplesAreSkippedAndCountedNamingTheShardAndKey()
     {
         string dir = TestRuns.TempDir();

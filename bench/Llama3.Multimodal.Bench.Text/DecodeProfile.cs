@@ -1,0 +1,235 @@
+// Decode profiling helpers.
+//   decode-loop KIND STEPS: builds the random 1B shape in KIND (f32, bf16, f16, q8), warms up, then runs STEPS greedy
+//     decode steps. With PERF_CTL_FIFO set (perf record --control fifo:FIFO -D -1) it enables perf only around the steps,
+//     so a profile holds decode alone.
+//   gemv-probe [ROUNDS]: the decode GEMVs of the 1B shape at every precision against a plain read of the same bytes,
+//     alternated call by call in one process (weights cycled over more than the last-level cache), as ratios.
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Llama3.Multimodal.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+static class DecodeProfile
+{
+    static void Perf(string what)
+    {
+        var fifo = Environment.GetEnvironmentVariable("PERF_CTL_FIFO");
+        if (string.IsNullOrEmpty(fifo)) return;
+        File.WriteAllText(fifo, what + "\n");
+        Thread.Sleep(50);
+    }
+
+    public static void Loop(string kind, int steps)
+    {
+        var cfg = TextPresets.Get("llama3.2-1b");
+        var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
+        LlamaForCausalLM m;
+        using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
+            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+        using var noGrad = no_grad();
+        using var cache = m.NewCache(1, steps + 64);
+        long next;
+        using (var s = NewDisposeScope())
+            next = m.Forward(tensor(new long[] { 128000, 791, 4062, 14198, 39935 }, new long[] { 1, 5 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
+        for (int i = 0; i < 4; i++)
+        {
+            using var s = NewDisposeScope();
+            next = m.Forward(tensor(new[] { next }, new long[] { 1, 1 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
+        }
+        Perf("enable");
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++)
+        {
+            using var s = NewDisposeScope();
+            next = m.Forward(tensor(new[] { next }, new long[] { 1, 1 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
+        }
+        double t = sw.Elapsed.TotalSeconds;
+        Perf("disable");
+        Console.WriteLine($"{kind}: {steps} decode steps, {steps / t:F2} tok/s ({t / steps * 1e3:F1} ms/token)");
+        m.Dispose();
+    }
+
+    /// <summary>
+    /// decode-ab KIND STEPS ROUNDS: one model, decode steps alternated between this library's kernels (f32 kernel, q8 with
+    /// quantized input) and the previous paths (libtorch f32 GEMV, q8 with f32 input), best round of each.
+    /// </summary>
+    public static void AB(string kind, int steps, int rounds)
+    {
+        var cfg = TextPresets.Get("llama3.2-1b");
+        var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
+        LlamaForCausalLM m;
+        using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
+            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+        using var noGrad = no_grad();
+        double bestNew = 0, bestOld = 0;
+        for (int r = 0; r < rounds; r++)
+            foreach (bool kernels in new[] { true, false })
+            {
+                WeightKernels.F32Kernels = kernels;
+                WeightKernels.QuantizeQ8Activations = kernels;
+                using var cache = m.NewCache(1, steps + 16);
+                long next;
+                using (var s = NewDisposeScope())
+                    next = m.Forward(tensor(new long[] { 128000, 791, 4062 }, new long[] { 1, 3 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < steps; i++)
+                {
+                    using var s = NewDisposeScope();
+                    next = m.Forward(tensor(new[] { next }, new long[] { 1, 1 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
+                }
+                double tps = steps / sw.Elapsed.TotalSeconds;
+                if (kernels) bestNew = Math.Max(bestNew, tps); else bestOld = Math.Max(bestOld, tps);
+                Console.WriteLine($"  round {r} {(kernels ? "kernels" : "previous")}: {tps:F2} tok/s");
+            }
+        Console.WriteLine($"{kind}: best {bestNew:F2} tok/s with the kernels vs {bestOld:F2} previous path ({bestNew / bestOld:F2}×), {steps} steps × {rounds} rounds each");
+        m.Dispose();
+    }
+
+    /// <summary>Sum of every 64-byte line of [p, p+bytes) with AVX-512 (or AVX2) loads, split over the pool like a GEMV.</summary>
+    static unsafe float ReadProbe(byte* p, long bytes)
+    {
+        float total = 0;
+        int threads = WeightKernels.Threads;
+        long per = bytes / threads / 64 * 64;
+        var sums = new float[threads];
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            float* q = (float*)(p + t * per);
+            long n = (t == threads - 1 ? bytes - t * per : per) / 4;
+            var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
+            long i = 0;
+            for (; i + 64 <= n; i += 64)
+            {
+                a0 += Vector512.Load(q + i); a1 += Vector512.Load(q + i + 16);
+                a2 += Vector512.Load(q + i + 32); a3 += Vector512.Load(q + i + 48);
+            }
+            sums[t] = Vector512.Sum(a0 + a1 + a2 + a3);
+        });
+        foreach (var s in sums) total += s;
+        return total;
+    }
+
+    public static unsafe void GemvProbe(int rounds, string[] kinds)
+    {
+        using var _ = no_grad();
+        Console.WriteLine($"decode GEMV vs a plain read of the same bytes: ISA {WeightKernels.Isa}, {WeightKernels.Threads} threads, {rounds} alternated rounds, best of each");
+        var shapes = new (string Name, long N, long K)[]
+        {
+            ("qkv", 3072, 2048), ("o", 2048, 2048), ("gate+up", 16384, 2048), ("down", 2048, 8192), ("head", 128256, 2048),
+        };
+        var g = new Generator(1, CPU);
+        foreach (var (name, n, k) in shapes)
+            foreach (var kind in kinds)
+            {
+                using var scope = NewDisposeScope();
+                // "f32-torch": libtorch's GEMV (SplitGemv); "q8-f32x": q8 weights times the unquantized input.
+                WeightKernels.F32Kernels = kind != "f32-torch";
+                WeightKernels.QuantizeQ8Activations = kind != "q8-f32x";
+                string fmt = kind switch { "f32-torch" => "f32", "q8-f32x" => "q8", _ => kind };
+                long esz = fmt switch { "f32" => 4, "q8" => 1, _ => 2 };
+                long bytes1 = n * k * esz;
+                int copies = (int)Math.Max(1, Math.Min(64, (512L << 20) / bytes1));   // cycle over ≥ 512 MB where possible
+                var ws = new List<(Tensor W, Tensor? S)>();
+                var src = randn(new[] { n, k }, generator: g) * 0.02;
+                for (int c = 0; c < copies; c++)
+                {
+                    if (fmt == "q8") { var (q, s) = Q8.Quantize(src); ws.Add((q, s)); }
+                    else ws.Add((src.to_type(fmt switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 }).clone(), null));
+                }
+                var x = randn(new[] { 1, 1, k }, generator: g);
+                long bytes = bytes1 + (fmt == "q8" ? n * Q8.Blocks(k) * 2 : 0);
+                var tk = new List<double>(); var tp = new List<double>();
+                int idx = 0;
+                for (int r = 0; r < rounds + 2; r++)
+                {
+                    var (w, s) = ws[idx++ % copies];
+                    var sw = Stopwatch.StartNew();
+                    using (var y = WeightKernels.Linear(x, w, s)) { }
+                    double a = sw.Elapsed.TotalSeconds;
+                    (w, s) = ws[idx++ % copies];
+                    sw.Restart();
+                    ReadProbe((byte*)TensorPointersOf(w), bytes1);
+                    double b = sw.Elapsed.TotalSeconds;
+                    if (r >= 2) { tk.Add(a); tp.Add(b); }
+                }
+                tk.Sort(); tp.Sort();
+                // Best of the alternated rounds: on a shared machine the fastest round is the least disturbed one.
+                double mk = tk[0], mp = tp[0];
+                Console.WriteLine($"  {name,-8} [{n}x{k}] {kind,-9} kernel {mk * 1e3,8:F3} ms {bytes / mk / 1e9,6:F1} GB/s   read {mp * 1e3,8:F3} ms {bytes1 / mp / 1e9,6:F1} GB/s   kernel/read bandwidth {bytes / mk / (bytes1 / mp),5:F2}");
+            }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    struct Timespec { public long Sec, Nsec; }
+
+    [DllImport("libc")]
+    static extern int clock_gettime(int clock, out Timespec t);
+
+    /// <summary>CPU seconds of the calling thread (CLOCK_THREAD_CPUTIME_ID): time the thread was descheduled does not count.</summary>
+    static double ThreadCpu() { clock_gettime(3, out var t); return t.Sec + t.Nsec * 1e-9; }
+
+    /// <summary>Single-threaded variant of <see cref="GemvProbe"/> timed in thread CPU seconds (for a shared machine).</summary>
+    public static unsafe void GemvCpu(int rounds, string[] kinds)
+    {
+        using var _ = no_grad();
+        WeightKernels.MinParallelBytes = long.MaxValue;   // one thread
+        Console.WriteLine($"decode GEMV vs a plain read, one thread, thread CPU time: ISA {WeightKernels.Isa}, {rounds} alternated rounds, best of each");
+        var shapes = new (string Name, long N, long K)[] { ("gate+up", 16384, 2048), ("down", 2048, 8192), ("qkv", 3072, 2048) };
+        var g = new Generator(1, CPU);
+        foreach (var (name, n, k) in shapes)
+            foreach (var kind in kinds)
+            {
+                using var scope = NewDisposeScope();
+                WeightKernels.F32Kernels = kind != "f32-torch";
+                WeightKernels.QuantizeQ8Activations = kind != "q8-f32x";
+                string fmt = kind switch { "f32-torch" => "f32", "q8-f32x" => "q8", _ => kind };
+                long esz = fmt switch { "f32" => 4, "q8" => 1, _ => 2 };
+                long bytes1 = n * k * esz;
+                int copies = (int)Math.Max(2, Math.Min(64, (256L << 20) / bytes1));
+                var ws = new List<(Tensor W, Tensor? S)>();
+                var src = randn(new[] { n, k }, generator: g) * 0.02;
+                for (int c = 0; c < copies; c++)
+                {
+                    if (fmt == "q8") { var (q, s) = Q8.Quantize(src); ws.Add((q, s)); }
+                    else ws.Add((src.to_type(fmt switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 }).clone(), null));
+                }
+                var x = randn(new[] { 1, 1, k }, generator: g);
+                long bytes = bytes1 + (fmt == "q8" ? n * Q8.Blocks(k) * 2 : 0);
+                double bk = double.MaxValue, bp = double.MaxValue;
+                int idx = 0;
+                for (int r = 0; r < rounds + 2; r++)
+                {
+                    var (w, s) = ws[idx++ % copies];
+                    double t0 = ThreadCpu();
+                    using (var y = WeightKernels.Linear(x, w, s)) { }
+                    double a = ThreadCpu() - t0;
+                    (w, s) = ws[idx++ % copies];
+                    t0 = ThreadCpu();
+                    ReadOne((byte*)TensorPointersOf(w), bytes1);
+                    double b = ThreadCpu() - t0;
+                    if (r >= 2) { bk = Math.Min(bk, a); bp = Math.Min(bp, b); }
+                }
+                Console.WriteLine($"  {name,-8} [{n}x{k}] {kind,-9} kernel {bk * 1e3,8:F3} ms {bytes / bk / 1e9,6:F1} GB/s   read {bp * 1e3,8:F3} ms {bytes1 / bp / 1e9,6:F1} GB/s   kernel/read {bytes / bk / (bytes1 / bp),5:F2}");
+            }
+    }
+
+    static unsafe float ReadOne(byte* p, long bytes)
+    {
+        float* q = (float*)p;
+        long n = bytes / 4;
+        var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
+        for (long i = 0; i + 64 <= n; i += 64)
+        {
+            a0 += Vector512.Load(q + i); a1 += Vector512.Load(q + i + 16);
+            a2 += Vector512.Load(q + i + 32); a3 += Vector512.Load(q + i + 48);
+        }
+        return Vector512.Sum(a0 + a1 + a2 + a3);
+    }
+
+    [DllImport("LibTorchSharp")]
+    static extern IntPtr THSTensor_data(IntPtr handle);
+
+    static unsafe void* TensorPointersOf(Tensor t) => (void*)THSTensor_data(t.Handle);
+}

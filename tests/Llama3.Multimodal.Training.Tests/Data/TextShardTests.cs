@@ -226,6 +226,14 @@ public class TextShardTests
             records.Select(r => (File.ReadAllBytes(Path.Combine(images, r["image"]!.GetValue<string>())), r["image"]!.GetValue<string>(), r["caption"]!.GetValue<string>())).ToList(), 2);
         var fromParquet = MultimodalEval.Caption(vision, pq, maxNewTokens: 16, examples: -1, columns: new DataSection { ImageColumn = "picture", TextColumn = "label" });
         Assert.Equal(Preds(expected), Preds(fromParquet));
+        // The same from the command line: the column options are data.image_column and data.text_column.
+        var cli = ImporterTests.Cli("eval", "caption", "--model", vision, "--data", pq, "--image-column", "picture", "--text-column", "label",
+            "--max-new-tokens", "16", "--examples", "-1");
+        Assert.True(cli.Code == 0, cli.Err);
+        Assert.Equal(Preds(fromParquet), Preds((JsonObject)JsonNode.Parse(cli.Out)!));
+        var noColumn = ImporterTests.Cli("eval", "caption", "--model", vision, "--data", pq);
+        Assert.Equal(2, noColumn.Code);
+        Assert.Contains("no image", noColumn.Err);
         Assert.Contains("no image member/column 'photo'",
             Assert.Throws<DataFormatException>(() => MultimodalEval.Caption(vision, pq, columns: new DataSection { ImageColumn = "photo" })).Message);
 

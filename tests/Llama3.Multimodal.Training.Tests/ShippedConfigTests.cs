@@ -19,6 +19,8 @@ public class ShippedConfigTests
     [InlineData("vision-stage1")]
     [InlineData("vision-stage2")]
     [InlineData("vision-sft")]
+    [InlineData("vision-reward")]
+    [InlineData("vision-dpo")]
     [InlineData("video")]
     [InlineData("speech-stage1")]
     [InlineData("speech-stage2")]
@@ -53,8 +55,8 @@ public class ShippedConfigTests
             Assert.Equal(recipe, c.Recipe);
             configs[recipe] = c;
         }
-        // Each stage starts from the previous stage's final folder (scripts/train-demo.sh copies it there); paths in a
-        // config resolve against the config's folder.
+        // Each stage names the previous stage's folder (demo/plan.json sets every path explicitly); paths in a config
+        // resolve against the config's folder.
         string Rel(string? p) => Path.GetRelativePath(dir, p!).Replace('\\', '/');
         Assert.Equal("runs/text-pretrain/final", Rel(configs["vision-stage1"].Model.InitFrom));
         Assert.Equal("runs/vision-stage1/final", Rel(configs["vision-stage2"].Model.InitFrom));

@@ -17,11 +17,13 @@ public static class Program
         CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
         DemoExtensions.Register();
         var root = new RootCommand("mm-demo: the synthetic demo of Llama3.Multimodal: its data (`make-data`), training runs with the demo's " +
-            "auxiliary losses (`train`), and grammar-aware evaluation and probes (`eval`).");
+            "auxiliary losses (`train`), grammar-aware evaluation and probes (`eval`), and the one-command reproduction of the shipped models (`reproduce`).");
         root.Subcommands.Add(MakeDataCommand());
         root.Subcommands.Add(TrainCommand());
         root.Subcommands.Add(EvalCommand());
         root.Subcommands.Add(ExtractLmCommand());
+        root.Subcommands.Add(ConcatCommand());
+        root.Subcommands.Add(ReproduceCommand());
         return root.Parse(args).Invoke();
     }
 
@@ -59,7 +61,113 @@ public static class Program
             }));
             cmd.Subcommands.Add(sub);
         }
+        cmd.Subcommands.Add(MixCommand());
+        cmd.Subcommands.Add(CorpusCommand());
         return cmd;
+    }
+
+    static Command MixCommand()
+    {
+        var cmd = new Command("mix", "An image training mix: each --part made into OUT/pSEED (training, evaluation and held-out sets, as `make-data images`), " +
+            "their training records joined in OUT/mix.jsonl.");
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
+        var parts = new Option<string[]>("--part") { Description = "SEED:SIDE:COUNT[:KINDS] (repeatable): COUNT images of SIDE px made with SEED; KINDS comma-separated scene kinds or all.", Required = true };
+        var evalCount = new Option<int>("--eval-count") { Description = "Images per evaluation/held-out set of each part.", DefaultValueFactory = _ => 32 };
+        foreach (var o in new Option[] { outDir, parts, evalCount }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var p = r.GetValue(parts)!.Select(DemoManifests.MixPart.Parse).ToList();
+            Console.WriteLine(DemoManifests.MakeImageMix(r.GetValue(outDir)!.FullName, p, r.GetValue(evalCount)));
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command CorpusCommand()
+    {
+        var cmd = new Command("corpus", "The decoder's corpus: a make-data text folder's text.jsonl and chat.jsonl, plus the captions and transcripts of media training sets " +
+            "as text records and as \"Repeat after me\" dialogs (transcripts twice), written to OUT/text.jsonl and OUT/chat.jsonl.");
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder.", Required = true };
+        var text = new Option<DirectoryInfo>("--text") { Description = "A `make-data text` folder.", Required = true };
+        var images = new Option<FileInfo?>("--images") { Description = "Image training manifest (captions)." };
+        var videos = new Option<FileInfo?>("--videos") { Description = "Video training manifest (captions)." };
+        var speech = new Option<FileInfo?>("--speech") { Description = "Speech training manifest (transcripts)." };
+        var cap = new Option<int>("--cap") { Description = "At most this many records of each set.", DefaultValueFactory = _ => 4000 };
+        foreach (var o in new Option[] { outDir, text, images, videos, speech, cap }) cmd.Options.Add(o);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var (t, c) = DemoManifests.Corpus(r.GetValue(outDir)!.FullName, r.GetValue(text)!.FullName, r.GetValue(images)?.FullName, r.GetValue(videos)?.FullName,
+                r.GetValue(speech)?.FullName, r.GetValue(cap));
+            Console.WriteLine(t); Console.WriteLine(c);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command ConcatCommand()
+    {
+        var cmd = new Command("concat", "Joins JSONL manifests into one, media paths (image, video, audio) made relative to the output's folder.");
+        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Output manifest.", Required = true };
+        var inputs = new Argument<string[]>("manifests") { Description = "Input manifests in order; MANIFEST:N takes its first N records, MANIFEST:A-B records A to B − 1.", Arity = ArgumentArity.OneOrMore };
+        var shuffle = new Option<int?>("--shuffle") { Description = "Shuffle the joined records with this seed." };
+        cmd.Options.Add(outFile); cmd.Options.Add(shuffle); cmd.Arguments.Add(inputs);
+        cmd.SetAction(r => Guard(() =>
+        {
+            var list = r.GetValue(inputs)!.Select(DemoManifests.ManifestSlice.Parse).ToList();
+            int count = DemoManifests.Concat(r.GetValue(outFile)!.FullName, list, r.GetValue(shuffle));
+            Console.WriteLine($"wrote {count} records to {r.GetValue(outFile)!.FullName}.");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static Command ReproduceCommand()
+    {
+        var cmd = new Command("reproduce", "Runs a reproduction plan (demo/plan.json: the commands that made the shipped demo models) step by step into OUT; " +
+            "finished steps are skipped, a stopped training step resumes from its newest checkpoint; the plan's models end up in OUT/models.");
+        var plan = new Argument<FileInfo>("plan") { Description = "Plan file (e.g. demo/plan.json)." };
+        var outDir = new Option<DirectoryInfo>("--out", "-o") { Description = "Output folder (one subfolder per step).", DefaultValueFactory = _ => new DirectoryInfo("runs/reproduce") };
+        var from = new Option<string?>("--from") { Description = "Run from this step on (the earlier ones must be done)." };
+        var only = new Option<string?>("--only") { Description = "Run only this step (its inputs must be done)." };
+        var dry = new Option<bool>("--dry-run") { Description = "Print every command and the summed recorded wall time; run nothing." };
+        var scale = new Option<double>("--scale") { Description = "Multiply step counts and data sizes by F (0 < F ≤ 1; at least 1 each): the same plan, scaled down.", DefaultValueFactory = _ => 1.0 };
+        var threads = new Option<int?>("--threads") { Description = "libtorch threads of the training steps (default: the plan's)." };
+        cmd.Arguments.Add(plan);
+        foreach (var o in new Option[] { outDir, from, only, dry, scale, threads }) cmd.Options.Add(o);
+        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Guard(() =>
+        {
+            var p = DemoPlan.Load(r.GetValue(plan)!.FullName);
+            var problems = p.Validate();
+            if (problems.Count > 0)
+            {
+                foreach (var problem in problems) Console.Error.WriteLine($"error: {problem}");
+                return 2;
+            }
+            var runner = new PlanRunner(p, r.GetValue(outDir)!.FullName, new PlanRunOptions
+            {
+                From = r.GetValue(from), Only = r.GetValue(only), DryRun = r.GetValue(dry), Scale = r.GetValue(scale), Threads = r.GetValue(threads),
+            }, Execute, Console.Out);
+            return runner.Run();
+        })));
+        return cmd;
+    }
+
+    /// <summary>Runs one plan command in this process (mm-demo or mm-train), its console output going to <paramref name="log"/>.</summary>
+    internal static int Execute(string tool, IReadOnlyList<string> args, TextWriter log)
+    {
+        var (o, e) = (Console.Out, Console.Error);
+        Console.SetOut(log); Console.SetError(log);
+        try
+        {
+            return tool switch
+            {
+                "mm-demo" => Main(args.ToArray()),
+                "mm-train" => Tools.MmTrain.Program.Main(args.ToArray()),
+                "mm" => Tools.Mm.MmCli.Run(args.ToArray(), log, log),
+                _ => throw new ConfigException($"tool '{tool}': expected one of {string.Join(", ", DemoPlan.Tools)}."),
+            };
+        }
+        finally { log.Flush(); Console.SetOut(o); Console.SetError(e); }
     }
 
     static Command TrainCommand()

@@ -25,13 +25,11 @@ md() { dotnet demo/src/MmDemo/bin/Release/net10.0/mm-demo.dll "$@"; }
 echo "== captions: assets/models/demo/vision on assets/demo/images =="
 mt eval caption --model assets/models/demo/vision --data assets/demo/images/manifest.jsonl --examples -1 "${format[@]}"
 echo
-if [ -d assets/models/demo/vision-instruct ]; then
-  echo "== questions: assets/models/demo/vision-instruct on the same images (chat format) =="
-  dialogue_format=()
-  [ ${#format[@]} -eq 0 ] && dialogue_format=(--json)
-  md eval dialogue --model assets/models/demo/vision-instruct --data assets/demo/dialogues/manifest.jsonl --examples -1 "${dialogue_format[@]}"
-  echo
-fi
+echo "== questions: assets/models/demo/vision-instruct on the same images (chat format) =="
+dialogue_format=()
+[ ${#format[@]} -eq 0 ] && dialogue_format=(--json)
+md eval dialogue --model assets/models/demo/vision-instruct --data assets/demo/dialogues/manifest.jsonl --examples -1 "${dialogue_format[@]}"
+echo
 echo "== transcription: assets/models/demo/speech on assets/demo/speech (voices not seen in training) =="
 mt eval asr --model assets/models/demo/speech --data assets/demo/speech/manifest.jsonl --examples -1 "${format[@]}"
 echo

@@ -29,7 +29,7 @@ public class ReproducePlanTests
     {
         var plan = DemoPlan.Load(PlanPath);                        // structure, and every input an earlier step
         Assert.Empty(plan.Validate());                             // configs exist and load with the overrides; a wall time or a note each
-        Assert.Equal(new[] { "speech", "video", "vision" }, plan.Outputs.Select(o => o.Name).Order());
+        Assert.Equal(new[] { "speech", "text-instruct", "video", "vision", "vision-instruct" }, plan.Outputs.Select(o => o.Name).Order());
         Assert.All(plan.Steps.Where(s => s.Trains), s =>
         {
             Assert.True(File.Exists(Path.Combine(plan.Folder, s.Config!)), s.Id);

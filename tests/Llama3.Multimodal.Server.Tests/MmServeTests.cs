@@ -104,6 +104,10 @@ public class ModelFolderTests
         Assert.Equal(ServedModelKind.Vision, ServedModel.Detect(Repo.Demo("vision")));
         Assert.Equal(ServedModelKind.Speech, ServedModel.Detect(Repo.Demo("speech")));
         Assert.Equal(ServedModelKind.Video, ServedModel.Detect(Repo.Demo("video")));
+        Assert.Equal(ServedModelKind.Vision, ServedModel.Detect(Repo.Demo("vision-instruct")));
+        Assert.Equal(ServedModelKind.Text, ServedModel.Detect(Repo.Demo("text-instruct")));
+        // `mm serve` without --model serves the instruction-following image model first.
+        Assert.Equal("vision-instruct", Path.GetFileName(Llama3.Multimodal.Tools.Mm.Commands.ServeCommand.DemoModels()[0]));
         string text = Path.Combine(Llama3.Multimodal.Tests.Shared.TestTemp.NewDir("l3mm-serve"), "my-text");
         Assert.Equal(0, MmCli.Run(new[] { "init", "--config", "tiny", "--seed", "3", "--out", text }, new StringWriter(), new StringWriter()));
         Assert.Equal(ServedModelKind.Text, ServedModel.Detect(text));

@@ -45,7 +45,7 @@ public class ShippedConfigTests
     {
         var dir = Path.Combine(RepoRoot(), "demo", "configs");
         var files = Directory.GetFiles(dir, "*.json").OrderBy(f => f, StringComparer.Ordinal).ToList();
-        Assert.Equal(new[] { "sft", "sft-instruct", "speech-stage1", "speech-stage2", "text-pretrain", "video", "vision-sft", "vision-stage1", "vision-stage2" },
+        Assert.Equal(new[] { "sft-instruct", "sft", "speech-stage1", "speech-stage2", "text-pretrain", "video", "vision-sft", "vision-stage1", "vision-stage2" },
             files.Select(Path.GetFileNameWithoutExtension));
         var configs = new Dictionary<string, TrainConfig>();
         foreach (var f in files)

@@ -19,6 +19,8 @@ public class ShippedConfigTests
     [InlineData("vision-stage1")]
     [InlineData("vision-stage2")]
     [InlineData("vision-sft")]
+    [InlineData("vision-reward")]
+    [InlineData("vision-dpo")]
     [InlineData("video")]
     [InlineData("speech-stage1")]
     [InlineData("speech-stage2")]

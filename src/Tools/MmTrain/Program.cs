@@ -149,23 +149,37 @@ public static class Program
 
     static Command RejectionSampleCommand()
     {
-        var cmd = new Command("rejection-sample", "Rejection sampling: K responses per prompt from the policy, scored by a reward model; the best of each is written as an SFT dialog manifest.");
-        var policy = new Option<DirectoryInfo>("--policy") { Description = "Policy checkpoint folder (HF layout, e.g. OUT/checkpoints/step-N of sft).", Required = true };
-        var reward = new Option<DirectoryInfo>("--reward") { Description = "Reward-model checkpoint folder (from the reward-model recipe).", Required = true };
-        var prompts = new Option<FileInfo>("--prompts") { Description = "JSONL with a \"prompt\" per line (string or message list).", Required = true };
-        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Output dialog manifest (JSONL) for the sft recipe.", Required = true };
+        var cmd = new Command("rejection-sample", "Rejection sampling: K responses per prompt from the policy, scored by a reward model; the best of each is written as an SFT dialog manifest. " +
+            "With an image policy (a vision-sft/vision-dpo folder) and a vision-reward model, prompts carry images and the output is a vision-sft manifest.");
+        var policy = new Option<DirectoryInfo>("--policy") { Description = "Policy checkpoint folder (HF layout, e.g. OUT/checkpoints/step-N of sft; or of vision-sft/vision-dpo for images).", Required = true };
+        var reward = new Option<DirectoryInfo>("--reward") { Description = "Reward-model checkpoint folder (from the reward-model recipe; vision-reward for an image policy).", Required = true };
+        var prompts = new Option<FileInfo>("--prompts") { Description = "JSONL with a \"prompt\" per line (string or message list); for an image policy also \"images\" (paths relative to the file).", Required = true };
+        var outFile = new Option<FileInfo>("--out", "-o") { Description = "Output dialog manifest (JSONL) for the sft recipe (vision-sft for images: {\"images\", \"messages\", \"reward\"}).", Required = true };
         var k = new Option<int>("--k") { Description = "Samples per prompt (Llama 3: 10–30).", DefaultValueFactory = _ => 10 };
         var temp = new Option<double>("--temperature") { Description = "Sampling temperature.", DefaultValueFactory = _ => 0.8 };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Longest response in tokens.", DefaultValueFactory = _ => 256 };
         var seed = new Option<long>("--seed") { Description = "Sampling seed (prompt i uses seed + i).", DefaultValueFactory = _ => 1234 };
-        var tok = new Option<string>("--tokenizer") { Description = "llama3, bytes, or a tokenizer.model path.", DefaultValueFactory = _ => "llama3" };
+        var tok = new Option<string?>("--tokenizer") { Description = "llama3, bytes, or a tokenizer.model path (default: llama3; for an image policy, the one its train_info.json names)." };
         var skipBad = new Option<bool>("--skip-bad-records") { Description = "Skip and count malformed prompt records." };
         foreach (var o in new Option[] { policy, reward, prompts, outFile, k, temp, maxNew, seed, tok, skipBad }) cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
-            using var p = LlamaForCausalLM.FromPretrained(r.GetValue(policy)!.FullName);
+            string policyDir = r.GetValue(policy)!.FullName;
+            string policyConfig = Path.Combine(policyDir, "config.json");
+            if (File.Exists(policyConfig) && File.ReadAllText(policyConfig).Contains("\"vision_config\"", StringComparison.Ordinal))
+            {
+                using var vp = Llama3.Multimodal.Vision.VisionLanguageModel.FromPretrained(policyDir);
+                using var vrm = VisionRewardModel.FromPretrained(r.GetValue(reward)!.FullName);
+                bool info = File.Exists(Path.Combine(policyDir, MediaTokens.InfoFile));
+                var vtok = r.GetValue(tok) is { } t ? Llama3TrainingTokenizer.Resolve(t) : info ? MediaTokens.ReadInfo(policyDir).Tokenizer : Llama3TrainingTokenizer.Resolve("llama3");
+                var vs = new VisionRejectionSampler(vp, vrm, vtok, info ? MediaTokens.ReadInfo(policyDir).MaxTiles : 4);
+                int vn = vs.Run(r.GetValue(prompts)!.FullName, r.GetValue(outFile)!.FullName, r.GetValue(k), r.GetValue(temp), r.GetValue(maxNew), r.GetValue(seed), r.GetValue(skipBad));
+                Console.WriteLine($"wrote {vn} image dialogues to {r.GetValue(outFile)!.FullName}.");
+                return 0;
+            }
+            using var p = LlamaForCausalLM.FromPretrained(policyDir);
             using var rm = RewardModel.FromPretrained(r.GetValue(reward)!.FullName);
-            var sampler = new RejectionSampler(p, rm, Llama3TrainingTokenizer.Resolve(r.GetValue(tok)!));
+            var sampler = new RejectionSampler(p, rm, Llama3TrainingTokenizer.Resolve(r.GetValue(tok) ?? "llama3"));
             int n = sampler.Run(r.GetValue(prompts)!.FullName, r.GetValue(outFile)!.FullName, r.GetValue(k), r.GetValue(temp), r.GetValue(maxNew), r.GetValue(seed), r.GetValue(skipBad));
             Console.WriteLine($"wrote {n} dialogs to {r.GetValue(outFile)!.FullName}.");
             return 0;

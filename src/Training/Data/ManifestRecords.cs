@@ -172,7 +172,7 @@ internal static class ManifestRecords
         return sb.ToString();
     }
 
-    static List<string> Images(JsonObject o, string dir)
+    internal static List<string> Images(JsonObject o, string dir)
     {
         if (o["images"] is not JsonArray a) throw new FormatException("missing field \"images\" (an array of image paths, relative to the manifest).");
         var list = new List<string>();

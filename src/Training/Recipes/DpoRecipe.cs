@@ -8,6 +8,8 @@ namespace Llama3.Multimodal.Training;
 /// <c>dpo</c>: direct preference optimisation against a frozen reference model (Llama 3 §4.1.4): β 0.1, lr 1e-5, header
 /// and end-of-turn special tokens masked out of the response log-likelihoods, plus 0.2 × the per-token NLL of the
 /// chosen response. When a pair has an <c>edited</c> response it stands in for the chosen one (<c>loss.dpo_use_edited</c>).
+/// With <c>loss.reference_update_every</c> &gt; 0 the reference moves towards the policy as an exponential moving average
+/// (<see cref="ReferenceEma"/>, as <c>vision-dpo</c> does by default).
 /// </summary>
 public sealed class DpoRecipe : TextRecipe
 {
@@ -43,6 +45,36 @@ public sealed class DpoRecipe : TextRecipe
         _reference = BuildDecoder(refCfg, Tokenizer, device, dtype);
         foreach (var p in _reference.parameters()) p.requires_grad_(false);
         _reference.eval();
+    }
+
+    /// <summary>Moves the reference towards the policy on update steps (<c>loss.reference_update_every</c>, <see cref="ReferenceEma"/>; off by default).</summary>
+    public override void AfterStep(long step)
+    {
+        if (ReferenceEma.Due(Config.Loss, step)) ReferenceEma.Update(Reference, Lm, Config.Loss.ReferenceEma);
+    }
+
+    /// <summary>Saves the policy, plus the reference (<see cref="VisionDpoRecipe.ReferenceFile"/>) when it is updated.</summary>
+    public override void SaveModel(string directory)
+    {
+        base.SaveModel(directory);
+        if (Config.Loss.ReferenceUpdateEvery > 0)
+            SafeTensorsWriter.Save(Path.Combine(directory, VisionDpoRecipe.ReferenceFile), Reference.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
+    }
+
+    /// <summary>Loads the policy and, when the folder has one, the reference.</summary>
+    public override void LoadModel(string directory)
+    {
+        base.LoadModel(directory);
+        string path = Path.Combine(directory, VisionDpoRecipe.ReferenceFile);
+        if (!File.Exists(path)) return;
+        using var file = SafeTensorsFile.Open(path);
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in Reference.named_parameters())
+        {
+            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{path}: no '{name}' (reference model of {Name}).");
+            using var t = file.Read(name);
+            p.copy_(t);
+        }
     }
 
     internal sealed record Pair(long[] ChosenIds, long[] ChosenLabels, long[] RejectedIds, long[] RejectedLabels);

@@ -12,6 +12,8 @@ public static class RecipeRegistry
         ["vision-stage1"] = () => new VisionStage1Recipe(),
         ["vision-stage2"] = () => new VisionStage2Recipe(),
         ["vision-sft"] = () => new VisionSftRecipe(),
+        ["vision-reward"] = () => new VisionRewardRecipe(),
+        ["vision-dpo"] = () => new VisionDpoRecipe(),
         ["video"] = () => new VideoRecipe(),
         ["speech-stage1"] = () => new SpeechPretrainRecipe(),
         ["speech-stage2"] = () => new SpeechSftRecipe(),

@@ -287,12 +287,30 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
         return ForwardRows(ids, rows, images, visionStates, options ?? new ForwardOptions()).MoveToOuterDisposeScope();
     }
 
-    Tensor ForwardRows(Tensor ids, List<IReadOnlyList<(int Start, int End)>> rows, ImageBatch images, Tensor states, ForwardOptions options)
+    Tensor ForwardRows(Tensor ids, List<IReadOnlyList<(int Start, int End)>> rows, ImageBatch images, Tensor states, ForwardOptions options, bool hidden = false)
     {
         int start = options.Cache?.Length ?? 0;
         var media = CrossAttentionFor(rows, images.NumTiles, states, start, (int)ids.shape[1]);
         var fo = options with { Media = new Dictionary<string, object> { [CrossAttentionInputs.MediaKey] = media } };
-        return language_model.Forward(ids, fo);
+        return hidden ? language_model.Hidden(language_model.Embed(ids.to(ScalarType.Int64, language_model.Device)), fo) : language_model.Forward(ids, fo);
+    }
+
+    /// <summary>
+    /// The final-normed hidden states [B, T, D] of <see cref="Forward(Tensor, ImageBatch?, ForwardOptions?)"/> (before the
+    /// output head), e.g. for a scalar reward head on the last token.
+    /// </summary>
+    public Tensor HiddenStates(Tensor ids, ImageBatch? images, ForwardOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        options ??= new ForwardOptions();
+        var rows = RangesOf(ids);
+        if (images is null || rows.All(r => r.Count == 0))
+        {
+            if (rows.Any(r => r.Count > 0)) throw new ArgumentException("the tokens hold <|image|> but no images were given.");
+            return language_model.Hidden(language_model.Embed(ids.to(ScalarType.Int64, language_model.Device)), options).MoveToOuterDisposeScope();
+        }
+        if (images.BatchSize != rows.Count) throw new ArgumentException($"{rows.Count} token rows but images for {images.BatchSize}.");
+        return ForwardRows(ids, rows, images, EncodeImages(images), options, hidden: true).MoveToOuterDisposeScope();
     }
 
     List<IReadOnlyList<(int Start, int End)>> RangesOf(Tensor ids)

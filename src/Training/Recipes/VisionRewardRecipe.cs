@@ -1,0 +1,144 @@
+using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Vision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Llama3.Multimodal.Training;
+
+/// <summary>
+/// <c>vision-reward</c>: a vision reward model (Llama 3 §7.5) — a scalar head on the image model's last-token hidden
+/// state, trained with the pairwise ranking loss without a margin (§4.1.2); records with an <c>edited</c> response rank
+/// edited &gt; chosen &gt; rejected. As in the paper, the image encoder and cross-attention layers come from the vision
+/// SFT model (<c>model.init_from</c>) and train, while the self-attention layers come from the language reward model
+/// (<c>vision.language_model_from</c> naming a <c>reward-model</c> output, whose scalar head comes along) and stay
+/// frozen. The head trains unless it came from the language reward model (then add <c>score</c> to
+/// <c>train.trainable</c> to train it). Records: <c>{"images", "prompt", "chosen", "rejected", "edited"?}</c>.
+/// </summary>
+public sealed class VisionRewardRecipe : VisionRecipe
+{
+    VisionRewardModel? _rm;
+    bool _headFromLanguageReward;
+
+    /// <inheritdoc/>
+    public override string Name => "vision-reward";
+    /// <inheritdoc/>
+    public override string Description => "Vision reward model: scalar head on the image model, pairwise ranking (edited > chosen > rejected, no margin); LM from the text RM, frozen.";
+    /// <summary>The reward model.</summary>
+    public VisionRewardModel Rm => _rm ?? throw new InvalidOperationException("call Setup first.");
+    /// <inheritdoc/>
+    public override nn.Module Model => Rm;
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> DefaultTrainable => _headFromLanguageReward
+        ? new[] { "vision_model", "multi_modal_projector", "cross_attention_layers" }
+        : new[] { "vision_model", "multi_modal_projector", "cross_attention_layers", "score" };
+
+    /// <summary>Paper-scale defaults: the text reward model's (lr 1e-5 cosine, 100 warm-up steps, 2000 steps, 512 pairs a step).</summary>
+    public override TrainConfig DefaultConfig() => PaperConfig(lr: 1e-5, minLr: 1e-6, steps: 2000, warmup: 100, maxTiles: 4) with
+    {
+        Model = new ModelSection { Preset = "llama3.1-8b", InitFrom = "runs/vision-sft/soup" },
+        Data = new DataSection { Train = "image-pairs.jsonl", SeqLen = 2048 },
+        Batch = new BatchSection { Unit = "samples", Global = 512, Micro = 1 },
+        Train = new LoopSection { SaveEvery = 500 },
+        Vision = new VisionSection { Preset = "llama3.2-11b-vision", MaxTiles = 4, LanguageModelFrom = "runs/reward-model/final" },
+    };
+
+    /// <inheritdoc/>
+    protected override VisionPromptFormat SavedPromptFormat => VisionPromptFormat.Instruct;
+
+    /// <inheritdoc/>
+    public override void Setup(TrainConfig config, Device device, ScalarType dtype)
+    {
+        var v = config.VisionSettings;
+        if (v.AnchorLossWeight > 0 || v.AuxiliaryLosses.Any(a => a.Weight > 0))
+            throw new ConfigException($"{Name}: vision.anchor_loss_weight and vision.auxiliary_losses belong to the captioning stages (vision-stage1/2).");
+        base.Setup(config, device, dtype);
+        _rm = new VisionRewardModel(Vlm, config.Seed + 1, config.Model.InitStd);
+        _headFromLanguageReward = false;
+        if (v.LanguageModelFrom is { Length: > 0 } dir)
+        {
+            using var reader = CheckpointReader.Open(dir);
+            if (reader.Keys.Contains("score.weight"))
+            {
+                using var t = reader.Read("score.weight");
+                if (!t.shape.SequenceEqual(_rm.score.weight.shape))
+                    throw new ConfigException($"vision.language_model_from = '{dir}': score.weight has shape [{string.Join(", ", t.shape)}], the vision reward model needs [{string.Join(", ", _rm.score.weight.shape)}].");
+                using (torch.no_grad()) _rm.score.weight.copy_(t);
+                _headFromLanguageReward = true;
+            }
+        }
+    }
+
+    internal sealed record PairItem(long[] Chosen, long[] Rejected, long[]? Edited, IReadOnlyList<ProcessedImage> Images);
+
+    internal PairItem Prepare(VisionPreferenceRecord p)
+    {
+        int image = Vlm.Config.ImageTokenIndex;
+        var prompt = VisionChatTokens.Prompt(Tokenizer, p.Prompt, image);
+        long[] Row(string r) => prompt.Concat(VisionChatTokens.Response(Tokenizer, r)).Take(Config.Data.SeqLen).Select(i => (long)i).ToArray();
+        var images = p.Images.Select(f => ProcessImage(TilePreprocessor, Vlm.Preprocessor, ImageLoader.Load(f))).ToList();
+        return new PairItem(Row(p.Chosen), Row(p.Rejected), p.Edited is null ? null : Row(p.Edited), images);
+    }
+
+    /// <inheritdoc/>
+    public override IBatchSource OpenData(bool eval, DataCursor start)
+    {
+        var records = ReadRecords(eval, (p, skip) => (JsonlManifest.ReadVisionPreferences(p, skip, out int n), n));
+        return new SampleBatchSource<VisionPreferenceRecord, PairItem>(records, Prepare, Collate, Config.Batch.Micro, Config.Seed,
+            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
+    }
+
+    MicroBatch Collate(List<PairItem> items, int seqLen, DataCursor end)
+    {
+        // Rows: B chosen, B rejected, then one per edited response (edited_of names its pair); each with its record's images.
+        var rows = new List<(long[], long[]?, IReadOnlyList<ProcessedImage>)>();
+        rows.AddRange(items.Select(i => (i.Chosen, (long[]?)null, i.Images)));
+        rows.AddRange(items.Select(i => (i.Rejected, (long[]?)null, i.Images)));
+        var editedOf = new List<long>();
+        for (int k = 0; k < items.Count; k++) if (items[k].Edited is { } e) { rows.Add((e, null, items[k].Images)); editedOf.Add(k); }
+        var b = VisionBatches.Collate(Vlm, Tokenizer, rows, seqLen, end, lossElements: items.Count, samples: items.Count);
+        b.Tensors["edited_of"] = torch.tensor(editedOf.ToArray());
+        return b;
+    }
+
+    /// <inheritdoc/>
+    public override LossOutput Loss(MicroBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        using var images = batch.Images();
+        var r = Rm.Rewards(batch["input_ids"].to(Device), images, batch["last"]);              // [2B + E]
+        var editedOf = batch["edited_of"].to(r.device);
+        int n = (int)batch.Samples;
+        var rc = r[..n]; var rr = r[n..(2 * n)];
+        var total = PreferenceLosses.PairwiseRanking(rc, rr).sum();
+        if (editedOf.numel() > 0)
+        {
+            var re = r[(2 * n)..];
+            total = Scalars.Add(total, PreferenceLosses.PairwiseRanking(re, rc.index_select(0, editedOf)).sum());
+            total = Scalars.Add(total, PreferenceLosses.PairwiseRanking(re, rr.index_select(0, editedOf)).sum());
+        }
+        var metrics = new Dictionary<string, double> { ["accuracy"] = rc.gt(rr).sum().item<long>() };
+        return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>Writes the reward model (<see cref="VisionRewardModel.Save"/>) and <see cref="MediaTokens.InfoFile"/>.</summary>
+    public override void SaveModel(string directory)
+    {
+        Vlm.PromptFormat = SavedPromptFormat;
+        Rm.Save(directory);
+        MediaTokens.WriteInfo(directory, Name, Config);
+    }
+
+    /// <inheritdoc/>
+    public override void LoadModel(string directory)
+    {
+        using var reader = CheckpointReader.Open(directory);
+        StateLoader.Load(Rm, reader);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rm?.score.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -273,6 +273,20 @@ public class KernelTests
     }
 
     [Fact]
+    public void Q8QuantizeLeavesNoTemporaryTensorsAlive()
+    {
+        // A bf16 source is widened to f32 slice by slice; every slice's temporaries must be freed at once, not by the
+        // garbage collector (loading a model with q8 would otherwise hold an f32 copy of every weight for a while).
+        var w = randn(new long[] { 300, 70 }, generator: new Generator(14, CPU)).to_type(ScalarType.BFloat16);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var (q, s) = Q8.Quantize(w);
+        Assert.Equal(before + 2, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        q.Dispose(); s.Dispose();
+    }
+
+    [Fact]
     public void Q8GemvWithQuantizedInputMatchesTheIntegerProduct()
     {
         using var noGrad = no_grad();

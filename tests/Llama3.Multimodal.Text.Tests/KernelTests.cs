@@ -4,6 +4,13 @@ using static TorchSharp.torch;
 
 namespace Llama3.Multimodal.Text.Tests;
 
+/// <summary>
+/// The kernel tests switch process-wide settings (instruction set, f32 kernels, q8 input quantization), which change the
+/// last bits of every decode in the process, so their collection runs alone.
+/// </summary>
+[CollectionDefinition("kernels", DisableParallelization = true)]
+public sealed class KernelsCollection { }
+
 /// <summary>The decode/prefill kernels against plain references, on every instruction set this CPU runs.</summary>
 [Collection("kernels")]
 public class KernelTests

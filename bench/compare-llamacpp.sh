@@ -69,7 +69,10 @@ if want bf16 && [ ! -f "$d/bf16/config.json" ]; then log "mm init $config bf16";
 q8mode=none; q8reason=""
 if ! want q8; then :
 elif mm --help 2>/dev/null | grep -qE '^ +quantize( |$)'; then
-  if [ -f "$d/q8/config.json" ] || { log "mm quantize → q8 folder"; mm quantize --model "$d/f32" --to q8 --out "$d/q8" >&2; }; then q8mode=folder
+  # A q8 folder written by an older build interleaves weights and scales, so it loads by reading instead of mapping:
+  # write it again (the marker file says it was written by a build that puts the scales after the weights).
+  if [ -f "$d/q8/config.json" ] && [ ! -f "$d/q8/.scales-after-weights" ]; then log "rewriting the q8 folder (older layout)"; rm -rf "$d/q8"; fi
+  if [ -f "$d/q8/config.json" ] || { log "mm quantize → q8 folder"; mm quantize --model "$d/f32" --to q8 --out "$d/q8" >&2 && touch "$d/q8/.scales-after-weights"; }; then q8mode=folder
   else q8reason="mm quantize failed"; fi
 fi
 if want q8 && [ $q8mode = none ] && mm generate --help 2>/dev/null | grep -q -- '--quantize'; then q8mode=load; fi

@@ -2,8 +2,12 @@
 //   decode-loop KIND STEPS: builds the random 1B shape in KIND (f32, bf16, f16, q8), warms up, then runs STEPS greedy
 //     decode steps. With PERF_CTL_FIFO set (perf record --control fifo:FIFO -D -1) it enables perf only around the steps,
 //     so a profile holds decode alone.
-//   gemv-probe [ROUNDS]: the decode GEMVs of the 1B shape at every precision against a plain read of the same bytes,
-//     alternated call by call in one process (weights cycled over more than the last-level cache), as ratios.
+//   gemv-probe [ROUNDS [KINDS]]: the decode GEMVs of the 1B shape at every precision against a plain read of the same
+//     bytes, alternated call by call in one process (weights cycled over more than the last-level cache), as ratios.
+//   gemv-cpu [ROUNDS [KINDS]]: the same on one thread, timed in the thread's CPU seconds, so that time the thread spends
+//     descheduled on a shared machine does not count. KINDS: f32, bf16, f16, q8, and the previous paths f32-torch
+//     (libtorch's GEMV) and q8-f32x (q8 weights times an f32 input).
+//   decode-ab KIND STEPS ROUNDS: whole decode steps alternated between the kernels and the previous paths.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -174,7 +178,9 @@ static class DecodeProfile
     public static unsafe void GemvCpu(int rounds, string[] kinds)
     {
         using var _ = no_grad();
-        WeightKernels.MinParallelBytes = long.MaxValue;   // one thread
+        WeightKernels.MinParallelBytes = long.MaxValue;   // one thread, libtorch's GEMV included
+        SplitGemv.Blocks = 1;
+        torch.set_num_threads(1);
         Console.WriteLine($"decode GEMV vs a plain read, one thread, thread CPU time: ISA {WeightKernels.Isa}, {rounds} alternated rounds, best of each");
         var shapes = new (string Name, long N, long K)[] { ("gate+up", 16384, 2048), ("down", 2048, 8192), ("qkv", 3072, 2048) };
         var g = new Generator(1, CPU);

@@ -2,6 +2,7 @@
 // weights, f32, CPU), op overhead, and peak RAM while loading a 1B checkpoint.
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|beams|1b|save DIR|load DIR]
 // Low-precision weights (LowPrecision.cs): [kernels [Portable|Avx2|Avx512]|prefill|decode-lp [f32 bf16 q8]|accuracy-1b [positions]]
+// Decode profiling (DecodeProfile.cs): [decode-loop KIND STEPS|decode-ab KIND STEPS ROUNDS|gemv-probe [ROUNDS [KINDS]]|gemv-cpu [ROUNDS [KINDS]]]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;

@@ -48,6 +48,8 @@ internal unsafe struct GemvJob
     public int Rows;
     /// <summary>Input vector, f32, K elements.</summary>
     public float* X;
+    /// <summary>bf16/f16 on AVX2 or AVX-512: the input reordered by <see cref="GemvKernels.InterleaveInput"/>.</summary>
+    public float* XP;
     /// <summary>q8 with quantized activations: the input as int8, K elements (padded to whole blocks), or null.</summary>
     public sbyte* XQ;
     /// <summary>The input's block scales (f32, one per 32 elements) that go with <see cref="XQ"/>.</summary>
@@ -288,6 +290,12 @@ internal static unsafe class GemvKernels
         static abstract Vector512<float> Load512(ushort* p);
         static abstract Vector256<float> Load256(ushort* p);
         static abstract void LoadVec(ushort* p, out Vector<float> lo, out Vector<float> hi);
+        /// <summary>The even-indexed weights of 32-bit lanes holding two 16-bit weights each (low halves), as f32.</summary>
+        static abstract Vector512<float> Even512(Vector512<uint> w);
+        /// <summary>The odd-indexed weights (high halves), as f32.</summary>
+        static abstract Vector512<float> Odd512(Vector512<uint> w);
+        static abstract Vector256<float> Even256(Vector256<uint> w);
+        static abstract Vector256<float> Odd256(Vector256<uint> w);
     }
 
     internal struct Bf16 : IHalfFormat
@@ -310,6 +318,18 @@ internal static unsafe class GemvKernels
             lo = Vector.AsVectorSingle(a << 16);
             hi = Vector.AsVectorSingle(b << 16);
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Even512(Vector512<uint> w) => Avx512F.ShiftLeftLogical(w, 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Odd512(Vector512<uint> w) => Avx512F.And(w, Vector512.Create(0xFFFF0000u)).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Even256(Vector256<uint> w) => Avx2.ShiftLeftLogical(w, 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Odd256(Vector256<uint> w) => Avx2.And(w, Vector256.Create(0xFFFF0000u)).AsSingle();
     }
 
     internal struct F16 : IHalfFormat
@@ -347,6 +367,39 @@ internal static unsafe class GemvKernels
             hi = Convert(b);
         }
 
+        // A weight in the high half of a 32-bit lane (low half ignored): the exponent and mantissa shifted down by 3 sit
+        // where an f32's do, and scaling by 2^112 fixes the exponent bias (subnormals included); an exponent of all ones
+        // (infinity, NaN) gets the f32 one.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector512<float> High512(Vector512<uint> t)
+        {
+            var em = Avx512F.ShiftRightLogical(Avx512F.And(t, Vector512.Create(0x7FFF0000u)), 3);
+            var v = Avx512F.Multiply(em.AsSingle(), Vector512.Create(HalfBits.F16Magic)).AsUInt32();
+            var inf = Avx512F.And(Vector512.GreaterThanOrEqual(em, Vector512.Create(0x0F800000u)), Vector512.Create(0x7f800000u));
+            return Avx512F.TernaryLogic(v, inf, Avx512F.And(t, Vector512.Create(0x80000000u)), 0xFE).AsSingle();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector256<float> High256(Vector256<uint> t)
+        {
+            var em = Avx2.ShiftRightLogical(Avx2.And(t, Vector256.Create(0x7FFF0000u)), 3);
+            var v = Avx.Multiply(em.AsSingle(), Vector256.Create(HalfBits.F16Magic)).AsUInt32();
+            var inf = Avx2.And(Avx2.CompareGreaterThan(em.AsInt32(), Vector256.Create(0x0F7FFFFF)).AsUInt32(), Vector256.Create(0x7f800000u));
+            return Avx2.Or(Avx2.Or(v, inf), Avx2.And(t, Vector256.Create(0x80000000u))).AsSingle();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Even512(Vector512<uint> w) => High512(Avx512F.ShiftLeftLogical(w, 16));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Odd512(Vector512<uint> w) => High512(w);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Even256(Vector256<uint> w) => High256(Avx2.ShiftLeftLogical(w, 16));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Odd256(Vector256<uint> w) => High256(w);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static Vector<float> Convert(Vector<uint> h)
         {
@@ -358,10 +411,27 @@ internal static unsafe class GemvKernels
         }
     }
 
+    /// <summary>
+    /// The input reordered for the 16-bit kernels: in each chunk of <paramref name="chunk"/> elements (32 for AVX-512,
+    /// 16 for AVX2) the even-indexed elements first, then the odd ones. A 32-bit lane of the weight row then holds one
+    /// even and one odd weight, which widen in place (a shift and a mask for bf16) with no cross-lane shuffle.
+    /// Elements past the last whole chunk are left out (the kernels read them from the input itself).
+    /// </summary>
+    public static void InterleaveInput(float* x, int k, int chunk, float* dst)
+    {
+        int half = chunk / 2;
+        for (int c = 0; c + chunk <= k; c += chunk)
+            for (int i = 0; i < half; i++)
+            {
+                dst[c + i] = x[c + 2 * i];
+                dst[c + half + i] = x[c + 2 * i + 1];
+            }
+    }
+
     static void HalfAvx512<TF>(in GemvJob j, int r0, int r1) where TF : struct, IHalfFormat
     {
         int k = j.K;
-        float* x = j.X;
+        float* x = j.X, xp = j.XP;
         for (int r = r0; r < r1; r += 4)
         {
             int g = Group(r, r1);
@@ -376,24 +446,20 @@ internal static unsafe class GemvKernels
             {
                 PrefetchLines(pf, 4, l1);
                 pf += 256;
-                var x0 = Avx512F.LoadVector512(x + c);
-                var x1 = Avx512F.LoadVector512(x + c + 16);
-                a0 = Avx512F.FusedMultiplyAdd(TF.Load512(w0 + c), x0, a0);
-                a1 = Avx512F.FusedMultiplyAdd(TF.Load512(w1 + c), x0, a1);
-                a2 = Avx512F.FusedMultiplyAdd(TF.Load512(w2 + c), x0, a2);
-                a3 = Avx512F.FusedMultiplyAdd(TF.Load512(w3 + c), x0, a3);
-                b0 = Avx512F.FusedMultiplyAdd(TF.Load512(w0 + c + 16), x1, b0);
-                b1 = Avx512F.FusedMultiplyAdd(TF.Load512(w1 + c + 16), x1, b1);
-                b2 = Avx512F.FusedMultiplyAdd(TF.Load512(w2 + c + 16), x1, b2);
-                b3 = Avx512F.FusedMultiplyAdd(TF.Load512(w3 + c + 16), x1, b3);
-            }
-            for (; c + 16 <= k; c += 16)
-            {
-                var x0 = Avx512F.LoadVector512(x + c);
-                a0 = Avx512F.FusedMultiplyAdd(TF.Load512(w0 + c), x0, a0);
-                a1 = Avx512F.FusedMultiplyAdd(TF.Load512(w1 + c), x0, a1);
-                a2 = Avx512F.FusedMultiplyAdd(TF.Load512(w2 + c), x0, a2);
-                a3 = Avx512F.FusedMultiplyAdd(TF.Load512(w3 + c), x0, a3);
+                var xe = Avx512F.LoadVector512(xp + c);
+                var xo = Avx512F.LoadVector512(xp + c + 16);
+                var v0 = Avx512F.LoadVector512((uint*)(w0 + c));
+                var v1 = Avx512F.LoadVector512((uint*)(w1 + c));
+                var v2 = Avx512F.LoadVector512((uint*)(w2 + c));
+                var v3 = Avx512F.LoadVector512((uint*)(w3 + c));
+                a0 = Avx512F.FusedMultiplyAdd(TF.Even512(v0), xe, a0);
+                b0 = Avx512F.FusedMultiplyAdd(TF.Odd512(v0), xo, b0);
+                a1 = Avx512F.FusedMultiplyAdd(TF.Even512(v1), xe, a1);
+                b1 = Avx512F.FusedMultiplyAdd(TF.Odd512(v1), xo, b1);
+                a2 = Avx512F.FusedMultiplyAdd(TF.Even512(v2), xe, a2);
+                b2 = Avx512F.FusedMultiplyAdd(TF.Odd512(v2), xo, b2);
+                a3 = Avx512F.FusedMultiplyAdd(TF.Even512(v3), xe, a3);
+                b3 = Avx512F.FusedMultiplyAdd(TF.Odd512(v3), xo, b3);
             }
             float s0 = Vector512.Sum(a0 + b0), s1 = Vector512.Sum(a1 + b1), s2 = Vector512.Sum(a2 + b2), s3 = Vector512.Sum(a3 + b3);
             for (; c < k; c++)
@@ -408,7 +474,7 @@ internal static unsafe class GemvKernels
     static void HalfAvx2<TF>(in GemvJob j, int r0, int r1) where TF : struct, IHalfFormat
     {
         int k = j.K;
-        float* x = j.X;
+        float* x = j.X, xp = j.XP;
         for (int r = r0; r < r1; r += 4)
         {
             int g = Group(r, r1);
@@ -423,24 +489,20 @@ internal static unsafe class GemvKernels
             {
                 PrefetchLines(pf, 2, l1);
                 pf += 128;
-                var x0 = Avx.LoadVector256(x + c);
-                var x1 = Avx.LoadVector256(x + c + 8);
-                a0 = Fma.MultiplyAdd(TF.Load256(w0 + c), x0, a0);
-                a1 = Fma.MultiplyAdd(TF.Load256(w1 + c), x0, a1);
-                a2 = Fma.MultiplyAdd(TF.Load256(w2 + c), x0, a2);
-                a3 = Fma.MultiplyAdd(TF.Load256(w3 + c), x0, a3);
-                b0 = Fma.MultiplyAdd(TF.Load256(w0 + c + 8), x1, b0);
-                b1 = Fma.MultiplyAdd(TF.Load256(w1 + c + 8), x1, b1);
-                b2 = Fma.MultiplyAdd(TF.Load256(w2 + c + 8), x1, b2);
-                b3 = Fma.MultiplyAdd(TF.Load256(w3 + c + 8), x1, b3);
-            }
-            for (; c + 8 <= k; c += 8)
-            {
-                var x0 = Avx.LoadVector256(x + c);
-                a0 = Fma.MultiplyAdd(TF.Load256(w0 + c), x0, a0);
-                a1 = Fma.MultiplyAdd(TF.Load256(w1 + c), x0, a1);
-                a2 = Fma.MultiplyAdd(TF.Load256(w2 + c), x0, a2);
-                a3 = Fma.MultiplyAdd(TF.Load256(w3 + c), x0, a3);
+                var xe = Avx.LoadVector256(xp + c);
+                var xo = Avx.LoadVector256(xp + c + 8);
+                var v0 = Avx.LoadVector256((uint*)(w0 + c));
+                var v1 = Avx.LoadVector256((uint*)(w1 + c));
+                var v2 = Avx.LoadVector256((uint*)(w2 + c));
+                var v3 = Avx.LoadVector256((uint*)(w3 + c));
+                a0 = Fma.MultiplyAdd(TF.Even256(v0), xe, a0);
+                b0 = Fma.MultiplyAdd(TF.Odd256(v0), xo, b0);
+                a1 = Fma.MultiplyAdd(TF.Even256(v1), xe, a1);
+                b1 = Fma.MultiplyAdd(TF.Odd256(v1), xo, b1);
+                a2 = Fma.MultiplyAdd(TF.Even256(v2), xe, a2);
+                b2 = Fma.MultiplyAdd(TF.Odd256(v2), xo, b2);
+                a3 = Fma.MultiplyAdd(TF.Even256(v3), xe, a3);
+                b3 = Fma.MultiplyAdd(TF.Odd256(v3), xo, b3);
             }
             float s0 = Vector256.Sum(a0 + b0), s1 = Vector256.Sum(a1 + b1), s2 = Vector256.Sum(a2 + b2), s3 = Vector256.Sum(a3 + b3);
             for (; c < k; c++)

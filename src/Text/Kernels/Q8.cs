@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -143,7 +145,22 @@ public static class Q8
             sbyte* qr = q + r * ldq;
             ushort* sr = s + r * lds;
             float* o = dst + (long)(r - r0) * k;
-            for (int c0 = 0, b = 0; c0 < k; c0 += BlockSize, b++)
+            int c0 = 0, b = 0;
+            if (Avx512F.IsSupported)
+                for (; c0 + BlockSize <= k; c0 += BlockSize, b++)
+                {
+                    var d = Vector512.Create(HalfBits.F16ToF32(sr[b]));
+                    Avx512F.Store(o + c0, Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qr + c0))), d));
+                    Avx512F.Store(o + c0 + 16, Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(qr + c0 + 16))), d));
+                }
+            else if (Avx2.IsSupported)
+                for (; c0 + BlockSize <= k; c0 += BlockSize, b++)
+                {
+                    var d = Vector256.Create(HalfBits.F16ToF32(sr[b]));
+                    for (int i = 0; i < BlockSize; i += 8)
+                        Avx.Store(o + c0 + i, Avx.Multiply(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(qr + c0 + i)), d));
+                }
+            for (; c0 < k; c0 += BlockSize, b++)
             {
                 float d = HalfBits.F16ToF32(sr[b]);
                 int c1 = Math.Min(k, c0 + BlockSize);

@@ -101,6 +101,22 @@ public static unsafe class WeightKernels
     [ThreadStatic] static float* _xsBuf;
     [ThreadStatic] static long _xqCap;
 
+    [ThreadStatic] static float* _xpBuf;
+    [ThreadStatic] static long _xpCap;
+
+    /// <summary>The input row reordered for the 16-bit kernels (<see cref="GemvKernels.InterleaveInput"/>), in a per-thread buffer.</summary>
+    static float* InterleavedInput(float* x, long k, KernelIsa isa)
+    {
+        if (_xpCap < k)
+        {
+            if (_xpBuf != null) NativeMemory.AlignedFree(_xpBuf);
+            _xpCap = Math.Max(k, 1024);
+            _xpBuf = (float*)NativeMemory.AlignedAlloc((nuint)(_xpCap * sizeof(float)), 64);
+        }
+        GemvKernels.InterleaveInput(x, (int)k, isa == KernelIsa.Avx512 ? 32 : 16, _xpBuf);
+        return _xpBuf;
+    }
+
     /// <summary>The input row quantized per block (<see cref="GemvKernels.QuantizeActivations"/>), in per-thread buffers.</summary>
     static void QuantizeInput(float* x, long k, out sbyte* xq, out float* xs)
     {
@@ -152,11 +168,12 @@ public static unsafe class WeightKernels
             sbyte* xq = null;
             float* xs = null;
             if (format == WeightFormat.Q8 && QuantizeQ8Activations) QuantizeInput(xp, k, out xq, out xs);
+            float* xi = format is WeightFormat.BF16 or WeightFormat.F16 && _isa != KernelIsa.Portable ? InterleavedInput(xp, k, _isa) : null;
             var job = new GemvJob
             {
                 Format = format, W = TensorPointers.Data(w), LdW = w.stride(0),
                 Scales = scales is null ? null : (ushort*)TensorPointers.Data(scales), LdS = scales?.stride(0) ?? 0,
-                K = (int)k, Rows = (int)n, X = xp, XQ = xq, XS = xs, Y = TensorPointers.Data(y), Isa = _isa,
+                K = (int)k, Rows = (int)n, X = xp, XP = xi, XQ = xq, XS = xs, Y = TensorPointers.Data(y), Isa = _isa,
                 YFormat = x.dtype switch { ScalarType.BFloat16 => OutFormat.BF16, ScalarType.Float16 => OutFormat.F16, _ => OutFormat.F32 },
             };
             long bytes = n * k * w.element_size();

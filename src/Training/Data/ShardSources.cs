@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Parquet;
 using Parquet.Schema;
+using Parquet.Serialization;
 
 namespace Llama3.Multimodal.Training;
 
@@ -10,7 +11,7 @@ namespace Llama3.Multimodal.Training;
 /// One sample read from a shard: its members by name. In a WebDataset tar shard the members are the files that share the
 /// sample's key, named by extension (<c>KEY.jpg</c> → <c>jpg</c>, <c>KEY.seg.png</c> → <c>seg.png</c>); in a Parquet row
 /// group they are the row's binary and string columns by name (an HF <c>Image</c>/<c>Audio</c> struct column gives its
-/// <c>bytes</c> under the column's name).
+/// <c>bytes</c> under the column's name; a nested column, such as HF chat <c>messages</c>, its value as JSON text).
 /// </summary>
 /// <param name="Shard">The shard (tar file, or Parquet file and row group) the sample comes from.</param>
 /// <param name="Key">The sample's key (WebDataset) or row (Parquet: <c>__key__</c>/<c>id</c> column, else <c>row N</c>).</param>
@@ -247,6 +248,14 @@ internal sealed class ParquetShard(string path, int group, long rows) : ShardUni
         return list;
     }
 
+    /// <summary>
+    /// Nested columns (a list, e.g. HF chat <c>messages</c> as list&lt;struct&lt;content, role&gt;&gt;, or a struct that is
+    /// not an <c>Image</c>/<c>Audio</c> {bytes, path}): each row's value becomes a member holding its JSON text.
+    /// </summary>
+    static List<string> Nested(ParquetSchema schema) =>
+        schema.Fields.Where(f => f is ListField || f is StructField s && !s.Fields.OfType<DataField>().Any(x => x.Name == "bytes" && IsBinary(x)))
+            .Select(f => f.Name).ToList();
+
     static bool IsString(DataField d) => d.ClrType == typeof(string) || d.ClrType == typeof(ReadOnlyMemory<char>);
     static bool IsBinary(DataField d) => d.ClrType == typeof(byte[]) || d.ClrType == typeof(ReadOnlyMemory<byte>);
 
@@ -276,6 +285,13 @@ internal sealed class ParquetShard(string path, int group, long rows) : ShardUni
                     rg.ReadAsync(field, v.AsMemory(), null, cancel).GetAwaiter().GetResult();
                     columns.Add((name, v));
                 }
+            }
+            if (Nested(reader.Schema) is { Count: > 0 } nested)
+            {
+                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+                var rows = ParquetSerializer.DeserializeUntypedAsync(stream, null, group, cancel).GetAwaiter().GetResult().Data;
+                foreach (var name in nested)
+                    columns.Add((name, rows.Select(r => r.TryGetValue(name, out var v) && v is not null ? System.Text.Json.JsonSerializer.Serialize(v) : null).ToArray()));
             }
             }
             finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }

@@ -43,6 +43,22 @@ public class TextShardTests
         return path;
     }
 
+    /// <summary>Dialogs as HF exports chat data: a <c>messages</c> column of list&lt;struct&lt;content, role&gt;&gt;.</summary>
+    static string HfChatParquet(string path, IReadOnlyList<JsonObject> dialogs)
+    {
+        var schema = new ParquetSchema(new ListField("messages", new StructField("element", new DataField<string>("content"), new DataField<string>("role"))));
+        var rows = dialogs.Select(d => (IDictionary<string, object?>)new Dictionary<string, object?>
+        {
+            ["messages"] = d["messages"]!.AsArray().Select(m => (IDictionary<string, object?>)new Dictionary<string, object?>
+            {
+                ["content"] = m!["content"]!.GetValue<string>(), ["role"] = m["role"]!.GetValue<string>(),
+            }).ToList(),
+        }).ToList();
+        using var f = File.Create(path);
+        global::Parquet.Serialization.ParquetSerializer.SerializeUntypedAsync(rows, schema, f).GetAwaiter().GetResult();
+        return path;
+    }
+
     static Dictionary<string, float[]> Train(string recipe, string data, int steps, params string[] sets)
     {
         var all = new[] { $"data.train=\"{data}\"", "data.shuffle=false", "data.readers=1", "data.shuffle_buffer=1", $"optim.total_steps={steps}",
@@ -86,6 +102,9 @@ public class TextShardTests
         Same(sft, Train("sft", Shards(Path.Combine(dir, "sft"), dialogs, 5, d => new[] { ("json", d.ToJsonString()) }), 2), "sft on shards");
         string sftPq = Parquet(Path.Combine(dir, "chat.parquet"), new[] { "messages" }, dialogs.Select(d => new string?[] { d["messages"]!.ToJsonString() }).ToList(), 2);
         Same(sft, Train("sft", sftPq, 2), "sft on Parquet");
+        // As HF exports chat data: messages as list<struct<content, role>>.
+        string hfPq = HfChatParquet(Path.Combine(dir, "chat-hf.parquet"), dialogs);
+        Same(sft, Train("sft", hfPq, 2), "sft on HF-layout Parquet");
 
         var pairs = Lines(Path.Combine(TestRuns.DataDir, "pairs.jsonl")).Take(12).ToList();
         Assert.Contains(pairs, p => p.ContainsKey("edited"));
@@ -207,6 +226,14 @@ public class TextShardTests
             records.Select(r => (File.ReadAllBytes(Path.Combine(images, r["image"]!.GetValue<string>())), r["image"]!.GetValue<string>(), r["caption"]!.GetValue<string>())).ToList(), 2);
         var fromParquet = MultimodalEval.Caption(vision, pq, maxNewTokens: 16, examples: -1, columns: new DataSection { ImageColumn = "picture", TextColumn = "label" });
         Assert.Equal(Preds(expected), Preds(fromParquet));
+        // The same from the command line: the column options are data.image_column and data.text_column.
+        var cli = ImporterTests.Cli("eval", "caption", "--model", vision, "--data", pq, "--image-column", "picture", "--text-column", "label",
+            "--max-new-tokens", "16", "--examples", "-1");
+        Assert.True(cli.Code == 0, cli.Err);
+        Assert.Equal(Preds(fromParquet), Preds((JsonObject)JsonNode.Parse(cli.Out)!));
+        var noColumn = ImporterTests.Cli("eval", "caption", "--model", vision, "--data", pq);
+        Assert.Equal(2, noColumn.Code);
+        Assert.Contains("no image", noColumn.Err);
         Assert.Contains("no image member/column 'photo'",
             Assert.Throws<DataFormatException>(() => MultimodalEval.Caption(vision, pq, columns: new DataSection { ImageColumn = "photo" })).Message);
 

@@ -80,7 +80,8 @@ public class ReproducePlanTests
         {
             // a checkpoint names its tokenizer in train_info.json; the loaders read a tokenizer.model beside the weights
             string dir = runner.Result(step.Id);
-            if (step.Set.FirstOrDefault(kv => kv.Key == "tokenizer").Value?.GetValue<string>() is { } tok && tok.StartsWith('@'))
+            if (!File.Exists(Path.Combine(dir, "tokenizer.model"))
+                && step.Set.FirstOrDefault(kv => kv.Key == "tokenizer").Value?.GetValue<string>() is { } tok && tok.StartsWith('@'))
             {
                 string copy = TestRuns.TempDir();
                 foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));

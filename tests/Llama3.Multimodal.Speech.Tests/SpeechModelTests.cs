@@ -9,6 +9,29 @@ public class SpeechModelTests
     static readonly Lazy<SpeechLanguageModel> Tiny = new(() => SpeechLanguageModel.Create("tiny-speech", CPU, ScalarType.Float32, seed: 5));
 
     [Fact]
+    public void FromTextModelKeepsTheDecoderAndDrawsTheSpeechModuleAsCreateDoes()
+    {
+        var preset = SpeechPresets.Get("tiny-speech");
+        using var text = LlamaForCausalLM.Create(preset.Text, CPU, ScalarType.Float32).InitializeWeights(11);
+        using var m = SpeechLanguageModel.FromTextModel(text, preset, seed: 5);
+        using var ids = torch.tensor(new long[] { 128000, 791, 3363, 374 }).unsqueeze(0);
+        using (var a = text.Forward(ids)) using (var b = m.language_model.Forward(ids))
+            Assert.True(a.equal(b).all().item<bool>(), "the decoder computes what the text model does");
+        // the speech module is the one SpeechModel.ForTextModel builds and Create draws for the same seed
+        using var module = SpeechModel.ForTextModel(text, preset, seed: 5);
+        var created = Tiny.Value.speech_model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in module.named_parameters())
+        {
+            Assert.True(p.equal(created[name]).all().item<bool>(), name);
+            Assert.True(p.equal(m.speech_model.get_parameter(name)!).all().item<bool>(), name);
+        }
+        // the adapter writes the decoder's width
+        var narrow = preset.ForTextModel(preset.Text with { HiddenSize = 32, NumHeads = 2, NumKvHeads = 2 });
+        Assert.Equal((32, 96), (narrow.Adapter.OutputDim, narrow.Adapter.InputDim));
+        Assert.Same(preset.Encoder, narrow.Encoder);
+    }
+
+    [Fact]
     public void PromptEnclosesTheSpeechSpanInReservedTokens()
     {
         var m = Tiny.Value;

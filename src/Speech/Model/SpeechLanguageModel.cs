@@ -86,6 +86,41 @@ public sealed class SpeechLanguageModel : nn.Module
     }
 
     /// <summary>
+    /// A speech model around the text decoder <paramref name="text"/> (Llama 3 §8.1: the speech encoder and adapter are
+    /// attached to a pretrained language model): the decoder's weights are copied, the Conformer encoder and adapter of
+    /// <paramref name="preset"/> start fresh from <paramref name="seed"/> (as <see cref="SpeechModel.ForTextModel"/>), the
+    /// adapter writing the decoder's width. On <paramref name="text"/>'s device and dtype; <paramref name="text"/> is left
+    /// as it was. The tokenizer must have the speech span's special tokens inside the decoder's embedding.
+    /// </summary>
+    public static SpeechLanguageModel FromTextModel(LlamaForCausalLM text, SpeechModelConfig preset, long seed = 0, Llama3Tokenizer? tokenizer = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(preset);
+        var m = new SpeechLanguageModel(preset.ForTextModel(text.Config), tokenizer ?? Llama3Tokenizer.Default, text.Device, text.DType);
+        try
+        {
+            using (var noGrad = torch.no_grad())
+            {
+                var src = text.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                foreach (var (name, p) in m.language_model.named_parameters())
+                {
+                    if (!src.TryGetValue(name, out var s) || !s.shape.SequenceEqual(p.shape))
+                        throw new CheckpointFormatException($"the text model's '{name}' is missing or has another shape than the speech model's decoder needs.");
+                    p.copy_(s);
+                }
+            }
+            m.speech_model.encoder.InitializeWeights(seed + 1);
+            WeightInit.Apply(m.speech_model.adapter, seed + 2);
+            return m;
+        }
+        catch
+        {
+            m.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Loads a folder written by <see cref="Save"/>: <c>config.json</c> (<see cref="SpeechConfigJson"/>), safetensors
     /// (single file or sharded with an index), and <c>tokenizer.model</c>/<c>tokenizer.json</c> when present (else the
     /// built-in Llama 3 tokenizer). Loading is strict: every key must match.

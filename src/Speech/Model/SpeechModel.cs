@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,6 +23,36 @@ public sealed class SpeechModel : nn.Module
         encoder = new ConformerEncoder(encoderConfig, device, dtype);
         adapter = new SpeechAdapter(adapterConfig, device, dtype);
         RegisterComponents();
+    }
+
+    /// <summary>
+    /// Both parts of <paramref name="config"/> with seeded random weights, as <see cref="SpeechLanguageModel.Create(SpeechModelConfig, Device?, ScalarType, long, Llama3Tokenizer?)"/>
+    /// draws them for the same seed: the encoder from <paramref name="seed"/> + 1 (feature statistics at identity), the
+    /// adapter from <paramref name="seed"/> + 2.
+    /// </summary>
+    public static SpeechModel Create(SpeechModelConfig config, long seed, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var m = new SpeechModel(config.Encoder, config.Adapter, device, dtype);
+        if ((device ?? CPU).type != DeviceType.META)
+        {
+            m.encoder.InitializeWeights(seed + 1);
+            WeightInit.Apply(m.adapter, seed + 2);
+        }
+        return m;
+    }
+
+    /// <summary>
+    /// A fresh speech module (Conformer encoder and adapter of <paramref name="preset"/>) for the text decoder
+    /// <paramref name="text"/> (Llama 3 §8.1): its adapter writes <paramref name="text"/>'s embedding width, on
+    /// <paramref name="text"/>'s device and dtype, seeded as <see cref="Create"/>. The decoder is not changed; its config
+    /// with this module is <c>preset.ForTextModel(text.Config)</c>.
+    /// </summary>
+    public static SpeechModel ForTextModel(LlamaForCausalLM text, SpeechModelConfig preset, long seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(preset);
+        return Create(preset.ForTextModel(text.Config), seed, text.Device, text.DType);
     }
 
     /// <summary>

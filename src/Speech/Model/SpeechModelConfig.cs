@@ -20,6 +20,17 @@ public sealed record SpeechModelConfig
     /// <summary>Special token closing the speech span.</summary>
     public string SpeechEndToken { get; init; } = "<|reserved_special_token_11|>";
 
+    /// <summary>
+    /// This config attached to the text decoder <paramref name="text"/> (Llama 3 §8.1: the speech module joins a
+    /// pretrained language model, whose config is kept): <see cref="Text"/> becomes <paramref name="text"/> and the
+    /// adapter's output width its hidden size; the encoder and the rest of the adapter stay.
+    /// </summary>
+    public SpeechModelConfig ForTextModel(LlamaConfig text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return this with { Text = text, Adapter = Adapter with { OutputDim = text.HiddenSize } };
+    }
+
     /// <summary>Checks every part and that the widths agree; throws <see cref="ConfigException"/>.</summary>
     public SpeechModelConfig Validate(string source = "speech model config")
     {

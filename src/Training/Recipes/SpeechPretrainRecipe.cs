@@ -91,21 +91,7 @@ public sealed class SpeechPretrainRecipe : Recipe
         OpenSamples<AudioTextRecord, Tensor>(eval, start, (p, skip) => (JsonlManifest.ReadAudioTexts(p, skip, out int n), n),
             ShardRecords.AudioText, (r, _, _) => Features(r), Collate);
 
-    /// <summary>Pads [T, 80] features into [B, T_max, 80] with their frame counts.</summary>
-    internal static MicroBatch CollateFeatures(List<Tensor> items, DataCursor end, long elements)
-    {
-        long tMax = items.Max(f => f.shape[0]);
-        var b = new MicroBatch { Tokens = items.Sum(f => f.shape[0]), Samples = items.Count, LossElements = elements, End = end };
-        using (var scope = NewDisposeScope())
-        {
-            b.Tensors["features"] = torch.stack(items.Select(f => nn.functional.pad(f, new long[] { 0, 0, 0, tMax - f.shape[0] })).ToArray()).MoveToOuterDisposeScope();
-        }
-        b.Tensors["lengths"] = torch.tensor(items.Select(f => f.shape[0]).ToArray());
-        foreach (var f in items) f.Dispose();
-        return b;
-    }
-
-    MicroBatch Collate(List<Tensor> items, int seqLen, DataCursor end) => CollateFeatures(items, end, items.Count);
+    MicroBatch Collate(List<Tensor> items, int seqLen, DataCursor end) => Padding.Features(items, end, items.Count);
 
     /// <summary>Crops utterances longer than <c>speech.max_audio_frames</c> to a random window (torch RNG, so resume is exact).</summary>
     (Tensor Features, Tensor Lengths) Cropped(MicroBatch batch)

@@ -31,14 +31,18 @@ public sealed class SpeechSftModel : nn.Module, Text.IComponentModel
     /// <summary>The configuration (decoder, encoder, adapter).</summary>
     public SpeechModelConfig Config { get; }
 
-    /// <summary>Wraps <paramref name="decoder"/> with a fresh (seeded) speech encoder and adapter per <paramref name="config"/>.</summary>
-    public SpeechSftModel(LlamaForCausalLM decoder, SpeechModelConfig config, long seed, Device device, ScalarType dtype) : base("SpeechSftModel")
+    /// <summary>Wraps <paramref name="decoder"/> with a fresh (seeded) speech encoder and adapter per <paramref name="config"/> (<see cref="SpeechModel.Create"/>).</summary>
+    public SpeechSftModel(LlamaForCausalLM decoder, SpeechModelConfig config, long seed, Device device, ScalarType dtype)
+        : this(decoder, SpeechModel.Create(config, seed, device, dtype), config) { }
+
+    /// <summary>Trains <paramref name="decoder"/> with the speech module <paramref name="speech"/> (e.g. <see cref="SpeechModel.ForTextModel"/>); <paramref name="config"/> describes both.</summary>
+    public SpeechSftModel(LlamaForCausalLM decoder, SpeechModel speech, SpeechModelConfig config) : base("SpeechSftModel")
     {
-        Config = config;
+        ArgumentNullException.ThrowIfNull(decoder);
+        ArgumentNullException.ThrowIfNull(speech);
+        Config = config ?? throw new ArgumentNullException(nameof(config));
         language_model = decoder;
-        speech_model = new SpeechModel(config.Encoder, config.Adapter, device, dtype);
-        speech_model.encoder.InitializeWeights(seed + 1);
-        WeightInit.Apply(speech_model.adapter, seed + 2);
+        speech_model = speech;
         RegisterComponents();
     }
 

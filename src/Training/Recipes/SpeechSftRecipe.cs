@@ -66,10 +66,10 @@ public sealed class SpeechSftRecipe : Recipe
             if (Finetune(config).EncoderFrom is { Length: > 0 } replaceWith) LoadEncoder(replaceWith);
             return;
         }
-        var decoder = TextRecipe.BuildDecoder(config, Tokenizer, device, dtype);
+        // The speech module joins the decoder (Llama 3 §8.1); its adapter writes the decoder's width.
+        var decoder = ModelConstruction.Decoder(config, Tokenizer, device, dtype);
         var preset = SpeechPresets.Get(config.SpeechSettings.Preset ?? "tiny-speech");
-        var sc = preset with { Text = decoder.Config, Adapter = preset.Adapter with { OutputDim = decoder.Config.HiddenSize } };
-        _model = new SpeechSftModel(decoder, sc, config.Seed, device, dtype);
+        _model = new SpeechSftModel(decoder, SpeechModel.ForTextModel(decoder, preset, config.Seed), preset.ForTextModel(decoder.Config));
         if (Finetune(config).EncoderFrom is { Length: > 0 } encoderFrom) LoadEncoder(encoderFrom);
     }
 
@@ -147,9 +147,9 @@ public sealed class SpeechSftRecipe : Recipe
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
     {
-        var ids = TextRecipe.Pad(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
-        var labels = TextRecipe.Pad(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
-        var b = SpeechPretrainRecipe.CollateFeatures(items.Select(i => i.Features).ToList(), end, items.Sum(i => i.Labels.Take(len).Count(l => l != -100)));
+        var ids = Padding.Rows(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
+        var labels = Padding.Rows(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
+        var b = Padding.Features(items.Select(i => i.Features).ToList(), end, items.Sum(i => i.Labels.Take(len).Count(l => l != -100)));
         b.Tensors["input_ids"] = ids;
         b.Tensors["labels"] = labels;
         b.Tensors["speech_offsets"] = torch.tensor(items.Select(i => (long)i.Offset).ToArray());

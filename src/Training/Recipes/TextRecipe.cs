@@ -27,33 +27,8 @@ public abstract class TextRecipe : Recipe
     }
 
     /// <summary>A decoder per <paramref name="config"/>: loaded from <c>model.init_from</c>, else the preset with overrides and the tokenizer's vocabulary, freshly initialised from the seed.</summary>
-    public static LlamaForCausalLM BuildDecoder(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
-    {
-        var m = config.Model;
-        IReadOnlyList<Device>? Devices(int layers) => config.Train.Devices is not { } d ? null
-            : d.Trim() == "auto" ? DevicePlacement.Auto(layers, Console.Error.WriteLine) : ConfigLoader.DeviceList(d);
-        if (!string.IsNullOrEmpty(m.InitFrom))
-        {
-            var devs = config.Train.Devices is null ? null : Devices(ModelLayers(m.InitFrom));
-            return LlamaForCausalLM.FromPretrained(m.InitFrom, device, dtype, devices: devs);
-        }
-        var c = TextPresets.Get(m.Preset);
-        c = c with
-        {
-            HiddenSize = m.HiddenSize ?? c.HiddenSize, NumLayers = m.NumLayers ?? c.NumLayers, NumHeads = m.NumHeads ?? c.NumHeads,
-            NumKvHeads = m.NumKvHeads ?? c.NumKvHeads, IntermediateSize = m.IntermediateSize ?? c.IntermediateSize,
-            MaxPositionEmbeddings = m.MaxPositionEmbeddings ?? c.MaxPositionEmbeddings, TieWordEmbeddings = m.TieWordEmbeddings ?? c.TieWordEmbeddings,
-            VocabSize = tok.VocabSize, BosTokenId = tok.BosId, EosTokenIds = new[] { tok.EosId, tok.EotId }, PadTokenId = tok.PadId,
-        };
-        c.Validate($"{config.Recipe} model");
-        return LlamaForCausalLM.Create(c, device, dtype, devices: Devices(c.NumLayers)).InitializeWeights(config.Seed, m.InitStd);
-    }
-
-    static int ModelLayers(string dir)
-    {
-        string hf = Path.Combine(dir, "config.json");
-        return File.Exists(hf) ? LlamaConfigJson.ReadHuggingFace(hf).NumLayers : LlamaConfigJson.ReadMeta(Path.Combine(dir, "params.json")).NumLayers;
-    }
+    public static LlamaForCausalLM BuildDecoder(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype) =>
+        ModelConstruction.Decoder(config, tok, device, dtype);
 
     /// <summary>Reads the manifest of the split, validating every record.</summary>
     protected List<T> ReadManifest<T>(bool eval, Func<string, bool, (List<T>, int)> read)
@@ -82,13 +57,6 @@ public abstract class TextRecipe : Recipe
         base.Dispose(disposing);
     }
 
-    /// <summary>Right-pads rows to a common length (≤ <paramref name="maxLen"/>, truncating longer ones) into [B, T] int64.</summary>
-    internal static Tensor Pad(IReadOnlyList<long[]> rows, long pad, int maxLen, out int len)
-    {
-        len = Math.Min(maxLen, rows.Max(r => r.Length));
-        var a = new long[rows.Count * len];
-        for (int r = 0; r < rows.Count; r++)
-            for (int t = 0; t < len; t++) a[r * len + t] = t < rows[r].Length ? rows[r][t] : pad;
-        return torch.tensor(a, new long[] { rows.Count, len });
-    }
+    /// <summary>Right-pads rows to a common length (≤ <paramref name="maxLen"/>, truncating longer ones) into [B, T] int64 (<see cref="Padding.Rows"/>).</summary>
+    internal static Tensor Pad(IReadOnlyList<long[]> rows, long pad, int maxLen, out int len) => Padding.Rows(rows, pad, maxLen, out len);
 }

@@ -60,7 +60,9 @@ public sealed class VideoRecipe : Recipe
     /// <summary>
     /// The video model of <paramref name="config"/>: a video folder in <c>model.init_from</c> loads as is (with the base
     /// weights of <c>video.vision_from</c> when set); an image-text
-    /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel(string, VideoConfig, long, Device?, ScalarType, Action{int, int}?)"/>); otherwise the base of
+    /// folder gets a fresh video adapter (<see cref="VideoLanguageModel.FromImageModel(string, VideoConfig, long, Device?, ScalarType, Action{int, int}?)"/>);
+    /// a text folder becomes the image model of the preset's encoder and cross-attention schedule
+    /// (<see cref="VisionLanguageModel.FromTextModel"/>) with a fresh video adapter; otherwise the base of
     /// <c>video.preset</c> (default <c>tiny-video</c>) is built fresh with the tokenizer's vocabulary.
     /// </summary>
     public static VideoLanguageModel Build(TrainConfig config, ITrainingTokenizer tok, Device device, ScalarType dtype)
@@ -87,14 +89,30 @@ public sealed class VideoRecipe : Recipe
         }
         if (!string.IsNullOrEmpty(visionFrom))
             throw new ConfigException($"video.vision_from replaces the base weights of the video model named by model.init_from, but '{init ?? "null"}' is not a video model folder.");
-        if (!string.IsNullOrEmpty(init))
+        if (!string.IsNullOrEmpty(init) && ModelConstruction.IsVisionFolder(init))
         {
             var baseCfg = VisionLanguageConfigJson.Read(Path.Combine(init, "config.json"));
             return WarmStart(VideoLanguageModel.FromImageModel(init, VideoFor(config, preset, baseCfg), config.Seed, device, dtype));
         }
-        var vision = VisionRecipe.Build(config with { Vision = new VisionSection { Preset = VisionPresetOf(preset) } }, tok, CPU, ScalarType.Float32);
-        var b = vision.Config;
-        vision.Dispose();
+        if (!string.IsNullOrEmpty(init))
+        {
+            // A text decoder: the image model around it (the preset's encoder and cross-attention schedule), then the video adapter.
+            VisionLanguageModel image;
+            using (var text = LlamaForCausalLM.FromPretrained(init, device, dtype))
+            {
+                int self = text.Config.NumLayers, cross = Math.Min(preset.Base.CrossAttentionLayers.Count, self);
+                try { image = VisionLanguageModel.FromTextModel(text, preset.Base.Vision, VisionLanguageConfig.FusionSchedule(self, cross), config.Seed, config.Model.InitStd); }
+                catch (CheckpointFormatException e) { throw new CheckpointFormatException($"{init}: {e.Message}", e); }
+            }
+            try { return WarmStart(VideoLanguageModel.FromImageModel(image, VideoFor(config, preset, image.Config), config.Seed, config.Model.InitStd)); }
+            catch
+            {
+                image.Dispose();
+                throw;
+            }
+        }
+        // Nothing to start from: the preset's image-text config with the run's overrides and vocabulary, all of it fresh.
+        var b = ModelConstruction.Vision(config, preset.Base, tok);
         var cfg = new VideoLanguageConfig { Base = b, Video = VideoFor(config, preset, b) };
         return WarmStart(VideoLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, config.Model.InitStd));
 
@@ -102,9 +120,6 @@ public sealed class VideoRecipe : Recipe
         VideoLanguageModel WarmStart(VideoLanguageModel fresh) =>
             config.VideoSettings.VideoFromImageLayers ? fresh.CopyImageCrossAttentionIntoVideoLayers() : fresh;
     }
-
-    static string VisionPresetOf(VideoLanguageConfig preset) =>
-        VisionPresets.Names.First(n => VisionPresets.Get(n).Vision.Equals(preset.Base.Vision) && VisionPresets.Get(n).Text.HiddenSize == preset.Base.Text.HiddenSize);
 
     /// <summary>The video settings for base <paramref name="b"/>: the preset's aggregator shape with <c>video.num_frames</c>/<c>frames_per_group</c>
     /// (and group embeddings for at least the groups a clip makes).</summary>
@@ -215,8 +230,8 @@ public sealed class VideoRecipe : Recipe
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
     {
-        var ids = TextRecipe.Pad(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
-        var labels = TextRecipe.Pad(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
+        var ids = Padding.Rows(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
+        var labels = Padding.Rows(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
         var rows = items.SelectMany(i => i.Frames).Select(f => (IReadOnlyList<ProcessedImage>)new[] { f }).ToList();
         using var batch = Vlm.Preprocessor.Pack(rows);
         foreach (var i in items) foreach (var f in i.Frames) f.Dispose();

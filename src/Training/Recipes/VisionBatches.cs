@@ -14,13 +14,13 @@ internal static class VisionBatches
     public static MicroBatch Collate(VisionLanguageModel model, ITrainingTokenizer tok, IReadOnlyList<(long[] Ids, long[]? Labels, IReadOnlyList<ProcessedImage> Images)> rows,
         int seqLen, DataCursor end, long lossElements, long samples = -1)
     {
-        var ids = TextRecipe.Pad(rows.Select(r => r.Ids).ToList(), tok.PadId, seqLen, out int len);
+        var ids = Padding.Rows(rows.Select(r => r.Ids).ToList(), tok.PadId, seqLen, out int len);
         var b = new MicroBatch
         {
             Tokens = rows.Sum(r => (long)Math.Min(len, r.Ids.Length)), Samples = samples >= 0 ? samples : rows.Count, LossElements = lossElements, End = end,
         };
         b.Tensors["input_ids"] = ids;
-        if (rows.All(r => r.Labels is not null)) b.Tensors["labels"] = TextRecipe.Pad(rows.Select(r => r.Labels!).ToList(), -100, seqLen, out _);
+        if (rows.All(r => r.Labels is not null)) b.Tensors["labels"] = Padding.Rows(rows.Select(r => r.Labels!).ToList(), -100, seqLen, out _);
         b.Tensors["last"] = torch.tensor(rows.Select(r => (long)Math.Min(len, r.Ids.Length) - 1).ToArray());
         using (var batch = model.Preprocessor.Pack(rows.Select(r => r.Images).ToList()))
         {

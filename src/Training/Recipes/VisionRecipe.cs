@@ -93,10 +93,10 @@ public abstract class VisionRecipe : Recipe
         string? dir = config.VisionSettings.AnchorFrom;
         if (dir is not null)
         {
-            if (!IsVisionFolder(dir))
+            if (!ModelConstruction.IsVisionFolder(dir))
                 throw new ConfigException($"vision.anchor_from = '{dir}' is not a vision model folder (no config.json with a vision_config).");
         }
-        else if (string.IsNullOrEmpty(config.Model.InitFrom) || !IsVisionFolder(config.Model.InitFrom))
+        else if (string.IsNullOrEmpty(config.Model.InitFrom) || !ModelConstruction.IsVisionFolder(config.Model.InitFrom))
             throw new ConfigException($"vision.anchor_loss_weight = {w} needs model.init_from (or vision.anchor_from) to name a vision model folder (got model.init_from = '{config.Model.InitFrom}').");
         string key = dir is not null ? "vision.anchor_from" : "model.init_from";
         dir ??= config.Model.InitFrom!;
@@ -157,27 +157,11 @@ public abstract class VisionRecipe : Recipe
         var m = config.Model;
         if (!string.IsNullOrEmpty(m.InitFrom))
         {
-            if (IsVisionFolder(m.InitFrom)) return VisionLanguageModel.FromPretrained(m.InitFrom, device, dtype);
+            if (ModelConstruction.IsVisionFolder(m.InitFrom)) return VisionLanguageModel.FromPretrained(m.InitFrom, device, dtype);
             return FromTextModel(m.InitFrom, config, device, dtype);
         }
-        var preset = VisionPresets.Get(config.VisionSettings.Preset ?? "tiny-vision");
-        var t = preset.Text;
-        t = t with
-        {
-            HiddenSize = m.HiddenSize ?? t.HiddenSize, NumHeads = m.NumHeads ?? t.NumHeads, NumKvHeads = m.NumKvHeads ?? t.NumKvHeads,
-            IntermediateSize = m.IntermediateSize ?? t.IntermediateSize, MaxPositionEmbeddings = m.MaxPositionEmbeddings ?? t.MaxPositionEmbeddings,
-            TieWordEmbeddings = m.TieWordEmbeddings ?? t.TieWordEmbeddings,
-            VocabSize = tok.VocabSize, ExtraEmbeddingRows = VisionLanguageConfig.ExtraEmbeddingRows,
-            BosTokenId = tok.BosId, EosTokenIds = new[] { tok.EosId, tok.EotId }, PadTokenId = tok.PadId,
-        };
-        var cfg = preset with { Text = t, ImageTokenIndex = MediaTokens.ImageTokenId(tok) };
+        var cfg = ModelConstruction.Vision(config, VisionPresets.Get(config.VisionSettings.Preset ?? "tiny-vision"), tok);
         return VisionLanguageModel.Create(cfg, device, dtype).InitializeWeights(config.Seed, m.InitStd);
-    }
-
-    static bool IsVisionFolder(string dir)
-    {
-        string p = Path.Combine(dir, "config.json");
-        return File.Exists(p) && File.ReadAllText(p).Contains("\"vision_config\"", StringComparison.Ordinal);
     }
 
     /// <summary>
@@ -225,8 +209,8 @@ public abstract class VisionRecipe : Recipe
 
     MicroBatch Collate(List<Item> items, int seqLen, DataCursor end)
     {
-        var ids = TextRecipe.Pad(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
-        var labels = TextRecipe.Pad(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
+        var ids = Padding.Rows(items.Select(i => i.Ids).ToList(), Tokenizer.PadId, seqLen, out int len);
+        var labels = Padding.Rows(items.Select(i => i.Labels).ToList(), -100, seqLen, out _);
         using var batch = Vlm.Preprocessor.Pack(items.Select(i => (IReadOnlyList<ProcessedImage>)new[] { i.Image }).ToList());
         foreach (var i in items) i.Image.Dispose();
         var b = new MicroBatch

@@ -298,6 +298,31 @@ public class MultimodalRecipeTests
     }
 
     [Fact]
+    public void VideoBuildsItsImageModelFromATextFolderThroughTheLibraries()
+    {
+        var (cpu, f32) = (TorchSharp.torch.CPU, TorchSharp.torch.ScalarType.Float32);
+        string text = TestRuns.TempDir();
+        using (var decoder = TextRecipe.BuildDecoder(Cfg("video", 1), ByteTokenizer.Instance, cpu, f32)) decoder.Save(text);
+        var cfg = Cfg("video", 1, $"model.init_from=\"{text}\"", "video.video_from_image_layers=true");
+        using var built = VideoRecipe.Build(cfg, ByteTokenizer.Instance, cpu, f32);
+        // the same as the vision library's FromTextModel, then the video library's FromImageModel, with the run's seed
+        var preset = Video.VideoPresets.Get("tiny-video");
+        using var lm = Text.LlamaForCausalLM.FromPretrained(text);
+        var image = Vision.VisionLanguageModel.FromTextModel(lm, preset.Base.Vision,
+            Vision.VisionLanguageConfig.FusionSchedule(lm.Config.NumLayers, Math.Min(preset.Base.CrossAttentionLayers.Count, lm.Config.NumLayers)), cfg.Seed, cfg.Model.InitStd);
+        using var expected = Video.VideoLanguageModel.FromImageModel(image, built.Config.Video, cfg.Seed, cfg.Model.InitStd).CopyImageCrossAttentionIntoVideoLayers();
+        var want = TestRuns.Weights(expected);
+        var got = TestRuns.Weights(built);
+        Assert.Equal(want.Keys.Order(), got.Keys.Order());
+        foreach (var (name, v) in got) Assert.True(v.AsSpan().SequenceEqual(want[name]), name);
+        // the decoder's self-attention layers are the text model's
+        var textWeights = TestRuns.Weights(lm);
+        foreach (var (name, v) in got.Where(kv => kv.Key.StartsWith("language_model.", StringComparison.Ordinal)))
+            if (built.ImageModel.TextKeyOf(name["language_model.".Length..]) is { } key && key != "model.embed_tokens.weight")
+                Assert.True(v.AsSpan().SequenceEqual(textWeights[key]), name);
+    }
+
+    [Fact]
     public void VideoRunTakesTheBaseWeightsOfMediaVisionFrom()
     {
         string dir = TestRuns.TempDir();

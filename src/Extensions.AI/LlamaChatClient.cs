@@ -128,44 +128,44 @@ public sealed class LlamaChatClient : IChatClient
         string audioPrompt = SpeechLanguageModel.AsrPrompt("English");
         try
         {
-        foreach (var m in messages)
-        {
-            string role = m.Role.Value switch { "system" => "system", "user" => "user", "assistant" => "assistant", "tool" => "ipython", var r => throw new ArgumentException($"chat role '{r}' is not supported.") };
-            var text = new System.Text.StringBuilder();
-            bool hasAudio = false;
-            foreach (var c in m.Contents)
+            foreach (var m in messages)
             {
-                switch (c)
+                string role = m.Role.Value switch { "system" => "system", "user" => "user", "assistant" => "assistant", "tool" => "ipython", var r => throw new ArgumentException($"chat role '{r}' is not supported.") };
+                var text = new System.Text.StringBuilder();
+                bool hasAudio = false;
+                foreach (var c in m.Contents)
                 {
-                    case TextContent t: text.Append(t.Text); break;
-                    case DataContent d when d.HasTopLevelMediaType("image"):
-                        if (_vision is null) throw new NotSupportedException("this client has no vision model; images cannot be used.");
-                        images.Add(ImageLoader.Decode(d.Data.ToArray(), d.Name ?? $"{d.MediaType} content"));
-                        text.Append("<|image|>");
-                        break;
-                    case DataContent d when d.HasTopLevelMediaType("video"):
-                        if (_video is null) throw new NotSupportedException("this client has no video model; videos cannot be used.");
-                        if (video is not null) throw new NotSupportedException("one conversation may carry one video.");
-                        video = ReadVideo(d);
-                        text.Append(VideoPrompt.VideoPlaceholder);
-                        break;
-                    case DataContent d when d.HasTopLevelMediaType("audio"):
-                        if (_speech is null) throw new NotSupportedException("this client has no speech model; audio cannot be used.");
-                        audio.Add(AudioBytes.Decode(d.Data.ToArray(), d.MediaType, d.Name));
-                        hasAudio = true;
-                        break;
-                    case DataContent d:
-                        throw new NotSupportedException($"content of media type '{d.MediaType}' is not supported (images, audio and video are).");
-                    default:
-                        break;
+                    switch (c)
+                    {
+                        case TextContent t: text.Append(t.Text); break;
+                        case DataContent d when d.HasTopLevelMediaType("image"):
+                            if (_vision is null) throw new NotSupportedException("this client has no vision model; images cannot be used.");
+                            images.Add(ImageLoader.Decode(d.Data.ToArray(), d.Name ?? $"{d.MediaType} content"));
+                            text.Append("<|image|>");
+                            break;
+                        case DataContent d when d.HasTopLevelMediaType("video"):
+                            if (_video is null) throw new NotSupportedException("this client has no video model; videos cannot be used.");
+                            if (video is not null) throw new NotSupportedException("one conversation may carry one video.");
+                            video = ReadVideo(d);
+                            text.Append(VideoPrompt.VideoPlaceholder);
+                            break;
+                        case DataContent d when d.HasTopLevelMediaType("audio"):
+                            if (_speech is null) throw new NotSupportedException("this client has no speech model; audio cannot be used.");
+                            audio.Add(AudioBytes.Decode(d.Data.ToArray(), d.MediaType, d.Name));
+                            hasAudio = true;
+                            break;
+                        case DataContent d:
+                            throw new NotSupportedException($"content of media type '{d.MediaType}' is not supported (images, audio and video are).");
+                        default:
+                            break;
+                    }
                 }
+                if (hasAudio && text.Length > 0) audioPrompt = text.ToString().Trim();
+                dialog.Add(new LlamaChatMessage(role, text.ToString()));
             }
-            if (hasAudio && text.Length > 0) audioPrompt = text.ToString().Trim();
-            dialog.Add(new LlamaChatMessage(role, text.ToString()));
-        }
-        if ((audio.Count > 0 ? 1 : 0) + (images.Count > 0 ? 1 : 0) + (video is not null ? 1 : 0) > 1)
-            throw new NotSupportedException("one request may carry images, audio or a video, not two of these.");
-        return new Request(dialog, images, audio, audioPrompt, video);
+            if ((audio.Count > 0 ? 1 : 0) + (images.Count > 0 ? 1 : 0) + (video is not null ? 1 : 0) > 1)
+                throw new NotSupportedException("one request may carry images, audio or a video, not two of these.");
+            return new Request(dialog, images, audio, audioPrompt, video);
         }
         catch
         {

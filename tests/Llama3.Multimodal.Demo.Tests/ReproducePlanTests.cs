@@ -85,7 +85,7 @@ public class ReproducePlanTests
             {
                 string copy = TestRuns.TempDir();
                 foreach (var f in Directory.GetFiles(dir)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
-                File.Copy(runner.Resolve(tok)[0], Path.Combine(copy, "tokenizer.model"));
+                File.Copy(runner.Resolve(tok)[0], Path.Combine(copy, "tokenizer.model"), overwrite: true);
                 dir = copy;
             }
             AssertLoads(dir);

@@ -91,6 +91,19 @@ static class DecodeProfile
         m.Dispose();
     }
 
+    /// <summary>load-rss DIR: loads DIR with q8 at load time and prints the resident set every few tensors.</summary>
+    public static void LoadRss(string dir)
+    {
+        static string Rss() => File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        var sw = Stopwatch.StartNew();
+        using var m = LlamaForCausalLM.FromPretrained(dir, new LoadOptions
+        {
+            Quantize = WeightQuantization.Q8,
+            Progress = (d, t) => { if (d % 8 == 0 || d == t) Console.WriteLine($"  {d}/{t} tensors, {sw.Elapsed.TotalSeconds:F1} s, VmRSS {long.Parse(Rss()) / 1024} MB"); },
+        });
+        Console.WriteLine($"loaded in {sw.Elapsed.TotalSeconds:F1} s, VmRSS {long.Parse(Rss()) / 1024} MB");
+    }
+
     /// <summary>Sum of every 64-byte line of [p, p+bytes) with AVX-512 (or AVX2) loads, split over the pool like a GEMV.</summary>
     static unsafe float ReadProbe(byte* p, long bytes)
     {

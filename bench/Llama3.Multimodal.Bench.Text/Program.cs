@@ -21,6 +21,7 @@ if (mode == "decode-loop") { DecodeProfile.Loop(args[1], args.Length > 2 ? int.P
 if (mode == "gemv-probe") { DecodeProfile.GemvProbe(args.Length > 1 ? int.Parse(args[1]) : 9, args.Length > 2 ? args[2..] : new[] { "f32", "bf16", "f16", "q8" }); return; }
 if (mode == "gemv-cpu") { DecodeProfile.GemvCpu(args.Length > 1 ? int.Parse(args[1]) : 9, args.Length > 2 ? args[2..] : new[] { "f32-torch", "f32", "bf16", "f16", "q8-f32x", "q8" }); return; }
 if (mode == "decode-ab") { DecodeProfile.AB(args[1], args.Length > 2 ? int.Parse(args[2]) : 16, args.Length > 3 ? int.Parse(args[3]) : 3); return; }
+if (mode == "load-rss") { DecodeProfile.LoadRss(args[1]); return; }
 if (mode == "accuracy-1b") { LowPrecision.Accuracy(args.Length > 1 ? int.Parse(args[1]) : 256); return; }
 if (mode == "save")
 {

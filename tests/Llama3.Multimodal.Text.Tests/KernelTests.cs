@@ -4,6 +4,13 @@ using static TorchSharp.torch;
 
 namespace Llama3.Multimodal.Text.Tests;
 
+/// <summary>
+/// The kernel tests switch process-wide settings (instruction set, f32 kernels, q8 input quantization), which change the
+/// last bits of every decode in the process, so their collection runs alone.
+/// </summary>
+[CollectionDefinition("kernels", DisableParallelization = true)]
+public sealed class KernelsCollection { }
+
 /// <summary>The decode/prefill kernels against plain references, on every instruction set this CPU runs.</summary>
 [Collection("kernels")]
 public class KernelTests
@@ -270,6 +277,20 @@ public class KernelTests
             for (int c = c0; c < c1; c++) back[c] = (double)d * (int)MathF.Round(x[c] * id, MidpointRounding.AwayFromZero);
         }
         return back;
+    }
+
+    [Fact]
+    public void Q8QuantizeLeavesNoTemporaryTensorsAlive()
+    {
+        // A bf16 source is widened to f32 slice by slice; every slice's temporaries must be freed at once, not by the
+        // garbage collector (loading a model with q8 would otherwise hold an f32 copy of every weight for a while).
+        var w = randn(new long[] { 300, 70 }, generator: new Generator(14, CPU)).to_type(ScalarType.BFloat16);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var (q, s) = Q8.Quantize(w);
+        Assert.Equal(before + 2, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        q.Dispose(); s.Dispose();
     }
 
     [Fact]

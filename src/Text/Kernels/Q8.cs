@@ -51,6 +51,9 @@ public static class Q8
         for (long r0 = 0; r0 < rows; r0 += slice)
         {
             long n = Math.Min(slice, rows - r0);
+            // Every temporary of the slice (the f32 copy, and the tensor `to` returns before `contiguous`) is freed here,
+            // not when the garbage collector gets to it: otherwise a whole model's worth of f32 copies piles up.
+            using var scope = NewDisposeScope();
             using var src = weight.narrow(0, r0, n);
             using var f = src.device_type == DeviceType.CPU && src.dtype == ScalarType.Float32 && src.is_contiguous()
                 ? src.alias() : src.to(ScalarType.Float32, CPU).contiguous();

@@ -1,3 +1,4 @@
+using Llama3.Multimodal.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,7 +25,7 @@ public static class ReferenceEma
         {
             if (!src.TryGetValue(name, out var p)) throw new InvalidOperationException($"the policy has no '{name}' for the reference model.");
             using var moved = p.to(r.dtype, r.device).mul(take);
-            r.mul_(keep).add_(moved);
+            r.mul_(keep).add_(moved, Scalars.One);
         }
     }
 }

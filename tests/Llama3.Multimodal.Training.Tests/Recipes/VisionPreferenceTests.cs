@@ -93,6 +93,28 @@ public class VisionPreferenceTests
         Assert.Contains((long)VisionPostTrainingData.ImageToken, item.ChosenIds);
     }
 
+    [Fact]
+    public void BadPreferenceRecordsNameTheirLine()
+    {
+        string img = JsonlManifest.ReadVisionPreferences(VisionPostTrainingData.Pairs, false, out _)[0].Images[0];
+        string path = Path.Combine(TestRuns.TempDir(), "p.jsonl");
+        string Error(string line)
+        {
+            File.WriteAllText(path, line + "\n");
+            var e = Assert.Throws<DataFormatException>(() => JsonlManifest.ReadVisionPreferences(path, false, out _));
+            Assert.Contains("p.jsonl:1", e.Message);
+            return e.Message;
+        }
+        Assert.Contains("the prompt holds 2 image part(s) but \"images\" lists 1", Error($"{{\"images\": [\"{img}\"], \"prompt\": \"<|image|><|image|>Compare.\", \"chosen\": \"a\", \"rejected\": \"b\"}}"));
+        Assert.Contains("the prompt messages hold 0 image part(s) but \"images\" lists 1",
+            Error($"{{\"images\": [\"{img}\"], \"prompt\": [{{\"role\": \"user\", \"content\": [{{\"type\": \"text\", \"text\": \"Hi\"}}]}}], \"chosen\": \"a\", \"rejected\": \"b\"}}"));
+        Assert.Contains("\"chosen\" and \"rejected\" are identical", Error($"{{\"images\": [\"{img}\"], \"prompt\": \"x\", \"chosen\": \"a\", \"rejected\": \"a\"}}"));
+        Assert.Contains("unknown field \"image\"", Error($"{{\"image\": \"{img}\", \"prompt\": \"x\", \"chosen\": \"a\", \"rejected\": \"b\"}}"));
+        // A string prompt without a placeholder gets the images first, as the chat client does.
+        File.WriteAllText(path, $"{{\"images\": [\"{img}\"], \"prompt\": \"What colour?\", \"chosen\": \"a\", \"rejected\": \"b\"}}\n");
+        Assert.Equal("<|image|>What colour?", JsonlManifest.ReadVisionPreferences(path, false, out _)[0].Prompt[0].Content);
+    }
+
     static TrainConfig Dpo(long steps, params string[] extra) =>
         VisionPostTrainingData.Config("vision-dpo", steps, extra.Concat(new[] { "loss.reference_ema=0.75", "loss.reference_update_every=2", "optim.lr=0.003" }).ToArray());
 

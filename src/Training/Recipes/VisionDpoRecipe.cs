@@ -50,9 +50,7 @@ public sealed class VisionDpoRecipe : VisionRecipe
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
     {
-        var v = config.VisionSettings;
-        if (v.AnchorLossWeight > 0 || v.AuxiliaryLosses.Any(a => a.Weight > 0))
-            throw new ConfigException($"{Name}: vision.anchor_loss_weight and vision.auxiliary_losses belong to the captioning stages (vision-stage1/2).");
+        RejectCaptioningLosses(config);
         base.Setup(config, device, dtype);
         _reference?.Dispose();
         if (config.Loss.Reference is { Length: > 0 } r)

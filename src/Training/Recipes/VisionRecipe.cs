@@ -140,6 +140,14 @@ public abstract class VisionRecipe : Recipe
     /// <summary>The preprocessor of the run: images fitted to at most <c>vision.max_tiles</c> tiles (set by <see cref="Setup"/>).</summary>
     protected ImagePreprocessor TilePreprocessor => _pre ?? throw new InvalidOperationException("call Setup first.");
 
+    /// <summary>Refuses the captioning stages' extra losses (anchor, auxiliary) in a post-training recipe.</summary>
+    protected void RejectCaptioningLosses(TrainConfig config)
+    {
+        var v = config.VisionSettings;
+        if (v.AnchorLossWeight > 0 || v.AuxiliaryLosses.Any(a => a.Weight > 0))
+            throw new ConfigException($"{Name}: vision.anchor_loss_weight and vision.auxiliary_losses belong to the captioning stages (vision-stage1/2).");
+    }
+
     /// <summary>The prompt format written with the model (<c>generation_config.json</c>): Completion for the pretraining stages.</summary>
     protected virtual VisionPromptFormat SavedPromptFormat => VisionPromptFormat.Completion;
 

@@ -48,9 +48,8 @@ public sealed class VisionRewardRecipe : VisionRecipe
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
     {
+        RejectCaptioningLosses(config);
         var v = config.VisionSettings;
-        if (v.AnchorLossWeight > 0 || v.AuxiliaryLosses.Any(a => a.Weight > 0))
-            throw new ConfigException($"{Name}: vision.anchor_loss_weight and vision.auxiliary_losses belong to the captioning stages (vision-stage1/2).");
         base.Setup(config, device, dtype);
         _rm = new VisionRewardModel(Vlm, config.Seed + 1, config.Model.InitStd);
         _headFromLanguageReward = false;

@@ -42,9 +42,7 @@ public sealed class VisionSftRecipe : VisionRecipe
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
     {
-        var v = config.VisionSettings;
-        if (v.AnchorLossWeight > 0 || v.AuxiliaryLosses.Any(a => a.Weight > 0))
-            throw new ConfigException($"{Name}: vision.anchor_loss_weight and vision.auxiliary_losses belong to the captioning stages (vision-stage1/2).");
+        RejectCaptioningLosses(config);
         base.Setup(config, device, dtype);
     }
 

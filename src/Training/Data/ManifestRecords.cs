@@ -102,29 +102,9 @@ internal static class ManifestRecords
         return full;
     }
 
-    static List<ChatMessage> Messages(JsonNode? n, string key)
-    {
-        if (n is not JsonArray a || a.Count == 0) throw new FormatException($"field \"{key}\" must be a non-empty array of {{\"role\", \"content\"}}.");
-        var list = new List<ChatMessage>();
-        for (int i = 0; i < a.Count; i++)
-        {
-            if (a[i] is not JsonObject m) throw new FormatException($"{key}[{i}] must be an object.");
-            try
-            {
-                Keys(m, "role", "content");
-                string role = Str(m, "role");
-                if (!Roles.Contains(role)) throw new FormatException($"role \"{role}\" is not one of system, user, assistant, ipython.");
-                list.Add(new ChatMessage(role, Str(m, "content", required: false) ?? throw new FormatException("missing field \"content\".")));
-            }
-            catch (FormatException e) { throw new FormatException($"{key}[{i}]: {e.Message}"); }
-        }
-        return list;
-    }
-
-    const string ImagePlaceholder = Vision.VisionPrompt.ImagePlaceholder;
-
-    // Messages whose content is a string or a list of HF content parts; image parts become <|image|> placeholders.
-    static List<ChatMessage> VisionMessages(JsonNode? n, string key)
+    // Messages of {"role", "content"}. With imageParts, content may also be a list of HF content parts, whose image parts
+    // become <|image|> placeholders (never in an assistant message); otherwise content is a string.
+    static List<ChatMessage> Messages(JsonNode? n, string key, bool imageParts = false)
     {
         if (n is not JsonArray a || a.Count == 0) throw new FormatException($"field \"{key}\" must be a non-empty array of {{\"role\", \"content\"}}.");
         var list = new List<ChatMessage>();
@@ -139,10 +119,10 @@ internal static class ManifestRecords
                 string content = m["content"] switch
                 {
                     null => throw new FormatException("missing field \"content\"."),
-                    JsonArray parts => Parts(parts),
-                    _ => Str(m, "content", required: false),
+                    JsonArray parts when imageParts => Parts(parts),
+                    _ => Str(m, "content", required: false) ?? throw new FormatException("missing field \"content\"."),
                 };
-                if (role == "assistant" && content.Contains(ImagePlaceholder, StringComparison.Ordinal))
+                if (imageParts && role == "assistant" && content.Contains(ImagePlaceholder, StringComparison.Ordinal))
                     throw new FormatException("an assistant message cannot hold an image.");
                 list.Add(new ChatMessage(role, content));
             }
@@ -150,6 +130,8 @@ internal static class ManifestRecords
         }
         return list;
     }
+
+    const string ImagePlaceholder = Vision.VisionPrompt.ImagePlaceholder;
 
     static string Parts(JsonArray parts)
     {
@@ -197,7 +179,7 @@ internal static class ManifestRecords
     {
         Keys(o, "images", "messages", "reward");   // "reward": written by rejection sampling, informational
         var images = Images(o, dir);
-        var m = VisionMessages(o["messages"], "messages");
+        var m = Messages(o["messages"], "messages", imageParts: true);
         if (!m.Any(x => x.Role == "assistant")) throw new FormatException("dialog has no assistant message to train on.");
         CheckImageCount(m, images.Count, "the messages");
         return new VisionDialogRecord(images, m);
@@ -206,7 +188,7 @@ internal static class ManifestRecords
     /// <summary>The prompt of an image record: a string (one user turn; images first when it holds no placeholder) or a message list.</summary>
     internal static List<ChatMessage> PromptOf(JsonObject o, int images)
     {
-        if (o["prompt"] is JsonArray) { var m = VisionMessages(o["prompt"], "prompt"); CheckImageCount(m, images, "the prompt messages"); return m; }
+        if (o["prompt"] is JsonArray) { var m = Messages(o["prompt"], "prompt", imageParts: true); CheckImageCount(m, images, "the prompt messages"); return m; }
         string text = Str(o, "prompt");
         if (Vision.VisionPrompt.CountOf(text, ImagePlaceholder) == 0) text = string.Concat(Enumerable.Repeat(ImagePlaceholder, images)) + text;
         var list = new List<ChatMessage> { new("user", text) };

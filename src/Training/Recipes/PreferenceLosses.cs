@@ -28,6 +28,28 @@ public static class PreferenceLosses
         return (-nn.functional.logsigmoid(better - worse)).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The reward model's ranking loss over rewards laid out as [chosen (n); rejected (n); edited (E)], edited response e
+    /// belonging to pair <c>editedOf[e]</c>: Σ −log σ(r_c − r_r), plus, for each edited response, the terms ranking it above
+    /// its pair's chosen and rejected ones (edited &gt; chosen &gt; rejected, Llama 3 §4.1.2). Also returns how many pairs
+    /// rank chosen above rejected.
+    /// </summary>
+    internal static (Tensor Total, long Correct) Ranking(Tensor rewards, int pairs, Tensor editedOf)
+    {
+        using var scope = NewDisposeScope();
+        editedOf = editedOf.to(rewards.device);
+        int n = pairs;
+        var rc = rewards[..n]; var rr = rewards[n..(2 * n)];
+        var total = PairwiseRanking(rc, rr).sum();
+        if (editedOf.numel() > 0)
+        {
+            var re = rewards[(2 * n)..];
+            total = Scalars.Add(total, PairwiseRanking(re, rc.index_select(0, editedOf)).sum());
+            total = Scalars.Add(total, PairwiseRanking(re, rr.index_select(0, editedOf)).sum());
+        }
+        return (total.MoveToOuterDisposeScope(), rc.gt(rr).sum().item<long>());
+    }
+
     /// <summary>Per-token log-probabilities of <paramref name="labels"/> [B, T] under <paramref name="logits"/> [B, T, V]; 0 where the label is −100.</summary>
     public static Tensor TokenLogProbs(Tensor logits, Tensor labels)
     {

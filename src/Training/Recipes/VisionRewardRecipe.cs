@@ -105,18 +105,8 @@ public sealed class VisionRewardRecipe : VisionRecipe
         using var scope = NewDisposeScope();
         using var images = batch.Images();
         var r = Rm.Rewards(batch["input_ids"].to(Device), images, batch["last"]);              // [2B + E]
-        var editedOf = batch["edited_of"].to(r.device);
-        int n = (int)batch.Samples;
-        var rc = r[..n]; var rr = r[n..(2 * n)];
-        var total = PreferenceLosses.PairwiseRanking(rc, rr).sum();
-        if (editedOf.numel() > 0)
-        {
-            var re = r[(2 * n)..];
-            total = Scalars.Add(total, PreferenceLosses.PairwiseRanking(re, rc.index_select(0, editedOf)).sum());
-            total = Scalars.Add(total, PreferenceLosses.PairwiseRanking(re, rr.index_select(0, editedOf)).sum());
-        }
-        var metrics = new Dictionary<string, double> { ["accuracy"] = rc.gt(rr).sum().item<long>() };
-        return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
+        var (total, correct) = PreferenceLosses.Ranking(r, (int)batch.Samples, batch["edited_of"]);
+        return new LossOutput(total.MoveToOuterDisposeScope(), new Dictionary<string, double> { ["accuracy"] = correct });
     }
 
     /// <summary>Writes the reward model (<see cref="VisionRewardModel.Save"/>) and <see cref="MediaTokens.InfoFile"/>.</summary>

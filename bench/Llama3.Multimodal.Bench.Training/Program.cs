@@ -17,7 +17,7 @@ if (args.Length > 0 && args[0] == "bottleneck")
     Console.WriteLine($"Llama3.Multimodal bottleneck bench — {DeviceSpec.Backend()}, {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}; load average at start: {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a")}");
     Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training -- {string.Join(' ', args)}");
     var sw = Stopwatch.StartNew();
-    Llama3.Multimodal.Bench.Training.BottleneckBench.Run(args.Length > 1 ? int.Parse(args[1]) : 4);
+    Llama3.Multimodal.Bench.Training.BottleneckBench.Run(args.Length > 1 ? Math.Max(2, int.Parse(args[1])) : 3);
     Console.WriteLine($"total {sw.Elapsed.TotalSeconds:F0} s");
     return;
 }

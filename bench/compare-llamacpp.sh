@@ -90,7 +90,7 @@ load1=$(cut -d' ' -f1 /proc/loadavg)
 awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }' && loaded=1
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version), node $(node --version); load average at start $load1"
 cmd="$invocation"
-node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],page_cache:process.argv[10]==="1"?"emptied before every process":"warm (files read before)",when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
+node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],page_cache:process.argv[10]==="1"?"emptied before every process":"warm (each precision's files read just before its runs)",when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
   "$config" "$tokens" "$threads" "$reps" "$prompt" "$machine" "$cmd" "$loaded" "$nlc_version" "$drop" >> "$results"
 
 log "memory read bandwidth"
@@ -139,7 +139,21 @@ run_llama() { # precision rep
   log "llama.cpp $p #$rep: $(cut -c1-240 <<<"$stats")"
 }
 
+# Without --drop-caches both runtimes start from a warm page cache: each precision's files (ours and the GGUF) are read
+# just before its runs, so neither side's first process pays for reading a file an earlier precision pushed out of memory.
+warm_files() { # precision
+  [ $drop = 1 ] && return 0
+  local files=()
+  case $1 in
+    f32) files=("$d"/f32/*.safetensors "$d/f32.gguf");;
+    bf16) files=("$d"/bf16/*.safetensors "$d/f16.gguf");;
+    q8) if [ $q8mode = folder ]; then files=("$d"/q8/*.safetensors); else files=("$d"/f32/*.safetensors); fi; files+=("$d/q8_0.gguf");;
+  esac
+  cat "${files[@]}" > /dev/null
+}
+
 for p in $precisions; do
+  warm_files "$p"
   for rep in $(seq 1 "$reps"); do
     if [ "$p" = q8 ] && [ $q8mode = none ]; then
       [ "$rep" = 1 ] && echo "{\"kind\":\"skip\",\"precision\":\"q8\",\"reason\":\"$q8reason\"}" >> "$results"

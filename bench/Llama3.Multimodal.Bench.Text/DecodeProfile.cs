@@ -8,6 +8,9 @@
 //     descheduled on a shared machine does not count. KINDS: f32, bf16, f16, q8, and the previous paths f32-torch
 //     (libtorch's GEMV) and q8-f32x (q8 weights times an f32 input).
 //   decode-ab KIND STEPS ROUNDS: whole decode steps alternated between the kernels and the previous paths.
+//   decode-fused-ab KIND STEPS ROUNDS: whole decode steps alternated between the C# decode step (WeightKernels.FusedDecode)
+//     and the same kernels called from the per-layer libtorch path.
+//   decode-fused-cpu KIND STEPS ROUNDS: the same on one thread, timed in the thread's CPU seconds (for a shared machine).
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -59,8 +62,14 @@ static class DecodeProfile
     /// decode-ab KIND STEPS ROUNDS: one model, decode steps alternated between this library's kernels (f32 kernel, q8 with
     /// quantized input) and the previous paths (libtorch f32 GEMV, q8 with f32 input), best round of each.
     /// </summary>
-    public static void AB(string kind, int steps, int rounds)
+    public static void AB(string kind, int steps, int rounds, bool fused = false, bool cpu = false)
     {
+        if (cpu)
+        {
+            WeightKernels.MinParallelBytes = long.MaxValue;
+            SplitGemv.Blocks = 1;
+            torch.set_num_threads(1);
+        }
         var cfg = TextPresets.Get("llama3.2-1b");
         var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
         LlamaForCausalLM m;
@@ -71,23 +80,26 @@ static class DecodeProfile
         for (int r = 0; r < rounds; r++)
             foreach (bool kernels in new[] { true, false })
             {
-                WeightKernels.F32Kernels = kernels;
-                WeightKernels.QuantizeQ8Activations = kernels;
+                if (fused) WeightKernels.FusedDecode = kernels;
+                else (WeightKernels.F32Kernels, WeightKernels.QuantizeQ8Activations) = (kernels, kernels);
                 using var cache = m.NewCache(1, steps + 16);
                 long next;
                 using (var s = NewDisposeScope())
                     next = m.Forward(tensor(new long[] { 128000, 791, 4062 }, new long[] { 1, 3 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
                 var sw = Stopwatch.StartNew();
+                double c0 = ThreadCpu();
                 for (int i = 0; i < steps; i++)
                 {
                     using var s = NewDisposeScope();
                     next = m.Forward(tensor(new[] { next }, new long[] { 1, 1 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
                 }
-                double tps = steps / sw.Elapsed.TotalSeconds;
+                double tps = steps / (cpu ? ThreadCpu() - c0 : sw.Elapsed.TotalSeconds);
                 if (kernels) bestNew = Math.Max(bestNew, tps); else bestOld = Math.Max(bestOld, tps);
-                Console.WriteLine($"  round {r} {(kernels ? "kernels" : "previous")}: {tps:F2} tok/s");
+                Console.WriteLine($"  round {r} {(kernels ? fused ? "C# step" : "kernels" : fused ? "libtorch ops" : "previous")}: {tps:F2} tok/s");
             }
-        Console.WriteLine($"{kind}: best {bestNew:F2} tok/s with the kernels vs {bestOld:F2} previous path ({bestNew / bestOld:F2}×), {steps} steps × {rounds} rounds each");
+        Console.WriteLine(fused
+            ? $"{kind}: best {bestNew:F2} tok/s with the C# decode step vs {bestOld:F2} with libtorch ops between the kernels ({bestNew / bestOld:F2}×), {steps} steps × {rounds} rounds each"
+            : $"{kind}: best {bestNew:F2} tok/s with the kernels vs {bestOld:F2} previous path ({bestNew / bestOld:F2}×), {steps} steps × {rounds} rounds each");
         m.Dispose();
     }
 

@@ -32,6 +32,15 @@ public static unsafe class WeightKernels
     public static bool F32Kernels { get; set; } = true;
 
     /// <summary>
+    /// Run the decode step of one sequence (one new token with a KV cache, on the CPU) layer by layer in C# on the
+    /// tensors' memory: norms, rotary embedding, the cache write, attention over the cache, SiLU and the residuals
+    /// between the kernel products, with no libtorch call in between (default true). False runs each layer through
+    /// libtorch's operators. Either gives the same tokens; the sums in norms and attention run in another order, so logits
+    /// may differ in the last bits. Self-attention layers only: cross-attention blocks run their own forward.
+    /// </summary>
+    public static bool FusedDecode { get; set; } = true;
+
+    /// <summary>
     /// Single-row q8 products quantize the input row per block of 32 with the weights' rule and sum integer products
     /// (as GGUF runtimes do with Q8_0; default true). False keeps the input in f32 and widens each weight instead: more
     /// accurate by the input's rounding (at most half a step of 1/127 of each block's largest |x|), and slower.
@@ -165,24 +174,45 @@ public static unsafe class WeightKernels
         float* xp = InputAsF32(x, k, out var keep);
         try
         {
-            sbyte* xq = null;
-            float* xs = null;
-            if (format == WeightFormat.Q8 && QuantizeQ8Activations) QuantizeInput(xp, k, out xq, out xs);
-            float* xi = format is WeightFormat.BF16 or WeightFormat.F16 && _isa != KernelIsa.Portable ? InterleavedInput(xp, k, _isa) : null;
-            var job = new GemvJob
-            {
-                Format = format, W = TensorPointers.Data(w), LdW = w.stride(0),
-                Scales = scales is null ? null : (ushort*)TensorPointers.Data(scales), LdS = scales?.stride(0) ?? 0,
-                K = (int)k, Rows = (int)n, X = xp, XP = xi, XQ = xq, XS = xs, Y = TensorPointers.Data(y), Isa = _isa,
-                YFormat = x.dtype switch { ScalarType.BFloat16 => OutFormat.BF16, ScalarType.Float16 => OutFormat.F16, _ => OutFormat.F32 },
-            };
-            long bytes = n * k * w.element_size();
-            int threads = bytes < MinParallelBytes ? 1 : RowPool.Shared.Threads;
-            int grain = (int)Math.Max(16, (n / (threads * 4L) + 3) / 4 * 4);
-            RowPool.Shared.Run(&GemvPart, &job, (int)n, grain, threads);
+            var yFormat = x.dtype switch { ScalarType.BFloat16 => OutFormat.BF16, ScalarType.Float16 => OutFormat.F16, _ => OutFormat.F32 };
+            Gemv(xp, (int)k, TensorPointers.Data(w), w.stride(0), (int)n, w.element_size(),
+                scales is null ? null : (ushort*)TensorPointers.Data(scales), scales?.stride(0) ?? 0, format, TensorPointers.Data(y), yFormat);
         }
         finally { keep?.Dispose(); }
         return y;
+    }
+
+    /// <summary>The format of a weight the decode kernels read, or null when they do not apply to it.</summary>
+    internal static WeightFormat? KernelFormat(Tensor w, Tensor? scales) => w.dtype switch
+    {
+        ScalarType.Int8 when scales is not null => WeightFormat.Q8,
+        ScalarType.BFloat16 when HalfKernels => WeightFormat.BF16,
+        ScalarType.Float16 when HalfKernels => WeightFormat.F16,
+        ScalarType.Float32 when F32Kernels => WeightFormat.F32,
+        _ => null,
+    };
+
+    /// <summary>
+    /// One row through a decode kernel on raw memory: <c>y[r] = Σ_c W[r, c] · x[c]</c> for r in [0, n), x f32 of
+    /// <paramref name="k"/> elements, W row-major with <paramref name="ldw"/> elements between rows (q8: with its scales),
+    /// y stored as <paramref name="yFormat"/>. The rows are split over the pool when the weight is large enough.
+    /// </summary>
+    internal static void Gemv(float* x, int k, void* w, long ldw, int n, long elementSize, ushort* scales, long lds,
+        WeightFormat format, void* y, OutFormat yFormat)
+    {
+        sbyte* xq = null;
+        float* xs = null;
+        if (format == WeightFormat.Q8 && QuantizeQ8Activations) QuantizeInput(x, k, out xq, out xs);
+        float* xi = format is WeightFormat.BF16 or WeightFormat.F16 && _isa != KernelIsa.Portable ? InterleavedInput(x, k, _isa) : null;
+        var job = new GemvJob
+        {
+            Format = format, W = w, LdW = ldw, Scales = scales, LdS = lds,
+            K = k, Rows = n, X = x, XP = xi, XQ = xq, XS = xs, Y = y, Isa = _isa, YFormat = yFormat,
+        };
+        long bytes = (long)n * k * elementSize;
+        int threads = bytes < MinParallelBytes ? 1 : RowPool.Shared.Threads;
+        int grain = (int)Math.Max(16, (n / (threads * 4L) + 3) / 4 * 4);
+        RowPool.Shared.Run(&GemvPart, &job, n, grain, threads);
     }
 
     static void GemvPart(void* state, int r0, int r1) => GemvKernels.Rows(*(GemvJob*)state, r0, r1);

@@ -68,6 +68,16 @@ public sealed class KvCache : IDisposable
         return (_k[layer]!.narrow(0, 0, rows).narrow(2, 0, Length + t), _v[layer]!.narrow(0, 0, rows).narrow(2, 0, Length + t));
     }
 
+    /// <summary>The whole K and V storage of block <paramref name="layer"/>, [B, n_kv, capacity, head_dim], allocated on <paramref name="device"/> if new.</summary>
+    internal (Tensor K, Tensor V) Storage(int layer, Device device)
+    {
+        Allocate(layer, device);
+        return (_k[layer]!, _v[layer]!);
+    }
+
+    /// <summary>The dtype of the cached keys and values.</summary>
+    internal ScalarType DType => _dtype;
+
     void Allocate(int layer, Device device)
     {
         if (_k[layer] is not null) return;

@@ -88,6 +88,15 @@ public sealed class LlamaAttention : nn.Module
         return y.MoveToOuterDisposeScope();
     }
 
+    // For the single-row decode step (SingleRowDecoder): the fused q/k/v weight, its q8 scales and o_proj's.
+    internal int Heads => _heads;
+    internal int KvHeads => _kvHeads;
+    internal int HeadDim => _headDim;
+    internal Tensor FusedQkv => _qkv;
+    internal Tensor? FusedQkvScale => _qkvScale;
+    internal Tensor? OutScale => _oScale;
+    internal bool FusedUsable => _qkvScale is not null || Fused.Usable(_qkv, q_proj.weight);
+
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {

@@ -177,6 +177,11 @@ public sealed class LlamaForCausalLM : nn.Module, IComponentModel
         using var scope = NewDisposeScope();
         long b = embeddings.shape[0], t = embeddings.shape[1];
         var cache = options.Cache;
+        if (SingleRowDecoder.TryForward(this, embeddings, options) is { } step)
+        {
+            cache!.Advance(1);
+            return step.MoveToOuterDisposeScope();
+        }
         int offset = cache?.Length ?? 0;
         Tensor positions = options.Positions?.to(Device)
             ?? (options.DocumentIds is not null ? AttentionMask.DocumentPositions(options.DocumentIds).to(Device)

@@ -70,6 +70,13 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
         return (fused ? WeightKernels.Linear(g, down_proj.weight!, _downScale) : down_proj.forward(g)).MoveToOuterDisposeScope();
     }
 
+    // For the single-row decode step (SingleRowDecoder): the fused gate/up weight, its q8 scales and down_proj's.
+    internal long Hidden => _hidden;
+    internal Tensor FusedGateUp => _gateUp;
+    internal Tensor? FusedGateUpScale => _gateUpScale;
+    internal Tensor? DownScale => _downScale;
+    internal bool FusedUsable => _gateUpScale is not null || Fused.Usable(_gateUp, gate_proj.weight);
+
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {

@@ -49,6 +49,9 @@ public sealed class LlamaTextModel : nn.Module
     /// <summary>KV-cache slots a forward pass uses: the stack's layers plus the inserted blocks.</summary>
     public int CacheSlots => layers.Count + _insertedCount;
 
+    /// <summary>The blocks in the order a forward pass runs them (inserted blocks before their layer).</summary>
+    internal IEnumerable<DecoderBlock> DecodeOrder() => _insertedCount == 0 ? layers : Blocks();
+
     IEnumerable<DecoderBlock> Blocks()
     {
         for (int i = 0; i < layers.Count; i++)

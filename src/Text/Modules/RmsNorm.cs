@@ -10,10 +10,14 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <summary>Scale, shape [dim], checkpoint key <c>weight</c>.</summary>
     public readonly TorchSharp.Modules.Parameter weight;
 
+    /// <summary>The epsilon added to the mean square.</summary>
+    internal double Eps { get; }
+
     /// <summary>Creates the norm with unit weight.</summary>
     public RmsNorm(long dim, double eps, Device? device = null, ScalarType dtype = ScalarType.Float32) : base("RmsNorm")
     {
         _epsScalar = eps.ToScalar();
+        Eps = eps;
         weight = new TorchSharp.Modules.Parameter(torch.ones(new[] { dim }, dtype: dtype, device: device));
         RegisterComponents();
     }

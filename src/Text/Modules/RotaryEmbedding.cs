@@ -80,6 +80,20 @@ public sealed class RotaryEmbedding : IDisposable
         return (torch.cat(new[] { c, c }, -1).MoveToOuterDisposeScope(), torch.cat(new[] { s, s }, -1).MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// The cos and sin rows (head_dim / 2 entries each, f32, CPU) of <paramref name="position"/>; valid until the tables
+    /// grow or move.
+    /// </summary>
+    internal unsafe void Row(int position, out float* cos, out float* sin)
+    {
+        if (position < 0 || position >= _maxPositions)
+            throw new ArgumentOutOfRangeException(nameof(position), $"position {position} is beyond max_position_embeddings {_maxPositions}.");
+        if (_cos is null || _cos.shape[0] <= position || _device is null || _device.type != DeviceType.CPU) Ensure(position + 1, CPU);
+        long off = (long)position * _invFreq.Length;
+        cos = (float*)TensorPointers.Data(_cos!) + off;
+        sin = (float*)TensorPointers.Data(_sin!) + off;
+    }
+
     /// <summary>Rotates <paramref name="x"/> [B, H, T, D] (HF convention): <c>x·cos + rotate_half(x)·sin</c>, in f32, cast back.</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {

@@ -27,7 +27,7 @@ internal static class LoaderBench
     public static void Run(int passes)
     {
         string root = Path.Combine(Path.GetTempPath(), "l3mm-bench-loader");
-        if (!File.Exists(Path.Combine(root, ".done"))) Make(root);
+        EnsureData(root);
         var data = new DataSection { Prefetch = 16, ShuffleBuffer = 64, Readers = 1 };
         Console.WriteLine($"loader: {Math.Min(4, Environment.ProcessorCount)} decode workers (data.workers default); " +
             $"micro-batch {Micro} ({VideoMicro} for video); {passes} pass(es) over each set after one warm-up micro-batch");
@@ -51,7 +51,14 @@ internal static class LoaderBench
         }
     }
 
-    static void Measure<TRecord, TItem>(string label, string source, int count, int micro, int passes, DataSection data,
+    /// <summary>Makes the loader's data set under <paramref name="root"/> unless it is there.</summary>
+    public static void EnsureData(string root)
+    {
+        if (!File.Exists(Path.Combine(root, ".done"))) Make(root);
+    }
+
+    /// <summary>Streams <paramref name="passes"/> × <paramref name="count"/> samples after a warm-up micro-batch; prints and returns samples/s.</summary>
+    public static double Measure<TRecord, TItem>(string label, string source, int count, int micro, int passes, DataSection data,
         Func<string, bool, (List<TRecord>, int)> manifest, Func<ShardSample, DataSection, TRecord> fromShard,
         Func<TRecord, long, long, TItem> prepare, Func<List<TItem>, long> consume)
     {
@@ -65,6 +72,7 @@ internal static class LoaderBench
         for (int i = 0; i < batches; i++) { using var b = stream.Next(0); samples += b.Samples; }
         double s = sw.Elapsed.TotalSeconds;
         Console.WriteLine($"{label} {samples / s,9:F1} samples/s  ({samples} samples in {s:F2} s)");
+        return samples / s;
     }
 
     static void Make(string root)

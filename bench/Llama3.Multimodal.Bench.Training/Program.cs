@@ -10,6 +10,17 @@ using static TorchSharp.torch;
 // f32), with model-FLOPs utilisation against the f32 GEMM peak measured in the same process, and memory.
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training [-- steps [threads [all|text|multimodal|RECIPE]]]
 // The data loader alone (decode + preprocess, no model): ... -- loader [passes [threads]]
+// Training step rate at real input sizes beside the loader, demo and llama3.2-1b decoders: ... -- bottleneck [steps [threads]]
+if (args.Length > 0 && args[0] == "bottleneck")
+{
+    if (args.Length > 2) torch.set_num_threads(int.Parse(args[2]));
+    Console.WriteLine($"Llama3.Multimodal bottleneck bench — {DeviceSpec.Backend()}, {Environment.ProcessorCount} logical cores, {DateTime.UtcNow:u}; load average at start: {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a")}");
+    Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Training -- {string.Join(' ', args)}");
+    var sw = Stopwatch.StartNew();
+    Llama3.Multimodal.Bench.Training.BottleneckBench.Run(args.Length > 1 ? Math.Max(2, int.Parse(args[1])) : 3);
+    Console.WriteLine($"total {sw.Elapsed.TotalSeconds:F0} s");
+    return;
+}
 if (args.Length > 0 && args[0] == "loader")
 {
     if (args.Length > 2) torch.set_num_threads(int.Parse(args[2]));

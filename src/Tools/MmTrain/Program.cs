@@ -46,7 +46,7 @@ public static class Program
         var defaults = recipe.DefaultConfig();
         var cmd = new Command(name, recipe.Description + "\n" + Defaults(defaults));
         string keys = "Config keys: seed, tokenizer, model.{preset,init_from,hidden_size,num_layers,num_heads,num_kv_heads,intermediate_size,max_position_embeddings,tie_word_embeddings,init_std}, " +
-            "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch,readers,shuffle_buffer,workers,image_column,audio_column,video_column,text_column}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
+            "data.{train,eval,seq_len,skip_bad_records,shuffle,prefetch,readers,shuffle_buffer,workers,image_column,audio_column,video_column,text_column,prompt_column,chosen_column,rejected_column}, optim.{lr,min_lr,beta1,beta2,eps,weight_decay,grad_clip,schedule,warmup_steps,total_steps}, " +
             "batch.{unit,global,micro,ramp}, train.{max_steps,eval_every,eval_batches,save_every,keep_last,average_last,log_every,trainable,freeze,device,devices,dtype}, " +
             "loss.{dpo_beta,nll_weight,reference,dpo_use_edited,reference_ema,reference_update_every}" + (defaults.Vision is not null ? ", vision.{preset,max_tiles,num_cross_attention_layers,language_model_from,anchor_loss_weight,anchor_from,auxiliary_losses}" : "") +
             (defaults.Video is not null ? ", video.{preset,num_frames,frames_per_group,aggregator_merge,aggregator_place_code,video_from_image_layers,video_layers_before,frame_cache_mb,vision_from}" : "") +

@@ -43,4 +43,11 @@ public sealed record DataSection
     /// <summary>The target text: a Parquet column, a member extension (<c>txt</c>, <c>cls</c>) or a field of the <c>json</c>
     /// member; null = <c>text</c>/<c>caption</c>/<c>sentence</c>/<c>transcription</c> (and <c>txt</c>, then <c>cls</c>, in shards).</summary>
     public string? TextColumn { get; init; }
+    /// <summary>Preference data in shards and Parquet (<c>dpo</c>, <c>reward-model</c>, <c>vision-dpo</c>, <c>vision-reward</c>):
+    /// the prompt column (a string or a message list); null = <c>prompt</c>, else <c>question</c> for the image recipes.</summary>
+    public string? PromptColumn { get; init; }
+    /// <summary>Preference data in shards and Parquet: the preferred-response column (a string or an assistant message list); null = <c>chosen</c>.</summary>
+    public string? ChosenColumn { get; init; }
+    /// <summary>Preference data in shards and Parquet: the dispreferred-response column; null = <c>rejected</c>.</summary>
+    public string? RejectedColumn { get; init; }
 }

@@ -57,9 +57,14 @@ public sealed record VideoCaptionRecord(string Video, string Caption, bool Still
 /// <c>{"type": "text", "text": "..."}</c>); each image part (or <c>&lt;|image|&gt;</c> in a string) takes the next file of
 /// <c>images</c>, in order.
 /// </summary>
-/// <param name="Images">Absolute image paths, in the order their <c>&lt;|image|&gt;</c> placeholders appear.</param>
+/// <param name="Images">Absolute image paths, in the order their <c>&lt;|image|&gt;</c> placeholders appear; for a shard
+/// sample, where each image sits (shard, key, member).</param>
 /// <param name="Messages">Messages in order; image parts are <c>&lt;|image|&gt;</c> placeholders in the content.</param>
-public sealed record VisionDialogRecord(IReadOnlyList<string> Images, IReadOnlyList<ChatMessage> Messages);
+public sealed record VisionDialogRecord(IReadOnlyList<string> Images, IReadOnlyList<ChatMessage> Messages)
+{
+    /// <summary>The encoded images of a shard sample, in <see cref="Images"/> order (null: read <see cref="Images"/> from disk).</summary>
+    public IReadOnlyList<byte[]>? ImageData { get; init; }
+}
 
 /// <summary>
 /// An image preference record for <c>vision-reward</c> and <c>vision-dpo</c>: the text preference record with the images
@@ -67,12 +72,16 @@ public sealed record VisionDialogRecord(IReadOnlyList<string> Images, IReadOnlyL
 /// prompt is a string (one user turn; without <c>&lt;|image|&gt;</c> in it the images come first, one placeholder each) or
 /// a message list as in <see cref="VisionDialogRecord"/>.
 /// </summary>
-/// <param name="Images">Absolute image paths, in placeholder order.</param>
+/// <param name="Images">Absolute image paths, in placeholder order; for a shard sample, where each image sits.</param>
 /// <param name="Prompt">Prompt messages with <c>&lt;|image|&gt;</c> placeholders.</param>
 /// <param name="Chosen">Preferred response.</param>
 /// <param name="Rejected">Dispreferred response.</param>
 /// <param name="Edited">Optional edited response, preferred over both (Llama 3 §4.1.2: edited &gt; chosen &gt; rejected).</param>
-public sealed record VisionPreferenceRecord(IReadOnlyList<string> Images, IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected, string? Edited);
+public sealed record VisionPreferenceRecord(IReadOnlyList<string> Images, IReadOnlyList<ChatMessage> Prompt, string Chosen, string Rejected, string? Edited)
+{
+    /// <summary>The encoded images of a shard sample, in <see cref="Images"/> order (null: read <see cref="Images"/> from disk).</summary>
+    public IReadOnlyList<byte[]>? ImageData { get; init; }
+}
 
 /// <summary>Strict parsers of one manifest record each; they throw <see cref="FormatException"/> with what is wrong.</summary>
 internal static class ManifestRecords
@@ -104,7 +113,7 @@ internal static class ManifestRecords
 
     // Messages of {"role", "content"}. With imageParts, content may also be a list of HF content parts, whose image parts
     // become <|image|> placeholders (never in an assistant message); otherwise content is a string.
-    static List<ChatMessage> Messages(JsonNode? n, string key, bool imageParts = false)
+    internal static List<ChatMessage> Messages(JsonNode? n, string key, bool imageParts = false)
     {
         if (n is not JsonArray a || a.Count == 0) throw new FormatException($"field \"{key}\" must be a non-empty array of {{\"role\", \"content\"}}.");
         var list = new List<ChatMessage>();
@@ -178,7 +187,12 @@ internal static class ManifestRecords
     public static VisionDialogRecord VisionDialog(JsonObject o, string dir)
     {
         Keys(o, "images", "messages", "reward");   // "reward": written by rejection sampling, informational
-        var images = Images(o, dir);
+        return VisionDialog(o, Images(o, dir));
+    }
+
+    /// <summary>An image dialog whose images are <paramref name="images"/> (paths or shard member names; the fields other than "messages" are not read).</summary>
+    public static VisionDialogRecord VisionDialog(JsonObject o, List<string> images)
+    {
         var m = Messages(o["messages"], "messages", imageParts: true);
         if (!m.Any(x => x.Role == "assistant")) throw new FormatException("dialog has no assistant message to train on.");
         CheckImageCount(m, images.Count, "the messages");
@@ -199,7 +213,12 @@ internal static class ManifestRecords
     public static VisionPreferenceRecord VisionPreference(JsonObject o, string dir)
     {
         Keys(o, "images", "prompt", "chosen", "rejected", "edited");
-        var images = Images(o, dir);
+        return VisionPreference(o, Images(o, dir));
+    }
+
+    /// <summary>An image preference record whose images are <paramref name="images"/> (the "images" field is not read).</summary>
+    public static VisionPreferenceRecord VisionPreference(JsonObject o, List<string> images)
+    {
         var prompt = PromptOf(o, images.Count);
         string chosen = Str(o, "chosen"), rejected = Str(o, "rejected");
         string? edited = o.ContainsKey("edited") ? Str(o, "edited") : null;

@@ -29,7 +29,11 @@ public sealed class MicroBatch : IDisposable
         using var counts = mask.sum(-1).to(ScalarType.Int64).cpu();
         long rows = counts.shape[0], n = counts.shape[1];
         var data = counts.data<long>().ToArray();
-        var numTiles = Enumerable.Range(0, (int)rows).Select(r => (IReadOnlyList<int>)Enumerable.Range(0, (int)n).Select(i => (int)data[r * n + i]).ToList()).ToList();
+        // A row with fewer images than the batch's most has padding slots (aspect ratio id 0): they are not images.
+        using var idsCpu = this["aspect_ratio_ids"].to(ScalarType.Int64).cpu();
+        var ids = idsCpu.data<long>().ToArray();
+        var numTiles = Enumerable.Range(0, (int)rows).Select(r => (IReadOnlyList<int>)Enumerable.Range(0, (int)n).Where(i => ids[r * n + i] != 0)
+            .Select(i => (int)data[r * n + i]).ToList()).ToList();
         return new Vision.ImageBatch { PixelValues = this["pixel_values"].alias(), AspectRatioIds = this["aspect_ratio_ids"].alias(), AspectRatioMask = mask.alias(), NumTiles = numTiles };
     }
 

@@ -118,9 +118,16 @@ public static class ShardTextRecords
     public static DialogRecord Dialog(ShardSample s, DataSection d) =>
         ManifestRecords.Dialog(Fields(s, new[] { "messages" }, d.TextColumn is { } c ? new Dictionary<string, string> { ["messages"] = c } : null), "");
 
-    /// <summary>A preference pair: <c>prompt</c> (text or a JSON message list), <c>chosen</c>, <c>rejected</c> and optionally <c>edited</c>, or a json member.</summary>
-    public static PreferenceRecord Preference(ShardSample s, DataSection d) =>
-        ManifestRecords.Preference(Fields(s, new[] { "prompt", "chosen", "rejected", "edited" }), "");
+    /// <summary>A preference pair: <c>prompt</c> (text or a JSON message list), <c>chosen</c>, <c>rejected</c> and optionally
+    /// <c>edited</c> (the first three renamed by <c>data.prompt_column</c>, <c>chosen_column</c>, <c>rejected_column</c>), or a json member.</summary>
+    public static PreferenceRecord Preference(ShardSample s, DataSection d)
+    {
+        var renamed = new Dictionary<string, string>();
+        if (d.PromptColumn is { } p) renamed["prompt"] = p;
+        if (d.ChosenColumn is { } c) renamed["chosen"] = c;
+        if (d.RejectedColumn is { } r) renamed["rejected"] = r;
+        return ManifestRecords.Preference(Fields(s, new[] { "prompt", "chosen", "rejected", "edited" }, renamed), "");
+    }
 }
 
 /// <summary>Decodes a record's media from its shard bytes or, for a manifest record, from its file.</summary>
@@ -128,6 +135,9 @@ public static class RecordMedia
 {
     /// <summary>The record's image, decoded.</summary>
     public static Vision.RgbImage Image(ImageCaptionRecord r) => r.Data is { } d ? Vision.ImageLoader.Decode(d, r.Image) : Vision.ImageLoader.Load(r.Image);
+    /// <summary>The images of an image dialogue or preference record, decoded from their shard bytes or read from their files.</summary>
+    public static List<Vision.RgbImage> Images(IReadOnlyList<string> images, IReadOnlyList<byte[]>? data) =>
+        data is null ? images.Select(p => Vision.ImageLoader.Load(p)).ToList() : images.Select((n, i) => Vision.ImageLoader.Decode(data[i], n)).ToList();
     /// <summary>The record's audio as 16 kHz mono samples.</summary>
     public static float[] Audio(AudioTextRecord r) => r.Data is { } d ? Speech.AudioLoader.Load(d, r.Audio) : Speech.AudioLoader.Load(r.Audio);
     /// <summary>The image of a still-clip record, decoded.</summary>

@@ -95,17 +95,14 @@ public sealed class VisionDpoRecipe : VisionRecipe
         }
         var (ci, cl) = Row(Config.Loss.DpoUseEdited && p.Edited is not null ? p.Edited : p.Chosen);
         var (ri, rl) = Row(p.Rejected);
-        var images = p.Images.Select(f => ProcessImage(TilePreprocessor, Vlm.Preprocessor, ImageLoader.Load(f))).ToList();
+        var images = RecordMedia.Images(p.Images, p.ImageData).Select(i => ProcessImage(TilePreprocessor, Vlm.Preprocessor, i)).ToList();
         return new PairItem(ci, cl, ri, rl, images);
     }
 
     /// <inheritdoc/>
-    public override IBatchSource OpenData(bool eval, DataCursor start)
-    {
-        var records = ReadRecords(eval, (p, skip) => (JsonlManifest.ReadVisionPreferences(p, skip, out int n), n));
-        return new SampleBatchSource<VisionPreferenceRecord, PairItem>(records, Prepare, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
-    }
+    public override IBatchSource OpenData(bool eval, DataCursor start) =>
+        OpenSamples<VisionPreferenceRecord, PairItem>(eval, start, (p, skip) => (JsonlManifest.ReadVisionPreferences(p, skip, out int n), n), ShardVisionRecords.Preference,
+            (r, _, _) => Prepare(r), Collate);
 
     MicroBatch Collate(List<PairItem> items, int seqLen, DataCursor end)
     {

@@ -127,16 +127,6 @@ public abstract class VisionRecipe : Recipe
         catch (ConfigException e) { throw new ConfigException($"vision.language_model_from = '{directory}': {e.Message}", e); }
     }
 
-    /// <summary>Reads the JSONL manifest of the split (<c>data.train</c> or <c>data.eval</c>), validating every record.</summary>
-    protected List<T> ReadRecords<T>(bool eval, Func<string, bool, (List<T> Records, int Skipped)> read)
-    {
-        string? path = eval ? Config.Data.Eval : Config.Data.Train;
-        if (string.IsNullOrEmpty(path)) throw new ConfigException($"{Name}: data.{(eval ? "eval" : "train")} is not set.");
-        var (list, skipped) = read(path, Config.Data.SkipBadRecords);
-        if (!eval) SkippedRecords = skipped;
-        return list;
-    }
-
     /// <summary>The preprocessor of the run: images fitted to at most <c>vision.max_tiles</c> tiles (set by <see cref="Setup"/>).</summary>
     protected ImagePreprocessor TilePreprocessor => _pre ?? throw new InvalidOperationException("call Setup first.");
 

@@ -74,17 +74,14 @@ public sealed class VisionRewardRecipe : VisionRecipe
         int image = Vlm.Config.ImageTokenIndex;
         var prompt = VisionChatTokens.Prompt(Tokenizer, p.Prompt, image);
         long[] Row(string r) => prompt.Concat(VisionChatTokens.Response(Tokenizer, r)).Take(Config.Data.SeqLen).Select(i => (long)i).ToArray();
-        var images = p.Images.Select(f => ProcessImage(TilePreprocessor, Vlm.Preprocessor, ImageLoader.Load(f))).ToList();
+        var images = RecordMedia.Images(p.Images, p.ImageData).Select(i => ProcessImage(TilePreprocessor, Vlm.Preprocessor, i)).ToList();
         return new PairItem(Row(p.Chosen), Row(p.Rejected), p.Edited is null ? null : Row(p.Edited), images);
     }
 
     /// <inheritdoc/>
-    public override IBatchSource OpenData(bool eval, DataCursor start)
-    {
-        var records = ReadRecords(eval, (p, skip) => (JsonlManifest.ReadVisionPreferences(p, skip, out int n), n));
-        return new SampleBatchSource<VisionPreferenceRecord, PairItem>(records, Prepare, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
-    }
+    public override IBatchSource OpenData(bool eval, DataCursor start) =>
+        OpenSamples<VisionPreferenceRecord, PairItem>(eval, start, (p, skip) => (JsonlManifest.ReadVisionPreferences(p, skip, out int n), n), ShardVisionRecords.Preference,
+            (r, _, _) => Prepare(r), Collate);
 
     MicroBatch Collate(List<PairItem> items, int seqLen, DataCursor end)
     {

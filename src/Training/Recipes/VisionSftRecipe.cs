@@ -52,16 +52,13 @@ public sealed class VisionSftRecipe : VisionRecipe
     internal DialogItem Prepare(VisionDialogRecord r)
     {
         var (ids, labels) = VisionChatTokens.Encode(Tokenizer, r.Messages, Vlm.Config.ImageTokenIndex, Config.Data.SeqLen);
-        return new DialogItem(ids, labels, r.Images.Select(p => ProcessImage(TilePreprocessor, Vlm.Preprocessor, ImageLoader.Load(p))).ToList());
+        return new DialogItem(ids, labels, RecordMedia.Images(r.Images, r.ImageData).Select(i => ProcessImage(TilePreprocessor, Vlm.Preprocessor, i)).ToList());
     }
 
     /// <inheritdoc/>
-    public override IBatchSource OpenData(bool eval, DataCursor start)
-    {
-        var records = ReadRecords(eval, (p, skip) => (JsonlManifest.ReadVisionDialogs(p, skip, out int n), n));
-        return new SampleBatchSource<VisionDialogRecord, DialogItem>(records, Prepare, Collate, Config.Batch.Micro, Config.Seed,
-            !eval && Config.Data.Shuffle, Config.Data.Prefetch, start);
-    }
+    public override IBatchSource OpenData(bool eval, DataCursor start) =>
+        OpenSamples<VisionDialogRecord, DialogItem>(eval, start, (p, skip) => (JsonlManifest.ReadVisionDialogs(p, skip, out int n), n), ShardVisionRecords.Dialog,
+            (r, _, _) => Prepare(r), Collate);
 
     MicroBatch Collate(List<DialogItem> items, int seqLen, DataCursor end) =>
         VisionBatches.Collate(Vlm, Tokenizer, items.Select(i => (i.Ids, (long[]?)i.Labels, i.Images)).ToList(), seqLen, end, items.Sum(i => i.Labels.Count(l => l != -100)));

@@ -24,11 +24,6 @@ internal static unsafe partial class MappedTensors
     private static partial IntPtr THSTensor_new(IntPtr data, delegate* unmanaged<IntPtr, void> deleter, long* sizes, int szlength,
         sbyte scalarType, sbyte dtype, int deviceType, int deviceIndex, [MarshalAs(UnmanagedType.U1)] bool requiresGrad);
 
-    const int MadvWillNeed = 3;
-
-    [LibraryImport("libc")]
-    private static partial int madvise(IntPtr addr, nuint length, int advice);
-
     [UnmanagedCallersOnly]
     static void Release(IntPtr data)
     {
@@ -53,12 +48,7 @@ internal static unsafe partial class MappedTensors
         MemoryMappedViewAccessor view;
         try { view = file.CreateViewAccessor(offset, bytes, MemoryMappedFileAccess.CopyOnWrite); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return null; }
-        IntPtr start = view.SafeMemoryMappedViewHandle.DangerousGetHandle();
-        IntPtr data = start + checked((nint)view.PointerOffset);
-        // Ask the kernel to read the region ahead now, in large requests: on a cold page cache the first forward pass
-        // would otherwise fault it in page by page (a few hundred KiB per disk request). Pages already cached cost
-        // nothing; a failure only loses the hint.
-        if (OperatingSystem.IsLinux()) _ = madvise(start, (nuint)(view.PointerOffset + bytes), MadvWillNeed);
+        IntPtr data = view.SafeMemoryMappedViewHandle.DangerousGetHandle() + checked((nint)view.PointerOffset);
         if (!Views.TryAdd(data, view))
         {
             view.Dispose();

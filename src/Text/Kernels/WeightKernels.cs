@@ -211,7 +211,9 @@ public static unsafe class WeightKernels
         };
         long bytes = (long)n * k * elementSize;
         int threads = bytes < MinParallelBytes ? 1 : RowPool.Shared.Threads;
-        int grain = (int)Math.Max(16, (n / (threads * 4L) + 3) / 4 * 4);
+        // About 16 chunks per thread: the threads take chunks as they finish, so the last one ends at most a chunk
+        // (1/16 of its share) after the others, also when the machine deschedules one of them for a while.
+        int grain = (int)Math.Max(16, (n / (threads * 16L) + 3) / 4 * 4);
         RowPool.Shared.Run(&GemvPart, &job, n, grain, threads);
     }
 

@@ -154,6 +154,12 @@ public class MmCliTests
         r = Mm("generate", "--model", dir, "--image", png, "--prompt", "What colour?", "--max-new-tokens", "3", "--stats");
         Assert.True(r.Code == 0, r.Err);
         AssertGenerationStats(r.Err);
+        // The image encoder's time is reported on its own, and it runs before the first token.
+        using (var stats = JsonDocument.Parse(r.Err.Trim()))
+        {
+            double enc = stats.RootElement.GetProperty("encoder_s").GetDouble();
+            Assert.True(enc > 0 && enc <= stats.RootElement.GetProperty("first_token_s").GetDouble(), $"encoder_s {enc}");
+        }
         using var vlm = Vision.VisionLanguageModel.FromPretrained(dir);
         Assert.Equal(vlm.Generate(new[] { png }, "What colour?", new GenerationOptions { MaxNewTokens = 3 }).Text, r.Out.TrimEnd('\n'));
     }

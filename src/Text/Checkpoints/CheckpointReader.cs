@@ -86,6 +86,9 @@ public sealed class CheckpointReader : IDisposable
     /// <summary>Reads rows [<paramref name="row0"/>, <paramref name="row0"/> + <paramref name="rows"/>) of tensor <paramref name="key"/> (first dimension).</summary>
     public Tensor ReadRows(string key, long row0, long rows) => FileOf(key).ReadRows(key, row0, rows);
 
+    /// <summary>Reads rows from <paramref name="row0"/> of tensor <paramref name="key"/> into <paramref name="destination"/> (see <see cref="SafeTensorsFile.ReadRowsInto"/>).</summary>
+    public void ReadRowsInto(string key, long row0, Tensor destination) => FileOf(key).ReadRowsInto(key, row0, destination);
+
     /// <summary>Reads <paramref name="key"/> into <paramref name="destination"/> (shape must match).</summary>
     public void ReadInto(string key, Tensor destination) => FileOf(key).ReadInto(key, destination);
 

@@ -184,6 +184,26 @@ public sealed class SafeTensorsFile : IDisposable
     }
 
     /// <summary>
+    /// Reads rows [<paramref name="row0"/>, <paramref name="row0"/> + <c>destination.shape[0]</c>) of tensor
+    /// <paramref name="name"/> (along its first dimension) into <paramref name="destination"/>, a contiguous CPU tensor
+    /// of the stored dtype whose other dimensions match (a buffer reused across reads allocates nothing).
+    /// </summary>
+    public void ReadRowsInto(string name, long row0, Tensor destination)
+    {
+        var info = Info(name);
+        long rows = destination.dim() == 0 ? -1 : destination.shape[0];
+        if (info.Shape.Length == 0 || destination.dim() != info.Shape.Length || !destination.shape.Skip(1).SequenceEqual(info.Shape.Skip(1))
+            || row0 < 0 || row0 + rows > info.Shape[0])
+            throw new CheckpointFormatException($"{Path}: cannot read rows from {row0} into [{string.Join(", ", destination.shape)}] from tensor '{name}' {info.ShapeText}.");
+        if (destination.device_type != DeviceType.CPU || destination.dtype != info.DType || !destination.is_contiguous())
+            throw new ArgumentException($"{Path}: reading rows of '{name}' needs a contiguous CPU {SafeTensorDType.Name(info.DType)} tensor; got {destination.dtype} on {destination.device}.");
+        long perRow = info.Count / info.Shape[0], elem = SafeTensorDType.Size(info.DType);
+        if (rows == 0 || perRow == 0) return;
+        using var flat = destination.view(-1);
+        ReadExactly(_handle, flat.bytes, _dataStart + info.Begin + row0 * perRow * elem, Path);
+    }
+
+    /// <summary>
     /// Reads tensor <paramref name="name"/> into <paramref name="destination"/> (any device and float dtype; the
     /// shape must match). Reads straight into the destination's memory when it is a contiguous CPU tensor of the same dtype.
     /// </summary>

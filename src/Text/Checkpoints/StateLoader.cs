@@ -9,8 +9,8 @@ namespace Llama3.Multimodal.Text;
 /// </summary>
 public static class StateLoader
 {
-    /// <summary>Bytes of a float checkpoint tensor read at a time when it is quantized while loading.</summary>
-    const long QuantizeSliceBytes = 64L << 20;
+    /// <summary>Bytes of a float checkpoint tensor read at a time when it is quantized while loading (settable for tests).</summary>
+    internal static long QuantizeSliceBytes { get; set; } = 64L << 20;
 
     /// <summary>Loads <paramref name="module"/> from <paramref name="reader"/>.</summary>
     /// <param name="module">Target module; parameter names are the model's (HF) names.</param>
@@ -74,58 +74,72 @@ public static class StateLoader
             if (!mapped.Contains(name + QuantizedLayers.ScaleSuffix)) reader.ReadInto(key + QuantizedLayers.ScaleSuffix, scale);
         }
         int done = 0;
-        foreach (var (name, p) in parameters)
+        Tensor? sliceBuffer = null;
+        try
         {
-            string key = keyFor(name);
-            if (!reader.Contains(key)) continue;
-            if (mapped.Contains(name))
+            foreach (var (name, p) in parameters)
             {
-                // A q8 weight mapped from the file still needs its scales.
-                if (scales.TryGetValue(name, out var mappedScale)) ReadScale(name, key, mappedScale);
-                progress?.Invoke(++done, parameters.Count);
-                continue;
-            }
-            if (scales.TryGetValue(name, out var scale))
-            {
-                if (reader.Info(key).DType == ScalarType.Int8)
+                string key = keyFor(name);
+                if (!reader.Contains(key)) continue;
+                if (mapped.Contains(name))
                 {
-                    reader.ReadInto(key, p);
-                    ReadScale(name, key, scale);
+                    // A q8 weight mapped from the file still needs its scales.
+                    if (scales.TryGetValue(name, out var mappedScale)) ReadScale(name, key, mappedScale);
+                    progress?.Invoke(++done, parameters.Count);
+                    continue;
                 }
-                else if (transform == null && p.dim() == 2)
+                if (scales.TryGetValue(name, out var scale))
                 {
-                    // Slices of rows (about 64 MB each) read and quantized in turn: the float tensor is never in memory
-                    // whole, so loading an f32 or bf16 checkpoint with q8 peaks near the q8 size.
-                    var info = reader.Info(key);
-                    long rows = p.shape[0], rowBytes = Math.Max(1, p.shape[1] * SafeTensorDType.Size(info.DType));
-                    long slice = Math.Max(1, QuantizeSliceBytes / rowBytes);
-                    for (long r0 = 0; r0 < rows; r0 += slice)
+                    if (reader.Info(key).DType == ScalarType.Int8)
                     {
-                        long n = Math.Min(slice, rows - r0);
-                        using var t = reader.ReadRows(key, r0, n);
-                        using var qs = p.narrow(0, r0, n);
-                        using var ss = scale.narrow(0, r0, n);
-                        Q8.QuantizeInto(t, qs, ss);
+                        reader.ReadInto(key, p);
+                        ReadScale(name, key, scale);
+                    }
+                    else if (transform == null && p.dim() == 2)
+                    {
+                        // Slices of rows (about 64 MB each) read and quantized in turn: the float tensor is never in memory
+                        // whole, so loading an f32 or bf16 checkpoint with q8 peaks near the q8 size. One buffer serves
+                        // every slice of every tensor of a dtype: nothing is allocated (and zero-filled) per slice.
+                        var info = reader.Info(key);
+                        long rows = p.shape[0], k = p.shape[1], rowBytes = Math.Max(1, k * SafeTensorDType.Size(info.DType));
+                        long slice = Math.Max(1, QuantizeSliceBytes / rowBytes);
+                        long need = Math.Min(slice, rows) * k;
+                        if (sliceBuffer is null || sliceBuffer.dtype != info.DType || sliceBuffer.numel() < need)
+                        {
+                            sliceBuffer?.Dispose();
+                            sliceBuffer = torch.empty(Math.Max(need, QuantizeSliceBytes / SafeTensorDType.Size(info.DType)), dtype: info.DType).DetachFromDisposeScope();
+                        }
+                        for (long r0 = 0; r0 < rows; r0 += slice)
+                        {
+                            long n = Math.Min(slice, rows - r0);
+                            using var flat = sliceBuffer.narrow(0, 0, n * k);
+                            using var t = flat.view(n, k);
+                            reader.ReadRowsInto(key, r0, t);
+                            using var qs = p.narrow(0, r0, n);
+                            using var ss = scale.narrow(0, r0, n);
+                            Q8.QuantizeInto(t, qs, ss);
+                        }
+                    }
+                    else
+                    {
+                        // One tensor at a time in its stored dtype (a bf16 checkpoint is never widened whole).
+                        using var scope = NewDisposeScope();
+                        var t = reader.Read(key);
+                        if (transform != null) t = transform(name, t);
+                        Q8.QuantizeInto(t, p, scale);
                     }
                 }
+                else if (transform == null) reader.ReadInto(key, p);
                 else
                 {
-                    // One tensor at a time in its stored dtype (a bf16 checkpoint is never widened whole).
                     using var scope = NewDisposeScope();
-                    var t = reader.Read(key);
-                    if (transform != null) t = transform(name, t);
-                    Q8.QuantizeInto(t, p, scale);
+                    var t = transform(name, reader.Read(key));
+                    p.copy_(t);
                 }
+                progress?.Invoke(++done, parameters.Count);
             }
-            else if (transform == null) reader.ReadInto(key, p);
-            else
-            {
-                using var scope = NewDisposeScope();
-                var t = transform(name, reader.Read(key));
-                p.copy_(t);
-            }
-            progress?.Invoke(++done, parameters.Count);
         }
+        finally { sliceBuffer?.Dispose(); }
     }
 
     sealed record Candidate(string Name, Tensor Param, SafeTensorsFile File, long Begin, long Bytes, long Address);

@@ -11,6 +11,8 @@ public sealed record GenerationResult
     public int PromptTokens { get; init; }
     /// <summary>Why generation ended: "stop" (a stop token) or "length".</summary>
     public string FinishReason { get; init; } = "length";
+    /// <summary>Seconds spent in the media encoders (image, video) before the prompt forward pass; 0 for text.</summary>
+    public double EncoderSeconds { get; init; }
     /// <summary>Seconds spent in the prompt forward pass.</summary>
     public double PrefillSeconds { get; init; }
     /// <summary>Seconds spent generating tokens after the first.</summary>

@@ -374,7 +374,9 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
         ImageBatch images, GenerationOptions? options, Action<int, int>? onToken, CancellationToken cancel)
     {
         var generator = new TextGenerator(language_model, Tokenizer);
+        long encodeStart = System.Diagnostics.Stopwatch.GetTimestamp();
         using var states = WithNoGrad(() => EncodeImages(images));
+        double encoderSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(encodeStart).TotalSeconds;
         // Beam search runs each prompt as NumBeams consecutive rows.
         int w = Math.Max(1, options?.NumBeams ?? 1);
         var rowRanges = w == 1 ? ranges : ranges.SelectMany(r => Enumerable.Repeat(r, w)).ToList();
@@ -385,7 +387,7 @@ public sealed class VisionLanguageModel : nn.Module, IComponentModel
             int start = cache.Length, length = (int)fo.Positions!.shape[1];
             var media = CrossAttentionFor(rowRanges, rowTiles, start == 0 ? rowStates ?? states : null, start, length);
             return fo with { Media = new Dictionary<string, object> { [CrossAttentionInputs.MediaKey] = media } };
-        }, cancel: cancel);
+        }, cancel: cancel).Select(r => r with { EncoderSeconds = encoderSeconds }).ToList();
     }
 
     static Tensor WithNoGrad(Func<Tensor> f)

@@ -120,21 +120,27 @@ public static class TextCommands
 
     /// <summary>
     /// The <c>--stats</c> line: <c>load_s</c> (model load), <c>first_token_s</c> (from the start of loading to the first
-    /// generated token), prefill and decode times and rates, and peak resident memory.
+    /// generated token), prefill and decode times and rates, and peak resident memory; with <paramref name="encoder"/>,
+    /// also <c>encoder_s</c> (the media encoders, before prefill).
     /// </summary>
-    internal static string StatsJson(GenerationResult r, double loadSeconds, double firstTokenSeconds) => new JsonObject
+    internal static string StatsJson(GenerationResult r, double loadSeconds, double firstTokenSeconds, bool encoder = false)
     {
-        ["load_s"] = Math.Round(loadSeconds, 3),
-        ["first_token_s"] = Math.Round(firstTokenSeconds, 3),
-        ["prompt_tokens"] = r.PromptTokens,
-        ["generated_tokens"] = r.Tokens.Count,
-        ["prefill_s"] = Math.Round(r.PrefillSeconds, 4),
-        ["prefill_tokens_per_s"] = Math.Round(r.PromptTokens / Math.Max(r.PrefillSeconds, 1e-9), 2),
-        ["decode_s"] = Math.Round(r.DecodeSeconds, 4),
-        ["decode_tokens_per_s"] = Math.Round(r.DecodeSteps / Math.Max(r.DecodeSeconds, 1e-9), 2),
-        ["peak_rss_mb"] = Math.Round(CommonOptions.PeakRssBytes() / 1048576.0, 1),
-        ["finish_reason"] = r.FinishReason,
-    }.ToJsonString();
+        var o = new JsonObject
+        {
+            ["load_s"] = Math.Round(loadSeconds, 3),
+            ["first_token_s"] = Math.Round(firstTokenSeconds, 3),
+        };
+        if (encoder) o["encoder_s"] = Math.Round(r.EncoderSeconds, 3);
+        o["prompt_tokens"] = r.PromptTokens;
+        o["generated_tokens"] = r.Tokens.Count;
+        o["prefill_s"] = Math.Round(r.PrefillSeconds, 4);
+        o["prefill_tokens_per_s"] = Math.Round(r.PromptTokens / Math.Max(r.PrefillSeconds, 1e-9), 2);
+        o["decode_s"] = Math.Round(r.DecodeSeconds, 4);
+        o["decode_tokens_per_s"] = Math.Round(r.DecodeSteps / Math.Max(r.DecodeSeconds, 1e-9), 2);
+        o["peak_rss_mb"] = Math.Round(CommonOptions.PeakRssBytes() / 1048576.0, 1);
+        o["finish_reason"] = r.FinishReason;
+        return o.ToJsonString();
+    }
 
     static Command Chat(CliIO io)
     {

@@ -67,7 +67,7 @@ public static class VisionCommands
             var r = m.Generate(pics, p.GetValue(prompt)!, options, id => { clock.Token(); io.Out.Write(dec.Push(id)); io.Out.Flush(); });
             double firstS = clock.FirstTokenSeconds;
             io.Out.WriteLine(dec.Flush());
-            if (p.GetValue(stats)) io.Err.WriteLine(TextCommands.StatsJson(r, loadS, firstS));
+            if (p.GetValue(stats)) io.Err.WriteLine(TextCommands.StatsJson(r, loadS, firstS, encoder: true));
             return 0;
         }));
         return cmd;

@@ -35,13 +35,13 @@ public class ShippedDemoScoresTests
         var answers = eval["answers"]!.AsArray().Select(e => e!["prediction"]!.GetValue<string>()).ToList();
         Assert.Equal(new[]
         {
-            "a small green diamond at the top", "it is on the right",            // the number 1: missed
+            "a small blue triangle at the bottom", "it is 1",                   // the number 1: missed
             "it is at the bottom", "there are two", "they are red",
-            "the red circle is in front",                                        // the purple diamond: missed
-            "it is orange", "two large yellow squares",                          // a large yellow diamond at the top: missed
+            "the purple diamond is in front",
+            "it is orange", "a large yellow diamond at the top",
             "it is at the top", "it is blue", "there is one",
         }, answers);
-        Assert.Equal(7, eval["answers"]!.AsArray().Count(e => e!["correct"]!.GetValue<bool>()));
+        Assert.Equal(10, eval["answers"]!.AsArray().Count(e => e!["correct"]!.GetValue<bool>()));
     }
 
     [Fact]

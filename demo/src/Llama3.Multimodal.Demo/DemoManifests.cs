@@ -77,7 +77,7 @@ public static class DemoManifests
 
     /// <summary>
     /// Writes <paramref name="outFile"/>: the records of each input slice in order, their media paths (<c>image</c>,
-    /// <c>video</c>, <c>audio</c>) made relative to the output's folder, then shuffled with <paramref name="shuffleSeed"/>
+    /// <c>video</c>, <c>audio</c>, and each of a dialogue record's <c>images</c>) made relative to the output's folder, then shuffled with <paramref name="shuffleSeed"/>
     /// when one is given. Returns the number of records.
     /// </summary>
     public static int Concat(string outFile, IReadOnlyList<ManifestSlice> inputs, int? shuffleSeed = null)
@@ -100,9 +100,14 @@ public static class DemoManifests
                 JsonObject rec;
                 try { rec = JsonNode.Parse(line) as JsonObject ?? throw new DataFormatException($"{input}:{lineNo}: not a JSON object."); }
                 catch (JsonException e) { throw new DataFormatException($"{input}:{lineNo}: invalid JSON: {e.Message}", e); }
+                string Rebase(string p) => Path.GetRelativePath(outDir, Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(inDir, p)));
                 foreach (var key in MediaKeys)
                     if (rec[key] is JsonValue v && v.TryGetValue<string>(out var p))
-                        rec[key] = Path.GetRelativePath(outDir, Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(inDir, p)));
+                        rec[key] = Rebase(p);
+                if (rec["images"] is JsonArray images)   // dialogue records: {"images": [...], "messages": [...]}
+                    for (int i = 0; i < images.Count; i++)
+                        if (images[i] is JsonValue iv && iv.TryGetValue<string>(out var ip))
+                            images[i] = Rebase(ip);
                 lines.Add(rec.ToJsonString());
                 n++;
             }

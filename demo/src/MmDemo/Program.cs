@@ -106,7 +106,7 @@ public static class Program
 
     static Command ConcatCommand()
     {
-        var cmd = new Command("concat", "Joins JSONL manifests into one, media paths (image, video, audio) made relative to the output's folder.");
+        var cmd = new Command("concat", "Joins JSONL manifests into one, media paths (image, video, audio, a dialogue's images) made relative to the output's folder.");
         var outFile = new Option<FileInfo>("--out", "-o") { Description = "Output manifest.", Required = true };
         var inputs = new Argument<string[]>("manifests") { Description = "Input manifests in order; MANIFEST:N takes its first N records, MANIFEST:A-B records A to B − 1.", Arity = ArgumentArity.OneOrMore };
         var shuffle = new Option<int?>("--shuffle") { Description = "Shuffle the joined records with this seed." };

@@ -82,6 +82,22 @@ public class DialogueDataMakerTests
         Assert.Equal(5, cfg.Seed);
     }
 
+    [Fact]
+    public void ConcatRebasesTheImagesOfDialogueRecords()
+    {
+        // A training mix of two dialogue sets: every image path still names the rendered file from the joined manifest's folder.
+        string a = SyntheticTestFiles.NewDir("dlg-cat-a"), b = SyntheticTestFiles.NewDir("dlg-cat-b"), outDir = SyntheticTestFiles.NewDir("dlg-cat-out");
+        var ma = DialogueDataMaker.Make(new DialogueMakerOptions(4, 31, 64, DemoData.HeldOutShapes), a);
+        var mb = DialogueDataMaker.Make(new DialogueMakerOptions(3, 32, 64, DemoData.HeldOutShapes, Kinds: new[] { "overlap" }), b);
+        string mix = Path.Combine(outDir, "mix", "manifest.jsonl");
+        Assert.Equal(7, DemoManifests.Concat(mix, new[] { new DemoManifests.ManifestSlice(ma.ManifestPath, 0, null), new DemoManifests.ManifestSlice(mb.ManifestPath, 0, null) }, shuffleSeed: 3));
+        var records = SyntheticTestFiles.ReadJsonl(mix);
+        Assert.Equal(7, records.Count);
+        var paths = records.Select(r => r["images"]!.AsArray().Single()!.GetValue<string>()).ToList();
+        Assert.All(paths, p => Assert.True(File.Exists(Path.Combine(outDir, "mix", p)), p));
+        Assert.Equal(3, paths.Count(p => p.Contains("dlg-cat-b", StringComparison.Ordinal)));
+    }
+
     [Theory]
     [InlineData("it is red", "it is red.", true)]
     [InlineData("It is  red", "it is red", true)]

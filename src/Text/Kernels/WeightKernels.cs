@@ -60,6 +60,13 @@ public static unsafe class WeightKernels
     /// <summary>Weights smaller than this (bytes) run on the calling thread only.</summary>
     public static long MinParallelBytes { get; set; } = 256L << 10;
 
+    /// <summary>
+    /// Up to this many rows (a short prompt), a q8 product runs the decode kernel with f32 input rows over tiles of weight
+    /// rows small enough to stay in cache, once per input row, instead of dequantizing the weight for libtorch's GEMM
+    /// (default 8). Both are the product of the dequantized weight with the f32 input; the sums run in another order.
+    /// </summary>
+    public static int FewRows { get; set; } = 8;
+
     /// <summary>Bytes of f32 weight dequantized per tile in the q8 prefill path (default 4 MiB).</summary>
     public static long PrefillTileBytes { get; set; } = 4L << 20;
 
@@ -101,6 +108,9 @@ public static unsafe class WeightKernels
             return nn.functional.linear(x, wd);
         }
         if (FitsKernel(x, q)) return Gemv(x, q, scales, WeightFormat.Q8);
+        if (x.numel() / k <= FewRows && n <= int.MaxValue && k <= int.MaxValue
+            && x.dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16)
+            return Q8FewRows(x, q, scales);
         return Q8Prefill(x, q, scales);
     }
 
@@ -218,6 +228,58 @@ public static unsafe class WeightKernels
     }
 
     static void GemvPart(void* state, int r0, int r1) => GemvKernels.Rows(*(GemvJob*)state, r0, r1);
+
+    unsafe struct FewRowsState
+    {
+        public GemvJob Job;
+        public float* X, Y;
+        public int Rows;
+    }
+
+    static void FewRowsPart(void* state, int r0, int r1)
+    {
+        var st = (FewRowsState*)state;
+        var job = st->Job;
+        for (int i = 0; i < st->Rows; i++)
+        {
+            job.X = st->X + (long)i * job.K;
+            job.Y = st->Y + (long)i * job.Rows;
+            GemvKernels.Rows(job, r0, r1);
+        }
+    }
+
+    /// <summary>
+    /// A few rows of q8 product: each tile of weight rows (about 256 KiB) is multiplied with every input row in turn
+    /// while it is in cache, by the single-row kernel with f32 input; tiles are split over the pool.
+    /// </summary>
+    static Tensor Q8FewRows(Tensor x, Tensor q, Tensor scales)
+    {
+        long n = q.shape[0], k = q.shape[1];
+        using var scope = NewDisposeScope();
+        var x2 = x.reshape(-1, k);
+        if (x2.dtype != ScalarType.Float32) x2 = x2.to_type(ScalarType.Float32);
+        x2 = x2.contiguous();
+        long m = x2.shape[0];
+        var y2 = torch.empty(new[] { m, n }, dtype: ScalarType.Float32);
+        var st = new FewRowsState
+        {
+            Job = new GemvJob
+            {
+                Format = WeightFormat.Q8, W = TensorPointers.Data(q), LdW = q.stride(0),
+                Scales = (ushort*)TensorPointers.Data(scales), LdS = scales.stride(0),
+                K = (int)k, Rows = (int)n, Isa = _isa, YFormat = OutFormat.F32,
+            },
+            X = (float*)TensorPointers.Data(x2), Y = (float*)TensorPointers.Data(y2), Rows = (int)m,
+        };
+        int threads = n * k < MinParallelBytes ? 1 : RowPool.Shared.Threads;
+        int grain = (int)Math.Max(16, Math.Min((256L << 10) / Math.Max(1, k), n / (threads * 4L)) + 3) / 4 * 4;
+        RowPool.Shared.Run(&FewRowsPart, &st, (int)n, grain, threads);
+        var shape = x.shape.ToArray();
+        shape[^1] = n;
+        var y = y2.view(shape);
+        if (x.dtype != ScalarType.Float32) y = y.to_type(x.dtype);
+        return y.MoveToOuterDisposeScope();
+    }
 
     unsafe struct DequantState
     {

@@ -207,7 +207,8 @@ internal sealed class TarShard(string path) : ShardUnit
 /// <summary>
 /// One row group of a Parquet file. Its binary and string columns become the members of each row; an HF
 /// <c>datasets</c> <c>Image</c>/<c>Audio</c> feature (a struct {bytes, path}) gives its bytes under the struct's name.
-/// The row group's columns are read whole (a row group is the bounded unit Parquet itself reads).
+/// The row group's columns are read whole (a row group is the bounded unit Parquet itself reads), once for all the parts
+/// of a split row group while any of them still holds it.
 /// </summary>
 internal sealed class ParquetShard(string path, int group, long rows) : ShardUnit
 {
@@ -259,9 +260,44 @@ internal sealed class ParquetShard(string path, int group, long rows) : ShardUni
     static bool IsString(DataField d) => d.ClrType == typeof(string) || d.ClrType == typeof(ReadOnlyMemory<char>);
     static bool IsBinary(DataField d) => d.ClrType == typeof(byte[]) || d.ClrType == typeof(ReadOnlyMemory<byte>);
 
+    // The decoded row group, kept while anything uses it: the parts of a split row group (one per reader) then decode it
+    // once between them instead of once each.
+    readonly object _gate = new();
+    WeakReference<Decoded>? _decoded;
+
+    sealed record Decoded(long Rows, List<(string Name, Array Values)> Columns);
+
+    Decoded Load(CancellationToken cancel)
+    {
+        lock (_gate)
+        {
+            if (_decoded is not null && _decoded.TryGetTarget(out var d)) return d;
+            d = ReadGroup(cancel);
+            _decoded = new WeakReference<Decoded>(d);
+            return d;
+        }
+    }
+
     public override IEnumerable<ShardSample> ReadPart(int part, int parts, long skip, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
+        var (n, columns) = Load(cancel);
+        var keyColumn = columns.FirstOrDefault(c => c.Name is "__key__" or "id" or "key" && c.Values is string?[]).Values as string?[];
+        for (long r = skip * parts + part; r < n; r += parts)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var members = new Dictionary<string, byte[]>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (name, values) in columns)
+            {
+                if (values is string?[] s) { if (s[r] is { } t) members[name] = Encoding.UTF8.GetBytes(t); }
+                else if (((byte[]?[])values)[r] is { } b) members[name] = b;
+            }
+            yield return new ShardSample(Name, keyColumn?[r] is { Length: > 0 } k ? k : $"row {RowBase + r}", members);
+        }
+    }
+
+    Decoded ReadGroup(CancellationToken cancel)
+    {
         var columns = new List<(string Name, Array Values)>();
         long n;
         try
@@ -300,18 +336,7 @@ internal sealed class ParquetShard(string path, int group, long rows) : ShardUni
         {
             throw new DataFormatException($"{Name}: cannot read the row group ({e.Message}).", e);
         }
-        var keyColumn = columns.FirstOrDefault(c => c.Name is "__key__" or "id" or "key" && c.Values is string?[]).Values as string?[];
-        for (long r = skip * parts + part; r < n; r += parts)
-        {
-            cancel.ThrowIfCancellationRequested();
-            var members = new Dictionary<string, byte[]>(StringComparer.OrdinalIgnoreCase);
-            foreach (var (name, values) in columns)
-            {
-                if (values is string?[] s) { if (s[r] is { } t) members[name] = Encoding.UTF8.GetBytes(t); }
-                else if (((byte[]?[])values)[r] is { } b) members[name] = b;
-            }
-            yield return new ShardSample(Name, keyColumn?[r] is { Length: > 0 } k ? k : $"row {RowBase + r}", members);
-        }
+        return new Decoded(n, columns);
     }
 
     /// <summary>Row number of this group's first row in the file (for keys).</summary>

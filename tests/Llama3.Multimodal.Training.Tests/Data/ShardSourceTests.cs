@@ -288,6 +288,19 @@ public class ShardSourceTests
         Assert.Equal(rows[3].Item1, rec.Data);
         Assert.Contains("row group 1", rec.Image);
         Assert.Equal(new[] { "row 4" }, units[1].Read(1, default).Select(s => s.Key));
+        // Two row groups for five readers: each split in three interleaved parts; every row once, the parts of a group
+        // reading it together share the decoded columns (the same member arrays).
+        var parts = DataSources.Units(kind, files, readers: 5);
+        Assert.Equal(6, parts.Count);
+        Assert.Equal(new[] { "row 0", "row 1", "row 2", "row 3", "row 4" }, parts.SelectMany(u => u.Read(0, default)).Select(x => x.Key).Order());
+        using (var first = parts[0].Read(0, default).GetEnumerator())
+        using (var second = parts[1].Read(0, default).GetEnumerator())
+        {
+            Assert.True(first.MoveNext() && second.MoveNext());
+            Assert.Equal(new[] { "row 0", "row 1" }, new[] { first.Current.Key, second.Current.Key });
+            var again = parts[0].Read(0, default).First();
+            Assert.Same(first.Current.Members["image"], again.Members["image"]);
+        }
         // Named columns instead of the defaults.
         var custom = ShardRecords.ImageCaption(samples[0], new DataSection { ImageColumn = "image", TextColumn = "caption" });
         Assert.Equal("caption 0", custom.Caption);

@@ -168,7 +168,25 @@ public class VisionShardTests
             Same(expected, Train(recipe, shards, 2), $"{recipe} on shards");
             Same(expected, Train(recipe, pq, 2), $"{recipe} on Parquet");
         }
-        // RLAIF-V's own layout: one Image struct, a question and string responses under other names, renamed by the config.
+        // RLAIF-V's own layout: one Image struct, a question and string responses, here under other names that the
+        // config renames; it trains as the manifest of the same records (a string prompt: the image first).
+        var single = f.Pairs.Select(p => new JsonObject
+        {
+            ["images"] = new JsonArray(p["images"]![0]!.GetValue<string>()), ["prompt"] = "What is shown?",
+            ["chosen"] = p["chosen"]!.GetValue<string>(), ["rejected"] = p["rejected"]!.GetValue<string>(),
+        }).ToList();
+        string singleJsonl = Path.Combine(f.Dir, "single.jsonl");
+        File.WriteAllLines(singleJsonl, single.Select(o => o.ToJsonString()));
+        var bytes = new DataField<ReadOnlyMemory<byte>?>("bytes");
+        string renamed = Write(Path.Combine(f.Dir, "rlaif-renamed.parquet"), new ParquetSchema(new StructField("image", bytes, new DataField<string>("path")),
+            new DataField<string>("question"), new DataField<string>("answer_good"), new DataField<string>("answer_bad")),
+            single.Select(o => (IDictionary<string, object?>)new Dictionary<string, object?>
+            {
+                ["image"] = new Dictionary<string, object?> { ["bytes"] = (ReadOnlyMemory<byte>?)Png(f, o["images"]![0]!), ["path"] = "x.png" },
+                ["question"] = "What is shown?", ["answer_good"] = o["chosen"]!.GetValue<string>(), ["answer_bad"] = o["rejected"]!.GetValue<string>(),
+            }).ToList(), 2);
+        Same(Train("vision-dpo", singleJsonl, 2), Train("vision-dpo", renamed, 2, "data.chosen_column=\"answer_good\"", "data.rejected_column=\"answer_bad\""),
+            "vision-dpo on RLAIF-V-style Parquet with renamed columns");
         string rlaif = Corpora.Parquet(Path.Combine(f.Dir, "rlaif.parquet"), "image", "question",
             f.Pairs.Select(p => (Png(f, p["images"]![0]!), "x.png", "What is shown?")).ToList(), 2);
         using var r = RecipeRegistry.Create("vision-reward");

@@ -90,7 +90,7 @@ load1=$(cut -d' ' -f1 /proc/loadavg)
 awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }' && loaded=1
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), .NET $(dotnet --version), node $(node --version); load average at start $load1"
 cmd="$invocation"
-node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],page_cache:process.argv[10]==="1"?"emptied before every process":"warm (each precision's files read just before its runs)",when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
+node -e 'console.log(JSON.stringify({kind:"setup",config:process.argv[1],tokens:+process.argv[2],threads:+process.argv[3],reps:+process.argv[4],prompt:process.argv[5],machine:process.argv[6],command:process.argv[7],loaded:process.argv[8]==="1",node_llama_cpp:process.argv[9],page_cache:process.argv[10]==="1"?"emptied before every process":"warm (the files of each precision read just before its runs)",when:new Date().toISOString().slice(0,16).replace("T"," ")+" UTC"}))' \
   "$config" "$tokens" "$threads" "$reps" "$prompt" "$machine" "$cmd" "$loaded" "$nlc_version" "$drop" >> "$results"
 
 log "memory read bandwidth"

@@ -140,7 +140,7 @@ internal static unsafe class GemvKernels
     /// hardware prefetchers stop at every 4 KiB page, so each new row would otherwise start with a run of cache misses.
     /// Called once per pass of an inner loop that consumes <paramref name="lines"/> cache lines of the current group;
     /// <paramref name="next"/> advances by the same amount, so the next group is in cache when it starts. A next group of
-    /// up to 8 KiB is fetched into L1, a larger one into L2 (it would push the current rows out of L1).
+    /// up to 16 KiB is fetched into L1, a larger one into L2 (it would push the current rows out of L1).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void PrefetchLines(byte* next, int lines, bool l1)
@@ -152,7 +152,7 @@ internal static unsafe class GemvKernels
 
     /// <summary>Whether the next group of four rows of <paramref name="rowBytes"/> is prefetched into L1 (else L2).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static bool PrefetchL1(long rowBytes) => 4 * rowBytes <= 8192;
+    static bool PrefetchL1(long rowBytes) => 4 * rowBytes <= 16384;
 
     // ---------------- f32 ----------------
 

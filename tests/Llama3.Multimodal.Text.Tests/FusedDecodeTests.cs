@@ -24,28 +24,12 @@ public class FusedDecodeTests
 
     const int Steps = 40;
 
-    /// <summary>Greedy cached decode after a 5-token prompt: each step's logits; follows <paramref name="follow"/> when given.</summary>
+    /// <summary>Greedy cached decode after a 5-token prompt, with the C# decode step on or off: each step's logits.</summary>
     static (List<long> Tokens, List<Tensor> Logits) Decode(LlamaForCausalLM m, bool fused, List<long>? follow = null)
     {
         var saved = WeightKernels.FusedDecode;
         WeightKernels.FusedDecode = fused;
-        try
-        {
-            using var noGrad = no_grad();
-            using var cache = m.NewCache(1, Steps + 8);
-            var tokens = new List<long>();
-            var logits = new List<Tensor>();
-            var input = tensor(new long[] { 1, 17, 42, 99, 250 }, new long[] { 1, 5 });
-            for (int i = 0; i < Steps; i++)
-            {
-                var l = m.Forward(input, new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].detach();
-                logits.Add(l);
-                long next = follow?[i] ?? l.argmax().item<long>();
-                tokens.Add(next);
-                input = tensor(new[] { next }, new long[] { 1, 1 });
-            }
-            return (tokens, logits);
-        }
+        try { return KernelTests.Decode(m, Steps, follow, new long[] { 1, 17, 42, 99, 250 }); }
         finally { WeightKernels.FusedDecode = saved; }
     }
 

@@ -139,14 +139,17 @@ public class KernelTests
         Assert.NotNull(wg.grad);
     }
 
-    /// <summary>Greedy KV-cached decode of <paramref name="m"/>: the tokens and each step's logits.</summary>
-    static (List<long> Tokens, List<Tensor> Logits) Decode(LlamaForCausalLM m, int steps, List<long>? follow = null)
+    /// <summary>
+    /// Greedy KV-cached decode of <paramref name="m"/> after a 5-token prompt (<paramref name="prompt"/>, or a default one):
+    /// the tokens and each step's logits; follows <paramref name="follow"/> when given.
+    /// </summary>
+    internal static (List<long> Tokens, List<Tensor> Logits) Decode(LlamaForCausalLM m, int steps, List<long>? follow = null, long[]? prompt = null)
     {
         using var noGrad = no_grad();
         using var cache = m.NewCache(1, steps + 8);
         var tokens = new List<long>();
         var logits = new List<Tensor>();
-        var input = tensor(new long[] { 1, 17, 4242, 99, 31000 }, new long[] { 1, 5 });
+        var input = tensor(prompt ?? new long[] { 1, 17, 4242, 99, 31000 }, new long[] { 1, 5 });
         for (int i = 0; i < steps; i++)
         {
             var l = m.Forward(input, new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].detach();
@@ -211,8 +214,8 @@ public class KernelTests
         AssertClose(WeightKernels.Linear(x, w), want, Magnitude(x, w), 1e-5, "narrowed bf16");
     }
 
-    /// <summary>The documented Q8_0 rule written out plainly, one block at a time.</summary>
-    static (sbyte[] Q, ushort[] S) ReferenceQuantize(float[] w, int rows, int k)
+    /// <summary>The documented Q8_0 rule written out plainly, one block at a time (finite weights).</summary>
+    internal static (sbyte[] Q, ushort[] S) ReferenceQuantize(float[] w, int rows, int k)
     {
         int nb = (k + 31) / 32;
         var q = new sbyte[rows * k];
@@ -225,7 +228,7 @@ public class KernelTests
                 for (int c = c0; c < c1; c++) amax = Math.Max(amax, Math.Abs(w[r * k + c]));
                 float d = amax / 127f, id = d == 0 ? 0 : 1f / d;
                 s[r * nb + b] = BitConverter.HalfToUInt16Bits((Half)d);
-                for (int c = c0; c < c1; c++) q[r * k + c] = (sbyte)(int)MathF.Round(w[r * k + c] * id, MidpointRounding.AwayFromZero);
+                for (int c = c0; c < c1; c++) q[r * k + c] = (sbyte)Math.Clamp(MathF.Round(w[r * k + c] * id, MidpointRounding.AwayFromZero), -127f, 127f);
             }
         return (q, s);
     }

@@ -65,7 +65,7 @@ public class Q8QuantizerTests
                 var w = Weights(n, k, dtype, g);
                 var want = Run(w, null);
                 // The scalar rule itself, against the class summary written out on the f32 values.
-                var (rq, rs) = Reference(w.to_type(ScalarType.Float32).data<float>().ToArray(), (int)n, (int)k);
+                var (rq, rs) = KernelTests.ReferenceQuantize(w.to_type(ScalarType.Float32).data<float>().ToArray(), (int)n, (int)k);
                 Assert.Equal(rq, want.Q.data<sbyte>().ToArray());
                 Assert.Equal(rs, want.S.data<Half>().Select(BitConverter.HalfToUInt16Bits).ToArray());
                 foreach (var isa in Isas()) AssertSame(want, Run(w, isa), $"{dtype} [{n}, {k}] {isa}");
@@ -160,22 +160,4 @@ public class Q8QuantizerTests
         Assert.Throws<ArgumentException>(() => reader.ReadRowsInto("w", 0, empty(new long[] { 2, 6 }, dtype: ScalarType.Float32)));
     }
 
-    /// <summary>The rule of <see cref="Q8"/>'s summary written out plainly (finite weights).</summary>
-    static (sbyte[] Q, ushort[] S) Reference(float[] w, int n, int k)
-    {
-        int nb = (k + 31) / 32;
-        var q = new sbyte[n * k];
-        var s = new ushort[n * nb];
-        for (int r = 0; r < n; r++)
-            for (int b = 0; b < nb; b++)
-            {
-                int c0 = b * 32, c1 = Math.Min(k, c0 + 32);
-                float amax = 0;
-                for (int c = c0; c < c1; c++) amax = Math.Max(amax, Math.Abs(w[r * k + c]));
-                float d = amax / 127f, id = d == 0 ? 0 : 1f / d;
-                s[r * nb + b] = BitConverter.HalfToUInt16Bits((Half)d);
-                for (int c = c0; c < c1; c++) q[r * k + c] = (sbyte)Math.Clamp(MathF.Round(w[r * k + c] * id, MidpointRounding.AwayFromZero), -127f, 127f);
-            }
-        return (q, s);
-    }
 }

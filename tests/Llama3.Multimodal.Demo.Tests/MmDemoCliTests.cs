@@ -3,17 +3,7 @@ namespace Llama3.Multimodal.Demo.Tests;
 /// <summary><c>mm-demo</c> from the command line: data with its configs, a training run with a demo loss, evaluation.</summary>
 public class MmDemoCliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        lock (typeof(Console))
-        {
-            var (so, se) = (Console.Out, Console.Error);
-            Console.SetOut(o); Console.SetError(e);
-            try { return (Demo.Tool.Program.Main(args), o.ToString(), e.ToString()); }
-            finally { Console.SetOut(so); Console.SetError(se); }
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => MmDemoRunner.Run(args);
 
     [Fact]
     public void MakeDataImagesTakesSceneKinds()

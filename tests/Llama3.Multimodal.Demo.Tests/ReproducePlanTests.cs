@@ -12,17 +12,7 @@ public class ReproducePlanTests
 {
     static string PlanPath => Path.Combine(TestRuns.RepoRoot(), "demo", "plan.json");
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        lock (typeof(Console))
-        {
-            var (so, se) = (Console.Out, Console.Error);
-            Console.SetOut(o); Console.SetError(e);
-            try { return (Demo.Tool.Program.Main(args), o.ToString(), e.ToString()); }
-            finally { Console.SetOut(so); Console.SetError(se); }
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => MmDemoRunner.Run(args);
 
     [Fact]
     public void TheCheckedInPlanIsComplete()

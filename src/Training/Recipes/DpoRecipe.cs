@@ -57,24 +57,14 @@ public sealed class DpoRecipe : TextRecipe
     public override void SaveModel(string directory)
     {
         base.SaveModel(directory);
-        if (Config.Loss.ReferenceUpdateEvery > 0)
-            SafeTensorsWriter.Save(Path.Combine(directory, VisionDpoRecipe.ReferenceFile), Reference.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
+        if (Config.Loss.ReferenceUpdateEvery > 0) ReferenceEma.Save(Reference, directory);
     }
 
     /// <summary>Loads the policy and, when the folder has one, the reference.</summary>
     public override void LoadModel(string directory)
     {
         base.LoadModel(directory);
-        string path = Path.Combine(directory, VisionDpoRecipe.ReferenceFile);
-        if (!File.Exists(path)) return;
-        using var file = SafeTensorsFile.Open(path);
-        using var noGrad = torch.no_grad();
-        foreach (var (name, p) in Reference.named_parameters())
-        {
-            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{path}: no '{name}' (reference model of {Name}).");
-            using var t = file.Read(name);
-            p.copy_(t);
-        }
+        ReferenceEma.LoadIfPresent(Reference, directory, Name);
     }
 
     internal sealed record Pair(long[] ChosenIds, long[] ChosenLabels, long[] RejectedIds, long[] RejectedLabels);
@@ -123,20 +113,7 @@ public sealed class DpoRecipe : TextRecipe
         var policy = PreferenceLosses.TokenLogProbs(Lm.Forward(ids), labels).sum(1);          // [2B]
         Tensor reference;
         using (torch.no_grad()) reference = PreferenceLosses.TokenLogProbs(Reference.Forward(ids), labels).sum(1);
-        var dpo = PreferenceLosses.Dpo(policy[..(int)n], policy[(int)n..], reference[..(int)n], reference[(int)n..], Config.Loss.DpoBeta);
-        using var ignore = (-100).ToScalar();
-        using var nllWeight = Config.Loss.NllWeight.ToScalar();
-        var chosenTokens = labels[..(int)n].ne(ignore).sum(1).clamp_min(Scalars.One).to_type(ScalarType.Float32);
-        var nll = -policy[..(int)n] / chosenTokens;                                                // per-token NLL of chosen
-        var total = dpo.add(nll, nllWeight).sum();
-        var margin = (policy[..(int)n] - reference[..(int)n]) - (policy[(int)n..] - reference[(int)n..]);
-        var metrics = new Dictionary<string, double>
-        {
-            ["dpo"] = dpo.sum().item<float>(),
-            ["nll_chosen"] = nll.sum().item<float>(),
-            ["reward_accuracy"] = margin.gt(Scalars.Zero).sum().item<long>(),
-        };
-        return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
+        return PreferenceLosses.DpoWithNll(policy, reference, labels, (int)n, Config.Loss);
     }
 
     /// <inheritdoc/>

@@ -10,6 +10,28 @@ public static class PreferenceLosses
     static readonly Scalar IgnoreIndex = (-100).ToScalar();
 
     /// <summary>
+    /// The <c>dpo</c> recipes' loss from sequence log-probabilities [2N] (chosen rows, then rejected rows) of the policy and
+    /// the reference: the DPO term plus <c>loss.nll_weight</c> × the per-token NLL of the chosen response, with the
+    /// <c>dpo</c>, <c>nll_chosen</c> and <c>reward_accuracy</c> metrics. The total is moved to the caller's outer dispose scope.
+    /// </summary>
+    internal static LossOutput DpoWithNll(Tensor policy, Tensor reference, Tensor labels, int n, LossSection loss)
+    {
+        var dpo = Dpo(policy[..n], policy[n..], reference[..n], reference[n..], loss.DpoBeta);
+        using var nllWeight = loss.NllWeight.ToScalar();
+        var chosenTokens = labels[..n].ne(IgnoreIndex).sum(1).clamp_min(Scalars.One).to_type(ScalarType.Float32);
+        var nll = -policy[..n] / chosenTokens;                                                                   // per-token NLL of chosen
+        var total = dpo.add(nll, nllWeight).sum();
+        var margin = (policy[..n] - reference[..n]) - (policy[n..] - reference[n..]);
+        var metrics = new Dictionary<string, double>
+        {
+            ["dpo"] = dpo.sum().item<float>(),
+            ["nll_chosen"] = nll.sum().item<float>(),
+            ["reward_accuracy"] = margin.gt(Scalars.Zero).sum().item<long>(),
+        };
+        return new LossOutput(total.MoveToOuterDisposeScope(), metrics);
+    }
+
+    /// <summary>
     /// DPO per pair: <c>−log σ(β·((π_c − ref_c) − (π_r − ref_r)))</c> from sequence log-probabilities [N]. Equals log 2
     /// when policy and reference agree.
     /// </summary>

@@ -28,4 +28,23 @@ public static class ReferenceEma
             r.mul_(keep).add_(moved, Scalars.One);
         }
     }
+
+    /// <summary>Writes <paramref name="reference"/>'s weights to <see cref="VisionDpoRecipe.ReferenceFile"/> in <paramref name="directory"/>.</summary>
+    internal static void Save(nn.Module reference, string directory) =>
+        SafeTensorsWriter.Save(Path.Combine(directory, VisionDpoRecipe.ReferenceFile), reference.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter)));
+
+    /// <summary>Reads <paramref name="reference"/>'s weights back from <paramref name="directory"/> when it has a reference file.</summary>
+    internal static void LoadIfPresent(nn.Module reference, string directory, string recipe)
+    {
+        string path = Path.Combine(directory, VisionDpoRecipe.ReferenceFile);
+        if (!File.Exists(path)) return;
+        using var file = SafeTensorsFile.Open(path);
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in reference.named_parameters())
+        {
+            if (!file.Entries.ContainsKey(name)) throw new CheckpointFormatException($"{path}: no '{name}' (reference model of {recipe}).");
+            using var t = file.Read(name);
+            p.copy_(t);
+        }
+    }
 }

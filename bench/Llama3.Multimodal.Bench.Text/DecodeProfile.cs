@@ -32,13 +32,18 @@ static class DecodeProfile
         Thread.Sleep(50);
     }
 
-    public static unsafe void DecodeRead(string kind, int steps, int rounds)
+    /// <summary>The random llama3.2-1b shape in KIND (f32, bf16, f16, q8), seed 1.</summary>
+    static LlamaForCausalLM Model1B(string kind)
     {
         var cfg = TextPresets.Get("llama3.2-1b");
         var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
-        LlamaForCausalLM m;
         using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
-            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+            return LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+    }
+
+    public static unsafe void DecodeRead(string kind, int steps, int rounds)
+    {
+        var m = Model1B(kind);
         using var noGrad = no_grad();
         // Every 2-D tensor a decode step reads: the projections, the q8 scales and the (tied) embedding as output head.
         // Views (q/k/v of the fused q/k/v weight, gate/up) share memory: overlapping ranges are merged, so each byte counts once.
@@ -97,11 +102,7 @@ static class DecodeProfile
 
     public static void Loop(string kind, int steps)
     {
-        var cfg = TextPresets.Get("llama3.2-1b");
-        var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
-        LlamaForCausalLM m;
-        using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
-            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+        var m = Model1B(kind);
         using var noGrad = no_grad();
         using var cache = m.NewCache(1, steps + 64);
         long next;
@@ -137,11 +138,7 @@ static class DecodeProfile
             SplitGemv.Blocks = 1;
             torch.set_num_threads(1);
         }
-        var cfg = TextPresets.Get("llama3.2-1b");
-        var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
-        LlamaForCausalLM m;
-        using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
-            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+        var m = Model1B(kind);
         using var noGrad = no_grad();
         double bestNew = 0, bestOld = 0;
         for (int r = 0; r < rounds; r++)

@@ -11,6 +11,10 @@
 //   decode-fused-ab KIND STEPS ROUNDS: whole decode steps alternated between the C# decode step (WeightKernels.FusedDecode)
 //     and the same kernels called from the per-layer libtorch path.
 //   decode-fused-cpu KIND STEPS ROUNDS: the same on one thread, timed in the thread's CPU seconds (for a shared machine).
+//   decode-read KIND STEPS ROUNDS: whole decode steps alternated, STEPS at a time, with plain reads of every 2-D weight
+//     of the same model (all threads), in one process: decode time against the time to read the bytes a step reads.
+//     This VM's memory bandwidth changes by up to 1.7x within minutes, so only this in-process ratio says how close
+//     the decode step is to the read limit.
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -28,13 +32,77 @@ static class DecodeProfile
         Thread.Sleep(50);
     }
 
-    public static void Loop(string kind, int steps)
+    /// <summary>The random llama3.2-1b shape in KIND (f32, bf16, f16, q8), seed 1.</summary>
+    static LlamaForCausalLM Model1B(string kind)
     {
         var cfg = TextPresets.Get("llama3.2-1b");
         var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
-        LlamaForCausalLM m;
         using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
-            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+            return LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+    }
+
+    public static unsafe void DecodeRead(string kind, int steps, int rounds)
+    {
+        var m = Model1B(kind);
+        using var noGrad = no_grad();
+        // Every 2-D tensor a decode step reads: the projections, the q8 scales and the (tied) embedding as output head.
+        // Views (q/k/v of the fused q/k/v weight, gate/up) share memory: overlapping ranges are merged, so each byte counts once.
+        var spans = m.parameters().Concat(m.buffers()).Where(t => t.dim() == 2)
+            .Select(t => ((long)TensorPointersOf(t), t.numel() * t.element_size())).OrderBy(r => r.Item1).ToList();
+        var regions = new List<(IntPtr, long)>();
+        long start = -1, end = -1;
+        foreach (var (a, n) in spans)
+        {
+            if (a > end) { if (start >= 0) regions.Add(((IntPtr)start, end - start)); start = a; end = a + n; }
+            else end = Math.Max(end, a + n);
+        }
+        if (start >= 0) regions.Add(((IntPtr)start, end - start));
+        long bytes = regions.Sum(r => r.Item2);
+        using var cache = m.NewCache(1, rounds * steps + 8);
+        long next = 791;
+        void Step()
+        {
+            using var s = NewDisposeScope();
+            next = m.Forward(tensor(new[] { next }, new long[] { 1, 1 }), new ForwardOptions { Cache = cache, LastOnly = true })[0, 0].argmax().item<long>();
+        }
+        int threads = WeightKernels.Threads;
+        void ReadAll()
+        {
+            // One parallel pass: thread t reads its share of every region (as the decode kernels split rows).
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                foreach (var (ptr, n) in regions)
+                {
+                    long per = n / threads / 256 * 256;
+                    long from = t * per, to = t == threads - 1 ? n : from + per;
+                    ReadOne((byte*)ptr + from, to - from);
+                }
+            });
+        }
+        Step(); Step(); ReadAll();   // warm-up (said so in the output)
+        double td = 0, tr = 0;
+        var ratios = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < steps; i++) Step();
+            double d = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            for (int i = 0; i < steps; i++) ReadAll();
+            double rd = sw.Elapsed.TotalSeconds;
+            td += d; tr += rd;
+            ratios.Add(rd / d);
+        }
+        ratios.Sort();
+        Console.WriteLine($"{kind}: {bytes / 1e9:F3} GB of 2-D weights; {rounds} rounds of {steps} decode steps then {steps} reads (after 2 warm-up steps and a read): " +
+                          $"decode {rounds * steps / td:F2} tok/s, read {bytes * rounds * steps / tr / 1e9:F1} GB/s, decode / read time {tr / td:F3} " +
+                          $"(rounds: min {ratios[0]:F3}, median {ratios[ratios.Count / 2]:F3}, max {ratios[^1]:F3})");
+        m.Dispose();
+    }
+
+    public static void Loop(string kind, int steps)
+    {
+        var m = Model1B(kind);
         using var noGrad = no_grad();
         using var cache = m.NewCache(1, steps + 64);
         long next;
@@ -70,11 +138,7 @@ static class DecodeProfile
             SplitGemv.Blocks = 1;
             torch.set_num_threads(1);
         }
-        var cfg = TextPresets.Get("llama3.2-1b");
-        var dtype = kind switch { "bf16" => ScalarType.BFloat16, "f16" => ScalarType.Float16, _ => ScalarType.Float32 };
-        LlamaForCausalLM m;
-        using (QuantizationSettings.Use(kind == "q8" ? new QuantizationSettings(WeightQuantization.Q8) : null))
-            m = LlamaForCausalLM.Create(cfg, CPU, dtype).InitializeWeights(1);
+        var m = Model1B(kind);
         using var noGrad = no_grad();
         double bestNew = 0, bestOld = 0;
         for (int r = 0; r < rounds; r++)

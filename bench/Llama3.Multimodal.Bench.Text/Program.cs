@@ -2,7 +2,7 @@
 // weights, f32, CPU), op overhead, and peak RAM while loading a 1B checkpoint.
 // Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Text -- [all|bandwidth|tiny|beams|1b|save DIR|load DIR]
 // Low-precision weights (LowPrecision.cs): [kernels [Portable|Avx2|Avx512]|prefill|decode-lp [f32 bf16 q8]|accuracy-1b [positions]]
-// Decode profiling (DecodeProfile.cs): [decode-loop KIND STEPS|decode-ab KIND STEPS ROUNDS|decode-fused-ab KIND STEPS ROUNDS|decode-fused-cpu KIND STEPS ROUNDS|gemv-probe [ROUNDS [KINDS]]|gemv-cpu [ROUNDS [KINDS]]]
+// Decode profiling (DecodeProfile.cs): [decode-loop KIND STEPS|decode-ab KIND STEPS ROUNDS|decode-fused-ab KIND STEPS ROUNDS|decode-fused-cpu KIND STEPS ROUNDS|decode-read KIND STEPS ROUNDS|gemv-probe [ROUNDS [KINDS]]|gemv-cpu [ROUNDS [KINDS]]]
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -18,6 +18,7 @@ if (mode == "kernels") { LowPrecision.Kernels(args.Length > 1 ? args[1] : null);
 if (mode == "prefill") { LowPrecision.Prefill(); return; }
 if (mode == "decode-lp") { LowPrecision.Decode(args.Length > 1 ? args[1..] : new[] { "f32", "bf16", "q8" }); return; }
 if (mode == "decode-loop") { DecodeProfile.Loop(args[1], args.Length > 2 ? int.Parse(args[2]) : 32); return; }
+if (mode == "decode-read") { DecodeProfile.DecodeRead(args[1], int.Parse(args[2]), int.Parse(args[3])); return; }
 if (mode == "gemv-probe") { DecodeProfile.GemvProbe(args.Length > 1 ? int.Parse(args[1]) : 9, args.Length > 2 ? args[2..] : new[] { "f32", "bf16", "f16", "q8" }); return; }
 if (mode == "gemv-cpu") { DecodeProfile.GemvCpu(args.Length > 1 ? int.Parse(args[1]) : 9, args.Length > 2 ? args[2..] : new[] { "f32-torch", "f32", "bf16", "f16", "q8-f32x", "q8" }); return; }
 if (mode == "decode-fused-ab") { DecodeProfile.AB(args[1], args.Length > 2 ? int.Parse(args[2]) : 16, args.Length > 3 ? int.Parse(args[3]) : 3, fused: true); return; }

@@ -1,18 +1,28 @@
 // Vision benchmarks: preprocessing, image-encoder throughput, time to first token and caption latency.
-// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Vision [-- --encoder-layers N]
+// Run: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Vision [-- --encoder-layers N|full] [--dtype f32|bf16]
 using System.Diagnostics;
 using Llama3.Multimodal.Text;
 using Llama3.Multimodal.Vision;
 using TorchSharp;
 using static TorchSharp.torch;
 
-int encoderLayers = 2;   // local layers of the 11B-shaped encoder actually run (full: 32 local + 8 global)
+int encoderLayers = 2;   // local layers of the 11B-shaped encoder actually run; "full": all 32 local + 8 global
+var encoderDtype = ScalarType.Float32;
 for (int i = 0; i < args.Length; i++)
-    if (args[i] == "--encoder-layers") encoderLayers = int.Parse(args[++i]);
+{
+    if (args[i] == "--encoder-layers") { i++; encoderLayers = args[i] == "full" ? 0 : int.Parse(args[i]); }
+    else if (args[i] == "--dtype") encoderDtype = args[++i] switch
+    {
+        "f32" => ScalarType.Float32,
+        "bf16" => ScalarType.BFloat16,
+        var d => throw new ArgumentException($"--dtype '{d}': f32 or bf16."),
+    };
+}
+string dtypeName = encoderDtype == ScalarType.BFloat16 ? "bf16" : "f32";
 
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, torch threads {torch.get_num_threads()}, TorchSharp CPU f32");
-Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Vision -- --encoder-layers {encoderLayers}");
+Console.WriteLine($"command: dotnet run -c Release --project bench/Llama3.Multimodal.Bench.Vision -- --encoder-layers {(encoderLayers == 0 ? "full" : encoderLayers)} --dtype {dtypeName}");
 
 static RgbImage Noise(int w, int h, int seed)
 {
@@ -99,24 +109,31 @@ using (var m = VisionLanguageModel.Create(VisionPresets.Get("tiny-vision")).Init
     Console.WriteLine($"peak RSS so far: {PeakRssMb():F0} MB");
 }
 
-// 3. 11B-shaped image encoder (random weights): run `encoderLayers` local layers + 1 global at full width and
-// sequence (4 × 1608 tokens), then extrapolate per-layer time to 32 + 8 layers.
+// 3. 11B-shaped image encoder (random weights) in the chosen dtype: `encoderLayers` local layers + 1 global at full width
+// and sequence (4 × 1608 tokens), extrapolated per layer to 32 + 8 layers; or, with --encoder-layers full, all of it.
 {
     var full = VisionPresets.Get("llama3.2-11b-vision").Vision;
-    var cut = full with { NumHiddenLayers = encoderLayers, NumGlobalLayers = 1, IntermediateLayersIndices = new[] { 0 } };
-    using var enc = new VisionModel(cut, CPU, ScalarType.Float32);
+    bool all = encoderLayers == 0;
+    var cut = all ? full : full with { NumHiddenLayers = encoderLayers, NumGlobalLayers = 1, IntermediateLayersIndices = new[] { 0 } };
+    using var enc = new VisionModel(cut, CPU, encoderDtype);
     WeightInit.Apply(enc, 1, 0.02);
     using var batch = new ImagePreprocessor(full).Batch(new[] { (IReadOnlyList<RgbImage>)new[] { Noise(1120, 1120, 4) } });
     using (no_grad())
     {
+        using var pixels = batch.PixelValues.to_type(encoderDtype);
         var sw = Stopwatch.StartNew();
         double c0 = Cpu();
-        using (enc.Forward(batch.PixelValues, batch.AspectRatioIds, batch.AspectRatioMask)) { }
+        using (enc.Forward(pixels, batch.AspectRatioIds, batch.AspectRatioMask)) { }
         double s = sw.Elapsed.TotalSeconds;
-        Console.WriteLine($"  (CPU time of that run: {Cpu() - c0:F1} s; 2 threads)");
-        int layers = encoderLayers + 1;
-        double perLayer = s / layers;   // embeddings/norms are negligible next to a 6432-token layer
-        Console.WriteLine($"11B-shaped encoder, one 1120x1120 image (2x2 tiles, 6432 tokens), {layers} layers run: {s:F2} s " +
-                          $"→ {perLayer:F2} s/layer → ≈{perLayer * 40:F0} s per image for 32 + 8 layers (≈{1 / (perLayer * 40):F4} images/s), peak RSS {PeakRssMb():F0} MB");
+        Console.WriteLine($"  (CPU time of that run: {Cpu() - c0:F1} s; {torch.get_num_threads()} threads; no warm-up: this is the first forward)");
+        if (all)
+            Console.WriteLine($"11B-shaped encoder ({dtypeName}), one 1120x1120 image (2x2 tiles, 6432 tokens), all 32 + 8 layers: {s:F1} s, peak RSS {PeakRssMb():F0} MB");
+        else
+        {
+            int layers = encoderLayers + 1;
+            double perLayer = s / layers;   // embeddings/norms are negligible next to a 6432-token layer
+            Console.WriteLine($"11B-shaped encoder ({dtypeName}), one 1120x1120 image (2x2 tiles, 6432 tokens), {layers} layers run: {s:F2} s " +
+                              $"→ {perLayer:F2} s/layer → ≈{perLayer * 40:F0} s per image for 32 + 8 layers (≈{1 / (perLayer * 40):F4} images/s), peak RSS {PeakRssMb():F0} MB");
+        }
     }
 }

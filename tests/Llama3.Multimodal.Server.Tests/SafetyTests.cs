@@ -5,6 +5,7 @@ using System.Text.Json;
 using Llama3.Multimodal.Speech;
 using Llama3.Multimodal.Tests.Shared;
 using Llama3.Multimodal.Text;
+using Llama3.Multimodal.Video;
 using Llama3.Multimodal.Vision;
 
 namespace Llama3.Multimodal.Server.Tests;
@@ -170,29 +171,34 @@ public class SafetyTests
         using var tiny = ContinuousBatcherTests.NewTiny();
         using var vision = VisionLanguageModel.FromPretrained(Repo.Demo("vision"));
         using var speech = SpeechLanguageModel.FromPretrained(Repo.Demo("speech"));
+        using var video = VideoLanguageModel.FromPretrained(Repo.Demo("video"));
         var models = new[]
         {
             ServedModel.FromText("tiny", tiny, maxBatch: 4, context: 40),
             ServedModel.FromVision("vision", vision, maxBatch: 4, context: 48),
             ServedModel.FromSpeech("speech", speech, maxBatch: 4, context: 64),
+            ServedModel.FromVideo("video", video, maxBatch: 4),
         };
         await using var server = await OpenAIServer.StartAsync(models, new OpenAIServerOptions { Port = 0, MaxBatch = 4, MaxQueue = 1000, MaxBodyBytes = 1 << 16 }, ownsModels: true);
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
         string png = Convert.ToBase64String(File.ReadAllBytes(Repo.Image(0)));
         string wav = Convert.ToBase64String(Wav(0.25));
+        string mp4 = Convert.ToBase64String(File.ReadAllBytes(Repo.Mp4(0)));
         var seeds = new (string Path, string ContentType, byte[] Body)[]
         {
             ("v1/chat/completions", "application/json", Encoding.UTF8.GetBytes("""{"model":"tiny","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"}]}],"max_tokens":2,"temperature":0,"top_p":0.9,"seed":3,"stop":["\n"]}""")),
             ("v1/chat/completions", "application/json", Encoding.UTF8.GetBytes("""{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":3,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}""")),
             ("v1/chat/completions", "application/json", Encoding.UTF8.GetBytes($$$"""{"model":"vision","max_tokens":2,"temperature":0,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,{{{png}}}"}},{"type":"text","text":"a"}]}]}""")),
             ("v1/chat/completions", "application/json", Encoding.UTF8.GetBytes($$$"""{"model":"speech","max_tokens":2,"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"{{{wav}}}","format":"wav"}}]}]}""")),
+            ("v1/chat/completions", "application/json", Encoding.UTF8.GetBytes($$$"""{"model":"video","max_tokens":2,"temperature":0,"messages":[{"role":"user","content":[{"type":"video_url","video_url":{"url":"data:video/mp4;base64,{{{mp4}}}"}},{"type":"text","text":"What happens?"}]}]}""")),
             ("v1/audio/transcriptions", "multipart/form-data; boundary=XyZ", Encoding.UTF8.GetBytes(
                 "--XyZ\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nspeech\r\n--XyZ\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\nverbose_json\r\n" +
                 "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\n").Concat(Wav(0.1)).Concat(Encoding.UTF8.GetBytes("\r\n--XyZ--\r\n")).ToArray()),
         };
         var rng = new Random(1234);
-        // Mostly text, fewer of the slower media requests: 7 text, 4 streamed, 4 image, 3 audio chat, 2 transcription in 20.
-        int[] mix = { 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 4 };
+        // Mostly text, fewer of the slower media requests: 6 text, 4 streamed, 4 image, 3 audio chat, 1 video chat and
+        // 2 transcriptions in 20.
+        int[] mix = { 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4, 5, 5 };
         var work = Enumerable.Range(0, 2000).Select(i =>
         {
             var s = seeds[mix[i % mix.Length]];
@@ -225,8 +231,9 @@ public class SafetyTests
             }
         });
         Assert.True(failures.IsEmpty, string.Join("\n", failures.Take(5)));
-        // Both outcomes happened: the mutations reached the models, and most were refused.
-        Assert.Contains(200, statuses);
+        // Both outcomes happened: requests of every seed reached their model, and most mutations were refused.
+        for (int k = 0; k < seeds.Length; k++)
+            Assert.True(Enumerable.Range(0, work.Count).Any(i => mix[i % mix.Length] == k && statuses[i] == 200), $"no request made from seed {k} ({seeds[k].Path}) succeeded");
         Assert.True(statuses.Count(s => s == 400) > statuses.Length / 4, string.Join(",", statuses.GroupBy(s => s).Select(g => $"{g.Key}:{g.Count()}")));
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("health")).StatusCode);
         var expected = new TextGenerator(tiny, Llama3Tokenizer.Default)

@@ -23,6 +23,7 @@ internal static class Repo
     public static string Demo(string name) => Path.Combine(Root, "assets", "models", "demo", name);
     public static string Image(int i) => Path.Combine(Root, "assets", "demo", "images", $"{i:000000}.png");
     public static string Wav(int i) => Path.Combine(Root, "assets", "demo", "speech", $"{i:000000}.wav");
+    public static string Mp4(int i) => Path.Combine(Root, "assets", "demo", "videos", $"{i:000000}.mp4");
 }
 
 /// <summary>

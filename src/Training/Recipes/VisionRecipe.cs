@@ -59,7 +59,7 @@ public abstract class VisionRecipe : Recipe
         Config = config; Device = device;
         var vision = config.VisionSettings;
         Tokenizer = Llama3TrainingTokenizer.Resolve(config.Tokenizer);
-        _model = Build(config, Tokenizer, device, dtype);
+        _model = BuildModel(config, device, dtype);
         if (vision.LanguageModelFrom is { Length: > 0 } lmFrom) SwapLanguageModel(_model, lmFrom);
         _pre = Preprocessor(_model.Config.Vision, vision.MaxTiles);
         DisposeExtras();
@@ -144,6 +144,9 @@ public abstract class VisionRecipe : Recipe
     /// <summary>A preprocessor fitting images to at most <paramref name="maxTiles"/> tiles, packing to the model's tile count.</summary>
     public static ImagePreprocessor Preprocessor(VisionConfig vision, int maxTiles) =>
         new(vision.ImageSize, vision.MaxNumTiles, vision.SupportedAspectRatios.Where(r => r.H * r.W <= maxTiles).ToList());
+
+    /// <summary>The image model this recipe trains (or wraps): <see cref="Build"/> unless a recipe reads other folders too.</summary>
+    protected virtual VisionLanguageModel BuildModel(TrainConfig config, Device device, ScalarType dtype) => Build(config, Tokenizer, device, dtype);
 
     /// <summary>
     /// The vision model of <paramref name="config"/>: a vision folder in <c>model.init_from</c> loads as is; a text folder

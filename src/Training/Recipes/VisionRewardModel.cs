@@ -80,7 +80,7 @@ public sealed class VisionRewardModel : nn.Module, IComponentModel
     {
         string path = Path.Combine(directory, "config.json");
         if (!File.Exists(path)) throw new CheckpointFormatException($"{directory}: config.json not found (expected a vision-reward checkpoint).");
-        if (!File.ReadAllText(path).Contains("MllamaForSequenceClassification", StringComparison.Ordinal))
+        if (!IsRewardFolder(directory))
             throw new CheckpointFormatException($"{path}: not a vision reward model (architectures is not MllamaForSequenceClassification; the vision-reward recipe writes these).");
         var vlm = VisionLanguageModel.Create(VisionLanguageConfigJson.Read(path), device ?? CPU, dtype);
         var rm = new VisionRewardModel(vlm, 0);
@@ -96,6 +96,30 @@ public sealed class VisionRewardModel : nn.Module, IComponentModel
             rm.Dispose();
             throw;
         }
+    }
+
+    /// <summary>True when <paramref name="directory"/> holds a vision reward model (its config.json names MllamaForSequenceClassification).</summary>
+    public static bool IsRewardFolder(string directory)
+    {
+        string path = Path.Combine(directory, "config.json");
+        return File.Exists(path) && File.ReadAllText(path).Contains("MllamaForSequenceClassification", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The image model of the reward model in <paramref name="directory"/> (every weight but <c>score.weight</c>), with
+    /// the folder's tokenizer and prompt format, and the head's weight [1, D] apart.
+    /// </summary>
+    public static (VisionLanguageModel Vlm, Tensor Score) ReadParts(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
+    {
+        var rm = FromPretrained(directory, device, dtype);
+        var score = rm.score.weight!.detach().clone().DetachFromDisposeScope();
+        // The image model outlives the wrapper, which is left to the collector (disposing it would free the shared
+        // modules); only its head is freed now.
+        var vlm = rm.Vlm;
+        rm._vlm.Value = null!;
+        rm.score.Dispose();
+        vlm.PromptFormat = VisionPrompt.FormatOf(directory);
+        return (vlm, score);
     }
 
     /// <summary>Frees the wrapped model.</summary>

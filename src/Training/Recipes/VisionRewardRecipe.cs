@@ -12,12 +12,15 @@ namespace Llama3.Multimodal.Training;
 /// SFT model (<c>model.init_from</c>) and train, while the self-attention layers come from the language reward model
 /// (<c>vision.language_model_from</c> naming a <c>reward-model</c> output, whose scalar head comes along) and stay
 /// frozen. The head trains unless it came from the language reward model (then add <c>score</c> to
-/// <c>train.trainable</c> to train it). Records: <c>{"images", "prompt", "chosen", "rejected", "edited"?}</c>.
+/// <c>train.trainable</c> to train it). <c>model.init_from</c> may also name a vision reward model (this recipe's output):
+/// training then continues from all of it, head included, unless <c>vision.language_model_from</c> brings a head.
+/// Records: <c>{"images", "prompt", "chosen", "rejected", "edited"?}</c>.
 /// </summary>
 public sealed class VisionRewardRecipe : VisionRecipe
 {
     VisionRewardModel? _rm;
     bool _headFromLanguageReward;
+    Tensor? _initScore;
 
     /// <inheritdoc/>
     public override string Name => "vision-reward";
@@ -45,6 +48,16 @@ public sealed class VisionRewardRecipe : VisionRecipe
     /// <inheritdoc/>
     protected override VisionPromptFormat SavedPromptFormat => VisionPromptFormat.Instruct;
 
+    /// <summary>A vision reward folder in <c>model.init_from</c> gives its image model here and its head in <see cref="Setup"/>.</summary>
+    protected override VisionLanguageModel BuildModel(TrainConfig config, Device device, ScalarType dtype)
+    {
+        _initScore?.Dispose(); _initScore = null;
+        if (config.Model.InitFrom is not { Length: > 0 } dir || !VisionRewardModel.IsRewardFolder(dir)) return base.BuildModel(config, device, dtype);
+        var (vlm, score) = VisionRewardModel.ReadParts(dir, device, dtype);
+        _initScore = score;
+        return vlm;
+    }
+
     /// <inheritdoc/>
     public override void Setup(TrainConfig config, Device device, ScalarType dtype)
     {
@@ -52,6 +65,11 @@ public sealed class VisionRewardRecipe : VisionRecipe
         var v = config.VisionSettings;
         base.Setup(config, device, dtype);
         _rm = new VisionRewardModel(Vlm, config.Seed + 1, config.Model.InitStd);
+        if (_initScore is { } init)
+        {
+            using (torch.no_grad()) _rm.score.weight!.copy_(init);
+            init.Dispose(); _initScore = null;
+        }
         _headFromLanguageReward = false;
         if (v.LanguageModelFrom is { Length: > 0 } dir)
         {
@@ -124,7 +142,7 @@ public sealed class VisionRewardRecipe : VisionRecipe
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rm?.score.Dispose();
+        if (disposing) { _rm?.score.Dispose(); _initScore?.Dispose(); }
         base.Dispose(disposing);
     }
 }

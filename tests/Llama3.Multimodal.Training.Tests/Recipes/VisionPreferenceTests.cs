@@ -54,6 +54,25 @@ public class VisionPreferenceTests
     }
 
     [Fact]
+    public void AVisionRewardModelContinuesFromItsOwnOutputHeadIncluded()
+    {
+        var (ck, _) = Reward.Value;
+        using var t = new Trainer(RecipeRegistry.Create("vision-reward"), VisionPostTrainingData.Config("vision-reward", 2, $"model.init_from=\"{ck}\""), TestRuns.TempDir(), TestRuns.Quiet);
+        var rm = ((VisionRewardRecipe)t.Recipe).Rm;
+        using (var saved = VisionRewardModel.FromPretrained(ck))
+        {
+            var stored = saved.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            var names = rm.named_parameters().Select(p => p.name).ToList();
+            Assert.Equal(stored.Keys.OrderBy(k => k, StringComparer.Ordinal), names.OrderBy(k => k, StringComparer.Ordinal));
+            foreach (var (name, p) in rm.named_parameters()) Assert.True(Same(stored[name], p), $"{name} is not the saved reward model's");
+        }
+        Assert.Contains("score.weight", t.TrainableNames);
+        using var head = rm.score.weight!.detach().clone();
+        t.Run();
+        Assert.False(Same(head, rm.score.weight!), "the head did not train");
+    }
+
+    [Fact]
     public void TheLanguageRewardModelBringsItsLayersAndFrozenHead()
     {
         string dir = Path.Combine(TestRuns.TempDir(), "text-rm");

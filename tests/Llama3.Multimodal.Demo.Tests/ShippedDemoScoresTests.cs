@@ -35,13 +35,13 @@ public class ShippedDemoScoresTests
         var answers = eval["answers"]!.AsArray().Select(e => e!["prediction"]!.GetValue<string>()).ToList();
         Assert.Equal(new[]
         {
-            "the number 1", "it is 1",
+            "a small orange triangle at the bottom", "it is 1",                  // the number 1: missed as a picture, read as a number
             "it is at the bottom", "there are two", "they are red",
             "the purple star is in front",                                       // the purple diamond: missed
             "it is orange", "a large yellow diamond at the top",
             "it is at the top", "it is blue", "there is one",
         }, answers);
-        Assert.Equal(10, eval["answers"]!.AsArray().Count(e => e!["correct"]!.GetValue<bool>()));
+        Assert.Equal(9, eval["answers"]!.AsArray().Count(e => e!["correct"]!.GetValue<bool>()));
     }
 
     [Fact]

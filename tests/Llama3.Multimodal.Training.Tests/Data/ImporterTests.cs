@@ -13,17 +13,8 @@ public class ImporterTests
     static readonly Lazy<string> Cv = new(() => Corpora.CommonVoice(TestRuns.TempDir()));
     static readonly Lazy<string> Coco = new(() => Corpora.Coco(TestRuns.TempDir()));
 
-    internal static (int Code, string Out, string Err) Cli(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        lock (typeof(Console))
-        {
-            var (so, se) = (Console.Out, Console.Error);
-            Console.SetOut(o); Console.SetError(e);
-            try { return (Tools.MmTrain.Program.Main(args), o.ToString(), e.ToString()); }
-            finally { Console.SetOut(so); Console.SetError(se); }
-        }
-    }
+    internal static (int Code, string Out, string Err) Cli(params string[] args) =>
+        Llama3.Multimodal.Tests.Shared.ConsoleCapture.Run(Tools.MmTrain.Program.Main, args);
 
     static List<JsonObject> Lines(string manifest) => File.ReadLines(manifest).Select(l => (JsonObject)JsonNode.Parse(l)!).ToList();
 

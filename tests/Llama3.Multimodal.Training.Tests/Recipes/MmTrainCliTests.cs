@@ -5,17 +5,8 @@ namespace Llama3.Multimodal.Training.Tests.Recipes;
 /// <summary><c>mm-train</c> end to end: a recipe by name with --config/--set/--out/--resume, then <c>eval</c> printing JSON.</summary>
 public class MmTrainCliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter(); var e = new StringWriter();
-        lock (typeof(Console))
-        {
-            var (so, se) = (Console.Out, Console.Error);
-            Console.SetOut(o); Console.SetError(e);
-            try { return (Tools.MmTrain.Program.Main(args), o.ToString(), e.ToString()); }
-            finally { Console.SetOut(so); Console.SetError(se); }
-        }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) =>
+        Llama3.Multimodal.Tests.Shared.ConsoleCapture.Run(Tools.MmTrain.Program.Main, args);
 
     [Fact]
     public void TrainsResumesAndEvaluatesAVisionModelFromTheCommandLine()

@@ -186,17 +186,10 @@ public class VisionPreferenceTests
         using (var t = new Trainer(RecipeRegistry.Create("vision-sft"), VisionPostTrainingData.Config("vision-sft", 1), sftDir, TestRuns.Quiet)) t.Run();
         string policy = Path.Combine(sftDir, "checkpoints", CheckpointStore.NameOf(1));
         string outDir = TestRuns.TempDir(), outFile = Path.Combine(outDir, "best.jsonl");
-        var o = new StringWriter(); var e = new StringWriter();
-        int code;
-        lock (typeof(Console))
-        {
-            var (so, se) = (Console.Out, Console.Error);
-            Console.SetOut(o); Console.SetError(e);
-            try { code = Tools.MmTrain.Program.Main(new[] { "rejection-sample", "--policy", policy, "--reward", rewardDir, "--prompts", VisionPostTrainingData.Prompts, "--out", outFile, "--k", "3", "--temperature", "1.0", "--max-new-tokens", "6", "--seed", "5" }); }
-            finally { Console.SetOut(so); Console.SetError(se); }
-        }
-        Assert.True(code == 0, e.ToString());
-        Assert.Contains("wrote 2 image dialogues", o.ToString());
+        var (code, stdout, stderr) = Llama3.Multimodal.Tests.Shared.ConsoleCapture.Run(Tools.MmTrain.Program.Main, "rejection-sample", "--policy", policy, "--reward", rewardDir,
+            "--prompts", VisionPostTrainingData.Prompts, "--out", outFile, "--k", "3", "--temperature", "1.0", "--max-new-tokens", "6", "--seed", "5");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("wrote 2 image dialogues", stdout);
         // The output is vision-sft data; each line keeps the best of the K candidates the sampler draws for that prompt.
         var dialogs = JsonlManifest.ReadVisionDialogs(outFile, false, out _);
         Assert.Equal(2, dialogs.Count);

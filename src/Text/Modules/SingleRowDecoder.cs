@@ -40,9 +40,15 @@ internal static unsafe class SingleRowDecoder
         var stack = m.model;
         if (!Usable(stack.norm, a)) return null;
         var blocks = stack.DecodeOrder().ToList();
-        foreach (var b in blocks)
-            if (b.PlacedOn is { } dev && dev.type != DeviceType.CPU) return null;
-        if (!blocks.Any(b => Covered(b, a))) return null;
+        // Which blocks this path runs, checked once per step (each check reads several tensor properties).
+        Span<bool> covered = blocks.Count <= 256 ? stackalloc bool[blocks.Count] : new bool[blocks.Count];
+        bool any = false;
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            if (blocks[i].PlacedOn is { } dev && dev.type != DeviceType.CPU) return null;
+            any |= covered[i] = Covered(blocks[i], a);
+        }
+        if (!any) return null;
 
         int position = cache.Length;
         if (options.Positions is { } pos)
@@ -52,14 +58,15 @@ internal static unsafe class SingleRowDecoder
         }
         var c = m.Config;
         int d = c.HiddenSize;
-        var s = Scratch.For(c, cache.Length + 1);
+        var s = Scratch.For(c);
         float* x = s.X;
         Load(embeddings, x, d);
         Round(x, d, a);
         DecoderContext? ctx = null;
-        foreach (var block in blocks)
+        for (int i = 0; i < blocks.Count; i++)
         {
-            if (Covered(block, a))
+            var block = blocks[i];
+            if (covered[i])
             {
                 Layer((LlamaDecoderLayer)block, m.Rotary, cache, position, s, a);
                 continue;
@@ -370,7 +377,7 @@ internal static unsafe class SingleRowDecoder
         long _cap;
         public float* X, Xn, Qkv, Att, GateUp;
 
-        public static Scratch For(LlamaConfig c, int positions)
+        public static Scratch For(LlamaConfig c)
         {
             var s = _current ??= new Scratch();
             long d = c.HiddenSize, hd = c.HeadDim;
